@@ -1,0 +1,16 @@
+//! Domain types shared by every idsync crate: what a source (an identity provider) holds, what a
+//! target (an Atlassian product) holds, the operations that turn one into the other, and the
+//! `Target` trait the sync engine drives.
+//!
+//! Nothing here does I/O; the types are plain data so that the planner stays a pure function.
+
+pub mod operation;
+pub mod source;
+pub mod target;
+
+pub use operation::{Operation, OperationKind, PlannedOperation};
+pub use source::{SourceGroup, SourceSnapshot, SourceUser};
+pub use target::{
+    ActualState, Applied, Capabilities, Deprovisioning, Lead, LeadKind, Target, TargetError,
+    TargetErrorKind, TargetKind, TargetUser, UserChanges,
+};

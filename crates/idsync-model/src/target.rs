@@ -1,0 +1,217 @@
+//! The target side: what an Atlassian product holds, what it can do, and the `Target` trait.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::operation::Operation;
+
+/// Which product and edition a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    JiraDc,
+    ConfluenceDc,
+    BitbucketDc,
+    AtlassianCloud,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::JiraDc => "jira-dc",
+            TargetKind::ConfluenceDc => "confluence-dc",
+            TargetKind::BitbucketDc => "bitbucket-dc",
+            TargetKind::AtlassianCloud => "atlassian-cloud",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a target takes access away from a user, since not every product can deactivate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Deprovisioning {
+    /// The product has a real deactivate/reactivate (Jira, Confluence, SCIM `active`).
+    Deactivate,
+    /// Bitbucket has no deactivation: a user is "inactive" when they hold none of the groups
+    /// that grant a licence; deactivating removes those, reactivating adds `reactivate_group`.
+    RemoveLicensedGroups {
+        groups: BTreeSet<String>,
+        reactivate_group: String,
+    },
+    /// Deprovisioning deletes the account.
+    Delete,
+}
+
+/// What a target can and cannot do, so that the planner can plan around what a product lacks
+/// and say so in the plan instead of failing at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub rename_user: bool,
+    pub update_email: bool,
+    pub update_display_name: bool,
+    pub deprovisioning: Deprovisioning,
+    pub delete_user: bool,
+    pub custom_attributes: bool,
+    pub delete_group: bool,
+    /// Adding many users to one group takes one request.
+    pub bulk_membership: bool,
+    /// Projects and components have leads that block deactivation (Jira).
+    pub leads: bool,
+}
+
+/// One account as a target holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetUser {
+    /// The stable account key: Jira user key, Confluence userKey, Bitbucket user id, SCIM id.
+    pub key: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    /// Custom attributes (Jira user properties, SCIM enterprise attributes), only those the
+    /// target was asked to manage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// SCIM `externalId`, where the target keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadKind {
+    Project,
+    Component,
+}
+
+/// A Jira project or component and who leads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lead {
+    pub kind: LeadKind,
+    /// Project key or component id.
+    pub id: String,
+    pub name: String,
+    /// Username of the lead.
+    pub lead: String,
+}
+
+/// Everything the planner needs to know about a target, read through its API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActualState {
+    pub users: Vec<TargetUser>,
+    pub groups: BTreeSet<String>,
+    /// Group name → account keys of its direct members.
+    pub memberships: BTreeMap<String, BTreeSet<String>>,
+    pub leads: Vec<Lead>,
+}
+
+/// Changes to a user's details; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.display_name.is_none()
+    }
+}
+
+/// What applying one operation produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Applied {
+    Done,
+    /// A user was created (or an existing one adopted): its account key.
+    UserKey(String),
+    /// Nothing had to change: the target already was as asked (e.g. already a member).
+    AlreadyDone,
+}
+
+/// Why a target operation failed, in words an admin can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetErrorKind {
+    /// Wrong token or password.
+    Unauthorized,
+    /// The account lacks a permission.
+    Forbidden,
+    /// No licence seat left.
+    LicenceLimit,
+    /// Users or groups come from a read-only directory.
+    ReadOnlyDirectory,
+    NotFound,
+    Conflict,
+    /// The target refused the request as invalid.
+    Rejected,
+    /// Rate limited, and retries ran out.
+    RateLimited,
+    /// A network error, timeout or 5xx that retries did not cure.
+    Unavailable,
+    /// The response could not be understood.
+    MalformedResponse,
+    /// The operation is not something this product can do.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{target}: {message}")]
+pub struct TargetError {
+    pub kind: TargetErrorKind,
+    /// The target's configured name.
+    pub target: String,
+    /// What failed and what to do about it.
+    pub message: String,
+    /// HTTP status, when there was one.
+    pub status: Option<u16>,
+}
+
+impl TargetError {
+    /// Errors that a later retry may cure (the executor retries these).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            TargetErrorKind::RateLimited | TargetErrorKind::Unavailable
+        )
+    }
+}
+
+/// One Atlassian instance as the sync engine drives it.
+#[async_trait::async_trait]
+pub trait Target: Send + Sync {
+    /// The configured name (e.g. `jira`), used in plans and history.
+    fn name(&self) -> &str;
+
+    fn kind(&self) -> TargetKind;
+
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Reads every user, group, membership (and, where the product has them, lead) in full,
+    /// following the product's paging to the end. `attributes` names the custom attributes to
+    /// read for each user. Any failure fails the whole read: a partial state must never be
+    /// planned against.
+    async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError>;
+
+    /// Reads one user and their direct groups, for login-time sync. `Ok(None)` if absent.
+    async fn read_user(
+        &self,
+        username: &str,
+        attributes: &[String],
+    ) -> Result<Option<(TargetUser, BTreeSet<String>)>, TargetError>;
+
+    /// Applies one operation. "Already exists" and "already a member" are checked and
+    /// reported as [`Applied::AlreadyDone`], not as errors.
+    async fn apply(&self, op: &Operation) -> Result<Applied, TargetError>;
+
+    /// Requests sent so far, by kind (for tests and benchmarks).
+    fn request_counts(&self) -> BTreeMap<String, u64>;
+}

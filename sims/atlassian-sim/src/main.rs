@@ -1,0 +1,81 @@
+//! `atlassian-sim`: serves the Jira / Confluence / Bitbucket / SCIM simulator on loopback until
+//! Ctrl-C, printing each product's base URL and credentials.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use atlassian_sim::{AtlassianSim, Product, SimConfig, SimUser};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(about = "Simulated Jira DC, Confluence DC, Bitbucket DC and Atlassian SCIM on one port")]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8082)]
+    port: u16,
+    /// Latency added to every product request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Users seeded into every product (user0001 ... userNNNN).
+    #[arg(long, default_value_t = 0)]
+    seed_users: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let config = SimConfig::default();
+    let sim = AtlassianSim::new(config.clone());
+    sim.kit().set_latency(Duration::from_millis(args.latency_ms));
+    for i in 1..=args.seed_users {
+        let name = format!("user{i:04}");
+        for product in Product::ALL {
+            let mut user = SimUser::new(&name);
+            if product == Product::Scim {
+                user.name = user.email.clone();
+            }
+            sim.seed_user(product, user);
+        }
+    }
+    let running = sim
+        .start_on(SocketAddr::from(([127, 0, 0, 1], args.port)))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    println!("atlassian-sim listening on {}", running.base_url);
+    println!(
+        "  jira        {}  (REST /rest/api/2)      Bearer {}  or Basic {}:{}",
+        running.jira_url(),
+        config.jira_token,
+        config.admin_user,
+        config.admin_password
+    );
+    println!(
+        "  confluence  {}  (REST /rest/api)  Bearer {}  or Basic {}:{}",
+        running.confluence_url(),
+        config.confluence_token,
+        config.admin_user,
+        config.admin_password
+    );
+    println!(
+        "  bitbucket   {}  (REST /rest/api/1.0)  Bearer {}  or Basic {}:{}",
+        running.bitbucket_url(),
+        config.bitbucket_token,
+        config.admin_user,
+        config.admin_password
+    );
+    println!(
+        "  scim        {}  Bearer {}",
+        running.scim_url(),
+        config.scim_token
+    );
+    println!("  control     {}/_sim/...", running.base_url);
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    running.stop().await;
+    Ok(())
+}

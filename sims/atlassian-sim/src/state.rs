@@ -1,0 +1,323 @@
+//! In-memory directories: one per product, each with its own users, groups and knobs.
+//!
+//! Users are stored under their lower-cased username because all four products treat
+//! usernames case-insensitively; memberships refer to the immutable user key so that a rename
+//! keeps every membership, project lead and component lead intact, as it does in the products.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::Product;
+use crate::ratelimit::Bucket;
+
+#[derive(Debug, Clone)]
+pub(crate) struct UserRec {
+    pub key: String,
+    pub name: String,
+    pub email: String,
+    pub display_name: String,
+    pub active: bool,
+    pub external_id: Option<String>,
+    /// SCIM: every attribute of the resource beyond the ones above; other products: free-form.
+    pub attributes: BTreeMap<String, Value>,
+    /// Jira user properties.
+    pub properties: BTreeMap<String, Value>,
+    pub created: String,
+    pub modified: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct GroupRec {
+    pub name: String,
+    /// SCIM group id (a UUID); other products identify groups by name only.
+    pub id: String,
+    pub external_id: Option<String>,
+    /// Direct members, by user key.
+    pub members: BTreeSet<String>,
+    /// Jira nested groups: lower-cased names of child groups whose members count as ours.
+    pub children: BTreeSet<String>,
+    pub created: String,
+    pub modified: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Dir {
+    pub users: BTreeMap<String, UserRec>,
+    pub by_key: HashMap<String, String>,
+    pub groups: BTreeMap<String, GroupRec>,
+    pub group_ids: HashMap<String, String>,
+    pub seats: Option<usize>,
+    pub read_only: bool,
+    pub next_id: u64,
+}
+
+pub(crate) fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Dir {
+    pub fn user(&self, name: &str) -> Option<&UserRec> {
+        self.users.get(&lower(name))
+    }
+
+    pub fn user_mut(&mut self, name: &str) -> Option<&mut UserRec> {
+        self.users.get_mut(&lower(name))
+    }
+
+    pub fn user_by_key(&self, key: &str) -> Option<&UserRec> {
+        self.by_key.get(key).and_then(|n| self.users.get(n))
+    }
+
+    pub fn user_by_key_mut(&mut self, key: &str) -> Option<&mut UserRec> {
+        let name = self.by_key.get(key)?.clone();
+        self.users.get_mut(&name)
+    }
+
+    pub fn insert_user(&mut self, user: UserRec) {
+        let name = lower(&user.name);
+        if let Some(old) = self.users.get(&name)
+            && old.key != user.key
+        {
+            let old_key = old.key.clone();
+            self.remove_user(&old_key);
+        }
+        self.by_key.insert(user.key.clone(), name.clone());
+        self.users.insert(name, user);
+    }
+
+    /// Removes a user and every direct membership of theirs.
+    pub fn remove_user(&mut self, key: &str) -> Option<UserRec> {
+        let name = self.by_key.remove(key)?;
+        for group in self.groups.values_mut() {
+            group.members.remove(key);
+        }
+        self.users.remove(&name)
+    }
+
+    /// Renames; `false` when another user already has the new name.
+    pub fn rename_user(&mut self, key: &str, new_name: &str) -> bool {
+        let Some(old) = self.by_key.get(key).cloned() else {
+            return false;
+        };
+        let new_lower = lower(new_name);
+        if new_lower != old && self.users.contains_key(&new_lower) {
+            return false;
+        }
+        if let Some(mut user) = self.users.remove(&old) {
+            user.name = new_name.to_owned();
+            user.modified = now_rfc3339();
+            self.by_key.insert(key.to_owned(), new_lower.clone());
+            self.users.insert(new_lower, user);
+        }
+        true
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupRec> {
+        self.groups.get(&lower(name))
+    }
+
+    pub fn group_mut(&mut self, name: &str) -> Option<&mut GroupRec> {
+        self.groups.get_mut(&lower(name))
+    }
+
+    pub fn group_by_id(&self, id: &str) -> Option<&GroupRec> {
+        self.group_ids.get(id).and_then(|n| self.groups.get(n))
+    }
+
+    pub fn insert_group(&mut self, name: &str, id: String) -> &mut GroupRec {
+        let key = lower(name);
+        let now = now_rfc3339();
+        self.group_ids.insert(id.clone(), key.clone());
+        self.groups.entry(key).or_insert_with(|| GroupRec {
+            name: name.to_owned(),
+            id,
+            external_id: None,
+            members: BTreeSet::new(),
+            children: BTreeSet::new(),
+            created: now.clone(),
+            modified: now,
+        })
+    }
+
+    pub fn remove_group(&mut self, name: &str) -> Option<GroupRec> {
+        let key = lower(name);
+        let group = self.groups.remove(&key)?;
+        self.group_ids.remove(&group.id);
+        for other in self.groups.values_mut() {
+            other.children.remove(&key);
+        }
+        Some(group)
+    }
+
+    /// Direct members, sorted by username.
+    pub fn direct_members(&self, group: &GroupRec) -> Vec<&UserRec> {
+        let mut users: Vec<&UserRec> = group
+            .members
+            .iter()
+            .filter_map(|k| self.user_by_key(k))
+            .collect();
+        users.sort_by_key(|u| lower(&u.name));
+        users
+    }
+
+    /// Members of the group and of all its nested subgroups (cycle-safe), sorted by username.
+    pub fn transitive_members(&self, group: &GroupRec) -> Vec<&UserRec> {
+        let mut seen_groups = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut stack = vec![lower(&group.name)];
+        while let Some(name) = stack.pop() {
+            if !seen_groups.insert(name.clone()) {
+                continue;
+            }
+            if let Some(g) = self.groups.get(&name) {
+                keys.extend(g.members.iter().cloned());
+                stack.extend(g.children.iter().cloned());
+            }
+        }
+        let mut users: BTreeMap<String, &UserRec> = BTreeMap::new();
+        for key in keys {
+            if let Some(u) = self.user_by_key(&key) {
+                users.insert(lower(&u.name), u);
+            }
+        }
+        users.into_values().collect()
+    }
+
+    /// Groups the user is a direct member of, sorted by name.
+    pub fn groups_of(&self, key: &str) -> Vec<&GroupRec> {
+        self.groups
+            .values()
+            .filter(|g| g.members.contains(key))
+            .collect()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.users.values().filter(|u| u.active).count()
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Project {
+    pub id: u64,
+    pub key: String,
+    pub name: String,
+    /// User key of the lead.
+    pub lead: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Component {
+    pub id: u64,
+    pub project: String,
+    pub name: String,
+    pub lead: Option<String>,
+}
+
+/// A Confluence long-running task (only user deletion creates them).
+#[derive(Debug, Clone)]
+pub(crate) struct LongTask {
+    pub user_key: String,
+    pub username: String,
+    pub polls: u32,
+    pub done: bool,
+    pub started: Instant,
+}
+
+/// One request that reached the Bitbucket product, for checking against the OpenAPI document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path as received, e.g. `/bitbucket/rest/api/1.0/admin/users`.
+    pub path: String,
+    /// The path in the OpenAPI document's terms, e.g. `/api/latest/users/{userSlug}` (1.0 and
+    /// latest are the same API); `None` when no simulated route matched.
+    pub spec_path: Option<String>,
+    pub query: Vec<(String, String)>,
+    /// The JSON body, when there was one (`Value::String` of the raw text if it was not JSON).
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+pub(crate) struct State {
+    pub jira: Dir,
+    pub confluence: Dir,
+    pub bitbucket: Dir,
+    pub scim: Dir,
+    pub projects: BTreeMap<String, Project>,
+    pub components: BTreeMap<u64, Component>,
+    pub next_project_id: u64,
+    pub next_component_id: u64,
+    pub tasks: HashMap<String, LongTask>,
+    pub task_polls_to_complete: u32,
+    pub buckets: HashMap<Product, Bucket>,
+    pub requests: Vec<RecordedRequest>,
+}
+
+impl State {
+    pub fn new() -> Self {
+        State {
+            jira: Dir {
+                next_id: 10099,
+                ..Dir::default()
+            },
+            confluence: Dir::default(),
+            bitbucket: Dir {
+                next_id: 100,
+                ..Dir::default()
+            },
+            scim: Dir::default(),
+            projects: BTreeMap::new(),
+            components: BTreeMap::new(),
+            next_project_id: 10000,
+            next_component_id: 10100,
+            tasks: HashMap::new(),
+            task_polls_to_complete: 2,
+            buckets: HashMap::new(),
+            requests: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self, p: Product) -> &Dir {
+        match p {
+            Product::Jira => &self.jira,
+            Product::Confluence => &self.confluence,
+            Product::Bitbucket => &self.bitbucket,
+            Product::Scim => &self.scim,
+        }
+    }
+
+    pub fn dir_mut(&mut self, p: Product) -> &mut Dir {
+        match p {
+            Product::Jira => &mut self.jira,
+            Product::Confluence => &mut self.confluence,
+            Product::Bitbucket => &mut self.bitbucket,
+            Product::Scim => &mut self.scim,
+        }
+    }
+
+    /// A fresh user key in the product's own format.
+    pub fn new_key(&mut self, p: Product) -> String {
+        match p {
+            // [U format] Jira DC 8+ gives new users keys like JIRAUSER10100.
+            Product::Jira => format!("JIRAUSER{}", self.jira.next()),
+            // Confluence user keys are 32 hex digits.
+            Product::Confluence => uuid::Uuid::new_v4().simple().to_string(),
+            // Bitbucket users have numeric ids.
+            Product::Bitbucket => self.bitbucket.next().to_string(),
+            Product::Scim => uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! # graph-sim — a Microsoft Graph v1.0 and identity platform simulator
+//!
+//! Test infrastructure for idsync: the product's real Graph client talks to it over loopback
+//! HTTP exactly as it talks to the real service. One port serves both the authority
+//! (`POST /{tenant}/oauth2/v2.0/token`) and Graph (`/v1.0/...`), so a client configured with
+//! `authority_url = graph_url = base_url` needs no code change. Links (`@odata.nextLink`,
+//! `@odata.deltaLink`, `Location`) are absolute and built from the request's `Host` header.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use graph_sim::{GraphSim, TenantSpec};
+//! let sim = GraphSim::new(&TenantSpec::sized(1000, 50)).start().await?;
+//! let creds = sim.credentials();
+//! // point the client at sim.base_url with creds.tenant_id / client_id / client_secret
+//! sim.disable_user(&sim.user_ids()[0]).expect("user exists");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Graph surface
+//! - `POST /{tenant}/oauth2/v2.0/token` (client credentials; AADSTS 7000215, 7000222, 700016,
+//!   90002, 900023, 70011, 7000218, 900144, 70003). Accepted scopes:
+//!   `https://graph.microsoft.com/.default`, `00000003-0000-0000-c000-000000000000/.default`,
+//!   and `{base_url}/.default`. Tokens are opaque and expire after the token lifetime
+//!   (default 3599 s, see [`GraphSim::set_token_lifetime`]).
+//! - `GET /v1.0/users`, `/groups`, `/servicePrincipals`: `$select`, `$top` (1..=999, default
+//!   100), `$filter` subset (`prop eq 'x'`/`eq true|false`, `prop in (...)`, `startswith(prop,'x')`,
+//!   combined with `and`/`or`; `id`, `userPrincipalName`, `displayName`, `accountEnabled`, `mail`,
+//!   ... — anything else is 400 `Request_UnsupportedQuery`), `$skip`/`$count`/`$search`/
+//!   `$orderby` → 400. Paging by `$skiptoken` in `@odata.nextLink`, stable creation order.
+//! - `GET /v1.0/users/{id|upn}`, `/groups/{id}`, `/servicePrincipals/{id}`,
+//!   `/servicePrincipals(appId='..')`: 404 `Request_ResourceNotFound`.
+//! - `GET /v1.0/groups/{id}/members`, `/transitiveMembers` (cycle-safe), `/users/{id}/memberOf`:
+//!   directoryObjects with `@odata.type`.
+//! - `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo` and
+//!   `/servicePrincipals(appId='{appId}')/appRoleAssignedTo`.
+//! - `GET /v1.0/users/delta`, `/groups/delta`: see `delta.rs`; `$select`, `$filter=id eq ..
+//!   or ..` (≤ 50), `$deltatoken=latest`, `Prefer: return=minimal`, `Prefer:
+//!   odata.maxpagesize=N` (≤ 999). Group rounds carry `members@delta` when `members` is in
+//!   `$select`, with `$expand=members`, or with no `$select`.
+//! - Errors use Graph's envelope `{"error":{"code","message","innerError":{"date",
+//!   "request-id","client-request-id"}}}`; every response has `request-id` and
+//!   `client-request-id` (echoed when sent).
+//!
+//! ## Control API over HTTP (JSON; all under `/_sim/`)
+//! | route | effect |
+//! |---|---|
+//! | `GET /_sim/tenant` | export the tenant (format below) |
+//! | `GET /_sim/credentials` | `{"tenantId","tenantDomain","clientId","clientSecret"}` |
+//! | `GET /_sim/snapshot` | [`Snapshot`] |
+//! | `GET /_sim/users[?upn=X]` | user ids (`{"id"}` or 404 with `upn`) |
+//! | `POST /_sim/users` | body [`NewUser`] → 201 `{"id"}` |
+//! | `PATCH /_sim/users/{id}` | merge properties (`null` clears; UPN rename allowed) |
+//! | `POST /_sim/users/{id}/{disable,enable,soft-delete,restore}` | 204 |
+//! | `DELETE /_sim/users/{id}` | hard delete |
+//! | `GET /_sim/groups[?name=X]` | group ids (all groups with that name) |
+//! | `POST /_sim/groups` | `{"displayName", ...}` → 201 `{"id"}` |
+//! | `PATCH /_sim/groups/{id}` | rename / merge properties |
+//! | `DELETE /_sim/groups/{id}` | hard delete |
+//! | `POST /_sim/groups/{id}/members` | `{"id": member}` (user, group, device, contact, SP) |
+//! | `DELETE /_sim/groups/{id}/members/{member}` | remove member |
+//! | `POST /_sim/devices`, `/_sim/contacts`, `/_sim/service-principals` | properties → `{"id"}` |
+//! | `DELETE /_sim/objects/{id}` | hard delete any object |
+//! | `GET /_sim/apps` | service principals `{id, appId, displayName}` |
+//! | `POST /_sim/apps/{appId or spId}/assignments` | `{"principalId", "appRoleId"?}` → `{"id"}` |
+//! | `DELETE /_sim/apps/{app}/assignments/{principalId}` | unassign |
+//! | `POST /_sim/delta/expire` | every outstanding delta/skip token → 400 `syncStateNotFound` |
+//! | `POST /_sim/delta/resync` | next users and next groups delta request → 410 + `Location` |
+//! | `POST /_sim/delta/replay` | `{"count": n}`: next incremental round of each resource repeats n objects |
+//! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?}` |
+//! | `POST /_sim/auth/revoke` | forget every issued access token |
+//! | `GET`/`PUT /_sim/paging` | [`PagingKnobs`] (PUT merges the given fields) |
+//! | `/_sim/faults`, `/_sim/latency`, `/_sim/counters` | sim-kit (faults, latency, counters) |
+//!
+//! ## Tenant JSON (`GraphSim::from_json`, `to_json`, `GET /_sim/tenant`)
+//! ```json
+//! {"tenantId": "GUID", "tenantDomain": "contoso.onmicrosoft.com",
+//!  "clientId": "GUID", "clientSecret": "...", "extensionAppId": "GUID",
+//!  "users": [{"id": "GUID", "userPrincipalName": "a@contoso.com", "displayName": "A", ...}],
+//!  "deletedUsers": [{...soft-deleted users...}],
+//!  "groups": [{"id": "GUID", "displayName": "G", "members": ["member id", ...], ...}],
+//!  "devices": [{...}], "orgContacts": [{...}],
+//!  "servicePrincipals": [{"id": "GUID", "appId": "GUID", "displayName": "App",
+//!     "appRoleAssignedTo": [{"principalId": "GUID", "appRoleId": "GUID"}]}]}
+//! ```
+//! Objects are Graph-shaped property bags (any property is kept and served). Every key is
+//! optional except a user's `userPrincipalName`; missing ids and credentials are generated.
+
+mod auth;
+mod control;
+mod delta;
+mod generate;
+mod graph;
+mod http;
+mod schema;
+mod store;
+mod token;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sim_kit::{SimKit, lock};
+
+pub use auth::GRAPH_DEFAULT_SCOPE;
+pub use generate::TenantSpec;
+pub use schema::ObjectKind;
+pub use store::{Credentials, NewUser, SimError, Snapshot, SnapshotGroup};
+
+use delta::{DeltaCache, DeltaItem, Resource};
+use store::Tenant;
+
+/// Paging knobs (all also under `GET/PUT /_sim/paging`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PagingKnobs {
+    /// At most this many items per page on every paged route, whatever `$top` or
+    /// `odata.maxpagesize` say (Graph may return short pages). Default: none.
+    pub page_cap: Option<usize>,
+    /// Before every data page, send a page with an empty `value` and a nextLink. Default off.
+    pub empty_pages: bool,
+    /// Objects per users-delta page without `Prefer: odata.maxpagesize`. Default 100.
+    pub users_delta_page_size: usize,
+    /// Group objects (each chunk of a split group counts) per groups-delta page without
+    /// `Prefer: odata.maxpagesize`. Default 100.
+    pub groups_delta_max_groups: usize,
+    /// `members@delta` entries per groups-delta page; a bigger group is split across pages.
+    /// Default 1000.
+    pub groups_delta_max_member_refs: usize,
+}
+
+impl Default for PagingKnobs {
+    fn default() -> Self {
+        PagingKnobs {
+            page_cap: None,
+            empty_pages: false,
+            users_delta_page_size: 100,
+            groups_delta_max_groups: 100,
+            groups_delta_max_member_refs: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Knobs {
+    paging: PagingKnobs,
+    resync_users: bool,
+    resync_groups: bool,
+    replay_users: usize,
+    replay_groups: usize,
+}
+
+struct Shared {
+    tenant: RwLock<Tenant>,
+    auth: Mutex<auth::AuthState>,
+    knobs: Mutex<Knobs>,
+    kit: Arc<SimKit>,
+    delta_cache: Mutex<DeltaCache>,
+}
+
+/// The simulator: a cheap-clone handle to the tenant, its knobs and the sim-kit.
+#[derive(Clone)]
+pub struct GraphSim {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GraphSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.read();
+        f.debug_struct("GraphSim")
+            .field("tenant_id", &t.creds.tenant_id)
+            .field("users", &t.users.len())
+            .field("groups", &t.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphSim {
+    /// A generated tenant, deterministic from `spec.seed`.
+    pub fn new(spec: &TenantSpec) -> GraphSim {
+        GraphSim::from_tenant(generate::generate(spec))
+    }
+
+    /// Loads a tenant in the JSON format documented at the top of this crate.
+    pub fn from_json(json: &str) -> Result<GraphSim, SimError> {
+        let doc: Value =
+            serde_json::from_str(json).map_err(|e| SimError::Invalid(format!("tenant JSON: {e}")))?;
+        let (defaults, _) = generate::credentials(0, "contoso.onmicrosoft.com");
+        Ok(GraphSim::from_tenant(Tenant::from_json(&doc, defaults)?))
+    }
+
+    fn from_tenant(tenant: Tenant) -> GraphSim {
+        GraphSim {
+            shared: Arc::new(Shared {
+                tenant: RwLock::new(tenant),
+                auth: Mutex::new(auth::AuthState::default()),
+                knobs: Mutex::new(Knobs::default()),
+                kit: SimKit::new(Arc::new(http::fault_body)),
+                delta_cache: Mutex::new(DeltaCache::new()),
+            }),
+        }
+    }
+
+    /// The current tenant as JSON (loadable with [`GraphSim::from_json`]).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.read().to_json()).unwrap_or_default()
+    }
+
+    /// Serves on `127.0.0.1` on a free port.
+    pub async fn start(self) -> std::io::Result<RunningGraphSim> {
+        self.start_on(sim_kit::loopback_any_port()).await
+    }
+
+    pub async fn start_on(self, addr: SocketAddr) -> std::io::Result<RunningGraphSim> {
+        let served = sim_kit::serve(self.router(), addr).await?;
+        Ok(RunningGraphSim {
+            base_url: served.base_url(),
+            served,
+            sim: self,
+        })
+    }
+
+    /// The whole HTTP surface (product routes, sim-kit and `/_sim/` control routes).
+    pub fn router(&self) -> Router {
+        let kit = self.kit();
+        let graph = Router::new()
+            .route("/v1.0/users", get(graph::list_users))
+            .route("/v1.0/users/delta", get(delta::users_delta))
+            .route("/v1.0/users/{id}", get(graph::get_user))
+            .route("/v1.0/users/{id}/memberOf", get(graph::list_member_of))
+            .route("/v1.0/groups", get(graph::list_groups))
+            .route("/v1.0/groups/delta", get(delta::groups_delta))
+            .route("/v1.0/groups/{id}", get(graph::get_group))
+            .route("/v1.0/groups/{id}/members", get(graph::list_members))
+            .route(
+                "/v1.0/groups/{id}/transitiveMembers",
+                get(graph::list_transitive_members),
+            )
+            .route(
+                "/v1.0/servicePrincipals",
+                get(graph::list_service_principals),
+            )
+            .route(
+                "/v1.0/servicePrincipals/{id}",
+                get(graph::get_service_principal),
+            )
+            .route(
+                "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
+                get(graph::sp_assignments_by_id),
+            )
+            .route("/v1.0/{segment}", get(graph::sp_by_segment))
+            .route(
+                "/v1.0/{segment}/appRoleAssignedTo",
+                get(graph::sp_assignments_by_segment),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::bearer,
+            ));
+        let product = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(auth::token))
+            .merge(graph)
+            .fallback(graph::unknown_segment)
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                kit.clone(),
+                sim_kit::middleware,
+            ))
+            .layer(axum::middleware::from_fn(http::request_ids));
+        product
+            .merge(sim_kit::control_router(kit))
+            .merge(control::router(self.clone()))
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        self.read().creds.clone()
+    }
+
+    /// Faults, latency and request counters (keys like `"GET /v1.0/users"`).
+    pub fn kit(&self) -> Arc<SimKit> {
+        self.shared.kit.clone()
+    }
+
+    /// The app id that owns the tenant's directory extension properties.
+    pub fn extension_app_id(&self) -> String {
+        self.read().extension_app_id.clone()
+    }
+
+    /// `extension_{extensionAppIdNoHyphens}_{name}`, e.g. for `costCenter`.
+    pub fn extension_property(&self, name: &str) -> String {
+        self.read().extension_attr(name)
+    }
+
+    // ----- directory control -----
+
+    pub fn add_user(&self, user: NewUser) -> Result<String, SimError> {
+        self.write().add_user(user)
+    }
+
+    /// Merges properties into a user (`null` clears one): rename the UPN, change mail,
+    /// displayName, `onPremisesExtensionAttributes`, `extension_..._x`, anything.
+    pub fn update_user(&self, id: &str, patch: Value) -> Result<(), SimError> {
+        self.update_kind(id, ObjectKind::User, &patch)
+    }
+
+    fn update_kind(&self, id: &str, kind: ObjectKind, patch: &Value) -> Result<(), SimError> {
+        let mut t = self.write();
+        let ok = t.lookup(id).is_some_and(|i| t.obj(i).kind == kind);
+        if !ok {
+            return Err(SimError::NotFound(format!("{} '{id}'", kind.type_name())));
+        }
+        t.update(id, patch).map(|_| ())
+    }
+
+    pub fn disable_user(&self, id: &str) -> Result<(), SimError> {
+        self.update_user(id, serde_json::json!({"accountEnabled": false}))
+    }
+
+    pub fn enable_user(&self, id: &str) -> Result<(), SimError> {
+        self.update_user(id, serde_json::json!({"accountEnabled": true}))
+    }
+
+    /// Moves the user to the recycle bin: delta reports `@removed: changed`.
+    pub fn soft_delete_user(&self, id: &str) -> Result<(), SimError> {
+        self.write().soft_delete_user(id)
+    }
+
+    pub fn restore_user(&self, id: &str) -> Result<(), SimError> {
+        self.write().restore_user(id)
+    }
+
+    /// Deletes permanently (also from the recycle bin): delta reports `@removed: deleted`.
+    pub fn hard_delete_user(&self, id: &str) -> Result<(), SimError> {
+        self.write().hard_delete(id, Some(ObjectKind::User))
+    }
+
+    /// A security group with this display name (duplicates allowed, as in Entra).
+    pub fn create_group(&self, name: &str) -> String {
+        let nick: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let props = serde_json::json!({
+            "displayName": name, "mailNickname": nick, "mailEnabled": false,
+            "securityEnabled": true, "groupTypes": []
+        });
+        let props = match props {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        // Random ids cannot collide in practice; fall back to an empty id on the impossible.
+        self.write()
+            .create_object(ObjectKind::Group, props)
+            .unwrap_or_default()
+    }
+
+    /// Creates a group from Graph properties (`displayName` required).
+    pub fn create_group_with(&self, props: Value) -> Result<String, SimError> {
+        let Value::Object(map) = props else {
+            return Err(SimError::Invalid("group properties must be an object".into()));
+        };
+        if !map.get("displayName").is_some_and(Value::is_string) {
+            return Err(SimError::Invalid("a group needs a displayName".into()));
+        }
+        self.write().create_object(ObjectKind::Group, map)
+    }
+
+    pub fn rename_group(&self, id: &str, name: &str) -> Result<(), SimError> {
+        self.update_group(id, serde_json::json!({"displayName": name}))
+    }
+
+    pub fn update_group(&self, id: &str, patch: Value) -> Result<(), SimError> {
+        self.update_kind(id, ObjectKind::Group, &patch)
+    }
+
+    pub fn delete_group(&self, id: &str) -> Result<(), SimError> {
+        self.write().hard_delete(id, Some(ObjectKind::Group))
+    }
+
+    /// Idempotent. The member may be a user, group (cycles allowed, not self), device,
+    /// org contact or service principal.
+    pub fn add_member(&self, group_id: &str, member_id: &str) -> Result<(), SimError> {
+        self.write().add_member(group_id, member_id)
+    }
+
+    /// Idempotent.
+    pub fn remove_member(&self, group_id: &str, member_id: &str) -> Result<(), SimError> {
+        self.write().remove_member(group_id, member_id)
+    }
+
+    pub fn add_device(&self, display_name: &str) -> Result<String, SimError> {
+        let props = serde_json::Map::from_iter([
+            ("displayName".to_owned(), Value::from(display_name)),
+            ("deviceId".to_owned(), Value::from(uuid::Uuid::new_v4().to_string())),
+            ("accountEnabled".to_owned(), Value::Bool(true)),
+            ("operatingSystem".to_owned(), Value::from("Windows")),
+        ]);
+        self.write().create_object(ObjectKind::Device, props)
+    }
+
+    pub fn add_contact(&self, display_name: &str, mail: &str) -> Result<String, SimError> {
+        let props = serde_json::Map::from_iter([
+            ("displayName".to_owned(), Value::from(display_name)),
+            ("mail".to_owned(), Value::from(mail)),
+        ]);
+        self.write().create_object(ObjectKind::OrgContact, props)
+    }
+
+    /// A service principal (enterprise app); `app_id` is generated when `None`.
+    pub fn add_service_principal(
+        &self,
+        display_name: &str,
+        app_id: Option<&str>,
+    ) -> Result<String, SimError> {
+        let mut props = serde_json::Map::from_iter([
+            ("displayName".to_owned(), Value::from(display_name)),
+            ("appDisplayName".to_owned(), Value::from(display_name)),
+            ("servicePrincipalType".to_owned(), Value::from("Application")),
+            ("accountEnabled".to_owned(), Value::Bool(true)),
+        ]);
+        if let Some(app_id) = app_id {
+            props.insert("appId".into(), Value::from(app_id));
+        }
+        self.write()
+            .create_object(ObjectKind::ServicePrincipal, props)
+    }
+
+    /// Hard-deletes any directory object.
+    pub fn delete_object(&self, id: &str) -> Result<(), SimError> {
+        self.write().hard_delete(id, None)
+    }
+
+    /// Assigns a user, group or service principal to an enterprise app (by appId or service
+    /// principal object id) with the default access role. Returns the assignment id.
+    pub fn assign_app(&self, app: &str, principal_id: &str) -> Result<String, SimError> {
+        self.write().assign_app(app, principal_id, None)
+    }
+
+    pub fn assign_app_role(
+        &self,
+        app: &str,
+        principal_id: &str,
+        app_role_id: &str,
+    ) -> Result<String, SimError> {
+        self.write()
+            .assign_app(app, principal_id, Some(app_role_id.to_owned()))
+    }
+
+    pub fn unassign_app(&self, app: &str, principal_id: &str) -> Result<(), SimError> {
+        self.write().unassign_app(app, principal_id)
+    }
+
+    /// `(service principal id, appId, displayName)` of every enterprise app.
+    pub fn apps(&self) -> Vec<(String, String, String)> {
+        let t = self.read();
+        t.sps
+            .iter()
+            .map(|i| t.obj(*i))
+            .map(|o| {
+                (
+                    o.id.clone(),
+                    o.str_prop("appId").unwrap_or_default().to_owned(),
+                    o.display_name().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Ids of listed users (not soft-deleted), in listing order.
+    pub fn user_ids(&self) -> Vec<String> {
+        let t = self.read();
+        t.ids_of(&t.users)
+    }
+
+    pub fn group_ids(&self) -> Vec<String> {
+        let t = self.read();
+        t.ids_of(&t.groups)
+    }
+
+    /// A user (listed or soft-deleted) by userPrincipalName, case-insensitive.
+    pub fn find_user_by_upn(&self, upn: &str) -> Option<String> {
+        let t = self.read();
+        t.lookup_upn(upn).map(|i| t.obj(i).id.clone())
+    }
+
+    /// The first group (in creation order) with this display name.
+    pub fn find_group_by_name(&self, name: &str) -> Option<String> {
+        self.read().groups_named(name).into_iter().next()
+    }
+
+    /// Every group with this display name (Entra allows duplicates).
+    pub fn find_groups_by_name(&self, name: &str) -> Vec<String> {
+        self.read().groups_named(name)
+    }
+
+    /// Every stored property of one object (any kind, soft-deleted included).
+    pub fn object(&self, id: &str) -> Option<Value> {
+        let t = self.read();
+        t.lookup(id).map(|i| Value::Object(t.obj(i).to_json()))
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.read().snapshot()
+    }
+
+    // ----- delta knobs -----
+
+    /// Every outstanding delta and skip token now fails with 400 `syncStateNotFound`.
+    pub fn expire_delta_tokens(&self) {
+        self.write().epoch += 1;
+    }
+
+    /// The next users-delta request and the next groups-delta request each get `410 Gone`
+    /// with a `Location` holding the query with an empty `$deltatoken`.
+    pub fn force_resync(&self) {
+        let mut k = lock(&self.shared.knobs);
+        k.resync_users = true;
+        k.resync_groups = true;
+    }
+
+    /// The next incremental round of each resource ends with the first `count` objects again
+    /// (in full; groups with their full membership), as Graph's replays do.
+    pub fn replay_next_delta(&self, count: usize) {
+        let mut k = lock(&self.shared.knobs);
+        k.replay_users = count;
+        k.replay_groups = count;
+    }
+
+    // ----- auth knobs -----
+
+    /// The client secret is expired: the token endpoint answers AADSTS7000222.
+    pub fn set_secret_expired(&self, expired: bool) {
+        self.auth().secret_expired = expired;
+    }
+
+    /// Directory reads answer 403 `Authorization_RequestDenied` (consent missing).
+    pub fn deny_permission(&self, deny: bool) {
+        self.auth().deny_permission = deny;
+    }
+
+    /// Lifetime (and `expires_in`) of newly issued tokens. Zero makes tokens unusable at once.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.auth().lifetime = lifetime;
+    }
+
+    /// Every issued access token becomes invalid (401 on next use).
+    pub fn revoke_tokens(&self) {
+        self.auth().revoke_all();
+    }
+
+    // ----- paging knobs -----
+
+    pub fn set_page_cap(&self, cap: Option<usize>) {
+        lock(&self.shared.knobs).paging.page_cap = cap;
+    }
+
+    pub fn set_empty_pages(&self, on: bool) {
+        lock(&self.shared.knobs).paging.empty_pages = on;
+    }
+
+    /// Groups-delta page budget: at most `max_groups` group entries and `max_member_refs`
+    /// `members@delta` entries per page.
+    pub fn set_group_delta_budget(&self, max_groups: usize, max_member_refs: usize) {
+        let mut k = lock(&self.shared.knobs);
+        k.paging.groups_delta_max_groups = max_groups.max(1);
+        k.paging.groups_delta_max_member_refs = max_member_refs.max(1);
+    }
+
+    pub fn paging(&self) -> PagingKnobs {
+        self.knobs_now()
+    }
+
+    pub fn set_paging(&self, knobs: PagingKnobs) {
+        lock(&self.shared.knobs).paging = knobs;
+    }
+
+    // ----- internals -----
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Tenant> {
+        self.shared
+            .tenant
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Tenant> {
+        self.shared
+            .tenant
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn auth(&self) -> std::sync::MutexGuard<'_, auth::AuthState> {
+        lock(&self.shared.auth)
+    }
+
+    pub(crate) fn knobs_now(&self) -> PagingKnobs {
+        lock(&self.shared.knobs).paging.clone()
+    }
+
+    pub(crate) fn take_resync(&self, res: Resource) -> bool {
+        let mut k = lock(&self.shared.knobs);
+        let flag = match res {
+            Resource::Users => &mut k.resync_users,
+            Resource::Groups => &mut k.resync_groups,
+        };
+        std::mem::take(flag)
+    }
+
+    pub(crate) fn take_replay(&self, res: Resource) -> usize {
+        let mut k = lock(&self.shared.knobs);
+        match res {
+            Resource::Users => std::mem::take(&mut k.replay_users),
+            Resource::Groups => std::mem::take(&mut k.replay_groups),
+        }
+    }
+
+    /// The merged changes of a log window, computed once per window and kept while clients
+    /// page through it.
+    pub(crate) fn delta_items(
+        &self,
+        tenant: &Tenant,
+        res: Resource,
+        from: usize,
+        to: usize,
+        replay: usize,
+    ) -> Arc<Vec<DeltaItem>> {
+        let key = (res, from, to, replay);
+        if let Some(items) = lock(&self.shared.delta_cache).get(&key) {
+            return items.clone();
+        }
+        let items = Arc::new(delta::compute_items(tenant, res, from, to, replay));
+        let mut cache = lock(&self.shared.delta_cache);
+        if cache.len() >= 64 {
+            cache.clear();
+        }
+        cache.insert(key, items.clone());
+        items
+    }
+}
+
+/// A simulator serving on loopback; dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningGraphSim {
+    /// `http://127.0.0.1:PORT`: both the authority URL and the Graph URL.
+    pub base_url: String,
+    served: sim_kit::Served,
+    sim: GraphSim,
+}
+
+impl RunningGraphSim {
+    pub fn authority_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn graph_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.served.addr
+    }
+
+    pub fn sim(&self) -> &GraphSim {
+        &self.sim
+    }
+
+    /// `{base_url}/{tenant_id}/oauth2/v2.0/token`
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.base_url, self.credentials().tenant_id)
+    }
+
+    pub async fn stop(self) {
+        self.served.stop().await;
+    }
+}
+
+impl std::ops::Deref for RunningGraphSim {
+    type Target = GraphSim;
+
+    fn deref(&self) -> &GraphSim {
+        &self.sim
+    }
+}
