@@ -1,1 +1,83 @@
-fn main() {}
+//! `idsync`: keeps Jira, Confluence and Bitbucket (Data Center and Cloud) in step with
+//! Microsoft Entra ID.
+//!
+//! Exit codes (a contract scripts rely on): 0 done, 1 failed, 2 bad usage or config,
+//! 3 held by a guard.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod check;
+mod exit;
+
+use exit::CliError;
+
+#[derive(Debug, Parser)]
+#[command(name = "idsync", version, about = "User and group sync from Microsoft Entra ID to Atlassian products")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start simulated Entra and Atlassian services, sync them, print a summary.
+    Demo,
+    /// Validate the config, sign in to the source and read it; print what is in scope.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Only this app (default: every app in the file).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Print one JSON document on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on bad usage, matching our contract.
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo => Err(CliError::Usage(
+                "`idsync demo` will start a simulated Entra tenant and Atlassian instances, sync \
+                 them and serve the console; it is not built yet"
+                    .into(),
+            )),
+            Command::Check(args) => check::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr (stdout is kept for `--json` documents); `RUST_LOG` tunes them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,462 @@
+//! The configuration schema: one TOML file with `[[apps]]` (identity-provider connections) and
+//! `[[targets]]` (Atlassian instances). Every field is documented in `docs/config.md`.
+//!
+//! These structs are what the file says after defaults are filled in; `crate::load` also
+//! checks what serde cannot (names unique, targets known, regexes compile, required fields per
+//! kind) and reports every problem with the file and line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use idsync_model::TargetKind;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the state store and other files live. Relative paths are taken from the config
+    /// file's folder.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (default: `sqlite://{data_dir}/idsync.db`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    /// Microsoft Entra ID, read over Microsoft Graph with an app's client credentials.
+    Entra,
+}
+
+/// One identity-provider connection.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Unique name, used on the command line (`--app`) and in history.
+    pub name: String,
+    pub kind: AppKind,
+    /// Directory (tenant) ID: a GUID or a domain such as `contoso.onmicrosoft.com`.
+    pub tenant_id: String,
+    /// Application (client) ID of the app registration.
+    pub client_id: String,
+    /// The client secret's *value* (not its ID): inline, `env:VAR` or `file:PATH`.
+    pub client_secret: Secret,
+    #[serde(default = "default_authority_url")]
+    pub authority_url: Url,
+    #[serde(default = "default_graph_url")]
+    pub graph_url: Url,
+    /// Which users take part.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Expand groups nested in scoped or mapped groups.
+    #[serde(default = "yes")]
+    pub nested_groups: bool,
+    /// Extra source attributes to read beyond those the rules name (which are read anyway).
+    #[serde(default)]
+    pub read_attributes: Vec<String>,
+    /// Names of the `[[targets]]` this app feeds; empty means all of them.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub users: UserRules,
+    #[serde(default)]
+    pub groups: GroupRules,
+    #[serde(default)]
+    pub guard: GuardConfig,
+    /// Per-target replacements of the `users` or `groups` rules, keyed by target name.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, TargetOverride>,
+}
+
+pub fn default_authority_url() -> Url {
+    Url::parse("https://login.microsoftonline.com").unwrap_or_else(|_| unreachable_url())
+}
+
+pub fn default_graph_url() -> Url {
+    Url::parse("https://graph.microsoft.com").unwrap_or_else(|_| unreachable_url())
+}
+
+// The two literals above always parse; this keeps the code free of unwrap().
+fn unreachable_url() -> Url {
+    Url::parse("http://localhost").unwrap_or_else(|_| unreachable_url())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which source users are synced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Scope {
+    /// Every user in the directory.
+    #[default]
+    Directory,
+    /// Users assigned to an enterprise application, directly or through an assigned group.
+    EnterpriseApp {
+        /// The application (client) id of the enterprise application.
+        app_id: String,
+    },
+    /// Members of these groups (display names or object ids).
+    Groups { groups: Vec<String> },
+}
+
+/// How source users become target accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRules {
+    #[serde(default)]
+    pub username: UsernameRule,
+    /// Source attributes tried in order for the email address; the first present one wins.
+    #[serde(default = "default_email_attributes")]
+    pub email: Vec<String>,
+    /// Source attributes tried in order for the display name.
+    #[serde(default = "default_display_name_attributes")]
+    pub display_name: Vec<String>,
+    /// Target custom attribute name → source attribute name.
+    #[serde(default)]
+    pub custom_attributes: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub create: bool,
+    #[serde(default = "yes")]
+    pub update: bool,
+    #[serde(default = "yes")]
+    pub rename: bool,
+    #[serde(default = "yes")]
+    pub deactivate: bool,
+    #[serde(default = "yes")]
+    pub reactivate: bool,
+    /// Deleting accounts is never done unless asked for here.
+    #[serde(default)]
+    pub delete: bool,
+    /// What happens to managed accounts whose user left the scope or was deleted at the source.
+    #[serde(default)]
+    pub on_leave: LeaveAction,
+    /// What happens to managed accounts whose user is disabled at the source.
+    #[serde(default)]
+    pub on_disable: LeaveAction,
+    /// Also remove the managed group memberships of users who are deprovisioned.
+    #[serde(default)]
+    pub strip_groups_on_deprovision: bool,
+    /// Jira: who takes over projects led by a user about to be deactivated or deleted.
+    #[serde(default)]
+    pub default_project_lead: Option<String>,
+    /// Jira: who takes over components led by a user about to be deactivated or deleted.
+    #[serde(default)]
+    pub default_component_lead: Option<String>,
+    /// How existing accounts are matched to source users the first time (adoption).
+    #[serde(default = "default_adopt")]
+    pub adopt_by: Vec<AdoptBy>,
+}
+
+impl Default for UserRules {
+    fn default() -> Self {
+        UserRules {
+            username: UsernameRule::default(),
+            email: default_email_attributes(),
+            display_name: default_display_name_attributes(),
+            custom_attributes: BTreeMap::new(),
+            create: true,
+            update: true,
+            rename: true,
+            deactivate: true,
+            reactivate: true,
+            delete: false,
+            on_leave: LeaveAction::default(),
+            on_disable: LeaveAction::default(),
+            strip_groups_on_deprovision: false,
+            default_project_lead: None,
+            default_component_lead: None,
+            adopt_by: default_adopt(),
+        }
+    }
+}
+
+fn default_email_attributes() -> Vec<String> {
+    vec!["mail".into(), "userPrincipalName".into()]
+}
+
+fn default_display_name_attributes() -> Vec<String> {
+    vec!["displayName".into()]
+}
+
+fn default_adopt() -> Vec<AdoptBy> {
+    vec![AdoptBy::Username, AdoptBy::Email]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdoptBy {
+    Username,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveAction {
+    /// Deactivate the account (Bitbucket: per the target's deprovisioning policy).
+    #[default]
+    Deactivate,
+    /// Delete the account (needs `delete = true`).
+    Delete,
+    /// Leave the account as it is.
+    Keep,
+}
+
+/// Where the target username comes from, and how it is cleaned up.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsernameRule {
+    /// Source attribute: `userPrincipalName`, `mail`, `mailNickname`, `employeeId`,
+    /// `onPremisesSamAccountName`, `onPremisesExtensionAttributes.extensionAttributeN`,
+    /// `extension_{appId}_{name}`, ...
+    #[serde(default = "default_username_attribute")]
+    pub attribute: String,
+    /// Tried in order when `attribute` is empty for a user.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    #[serde(default)]
+    pub lowercase: bool,
+    /// Drop everything from the first `@`.
+    #[serde(default)]
+    pub strip_domain: bool,
+    /// Regex replacements applied in order, after `strip_domain` and before `lowercase`.
+    #[serde(default)]
+    pub replace: Vec<RegexReplace>,
+}
+
+impl Default for UsernameRule {
+    fn default() -> Self {
+        UsernameRule {
+            attribute: default_username_attribute(),
+            fallback: Vec::new(),
+            lowercase: false,
+            strip_domain: false,
+            replace: Vec::new(),
+        }
+    }
+}
+
+fn default_username_attribute() -> String {
+    "userPrincipalName".into()
+}
+
+/// `pattern` is a regular expression (Rust `regex` syntax); `with` may use `$1`, `${name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexReplace {
+    pub pattern: String,
+    pub with: String,
+}
+
+/// How source groups become target group memberships.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRules {
+    /// Groups every account idsync creates is put in.
+    #[serde(default)]
+    pub default_groups_new_users: Vec<String>,
+    /// Groups every managed account is kept in.
+    #[serde(default)]
+    pub default_groups_all_users: Vec<String>,
+    #[serde(default)]
+    pub mapping: MappingMode,
+    /// `mapping = "manual"`: source group → target groups.
+    #[serde(default)]
+    pub manual: Vec<ManualMapping>,
+    /// `mapping = "on_the_fly"`: how source group names become target group names.
+    #[serde(default)]
+    pub on_the_fly: OnTheFly,
+    /// Create the mapped target groups even when no synced user is in them.
+    #[serde(default)]
+    pub import_groups: bool,
+    /// What to do with memberships of managed users that idsync did not create.
+    #[serde(default)]
+    pub memberships: MembershipPolicy,
+}
+
+impl Default for GroupRules {
+    fn default() -> Self {
+        GroupRules {
+            default_groups_new_users: Vec::new(),
+            default_groups_all_users: Vec::new(),
+            mapping: MappingMode::default(),
+            manual: Vec::new(),
+            on_the_fly: OnTheFly::default(),
+            import_groups: false,
+            memberships: MembershipPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingMode {
+    /// No group sync beyond the default groups.
+    #[default]
+    None,
+    Manual,
+    OnTheFly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualMapping {
+    /// Source group display name or object id.
+    pub source: String,
+    /// Target group names.
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnTheFly {
+    /// Create a target group that does not exist yet; otherwise skip that group.
+    #[serde(default = "yes")]
+    pub create_missing: bool,
+    /// Only source groups whose name matches one of these (all when empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Never source groups whose name matches one of these.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Regex renames applied in order to the source name to give the target name.
+    #[serde(default)]
+    pub rename: Vec<RegexReplace>,
+}
+
+impl Default for OnTheFly {
+    fn default() -> Self {
+        OnTheFly {
+            create_missing: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            rename: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipPolicy {
+    /// Remove only memberships idsync itself added; leave the rest.
+    #[default]
+    Keep,
+    /// In groups idsync maps, a managed user is a member exactly when the source says so.
+    Enforce,
+}
+
+/// When a plan is held for approval instead of applied.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Hold a plan that deactivates or deletes more than this percentage of managed accounts.
+    #[serde(default = "default_max_percent")]
+    pub max_deprovision_percent: f64,
+    /// Hold a plan that deactivates or deletes more than this many accounts.
+    #[serde(default = "default_max_count")]
+    pub max_deprovision_count: u64,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            max_deprovision_percent: default_max_percent(),
+            max_deprovision_count: default_max_count(),
+        }
+    }
+}
+
+fn default_max_percent() -> f64 {
+    5.0
+}
+
+fn default_max_count() -> u64 {
+    50
+}
+
+/// Replaces an app's `users` and/or `groups` rules for one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetOverride {
+    #[serde(default)]
+    pub users: Option<UserRules>,
+    #[serde(default)]
+    pub groups: Option<GroupRules>,
+}
+
+/// One Atlassian instance.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    /// Base URL including any context path: `https://jira.example.com`,
+    /// `https://example.com/confluence`, `https://api.atlassian.com/scim/directory/{id}`.
+    pub base_url: Url,
+    /// Personal access token / HTTP access token / SCIM directory API key (Bearer).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// Basic auth, instead of a token (not for atlassian-cloud).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Operations in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Requests per second at most (client side); none when absent.
+    #[serde(default)]
+    pub max_requests_per_second: Option<f64>,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Bitbucket: how accounts are deprovisioned, since Bitbucket cannot deactivate.
+    #[serde(default)]
+    pub deprovision: BitbucketDeprovision,
+    /// Bitbucket: the groups that grant a licence (removed on deprovisioning).
+    #[serde(default = "default_licensed_groups")]
+    pub licensed_groups: Vec<String>,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+fn default_licensed_groups() -> Vec<String> {
+    vec!["stash-users".into()]
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BitbucketDeprovision {
+    /// Remove the user from `licensed_groups`.
+    #[default]
+    RemoveLicensedGroups,
+    /// Delete the user.
+    Delete,
+}
