@@ -122,9 +122,10 @@ fn aad_error(
         "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
     });
     let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     response
 }
 
@@ -257,9 +258,10 @@ pub(crate) async fn token(
         "access_token": access_token,
     }))
     .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     response
 }
 
@@ -294,7 +296,9 @@ pub(crate) async fn bearer(State(sim): State<GraphSim>, request: Request, next: 
         match presented {
             None => Err("Access token is empty."),
             Some(token) => match auth.tokens.get(&token) {
-                None => Err("IDX14100: JWT is not well formed, there are no dots (.). The token needs to be in JWS or JWE Compact Serialization Format."),
+                None => Err(
+                    "IDX14100: JWT is not well formed, there are no dots (.). The token needs to be in JWS or JWE Compact Serialization Format.",
+                ),
                 Some(expiry) if *expiry <= Instant::now() => {
                     Err("Access token has expired or is not yet valid.")
                 }
@@ -342,7 +346,10 @@ mod tests {
             classify_tenant("contoso.onmicrosoft.com"),
             TenantRef::Domain(_)
         ));
-        assert!(matches!(classify_tenant("not a tenant"), TenantRef::Malformed));
+        assert!(matches!(
+            classify_tenant("not a tenant"),
+            TenantRef::Malformed
+        ));
         assert!(matches!(classify_tenant("contoso"), TenantRef::Malformed));
     }
 }

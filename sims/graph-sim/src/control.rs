@@ -48,10 +48,16 @@ pub(crate) fn router(sim: GraphSim) -> Router {
         .route("/_sim/credentials", get(credentials))
         .route("/_sim/snapshot", get(snapshot))
         .route("/_sim/users", get(list_users).post(add_user))
-        .route("/_sim/users/{id}", axum::routing::patch(update_user).delete(delete_user))
+        .route(
+            "/_sim/users/{id}",
+            axum::routing::patch(update_user).delete(delete_user),
+        )
         .route("/_sim/users/{id}/{action}", post(user_action))
         .route("/_sim/groups", get(list_groups).post(create_group))
-        .route("/_sim/groups/{id}", axum::routing::patch(update_group).delete(delete_group))
+        .route(
+            "/_sim/groups/{id}",
+            axum::routing::patch(update_group).delete(delete_group),
+        )
         .route("/_sim/groups/{id}/members", post(add_member))
         .route("/_sim/groups/{id}/members/{member}", delete(remove_member))
         .route("/_sim/devices", post(add_device))
@@ -80,9 +86,11 @@ async fn tenant(State(sim): State<GraphSim>) -> Response {
 
 async fn credentials(State(sim): State<GraphSim>) -> Json<Value> {
     let c = sim.credentials();
-    Json(json!({"tenantId": c.tenant_id, "tenantDomain": c.tenant_domain,
+    Json(
+        json!({"tenantId": c.tenant_id, "tenantDomain": c.tenant_domain,
                 "clientId": c.client_id, "clientSecret": c.client_secret,
-                "extensionAppId": sim.extension_app_id()}))
+                "extensionAppId": sim.extension_app_id()}),
+    )
 }
 
 async fn snapshot(State(sim): State<GraphSim>) -> Json<crate::Snapshot> {
@@ -305,8 +313,8 @@ async fn get_paging(State(sim): State<GraphSim>) -> Json<PagingKnobs> {
 /// Merges the given fields into the current knobs (`"pageCap": null` removes the cap).
 async fn set_paging(State(sim): State<GraphSim>, raw: axum::body::Bytes) -> Answer {
     let patch = object_body(&raw)?;
-    let mut current = serde_json::to_value(sim.paging())
-        .map_err(|e| SimError::Invalid(e.to_string()))?;
+    let mut current =
+        serde_json::to_value(sim.paging()).map_err(|e| SimError::Invalid(e.to_string()))?;
     if let Value::Object(map) = &mut current {
         for (k, v) in patch {
             if !map.contains_key(&k) {

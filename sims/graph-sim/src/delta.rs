@@ -157,7 +157,9 @@ fn request_query(
     let mem = res == Resource::Groups
         && (expand_members
             || sel.is_none()
-            || sel.as_ref().is_some_and(|s| s.iter().any(|n| n == "members")));
+            || sel
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|n| n == "members")));
     if let Some(names) = sel.as_mut() {
         names.retain(|n| n != "members");
     }
@@ -259,7 +261,10 @@ fn delta(
         };
         let mut pairs = q.as_ref().map(query_params).unwrap_or_default();
         pairs.push(("$deltatoken".into(), String::new()));
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let location = link(&base, res.path(), &refs);
         let mut error = GraphError::new(
             StatusCode::GONE,
@@ -451,8 +456,13 @@ fn cursor(cur: u64) -> u32 {
 
 fn users_initial(tenant: &Tenant, page: &PageToken, budget: Budget) -> PageOut {
     let mut values = Vec::new();
-    let candidates =
-        initial_candidates(tenant, &page.q, &tenant.users, ObjectKind::User, cursor(page.cur));
+    let candidates = initial_candidates(
+        tenant,
+        &page.q,
+        &tenant.users,
+        ObjectKind::User,
+        cursor(page.cur),
+    );
     for idx in candidates {
         let obj = tenant.obj(idx);
         let value = match obj.life {
@@ -548,10 +558,19 @@ fn id_only(id: &str) -> Map<String, Value> {
 fn groups_initial(tenant: &Tenant, page: &PageToken, budget: Budget) -> PageOut {
     let mut values = Vec::new();
     let mut refs = 0usize;
-    let candidates =
-        initial_candidates(tenant, &page.q, &tenant.groups, ObjectKind::Group, cursor(page.cur));
+    let candidates = initial_candidates(
+        tenant,
+        &page.q,
+        &tenant.groups,
+        ObjectKind::Group,
+        cursor(page.cur),
+    );
     for g in candidates {
-        let start = if u64::from(g) == page.cur { page.moff } else { 0 };
+        let start = if u64::from(g) == page.cur {
+            page.moff
+        } else {
+            0
+        };
         if values.len() == budget.objects {
             return (values, Some((u64::from(g), start)));
         }

@@ -148,40 +148,225 @@ pub(crate) fn credentials(seed: u64, domain: &str) -> (Credentials, String) {
 }
 
 const FIRST: &[&str] = &[
-    "Adele", "Alex", "Allan", "Amara", "Ana", "Andrés", "Anja", "Arjun", "Astrid", "Ben", "Bianca",
-    "Björn", "Carlos", "Chen", "Chloé", "Christie", "Daniel", "Debra", "Diego", "Dmitri", "Elena",
-    "Emily", "Emre", "Fatima", "Felix", "François", "Gabriel", "Grady", "Hana", "Hannah", "Henrietta",
-    "Ines", "Irvin", "Isaiah", "Ivan", "Jakub", "James", "Jana", "Javier", "Jiří", "Johanna", "Joni",
-    "José", "Julia", "Kai", "Karin", "Kenji", "Lars", "Laura", "Lee", "Leila", "Lidia", "Liam",
-    "Lucía", "Łukasz", "Lynne", "Malik", "Maria", "Mark", "Marta", "Megan", "Mei", "Miriam", "Mohammed",
-    "Nadia", "Nestor", "Nina", "Noah", "Olga", "Omar", "Patti", "Paula", "Pradeep", "Priya", "Rafael",
-    "Ravi", "Renée", "Rosa", "Sakura", "Sam", "Sara", "Sebastian", "Siobhán", "Sofia", "Søren", "Tariq",
-    "Thomas", "Tomás", "Valentina", "Wei", "Yara", "Yusuf", "Zoë", "Zoltán",
+    "Adele",
+    "Alex",
+    "Allan",
+    "Amara",
+    "Ana",
+    "Andrés",
+    "Anja",
+    "Arjun",
+    "Astrid",
+    "Ben",
+    "Bianca",
+    "Björn",
+    "Carlos",
+    "Chen",
+    "Chloé",
+    "Christie",
+    "Daniel",
+    "Debra",
+    "Diego",
+    "Dmitri",
+    "Elena",
+    "Emily",
+    "Emre",
+    "Fatima",
+    "Felix",
+    "François",
+    "Gabriel",
+    "Grady",
+    "Hana",
+    "Hannah",
+    "Henrietta",
+    "Ines",
+    "Irvin",
+    "Isaiah",
+    "Ivan",
+    "Jakub",
+    "James",
+    "Jana",
+    "Javier",
+    "Jiří",
+    "Johanna",
+    "Joni",
+    "José",
+    "Julia",
+    "Kai",
+    "Karin",
+    "Kenji",
+    "Lars",
+    "Laura",
+    "Lee",
+    "Leila",
+    "Lidia",
+    "Liam",
+    "Lucía",
+    "Łukasz",
+    "Lynne",
+    "Malik",
+    "Maria",
+    "Mark",
+    "Marta",
+    "Megan",
+    "Mei",
+    "Miriam",
+    "Mohammed",
+    "Nadia",
+    "Nestor",
+    "Nina",
+    "Noah",
+    "Olga",
+    "Omar",
+    "Patti",
+    "Paula",
+    "Pradeep",
+    "Priya",
+    "Rafael",
+    "Ravi",
+    "Renée",
+    "Rosa",
+    "Sakura",
+    "Sam",
+    "Sara",
+    "Sebastian",
+    "Siobhán",
+    "Sofia",
+    "Søren",
+    "Tariq",
+    "Thomas",
+    "Tomás",
+    "Valentina",
+    "Wei",
+    "Yara",
+    "Yusuf",
+    "Zoë",
+    "Zoltán",
 ];
 
 const LAST: &[&str] = &[
-    "Abara", "Adams", "Ahmed", "Andersen", "Bauer", "Becker", "Brown", "Castillo", "Chen", "Cohen",
-    "Costa", "D'Angelo", "Dubois", "Dvořák", "Eriksson", "Fernández", "Fischer", "García", "Gonzalez",
-    "Gupta", "Hansen", "Hernández", "Hoffmann", "Ivanova", "Jansen", "Johnson", "Jones", "Kim",
-    "Kowalski", "Kumar", "Larsen", "Laurent", "Lee", "Lopez", "Martin", "Meyer", "Miller", "Moreau",
-    "Müller", "Nakamura", "Nguyen", "Nielsen", "Novák", "O'Brien", "Okafor", "Olsen", "Patel",
-    "Pereira", "Petrov", "Quinn", "Ramos", "Rossi", "Russo", "Sánchez", "Santos", "Schmidt",
-    "Schneider", "Shah", "Silva", "Singh", "Smith", "Sousa", "Suzuki", "Takahashi", "Tanaka", "Taylor",
-    "Thompson", "Van der Berg", "Vargas", "Wagner", "Wang", "Weber", "Williams", "Wilson", "Wójcik",
-    "Yamamoto", "Yilmaz", "Young", "Zhang", "Zimmermann",
+    "Abara",
+    "Adams",
+    "Ahmed",
+    "Andersen",
+    "Bauer",
+    "Becker",
+    "Brown",
+    "Castillo",
+    "Chen",
+    "Cohen",
+    "Costa",
+    "D'Angelo",
+    "Dubois",
+    "Dvořák",
+    "Eriksson",
+    "Fernández",
+    "Fischer",
+    "García",
+    "Gonzalez",
+    "Gupta",
+    "Hansen",
+    "Hernández",
+    "Hoffmann",
+    "Ivanova",
+    "Jansen",
+    "Johnson",
+    "Jones",
+    "Kim",
+    "Kowalski",
+    "Kumar",
+    "Larsen",
+    "Laurent",
+    "Lee",
+    "Lopez",
+    "Martin",
+    "Meyer",
+    "Miller",
+    "Moreau",
+    "Müller",
+    "Nakamura",
+    "Nguyen",
+    "Nielsen",
+    "Novák",
+    "O'Brien",
+    "Okafor",
+    "Olsen",
+    "Patel",
+    "Pereira",
+    "Petrov",
+    "Quinn",
+    "Ramos",
+    "Rossi",
+    "Russo",
+    "Sánchez",
+    "Santos",
+    "Schmidt",
+    "Schneider",
+    "Shah",
+    "Silva",
+    "Singh",
+    "Smith",
+    "Sousa",
+    "Suzuki",
+    "Takahashi",
+    "Tanaka",
+    "Taylor",
+    "Thompson",
+    "Van der Berg",
+    "Vargas",
+    "Wagner",
+    "Wang",
+    "Weber",
+    "Williams",
+    "Wilson",
+    "Wójcik",
+    "Yamamoto",
+    "Yilmaz",
+    "Young",
+    "Zhang",
+    "Zimmermann",
 ];
 
 const DEPARTMENTS: &[&str] = &[
-    "Engineering", "Sales", "Marketing", "Finance", "Human Resources", "Legal", "Operations",
-    "Customer Success", "Product", "Research", "IT", "Support", "Procurement", "Design",
+    "Engineering",
+    "Sales",
+    "Marketing",
+    "Finance",
+    "Human Resources",
+    "Legal",
+    "Operations",
+    "Customer Success",
+    "Product",
+    "Research",
+    "IT",
+    "Support",
+    "Procurement",
+    "Design",
 ];
 
 const TITLES: &[&str] = &[
-    "Software Engineer", "Senior Software Engineer", "Engineering Manager", "Product Manager",
-    "Account Executive", "Sales Manager", "Marketing Specialist", "Financial Analyst", "Accountant",
-    "HR Business Partner", "Recruiter", "Counsel", "Operations Analyst", "Support Engineer",
-    "Customer Success Manager", "Designer", "Research Scientist", "IT Administrator", "Director",
-    "Vice President", "Intern", "Data Analyst",
+    "Software Engineer",
+    "Senior Software Engineer",
+    "Engineering Manager",
+    "Product Manager",
+    "Account Executive",
+    "Sales Manager",
+    "Marketing Specialist",
+    "Financial Analyst",
+    "Accountant",
+    "HR Business Partner",
+    "Recruiter",
+    "Counsel",
+    "Operations Analyst",
+    "Support Engineer",
+    "Customer Success Manager",
+    "Designer",
+    "Research Scientist",
+    "IT Administrator",
+    "Director",
+    "Vice President",
+    "Intern",
+    "Data Analyst",
 ];
 
 const OFFICES: &[(&str, &str, &str)] = &[
@@ -328,7 +513,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
             p.insert(intern("mail"), s(external.clone()));
             p.insert(intern("mailNickname"), s(nick));
             p.insert(intern("otherMails"), json!([external]));
-            p.insert(intern("proxyAddresses"), json!([format!("SMTP:{external}")]));
+            p.insert(
+                intern("proxyAddresses"),
+                json!([format!("SMTP:{external}")]),
+            );
             p.insert(intern("userType"), s("Guest"));
             p.insert(intern("creationType"), s("Invitation"));
             let state = if rng.chance(0.8) {
@@ -351,7 +539,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
             p.insert(intern("department"), s(dept));
             p.insert(intern("jobTitle"), s(rng.pick(TITLES)));
             p.insert(intern("companyName"), s("Contoso Ltd"));
-            p.insert(intern("officeLocation"), s(format!("{city} {}", 1 + rng.below(40))));
+            p.insert(
+                intern("officeLocation"),
+                s(format!("{city} {}", 1 + rng.below(40))),
+            );
             p.insert(intern("city"), s(city));
             p.insert(intern("country"), s(country));
             p.insert(intern("usageLocation"), s(usage));
@@ -372,17 +563,27 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
             }
             if rng.chance(0.6) {
                 // Synced from on-premises AD.
-                let sam: String = format!("{}{}", slug(first).chars().next().unwrap_or('x'), slug(last))
-                    .chars()
-                    .take(18)
-                    .collect();
+                let sam: String = format!(
+                    "{}{}",
+                    slug(first).chars().next().unwrap_or('x'),
+                    slug(last)
+                )
+                .chars()
+                .take(18)
+                .collect();
                 p.insert(intern("onPremisesSyncEnabled"), Value::Bool(true));
-                p.insert(intern("onPremisesSamAccountName"), s(format!("{sam}{}", i % 100)));
+                p.insert(
+                    intern("onPremisesSamAccountName"),
+                    s(format!("{sam}{}", i % 100)),
+                );
                 p.insert(
                     intern("onPremisesUserPrincipalName"),
                     s(format!("{local}@{mail_domain}")),
                 );
-                p.insert(intern("onPremisesDomainName"), s(format!("corp.{mail_domain}")));
+                p.insert(
+                    intern("onPremisesDomainName"),
+                    s(format!("corp.{mail_domain}")),
+                );
                 p.insert(
                     intern("onPremisesImmutableId"),
                     s(crate::token::base64url(&rng.next_u64().to_le_bytes())),
@@ -396,7 +597,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                     s(format!("CC-{:04}", rng.below(10_000))),
                 );
                 if rng.chance(0.5) {
-                    ext.insert("extensionAttribute2".into(), s(rng.pick(&["FTE", "Contractor", "Vendor"])));
+                    ext.insert(
+                        "extensionAttribute2".into(),
+                        s(rng.pick(&["FTE", "Contractor", "Vendor"])),
+                    );
                 }
                 if rng.chance(0.2) {
                     ext.insert("extensionAttribute10".into(), s(rng.pick(REGIONS)));
@@ -404,7 +608,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                 p.insert(intern("onPremisesExtensionAttributes"), Value::Object(ext));
             }
             if rng.chance(0.5) {
-                p.insert(cost_center.clone(), s(format!("{}", 1000 + rng.below(9000))));
+                p.insert(
+                    cost_center.clone(),
+                    s(format!("{}", 1000 + rng.below(9000))),
+                );
             }
         }
         let id = rng.uuid();
@@ -425,19 +632,22 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                 0 => format!("{} {}", rng.pick(DEPARTMENTS), rng.pick(REGIONS)),
                 1 => format!("Project {}", rng.pick(CODENAMES)),
                 2 => format!("{} - {}", rng.pick(DEPARTMENTS), rng.pick(CODENAMES)),
-                _ => format!("SG-{}-{}", slug(rng.pick(DEPARTMENTS)).to_uppercase(), rng.pick(REGIONS)),
+                _ => format!(
+                    "SG-{}-{}",
+                    slug(rng.pick(DEPARTMENTS)).to_uppercase(),
+                    rng.pick(REGIONS)
+                ),
             }
         };
         let n = used.entry(name.clone()).or_insert(0);
         *n += 1;
-        names.push(if *n == 1 {
-            name
-        } else {
-            format!("{name} {n}")
-        });
+        names.push(if *n == 1 { name } else { format!("{name} {n}") });
     }
     // Deliberate duplicates: later groups take an earlier group's name.
-    for k in 0..spec.duplicate_group_names.min(spec.groups.saturating_sub(1)) {
+    for k in 0..spec
+        .duplicate_group_names
+        .min(spec.groups.saturating_sub(1))
+    {
         let target = spec.groups - 1 - k;
         let source = rng.below(target);
         names[target] = names[source].clone();
@@ -451,20 +661,32 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
         p.insert(intern("description"), s(format!("{name} group")));
         p.insert(intern("createdDateTime"), s(date(&mut rng, 2016, 9)));
         p.insert(intern("mailNickname"), s(nick.clone()));
-        p.insert(intern("securityIdentifier"), s(format!("S-1-12-1-{}", rng.next_u64() % 4_000_000_000)));
+        p.insert(
+            intern("securityIdentifier"),
+            s(format!("S-1-12-1-{}", rng.next_u64() % 4_000_000_000)),
+        );
         if unified {
             p.insert(intern("groupTypes"), json!(["Unified"]));
             p.insert(intern("mailEnabled"), Value::Bool(true));
             p.insert(intern("securityEnabled"), Value::Bool(rng.chance(0.5)));
             p.insert(intern("mail"), s(format!("{nick}@{mail_domain}")));
-            p.insert(intern("proxyAddresses"), json!([format!("SMTP:{nick}@{mail_domain}")]));
-            p.insert(intern("visibility"), s(if rng.chance(0.7) { "Private" } else { "Public" }));
+            p.insert(
+                intern("proxyAddresses"),
+                json!([format!("SMTP:{nick}@{mail_domain}")]),
+            );
+            p.insert(
+                intern("visibility"),
+                s(if rng.chance(0.7) { "Private" } else { "Public" }),
+            );
         } else {
             p.insert(intern("mailEnabled"), Value::Bool(false));
             p.insert(intern("securityEnabled"), Value::Bool(true));
             if rng.chance(0.4) {
                 p.insert(intern("onPremisesSyncEnabled"), Value::Bool(true));
-                p.insert(intern("onPremisesSamAccountName"), s(nick.chars().take(20).collect::<String>()));
+                p.insert(
+                    intern("onPremisesSamAccountName"),
+                    s(nick.chars().take(20).collect::<String>()),
+                );
             }
         }
         if let Ok(idx) = tenant.insert(rng.uuid(), ObjectKind::Group, p, Life::Active) {
@@ -487,7 +709,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
         if let Some(pos) = ranks.iter().position(|r| *r == 0) {
             ranks.swap(0, pos);
         }
-        let weights: Vec<f64> = ranks.iter().map(|r| 1.0 / ((*r + 1) as f64).powf(0.8)).collect();
+        let weights: Vec<f64> = ranks
+            .iter()
+            .map(|r| 1.0 / ((*r + 1) as f64).powf(0.8))
+            .collect();
         let total_w: f64 = weights.iter().sum();
         let mut sizes: Vec<usize> = weights
             .iter()
@@ -560,9 +785,18 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
     for i in 0..spec.contacts {
         let first = rng.pick(FIRST);
         let last = rng.pick(LAST);
-        let mail = format!("{}.{}{}@{}", slug(first), slug(last), i, rng.pick(GUEST_DOMAINS));
+        let mail = format!(
+            "{}.{}{}@{}",
+            slug(first),
+            slug(last),
+            i,
+            rng.pick(GUEST_DOMAINS)
+        );
         let p: BTreeMap<Key, Value> = [
-            (intern("displayName"), s(format!("{first} {last} (external)"))),
+            (
+                intern("displayName"),
+                s(format!("{first} {last} (external)")),
+            ),
             (intern("givenName"), s(first)),
             (intern("surname"), s(last)),
             (intern("mail"), s(mail.clone())),
@@ -585,7 +819,10 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
             (intern("appId"), s(app_id)),
             (intern("servicePrincipalType"), s("Application")),
             (intern("accountEnabled"), Value::Bool(true)),
-            (intern("tags"), json!(["WindowsAzureActiveDirectoryIntegratedApp"])),
+            (
+                intern("tags"),
+                json!(["WindowsAzureActiveDirectoryIntegratedApp"]),
+            ),
             (intern("appRoles"), roles),
         ]
         .into_iter()

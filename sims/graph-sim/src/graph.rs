@@ -321,7 +321,14 @@ pub(crate) async fn get_user(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    get_entity(&sim, &headers, raw.as_deref(), &id, ObjectKind::User, "users")
+    get_entity(
+        &sim,
+        &headers,
+        raw.as_deref(),
+        &id,
+        ObjectKind::User,
+        "users",
+    )
 }
 
 /// `GET /v1.0/groups/{id}` — https://learn.microsoft.com/graph/api/group-get?view=graph-rest-1.0
@@ -332,7 +339,14 @@ pub(crate) async fn get_group(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
     check_guid(&id)?;
-    get_entity(&sim, &headers, raw.as_deref(), &id, ObjectKind::Group, "groups")
+    get_entity(
+        &sim,
+        &headers,
+        raw.as_deref(),
+        &id,
+        ObjectKind::Group,
+        "groups",
+    )
 }
 
 /// `GET /v1.0/servicePrincipals/{id}` —

@@ -571,7 +571,9 @@ impl Filter {
             Filter::Eq(p, _) | Filter::In(p, _) => ok(p),
             Filter::StartsWith(p, _) if p == "id" => ok("startsWith(id)"),
             Filter::StartsWith(p, _) => ok(p),
-            Filter::And(parts) | Filter::Or(parts) => parts.iter().try_for_each(|f| f.check(allowed)),
+            Filter::And(parts) | Filter::Or(parts) => {
+                parts.iter().try_for_each(|f| f.check(allowed))
+            }
         }
     }
 

@@ -186,8 +186,8 @@ impl GraphSim {
 
     /// Loads a tenant in the JSON format documented at the top of this crate.
     pub fn from_json(json: &str) -> Result<GraphSim, SimError> {
-        let doc: Value =
-            serde_json::from_str(json).map_err(|e| SimError::Invalid(format!("tenant JSON: {e}")))?;
+        let doc: Value = serde_json::from_str(json)
+            .map_err(|e| SimError::Invalid(format!("tenant JSON: {e}")))?;
         let (defaults, _) = generate::credentials(0, "contoso.onmicrosoft.com");
         Ok(GraphSim::from_tenant(Tenant::from_json(&doc, defaults)?))
     }
@@ -360,7 +360,9 @@ impl GraphSim {
     /// Creates a group from Graph properties (`displayName` required).
     pub fn create_group_with(&self, props: Value) -> Result<String, SimError> {
         let Value::Object(map) = props else {
-            return Err(SimError::Invalid("group properties must be an object".into()));
+            return Err(SimError::Invalid(
+                "group properties must be an object".into(),
+            ));
         };
         if !map.get("displayName").is_some_and(Value::is_string) {
             return Err(SimError::Invalid("a group needs a displayName".into()));
@@ -394,7 +396,10 @@ impl GraphSim {
     pub fn add_device(&self, display_name: &str) -> Result<String, SimError> {
         let props = serde_json::Map::from_iter([
             ("displayName".to_owned(), Value::from(display_name)),
-            ("deviceId".to_owned(), Value::from(uuid::Uuid::new_v4().to_string())),
+            (
+                "deviceId".to_owned(),
+                Value::from(uuid::Uuid::new_v4().to_string()),
+            ),
             ("accountEnabled".to_owned(), Value::Bool(true)),
             ("operatingSystem".to_owned(), Value::from("Windows")),
         ]);
@@ -418,7 +423,10 @@ impl GraphSim {
         let mut props = serde_json::Map::from_iter([
             ("displayName".to_owned(), Value::from(display_name)),
             ("appDisplayName".to_owned(), Value::from(display_name)),
-            ("servicePrincipalType".to_owned(), Value::from("Application")),
+            (
+                "servicePrincipalType".to_owned(),
+                Value::from("Application"),
+            ),
             ("accountEnabled".to_owned(), Value::Bool(true)),
         ]);
         if let Some(app_id) = app_id {
@@ -670,7 +678,11 @@ impl RunningGraphSim {
 
     /// `{base_url}/{tenant_id}/oauth2/v2.0/token`
     pub fn token_url(&self) -> String {
-        format!("{}/{}/oauth2/v2.0/token", self.base_url, self.credentials().tenant_id)
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.base_url,
+            self.credentials().tenant_id
+        )
     }
 
     pub async fn stop(self) {

@@ -8,7 +8,10 @@ use clap::Parser;
 use graph_sim::{GraphSim, TenantSpec};
 
 #[derive(Parser, Debug)]
-#[command(name = "graph-sim", about = "Microsoft Graph v1.0 + token endpoint simulator")]
+#[command(
+    name = "graph-sim",
+    about = "Microsoft Graph v1.0 + token endpoint simulator"
+)]
 struct Args {
     /// Port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8081)]
@@ -58,7 +61,8 @@ async fn main() -> anyhow::Result<()> {
             GraphSim::new(&spec)
         }
     };
-    sim.kit().set_latency(Duration::from_millis(args.latency_ms));
+    sim.kit()
+        .set_latency(Duration::from_millis(args.latency_ms));
     let running = sim
         .start_on(SocketAddr::new(args.bind, args.port))
         .await
@@ -81,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
     println!("client_secret = \"{}\"", creds.client_secret);
     println!("authority_url = \"{url}\"");
     println!("graph_url = \"{url}\"");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     running.stop().await;
     Ok(())
 }

@@ -264,7 +264,10 @@ impl Tenant {
     }
 
     pub(crate) fn extension_attr(&self, name: &str) -> String {
-        format!("extension_{}_{name}", self.extension_app_id.replace('-', ""))
+        format!(
+            "extension_{}_{name}",
+            self.extension_app_id.replace('-', "")
+        )
     }
 
     pub(crate) fn obj(&self, idx: u32) -> &DirObject {
@@ -323,7 +326,9 @@ impl Tenant {
     ) -> Result<u32, SimError> {
         let id = lower(&id);
         if self.by_id.contains_key(&id) {
-            return Err(SimError::Conflict(format!("an object with id '{id}' exists")));
+            return Err(SimError::Conflict(format!(
+                "an object with id '{id}' exists"
+            )));
         }
         let upn = if kind == ObjectKind::User {
             let upn = props
@@ -455,9 +460,7 @@ impl Tenant {
         props
             .entry(intern("createdDateTime"))
             .or_insert_with(|| Value::String(now_iso()));
-        let id = user
-            .id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = user.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if uuid::Uuid::parse_str(&id).is_err() {
             return Err(SimError::Invalid(format!("id '{id}' is not a GUID")));
         }
@@ -560,7 +563,11 @@ impl Tenant {
     }
 
     /// Permanently deletes any object (users may be active or soft-deleted).
-    pub(crate) fn hard_delete(&mut self, id: &str, kind: Option<ObjectKind>) -> Result<(), SimError> {
+    pub(crate) fn hard_delete(
+        &mut self,
+        id: &str,
+        kind: Option<ObjectKind>,
+    ) -> Result<(), SimError> {
         let idx = self.need(id, kind)?;
         let was_active = self.obj(idx).life == Life::Active;
         let parents: Vec<u32> = self.obj(idx).member_of.iter().copied().collect();
@@ -639,7 +646,9 @@ impl Tenant {
         let group = self.need(group_id, Some(ObjectKind::Group))?;
         let member = self.need(member_id, None)?;
         if group == member {
-            return Err(SimError::Invalid("a group cannot be a member of itself".into()));
+            return Err(SimError::Invalid(
+                "a group cannot be a member of itself".into(),
+            ));
         }
         if self.obj(group).members.contains(&member) {
             return Ok(());
@@ -651,7 +660,11 @@ impl Tenant {
         Ok(())
     }
 
-    pub(crate) fn remove_member(&mut self, group_id: &str, member_id: &str) -> Result<(), SimError> {
+    pub(crate) fn remove_member(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Result<(), SimError> {
         let group = self.need(group_id, Some(ObjectKind::Group))?;
         let member = self.need(member_id, None)?;
         if !self.obj_mut(group).members.remove(&member) {
@@ -764,7 +777,10 @@ impl Tenant {
                     .iter()
                     .map(|a| self.obj(a.principal).id.clone())
                     .collect();
-                (sp.str_prop("appId").unwrap_or_default().to_owned(), principals)
+                (
+                    sp.str_prop("appId").unwrap_or_default().to_owned(),
+                    principals,
+                )
             })
             .collect();
         Snapshot {
@@ -871,7 +887,11 @@ impl Tenant {
             ("groups", ObjectKind::Group, Life::Active),
             ("devices", ObjectKind::Device, Life::Active),
             ("orgContacts", ObjectKind::OrgContact, Life::Active),
-            ("servicePrincipals", ObjectKind::ServicePrincipal, Life::Active),
+            (
+                "servicePrincipals",
+                ObjectKind::ServicePrincipal,
+                Life::Active,
+            ),
         ];
         for (key, kind, life) in sections {
             for item in array(key)? {
@@ -951,7 +971,10 @@ impl Tenant {
                     .ok_or_else(|| {
                         SimError::Invalid("assignment with unknown principalId".into())
                     })?;
-                let role = a.get("appRoleId").and_then(Value::as_str).map(str::to_owned);
+                let role = a
+                    .get("appRoleId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let id = a.get("id").and_then(Value::as_str).map(str::to_owned);
                 tenant.add_assignment(sp, principal, role, id);
             }
