@@ -274,7 +274,12 @@ fn licensed_count(dir: &Dir, grants: &BTreeSet<String>) -> usize {
 }
 
 /// `Err(403)` when adding `key` to `groups` would take a seat that is not there.
-fn check_seat(sim: &Inner, dir: &Dir, key: Option<&str>, groups: &[String]) -> Result<(), Response> {
+fn check_seat(
+    sim: &Inner,
+    dir: &Dir,
+    key: Option<&str>,
+    groups: &[String],
+) -> Result<(), Response> {
     let Some(seats) = dir.seats else {
         return Ok(());
     };
@@ -366,7 +371,11 @@ async fn admin_users(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let base = sim.base();
     let state = crate::lock(&sim.state);
     let dir = &state.bitbucket;
-    let users: Vec<&UserRec> = dir.users.values().filter(|u| user_filter(u, &filter)).collect();
+    let users: Vec<&UserRec> = dir
+        .users
+        .values()
+        .filter(|u| user_filter(u, &filter))
+        .collect();
     let body = paged(&users, &params, |u| detailed_user(&base, dir, u))?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -406,7 +415,12 @@ async fn create_user(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let default_group = sim.config.bitbucket_default_group.clone();
     if add_to_default {
         // The user is not created when the default group would exceed the licence.
-        check_seat(&sim, &state.bitbucket, None, std::slice::from_ref(&default_group))?;
+        check_seat(
+            &sim,
+            &state.bitbucket,
+            None,
+            std::slice::from_ref(&default_group),
+        )?;
     }
     let key = state.new_key(Product::Bitbucket);
     let now = now_rfc3339();
@@ -466,7 +480,10 @@ async fn update_user(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
         user.modified = now_rfc3339();
     }
     let user = dir.user_by_key(&key).ok_or_else(|| no_user(&name))?;
-    Ok(json_response(StatusCode::OK, detailed_user(&base, dir, user)))
+    Ok(json_response(
+        StatusCode::OK,
+        detailed_user(&base, dir, user),
+    ))
 }
 
 /// deleteUser: `?name=`; 200 with the deleted RestDetailedUser.
@@ -477,10 +494,7 @@ async fn delete_user(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let dir = &mut state.bitbucket;
     let user = dir.user(&name).ok_or_else(|| no_user(&name))?;
     if lower(&name) == lower(&sim.config.admin_user) {
-        return Err(err(
-            StatusCode::CONFLICT,
-            "You cannot delete yourself.",
-        ));
+        return Err(err(StatusCode::CONFLICT, "You cannot delete yourself."));
     }
     if dir.read_only {
         return Err(read_only_details());
@@ -512,14 +526,21 @@ async fn rename_user(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
         ));
     }
     let user = dir.user_by_key(&key).ok_or_else(|| no_user(&new_name))?;
-    Ok(json_response(StatusCode::OK, detailed_user(&base, dir, user)))
+    Ok(json_response(
+        StatusCode::OK,
+        detailed_user(&base, dir, user),
+    ))
 }
 
 /// Adds one user to several groups after checking they all exist and the licence allows it.
 fn add_memberships(sim: &Inner, username: &str, groups: &[String]) -> Res {
     let mut state = crate::lock(&sim.state);
     let dir = &mut state.bitbucket;
-    let key = dir.user(username).ok_or_else(|| no_user(username))?.key.clone();
+    let key = dir
+        .user(username)
+        .ok_or_else(|| no_user(username))?
+        .key
+        .clone();
     for group in groups {
         if dir.group(group).is_none() {
             return Err(no_group(group));
@@ -558,7 +579,11 @@ async fn add_group_to_user(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
 fn remove_membership(sim: &Inner, username: &str, group: &str) -> Res {
     let mut state = crate::lock(&sim.state);
     let dir = &mut state.bitbucket;
-    let key = dir.user(username).ok_or_else(|| no_user(username))?.key.clone();
+    let key = dir
+        .user(username)
+        .ok_or_else(|| no_user(username))?
+        .key
+        .clone();
     if dir.group(group).is_none() {
         return Err(no_group(group));
     }
@@ -706,7 +731,11 @@ async fn delete_group(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let name = req_param(&params, "name")?.to_owned();
     let mut state = crate::lock(&sim.state);
     let dir = &mut state.bitbucket;
-    let display = dir.group(&name).ok_or_else(|| no_group(&name))?.name.clone();
+    let display = dir
+        .group(&name)
+        .ok_or_else(|| no_group(&name))?
+        .name
+        .clone();
     if dir.read_only {
         return Err(read_only_groups());
     }
@@ -731,10 +760,8 @@ fn add_users(sim: &Inner, group: &str, users: &[String]) -> Res {
     if let Some(seats) = dir.seats {
         let grants = licence_groups(sim);
         if grants.contains(&lower(group)) {
-            let newcomers: BTreeSet<&String> = keys
-                .iter()
-                .filter(|k| !licensed(dir, &grants, k))
-                .collect();
+            let newcomers: BTreeSet<&String> =
+                keys.iter().filter(|k| !licensed(dir, &grants, k)).collect();
             if licensed_count(dir, &grants) + newcomers.len() > seats {
                 return Err(licence_error());
             }

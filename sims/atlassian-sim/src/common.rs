@@ -240,7 +240,8 @@ fn authorised(sim: &Inner, product: Product, request: &Request) -> bool {
     }
     // SCIM accepts only the directory's bearer API key (api-contracts.md F).
     if scheme.eq_ignore_ascii_case("basic") && product != Product::Scim {
-        let expected = base64(format!("{}:{}", config.admin_user, config.admin_password).as_bytes());
+        let expected =
+            base64(format!("{}:{}", config.admin_user, config.admin_password).as_bytes());
         return credentials == expected;
     }
     false
@@ -309,14 +310,17 @@ async fn authenticated(gate: &Gate, request: Request, next: Next) -> Response {
     if !authorised(&gate.sim, gate.product, &request) {
         let message = match gate.product {
             Product::Scim => "Unauthorized: a valid directory API key is required",
-            Product::Bitbucket => "Authentication failed. Please check your credentials and try again.",
+            Product::Bitbucket => {
+                "Authentication failed. Please check your credentials and try again."
+            }
             _ => "Client must be authenticated to access this resource.",
         };
         let mut response = error_for_path(&path, StatusCode::UNAUTHORIZED, message);
         if gate.product != Product::Scim {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"protected-area\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"protected-area\""),
+            );
         }
         return response;
     }

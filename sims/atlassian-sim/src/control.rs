@@ -83,10 +83,7 @@ async fn seed_user(
     Ok((StatusCode::CREATED, Json(json!({"key": key}))).into_response())
 }
 
-async fn get_user(
-    State(inner): State<Arc<Inner>>,
-    Path((p, name)): Path<(String, String)>,
-) -> Res {
+async fn get_user(State(inner): State<Arc<Inner>>, Path((p, name)): Path<(String, String)>) -> Res {
     match handle(inner).user(product(&p)?, &name) {
         Some(user) => Ok(Json(user).into_response()),
         None => Ok(StatusCode::NOT_FOUND.into_response()),
@@ -111,10 +108,7 @@ async fn seed_group(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn members(
-    State(inner): State<Arc<Inner>>,
-    Path((p, name)): Path<(String, String)>,
-) -> Res {
+async fn members(State(inner): State<Arc<Inner>>, Path((p, name)): Path<(String, String)>) -> Res {
     Ok(Json(handle(inner).members(product(&p)?, &name)).into_response())
 }
 

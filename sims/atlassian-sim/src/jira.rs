@@ -48,7 +48,10 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         )
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-group/#api-api-2-group-post
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-group/#api-api-2-group-delete
-        .route(&format!("{API}/group"), post(create_group).delete(delete_group))
+        .route(
+            &format!("{API}/group"),
+            post(create_group).delete(delete_group),
+        )
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-group/#api-api-2-group-member-get
         .route(&format!("{API}/group/member"), get(group_members))
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-group/#api-api-2-group-user-post
@@ -110,7 +113,9 @@ fn read_only_error(what: &str) -> Response {
 
 /// [U text] Jira's licence user-limit refusal when creating or reactivating a user.
 fn licence_error() -> Response {
-    bad("You have reached the user limit of your licence: no more users can be given access to Jira.")
+    bad(
+        "You have reached the user limit of your licence: no more users can be given access to Jira.",
+    )
 }
 
 fn no_user(name: &str) -> Response {
@@ -285,7 +290,10 @@ fn led_projects(state: &SimState, key: &str) -> Vec<String> {
 async fn create_user(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
     let body = object_body(&body)?;
     let name = str_field(&body, "name")?.unwrap_or("").trim().to_owned();
-    let email = str_field(&body, "emailAddress")?.unwrap_or("").trim().to_owned();
+    let email = str_field(&body, "emailAddress")?
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let display_name = str_field(&body, "displayName")?
         .unwrap_or("")
         .trim()
@@ -518,22 +526,24 @@ fn user_matches(user: &UserRec, query: &str) -> bool {
 /// clients; here it is the hex of the last username returned, so deletions between pages do
 /// not make the walk skip anyone.
 async fn list_users(State(sim): State<Arc<Inner>>, params: Params) -> Res {
-    let max_results = params.usize("maxResults", 2000).map_err(bad)?.clamp(1, 2000);
+    let max_results = params
+        .usize("maxResults", 2000)
+        .map_err(bad)?
+        .clamp(1, 2000);
     let after = match params.text("cursor") {
         None => None,
         Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| bad("Invalid cursor"))?),
     };
     let base = sim.base();
     let state = crate::lock(&sim.state);
-    let mut iter: Box<dyn Iterator<Item = (&String, &UserRec)>> = match &after {
-        Some(after) => Box::new(
-            state
-                .jira
-                .users
-                .range::<String, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-        ),
-        None => Box::new(state.jira.users.iter()),
-    };
+    let mut iter: Box<dyn Iterator<Item = (&String, &UserRec)>> =
+        match &after {
+            Some(after) => Box::new(state.jira.users.range::<String, _>((
+                std::ops::Bound::Excluded(after),
+                std::ops::Bound::Unbounded,
+            ))),
+            None => Box::new(state.jira.users.iter()),
+        };
     let mut values = Vec::new();
     let mut last = None;
     for (name, user) in iter.by_ref().take(max_results) {
@@ -629,7 +639,9 @@ async fn set_property(
 ) -> Res {
     let value = parse_json(&body).map_err(bad)?;
     if key.len() > 255 {
-        return Err(bad("The property key cannot be longer than 255 characters."));
+        return Err(bad(
+            "The property key cannot be longer than 255 characters.",
+        ));
     }
     let mut state = crate::lock(&sim.state);
     let user_key = property_user(&state.jira, &params)?.key.clone();
@@ -679,7 +691,9 @@ async fn create_group(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
     }
     if state.jira.group(&name).is_some() {
         // H.6: an existing group is a 400, not a 409.
-        return Err(bad(format!("A group or user with this name already exists: '{name}'.")));
+        return Err(bad(format!(
+            "A group or user with this name already exists: '{name}'."
+        )));
     }
     state
         .jira
@@ -773,7 +787,10 @@ async fn add_member(State(sim): State<Arc<Inner>>, params: Params, body: Bytes) 
         .ok_or_else(|| no_group(&group_name))?
         .name
         .clone();
-    let user = state.jira.user(&username).ok_or_else(|| no_user(&username))?;
+    let user = state
+        .jira
+        .user(&username)
+        .ok_or_else(|| no_user(&username))?;
     let key = user.key.clone();
     if state.jira.read_only {
         return Err(read_only_error("add user to group"));
@@ -1005,10 +1022,7 @@ fn component_json(base: &str, state: &SimState, id: u64) -> Option<Value> {
     Some(value)
 }
 
-async fn project_components(
-    State(sim): State<Arc<Inner>>,
-    Path(id_or_key): Path<String>,
-) -> Res {
+async fn project_components(State(sim): State<Arc<Inner>>, Path(id_or_key): Path<String>) -> Res {
     let base = sim.base();
     let state = crate::lock(&sim.state);
     let key = find_project_key(&state, &id_or_key).ok_or_else(|| no_project(&id_or_key))?;

@@ -238,14 +238,26 @@ impl AtlassianSim {
                 common::gate,
             )
         };
-        let products = Router::new()
-            .merge(jira::routes().route_layer(gate(Product::Jira)))
-            .merge(confluence::routes().route_layer(gate(Product::Confluence)))
-            .merge(bitbucket::routes().route_layer(gate(Product::Bitbucket)))
-            .merge(scim::routes().route_layer(gate(Product::Scim)))
+        let mut products = Router::new();
+        for (product, routes) in [
+            (Product::Jira, jira::routes()),
+            (Product::Confluence, confluence::routes()),
+            (Product::Bitbucket, bitbucket::routes()),
+            (Product::Scim, scim::routes()),
+        ] {
+            // route_layer: authentication and rate limiting apply to matched product routes
+            // only; unmatched paths get the product-shaped 404 of the fallback.
+            if routes.has_routes() {
+                products = products.merge(routes.route_layer(gate(product)));
+            }
+        }
+        let products = products
             .fallback(common::fallback)
             .with_state(inner.clone())
-            .layer(from_fn_with_state(self.inner.kit.clone(), sim_kit::middleware));
+            .layer(from_fn_with_state(
+                self.inner.kit.clone(),
+                sim_kit::middleware,
+            ));
         products
             .merge(sim_kit::control_router(self.inner.kit.clone()))
             .merge(control::router(inner))

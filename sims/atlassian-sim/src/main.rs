@@ -30,7 +30,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = SimConfig::default();
     let sim = AtlassianSim::new(config.clone());
-    sim.kit().set_latency(Duration::from_millis(args.latency_ms));
+    sim.kit()
+        .set_latency(Duration::from_millis(args.latency_ms));
     for i in 1..=args.seed_users {
         let name = format!("user{i:04}");
         for product in Product::ALL {

@@ -100,8 +100,14 @@ impl Taken {
             "X-RateLimit-Interval-Seconds",
             HeaderValue::from(self.limit.interval_seconds),
         );
-        headers.insert("X-RateLimit-FillRate", HeaderValue::from(self.limit.fill_rate));
-        headers.insert("retry-after", HeaderValue::from(self.retry_after.unwrap_or(0)));
+        headers.insert(
+            "X-RateLimit-FillRate",
+            HeaderValue::from(self.limit.fill_rate),
+        );
+        headers.insert(
+            "retry-after",
+            HeaderValue::from(self.retry_after.unwrap_or(0)),
+        );
     }
 }
 
@@ -122,6 +128,9 @@ mod tests {
         let refused = bucket.take(start);
         assert_eq!(refused.retry_after, Some(10));
         let later = bucket.take(start + Duration::from_secs(10));
-        assert!(later.retry_after.is_none(), "one token back after one interval");
+        assert!(
+            later.retry_after.is_none(),
+            "one token back after one interval"
+        );
     }
 }
