@@ -1,0 +1,328 @@
+//! Rules compiled from the config: how a source user becomes a target account (username, email,
+//! display name, custom attributes) and which target groups it belongs in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use idsync_config::{GroupRules, MappingMode, RegexReplace, UserRules};
+use idsync_model::{SourceSnapshot, SourceUser};
+use regex::Regex;
+
+/// A rule that could not be compiled; `field` is the config path of the culprit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RuleError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledReplace {
+    pattern: Regex,
+    with: String,
+}
+
+fn compile_replaces(list: &[RegexReplace], field: &str) -> Result<Vec<CompiledReplace>, RuleError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Regex::new(&r.pattern)
+                .map(|pattern| CompiledReplace {
+                    pattern,
+                    with: r.with.clone(),
+                })
+                .map_err(|e| RuleError {
+                    field: format!("{field}[{i}].pattern"),
+                    message: format!("invalid regular expression {:?}: {e}", r.pattern),
+                })
+        })
+        .collect()
+}
+
+fn compile_patterns(list: &[String], field: &str) -> Result<Vec<Regex>, RuleError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Regex::new(p).map_err(|e| RuleError {
+                field: format!("{field}[{i}]"),
+                message: format!("invalid regular expression {p:?}: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// User rules, ready to apply.
+#[derive(Debug, Clone)]
+pub struct CompiledUserRules {
+    pub config: UserRules,
+    replace: Vec<CompiledReplace>,
+}
+
+impl CompiledUserRules {
+    pub fn compile(config: &UserRules, field: &str) -> Result<Self, RuleError> {
+        Ok(CompiledUserRules {
+            replace: compile_replaces(
+                &config.username.replace,
+                &format!("{field}.username.replace"),
+            )?,
+            config: config.clone(),
+        })
+    }
+
+    /// The target username for a source user, or `None` if none of the configured attributes
+    /// has a value (the planner then skips the user and says why).
+    pub fn username(&self, user: &SourceUser) -> Option<String> {
+        let rule = &self.config.username;
+        let raw = std::iter::once(&rule.attribute)
+            .chain(rule.fallback.iter())
+            .find_map(|attr| user.attr(attr).filter(|v| !v.trim().is_empty()))?;
+        let mut name = raw.trim().to_owned();
+        if rule.strip_domain {
+            if let Some(at) = name.find('@') {
+                name.truncate(at);
+            }
+        }
+        for r in &self.replace {
+            name = r.pattern.replace_all(&name, r.with.as_str()).into_owned();
+        }
+        if rule.lowercase {
+            name = name.to_lowercase();
+        }
+        (!name.is_empty()).then_some(name)
+    }
+
+    pub fn email(&self, user: &SourceUser) -> Option<String> {
+        first_present(user, &self.config.email)
+    }
+
+    pub fn display_name(&self, user: &SourceUser) -> Option<String> {
+        first_present(user, &self.config.display_name)
+    }
+
+    /// Target attribute name → value, for the attributes the source has.
+    pub fn custom_attributes(&self, user: &SourceUser) -> BTreeMap<String, String> {
+        self.config
+            .custom_attributes
+            .iter()
+            .filter_map(|(target, source)| {
+                user.attr(source).map(|v| (target.clone(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Every source attribute these rules read.
+    pub fn source_attributes(&self) -> BTreeSet<String> {
+        let c = &self.config;
+        std::iter::once(&c.username.attribute)
+            .chain(&c.username.fallback)
+            .chain(&c.email)
+            .chain(&c.display_name)
+            .chain(c.custom_attributes.values())
+            .cloned()
+            .collect()
+    }
+}
+
+fn first_present(user: &SourceUser, attributes: &[String]) -> Option<String> {
+    attributes
+        .iter()
+        .find_map(|a| user.attr(a).filter(|v| !v.trim().is_empty()))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Group rules, ready to apply.
+#[derive(Debug, Clone)]
+pub struct CompiledGroupRules {
+    pub config: GroupRules,
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    rename: Vec<CompiledReplace>,
+}
+
+/// A target group some user should be in, and why.
+pub type GroupReasons = BTreeMap<String, String>;
+
+impl CompiledGroupRules {
+    pub fn compile(config: &GroupRules, field: &str) -> Result<Self, RuleError> {
+        let otf = &config.on_the_fly;
+        Ok(CompiledGroupRules {
+            include: compile_patterns(&otf.include, &format!("{field}.on_the_fly.include"))?,
+            exclude: compile_patterns(&otf.exclude, &format!("{field}.on_the_fly.exclude"))?,
+            rename: compile_replaces(&otf.rename, &format!("{field}.on_the_fly.rename"))?,
+            config: config.clone(),
+        })
+    }
+
+    /// The target group name for a source group under on-the-fly mapping, or `None` when the
+    /// filters leave it out.
+    pub fn on_the_fly_name(&self, source_name: &str) -> Option<String> {
+        if !self.include.is_empty() && !self.include.iter().any(|r| r.is_match(source_name)) {
+            return None;
+        }
+        if self.exclude.iter().any(|r| r.is_match(source_name)) {
+            return None;
+        }
+        let mut name = source_name.to_owned();
+        for r in &self.rename {
+            name = r.pattern.replace_all(&name, r.with.as_str()).into_owned();
+        }
+        let name = name.trim().to_owned();
+        (!name.is_empty()).then_some(name)
+    }
+
+    /// Resolves the mapping against a snapshot: for each source group that maps somewhere,
+    /// the target groups it maps to. Also returns warnings (e.g. a manual mapping naming no
+    /// source group, or a name shared by several groups).
+    pub fn resolve(&self, snapshot: &SourceSnapshot) -> (Vec<GroupMapping>, Vec<String>) {
+        let mut mappings = Vec::new();
+        let mut warnings = Vec::new();
+        match self.config.mapping {
+            MappingMode::None => {}
+            MappingMode::Manual => {
+                for (i, m) in self.config.manual.iter().enumerate() {
+                    let matches: Vec<_> = if snapshot.groups.contains_key(&m.source) {
+                        vec![m.source.clone()]
+                    } else {
+                        snapshot
+                            .groups
+                            .values()
+                            .filter(|g| g.display_name.eq_ignore_ascii_case(&m.source))
+                            .map(|g| g.id.clone())
+                            .collect()
+                    };
+                    if matches.is_empty() {
+                        warnings.push(format!(
+                            "groups.manual[{i}]: no source group has the id or name {:?}; mapping skipped",
+                            m.source
+                        ));
+                    } else if matches.len() > 1 {
+                        warnings.push(format!(
+                            "groups.manual[{i}]: {} source groups are named {:?} ({}); all of them are mapped — use an object id to pick one",
+                            matches.len(),
+                            m.source,
+                            matches.join(", ")
+                        ));
+                    }
+                    for source_id in matches {
+                        let source_name = snapshot
+                            .groups
+                            .get(&source_id)
+                            .map(|g| g.display_name.clone())
+                            .unwrap_or_default();
+                        mappings.push(GroupMapping {
+                            source_id,
+                            source_name,
+                            targets: m.targets.clone(),
+                            create_missing: true,
+                        });
+                    }
+                }
+            }
+            MappingMode::OnTheFly => {
+                for group in snapshot.groups.values() {
+                    if let Some(target) = self.on_the_fly_name(&group.display_name) {
+                        mappings.push(GroupMapping {
+                            source_id: group.id.clone(),
+                            source_name: group.display_name.clone(),
+                            targets: vec![target],
+                            create_missing: self.config.on_the_fly.create_missing,
+                        });
+                    }
+                }
+            }
+        }
+        (mappings, warnings)
+    }
+}
+
+/// One source group and the target groups its members belong in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMapping {
+    pub source_id: String,
+    pub source_name: String,
+    pub targets: Vec<String>,
+    /// Create a target group that is missing (otherwise skip it and say so).
+    pub create_missing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idsync_config::{OnTheFly, UsernameRule};
+
+    fn user(attrs: &[(&str, &str)]) -> SourceUser {
+        SourceUser {
+            id: "id-1".into(),
+            enabled: true,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn username_transforms_apply_in_order_with_fallback() {
+        let rules = UserRules {
+            username: UsernameRule {
+                attribute: "onPremisesSamAccountName".into(),
+                fallback: vec!["userPrincipalName".into()],
+                lowercase: true,
+                strip_domain: true,
+                replace: vec![RegexReplace {
+                    pattern: r"^(\w+)\.(\w+)$".into(),
+                    with: "${2}_$1".into(),
+                }],
+            },
+            ..UserRules::default()
+        };
+        let compiled = CompiledUserRules::compile(&rules, "apps[0].users").expect("compiles");
+        let u = user(&[("userPrincipalName", "Ada.Lovelace@contoso.com")]);
+        assert_eq!(compiled.username(&u).as_deref(), Some("lovelace_ada"));
+        let u = user(&[("onPremisesSamAccountName", "ALOVE"), ("userPrincipalName", "x@y")]);
+        assert_eq!(compiled.username(&u).as_deref(), Some("alove"));
+        assert_eq!(compiled.username(&user(&[])), None);
+    }
+
+    #[test]
+    fn email_falls_back_to_upn() {
+        let compiled = CompiledUserRules::compile(&UserRules::default(), "u").expect("compiles");
+        let u = user(&[("userPrincipalName", "a@b.c")]);
+        assert_eq!(compiled.email(&u).as_deref(), Some("a@b.c"));
+        let u = user(&[("userPrincipalName", "a@b.c"), ("mail", "m@b.c")]);
+        assert_eq!(compiled.email(&u).as_deref(), Some("m@b.c"));
+    }
+
+    #[test]
+    fn bad_regex_names_the_field() {
+        let rules = GroupRules {
+            on_the_fly: OnTheFly {
+                include: vec!["ok".into(), "(".into()],
+                ..OnTheFly::default()
+            },
+            ..GroupRules::default()
+        };
+        let err = CompiledGroupRules::compile(&rules, "apps[1].groups").expect_err("bad regex");
+        assert_eq!(err.field, "apps[1].groups.on_the_fly.include[1]");
+    }
+
+    #[test]
+    fn on_the_fly_filters_and_renames() {
+        let rules = GroupRules {
+            mapping: MappingMode::OnTheFly,
+            on_the_fly: OnTheFly {
+                include: vec!["^sg-".into()],
+                exclude: vec!["-admins$".into()],
+                rename: vec![RegexReplace {
+                    pattern: "^sg-(.*)$".into(),
+                    with: "jira-$1".into(),
+                }],
+                create_missing: true,
+            },
+            ..GroupRules::default()
+        };
+        let c = CompiledGroupRules::compile(&rules, "g").expect("compiles");
+        assert_eq!(c.on_the_fly_name("sg-devs").as_deref(), Some("jira-devs"));
+        assert_eq!(c.on_the_fly_name("sg-admins"), None);
+        assert_eq!(c.on_the_fly_name("devs"), None);
+    }
+}
