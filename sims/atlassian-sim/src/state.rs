@@ -68,10 +68,6 @@ impl Dir {
         self.users.get(&lower(name))
     }
 
-    pub fn user_mut(&mut self, name: &str) -> Option<&mut UserRec> {
-        self.users.get_mut(&lower(name))
-    }
-
     pub fn user_by_key(&self, key: &str) -> Option<&UserRec> {
         self.by_key.get(key).and_then(|n| self.users.get(n))
     }
