@@ -270,7 +270,7 @@ pub struct RegexReplace {
 }
 
 /// How source groups become target group memberships.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupRules {
     /// Groups every account idsync creates is put in.
@@ -293,20 +293,6 @@ pub struct GroupRules {
     /// What to do with memberships of managed users that idsync did not create.
     #[serde(default)]
     pub memberships: MembershipPolicy,
-}
-
-impl Default for GroupRules {
-    fn default() -> Self {
-        GroupRules {
-            default_groups_new_users: Vec::new(),
-            default_groups_all_users: Vec::new(),
-            mapping: MappingMode::default(),
-            manual: Vec::new(),
-            on_the_fly: OnTheFly::default(),
-            import_groups: false,
-            memberships: MembershipPolicy::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -459,4 +445,46 @@ pub enum BitbucketDeprovision {
     RemoveLicensedGroups,
     /// Delete the user.
     Delete,
+}
+
+impl Config {
+    /// The app called `name`.
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// `store.url`, or the default SQLite file in `data_dir`.
+    pub fn store_url(&self) -> String {
+        self.store
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("idsync.db").display()))
+    }
+}
+
+impl AppConfig {
+    /// Every source attribute this app's rules name (the app's own and every override's), plus
+    /// `read_attributes`: what a source read must `$select`.
+    pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut add_rules = |rules: &UserRules| {
+            out.insert(rules.username.attribute.clone());
+            out.extend(rules.username.fallback.iter().cloned());
+            out.extend(rules.email.iter().cloned());
+            out.extend(rules.display_name.iter().cloned());
+            out.extend(rules.custom_attributes.values().cloned());
+        };
+        add_rules(&self.users);
+        for o in self.overrides.values() {
+            if let Some(users) = &o.users {
+                add_rules(users);
+            }
+        }
+        out.extend(self.read_attributes.iter().cloned());
+        out
+    }
 }

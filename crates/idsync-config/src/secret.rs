@@ -23,10 +23,21 @@ impl Secret {
         self.value.expose_secret()
     }
 
-    /// Resolves `env:VAR` / `file:PATH` references; inline values are kept.
+    /// Resolves `env:VAR` / `file:PATH` references against the process environment and the
+    /// working directory; inline values are kept.
     pub fn resolve(raw: &str) -> Result<Secret, String> {
+        Secret::resolve_in(raw, None, &|name| std::env::var(name).ok())
+    }
+
+    /// Resolves `env:VAR` through `env` and `file:PATH` relative to `base_dir` (when given and
+    /// the path is relative); inline values are kept.
+    pub fn resolve_in(
+        raw: &str,
+        base_dir: Option<&std::path::Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Secret, String> {
         if let Some(var) = raw.strip_prefix("env:") {
-            let value = std::env::var(var).map_err(|_| {
+            let value = env(var).ok_or_else(|| {
                 format!("environment variable {var} is not set (the secret is `env:{var}`); export it or put the value inline")
             })?;
             Ok(Secret {
@@ -34,8 +45,12 @@ impl Secret {
                 value: SecretString::from(value),
             })
         } else if let Some(path) = raw.strip_prefix("file:") {
-            let value = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read secret file {path}: {e}"))?;
+            let full = match base_dir {
+                Some(dir) if std::path::Path::new(path).is_relative() => dir.join(path),
+                _ => std::path::PathBuf::from(path),
+            };
+            let value = std::fs::read_to_string(&full)
+                .map_err(|e| format!("cannot read secret file {}: {e}", full.display()))?;
             Ok(Secret {
                 source: raw.into(),
                 value: SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned()),
@@ -61,7 +76,7 @@ impl PartialEq for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Secret::resolve(&raw).map_err(serde::de::Error::custom)
+        crate::load::resolve_secret(&raw).map_err(serde::de::Error::custom)
     }
 }
 

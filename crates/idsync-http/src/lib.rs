@@ -1,1 +1,410 @@
-//! idsync-http
+//! HTTP plumbing shared by idsync's upstream clients (Microsoft Graph, the Atlassian products):
+//!
+//! - [`build_client`]: one `reqwest::Client` per upstream (rustls, timeouts, user agent
+//!   `idsync/<version>`);
+//! - [`HttpClient::send`]: sends a request, reads the whole body, and retries transient failures
+//!   — 429/503/504 after the server's `Retry-After` (seconds or HTTP-date, capped), other 5xx and
+//!   transport errors after exponential backoff with jitter — a bounded number of times;
+//! - [`RequestCounter`]: requests sent, by kind, for tests and benchmarks.
+//!
+//! Nothing here logs request headers or bodies: they carry tokens and secrets.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// `idsync/<version>`: sent on every request so that upstream logs can tell idsync apart.
+pub const USER_AGENT: &str = concat!("idsync/", env!("CARGO_PKG_VERSION"));
+
+/// Failures of one logical request (after retries).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The client could not be built (bad TLS setup and the like).
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+    /// Connecting, sending or reading the body failed (including a connection dropped half way
+    /// through a response) on every attempt.
+    #[error("{kind}: request to {url} failed after {attempts} attempt(s): {message}")]
+    Transport {
+        kind: String,
+        url: String,
+        attempts: usize,
+        message: String,
+    },
+    /// The server kept answering with a transient error status (429, 5xx) until the attempts
+    /// ran out; `body` is the last response body, for the caller to explain.
+    #[error("{kind}: {url} answered {status} on every one of {attempts} attempt(s)")]
+    Exhausted {
+        kind: String,
+        url: String,
+        status: StatusCode,
+        attempts: usize,
+        body: Bytes,
+    },
+}
+
+/// A response whose body was read completely.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The body as text, lossily, for error messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: usize,
+    /// First backoff delay when the server gives no `Retry-After`; doubles each time.
+    pub min_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Longest wait a `Retry-After` can ask for; longer ones are cut to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Quick retries for tests: ten attempts, 5–50 ms backoff, `Retry-After` capped at 2 s.
+    pub fn fast() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(2),
+        }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+    }
+}
+
+/// Options for [`build_client`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Whole-request timeout (connect, send, read the body).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A reqwest client with rustls, our user agent and timeouts. Redirects are not followed:
+/// Graph and the Atlassian APIs answer API calls directly, and a redirect would otherwise carry
+/// the `Authorization` header somewhere unexpected.
+pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client, HttpError> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(options.timeout)
+        .connect_timeout(options.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| HttpError::Build(e.to_string()))
+}
+
+/// Requests sent, by kind (every attempt counts, retries included).
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl RequestCounter {
+    pub fn new() -> Self {
+        RequestCounter::default()
+    }
+
+    pub fn add(&self, kind: &str) {
+        let mut counts = self.lock();
+        *counts.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Every count so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.lock().clone()
+    }
+
+    pub fn get(&self, kind: &str) -> u64 {
+        self.lock().get(kind).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.lock().values().sum()
+    }
+
+    /// `after - before`, per kind, leaving out kinds that did not change.
+    pub fn difference(
+        before: &BTreeMap<String, u64>,
+        after: &BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        after
+            .iter()
+            .filter_map(|(k, v)| {
+                let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+                (d > 0).then(|| (k.clone(), d))
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A reqwest client with a retry policy and a request counter.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    counter: RequestCounter,
+}
+
+/// One failed attempt, as seen by the retry loop.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth another try; `retry_after` is what the server asked for.
+    Transient {
+        status: Option<StatusCode>,
+        retry_after: Option<Duration>,
+        message: String,
+        body: Bytes,
+    },
+    /// Not worth another try (a request that cannot be built).
+    Fatal(String),
+}
+
+impl HttpClient {
+    pub fn new(client: reqwest::Client, policy: RetryPolicy, counter: RequestCounter) -> Self {
+        HttpClient {
+            client,
+            policy,
+            counter,
+        }
+    }
+
+    pub fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn counter(&self) -> &RequestCounter {
+        &self.counter
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Sends the request `build` makes (called again for each attempt) and reads the whole
+    /// body. Returns every final status the caller must interpret itself (2xx, 4xx other than
+    /// 429); transient ones are retried per the policy and end as [`HttpError::Exhausted`].
+    /// `kind` names the request in the counter and in errors; `url` is only for messages (it
+    /// must not carry secrets).
+    pub async fn send<F>(&self, kind: &str, url: &str, build: F) -> Result<HttpResponse, HttpError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let mut attempts = 0usize;
+        let max_retry_after = self.policy.max_retry_after;
+        let result = (|| {
+            attempts += 1;
+            self.counter.add(kind);
+            let request = build(&self.client);
+            async move { attempt(request).await }
+        })
+        .retry(self.policy.backoff())
+        .when(|e| matches!(e, Attempt::Transient { .. }))
+        // Retry-After wins over our backoff, but only while backon still allows a retry
+        // (`dur` is None once the attempts are used up).
+        .adjust(|e, dur| {
+            let asked = match e {
+                Attempt::Transient { retry_after, .. } => *retry_after,
+                Attempt::Fatal(_) => None,
+            };
+            dur.map(|d| asked.map_or(d, |a| a.min(max_retry_after)))
+        })
+        .notify(|e, wait| {
+            if let Attempt::Transient { message, .. } = e {
+                tracing::warn!(kind, %url, wait_ms = wait.as_millis() as u64, "{message}; retrying");
+            }
+        })
+        .await;
+        match result {
+            Ok(response) => Ok(response),
+            Err(Attempt::Transient {
+                status: Some(status),
+                body,
+                ..
+            }) => Err(HttpError::Exhausted {
+                kind: kind.to_owned(),
+                url: url.to_owned(),
+                status,
+                attempts,
+                body,
+            }),
+            Err(Attempt::Transient { message, .. }) | Err(Attempt::Fatal(message)) => {
+                Err(HttpError::Transport {
+                    kind: kind.to_owned(),
+                    url: url.to_owned(),
+                    attempts,
+                    message,
+                })
+            }
+        }
+    }
+}
+
+async fn attempt(request: reqwest::RequestBuilder) -> Result<HttpResponse, Attempt> {
+    let response = request.send().await.map_err(|e| {
+        if e.is_builder() {
+            Attempt::Fatal(error_chain(&e))
+        } else {
+            Attempt::Transient {
+                status: None,
+                retry_after: None,
+                message: error_chain(&e),
+                body: Bytes::new(),
+            }
+        }
+    })?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    // Reading the body inside the attempt makes a connection dropped half way through a
+    // response a retryable failure instead of a truncated success.
+    let body = response.bytes().await.map_err(|e| Attempt::Transient {
+        status: None,
+        retry_after: None,
+        message: format!("reading the response body: {}", error_chain(&e)),
+        body: Bytes::new(),
+    })?;
+    if is_transient(status) {
+        let retry_after = if honours_retry_after(status) {
+            retry_after(&headers, SystemTime::now())
+        } else {
+            None
+        };
+        return Err(Attempt::Transient {
+            status: Some(status),
+            retry_after,
+            message: format!("HTTP {status}"),
+            body,
+        });
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Statuses worth retrying: throttling and server-side failures.
+pub fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// Statuses whose `Retry-After` we obey (Graph's throttling docs name these three).
+fn honours_retry_after(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 503 | 504)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An error with its sources, on one line (reqwest's top-level message alone is vague).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).expect("ascii"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&past).expect("ascii"));
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn counter_difference() {
+        let c = RequestCounter::new();
+        c.add("a");
+        let before = c.snapshot();
+        c.add("a");
+        c.add("b");
+        let d = RequestCounter::difference(&before, &c.snapshot());
+        assert_eq!(d, BTreeMap::from([("a".into(), 1), ("b".into(), 1)]));
+        assert_eq!(c.total(), 3);
+    }
+}

@@ -1,0 +1,373 @@
+//! The loader: defaults, file, environment, and one test per class of problem, each asserting
+//! the field and the line it is reported at.
+
+use std::path::Path;
+
+use idsync_config::{ConfigError, Env, LeaveAction, Scope, parse_with_env};
+
+const GOOD: &str = r#"
+data_dir = "state"
+
+[[apps]]
+name = "main"
+kind = "entra"
+tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "s3cret"
+targets = ["jira"]
+
+[apps.scope]
+kind = "groups"
+groups = ["Jira Users"]
+
+[[targets]]
+name = "jira"
+kind = "jira-dc"
+base_url = "https://jira.example.com"
+token = "pat"
+"#;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn parse(text: &str) -> Result<idsync_config::Config, ConfigError> {
+    parse_with_env(text, Path::new("/etc/idsync/idsync.toml"), &Env::new())
+}
+
+/// The single problem of a config, as (field, line, message).
+fn problem(text: &str) -> (String, Option<usize>, String) {
+    let error = parse(text).expect_err("config should be refused");
+    let problems = error.problems();
+    assert_eq!(problems.len(), 1, "expected one problem: {error}");
+    let p = &problems[0];
+    (p.field.clone(), p.line, p.message.clone())
+}
+
+/// GOOD with `old` replaced by `new` (which must be there).
+fn edit(old: &str, new: &str) -> String {
+    assert!(GOOD.contains(old), "{old}");
+    GOOD.replacen(old, new, 1)
+}
+
+#[test]
+fn a_good_file_gets_its_defaults() {
+    let config = parse(GOOD).expect("valid");
+    assert_eq!(config.data_dir, Path::new("/etc/idsync/state"));
+    let app = &config.apps[0];
+    assert_eq!(
+        app.authority_url.as_str(),
+        "https://login.microsoftonline.com/"
+    );
+    assert_eq!(app.graph_url.as_str(), "https://graph.microsoft.com/");
+    assert!(app.nested_groups);
+    assert_eq!(
+        app.scope,
+        Scope::Groups {
+            groups: vec!["Jira Users".into()]
+        }
+    );
+    assert_eq!(app.users.on_leave, LeaveAction::Deactivate);
+    assert_eq!(app.client_secret.expose(), "s3cret");
+    assert_eq!(config.store_url(), "sqlite:///etc/idsync/state/idsync.db");
+    let attrs = app.source_attributes();
+    assert!(attrs.contains("userPrincipalName") && attrs.contains("mail"));
+}
+
+#[test]
+fn the_error_names_the_file_and_line() {
+    let text = edit("kind = \"jira-dc\"", "kind = \"jira-server\"");
+    let error = parse(&text).expect_err("bad kind");
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with(
+            "/etc/idsync/idsync.toml:18: targets[0].kind: unknown variant `jira-server`"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("jira-dc"), "lists what is valid: {shown}");
+}
+
+#[test]
+fn toml_syntax_errors_have_a_line() {
+    let (field, line, message) = problem("data_dir = \"x\"\n[[apps]\n");
+    assert_eq!(field, "");
+    assert_eq!(line, Some(2));
+    assert!(message.starts_with("not valid TOML"), "{message}");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let text = edit(
+        "targets = [\"jira\"]",
+        "targets = [\"jira\"]\nnested_group = false",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].nested_group");
+    assert_eq!(line, Some(11));
+    assert!(message.contains("nested_groups"), "{message}");
+}
+
+#[test]
+fn missing_fields_point_at_their_table() {
+    let text = edit("client_id = \"11111111-2222-3333-4444-555555555555\"\n", "");
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0]");
+    assert_eq!(line, Some(4));
+    assert!(message.contains("missing field `client_id`"), "{message}");
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    let text = edit(
+        "base_url = \"https://jira.example.com\"",
+        "base_url = \"https://jira.example.com\"\nconcurrency = \"four\"",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "targets[0].concurrency");
+    assert_eq!(line, Some(20));
+    assert!(message.contains("invalid type"), "{message}");
+}
+
+#[test]
+fn names_must_be_unique() {
+    let text = format!(
+        "{GOOD}\n[[targets]]\nname = \"jira\"\nkind = \"confluence-dc\"\nbase_url = \"https://c.example.com\"\ntoken = \"t\"\n"
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "targets[1].name");
+    assert_eq!(line, Some(23));
+    assert!(message.contains("unique"), "{message}");
+}
+
+#[test]
+fn app_targets_must_be_defined() {
+    let text = edit(
+        "targets = [\"jira\"]",
+        "targets = [\"jira\", \"bitbucket\"]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].targets[1]");
+    assert_eq!(line, Some(10));
+    assert!(message.contains("defined targets: jira"), "{message}");
+}
+
+#[test]
+fn override_keys_must_name_targets() {
+    let text = format!("{GOOD}\n[apps.overrides.confluence.users]\nlowercase = true\n");
+    // appended after [[targets]]: this table belongs to the last [[apps]] only if it comes
+    // before; put it in the app instead
+    let text = text.replace(
+        "\n[apps.overrides.confluence.users]\nlowercase = true\n",
+        "",
+    );
+    let text = text.replace(
+        "[[targets]]",
+        "[apps.overrides.confluence.users]\ncreate = false\n\n[[targets]]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].overrides.confluence");
+    assert_eq!(line, Some(16));
+    assert!(message.contains("not defined"), "{message}");
+}
+
+#[test]
+fn regexes_must_compile() {
+    let text = edit(
+        "[[targets]]",
+        "[[apps.users.username.replace]]\npattern = \"(unclosed\"\nwith = \"x\"\n\n[[targets]]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].users.username.replace[0].pattern");
+    assert_eq!(line, Some(17));
+    assert!(
+        message.contains("not a valid regular expression"),
+        "{message}"
+    );
+
+    let text = edit(
+        "[[targets]]",
+        "[apps.groups.on_the_fly]\ninclude = [\"^ok$\", \"[z-a]\"]\n\n[[targets]]",
+    );
+    let (field, line, _) = problem(&text);
+    assert_eq!(field, "apps[0].groups.on_the_fly.include[1]");
+    assert_eq!(line, Some(17));
+}
+
+#[test]
+fn tenant_id_must_be_a_guid_or_a_domain() {
+    let text = edit(
+        "tenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"",
+        "tenant_id = \"contoso\"",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].tenant_id");
+    assert_eq!(line, Some(7));
+    assert!(
+        message.contains("GUID") && message.contains("onmicrosoft.com"),
+        "{message}"
+    );
+    let domain = edit(
+        "tenant_id = \"72f988bf-86f1-41af-91ab-2d7cd011db47\"",
+        "tenant_id = \"contoso.onmicrosoft.com\"",
+    );
+    parse(&domain).expect("a domain is fine");
+}
+
+#[test]
+fn scope_groups_must_not_be_empty() {
+    let text = edit("groups = [\"Jira Users\"]", "groups = []");
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].scope.groups");
+    assert_eq!(line, Some(14));
+    assert!(message.contains("directory"), "{message}");
+}
+
+#[test]
+fn delete_actions_need_delete_true() {
+    let text = edit(
+        "[[targets]]",
+        "[apps.users]\non_leave = \"delete\"\n\n[[targets]]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].users.on_leave");
+    assert_eq!(line, Some(17));
+    assert!(message.contains("delete = true"), "{message}");
+    let ok = edit(
+        "[[targets]]",
+        "[apps.users]\non_leave = \"delete\"\ndelete = true\n\n[[targets]]",
+    );
+    parse(&ok).expect("allowed with delete = true");
+}
+
+#[test]
+fn guard_values_must_be_sane() {
+    let text = edit(
+        "[[targets]]",
+        "[apps.guard]\nmax_deprovision_percent = 250.0\n\n[[targets]]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].guard.max_deprovision_percent");
+    assert_eq!(line, Some(17));
+    assert!(message.contains("0 to 100"), "{message}");
+}
+
+#[test]
+fn targets_need_credentials() {
+    let text = edit("token = \"pat\"\n", "");
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "targets[0].token");
+    assert_eq!(line, Some(16), "points at the target's table");
+    assert!(message.contains("IDSYNC_TARGET_JIRA_TOKEN"), "{message}");
+
+    let half = edit("token = \"pat\"", "username = \"svc\"");
+    let (field, _, message) = problem(&half);
+    assert_eq!(field, "targets[0].password");
+    assert!(message.contains("both"), "{message}");
+
+    let cloud = edit("kind = \"jira-dc\"", "kind = \"atlassian-cloud\"")
+        .replace("token = \"pat\"", "username = \"a\"\npassword = \"b\"");
+    let (field, line, message) = problem(&cloud);
+    assert_eq!(field, "targets[0].username");
+    assert_eq!(line, Some(20));
+    assert!(message.contains("SCIM"), "{message}");
+}
+
+#[test]
+fn several_problems_are_reported_together() {
+    let text = edit("groups = [\"Jira Users\"]", "groups = []").replace(
+        "client_id = \"11111111-2222-3333-4444-555555555555\"",
+        "client_id = \"secret-id\"",
+    );
+    let error = parse(&text).expect_err("two problems");
+    assert_eq!(error.problems().len(), 2, "{error}");
+    let shown = error.to_string();
+    assert!(shown.contains(":8: apps[0].client_id"), "{shown}");
+    assert!(shown.contains(":14: apps[0].scope.groups"), "{shown}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let text = edit("client_secret = \"s3cret\"\n", "");
+    let config = parse_with_env(
+        &text,
+        Path::new("/etc/idsync/idsync.toml"),
+        &env(&[
+            ("IDSYNC_APP_MAIN_CLIENT_SECRET", "from-env"),
+            ("IDSYNC_TARGET_JIRA_TOKEN", "env:JIRA_PAT"),
+            ("JIRA_PAT", "pat-from-indirection"),
+            ("IDSYNC_DATA_DIR", "/var/lib/idsync"),
+            ("IDSYNC_STORE_URL", "postgres://idsync@db/idsync"),
+            ("IDSYNC_LOG", "ignored: not a config variable"),
+        ]),
+    )
+    .expect("the environment supplies the secret");
+    assert_eq!(config.apps[0].client_secret.expose(), "from-env");
+    let token = config.targets[0].token.as_ref().expect("token");
+    assert_eq!(token.expose(), "pat-from-indirection");
+    assert_eq!(token.source, "env:JIRA_PAT");
+    assert_eq!(config.data_dir, Path::new("/var/lib/idsync"));
+    assert_eq!(config.store_url(), "postgres://idsync@db/idsync");
+}
+
+#[test]
+fn environment_problems_name_the_variable() {
+    let error = parse_with_env(
+        GOOD,
+        Path::new("idsync.toml"),
+        &env(&[("IDSYNC_APP_MIAN_CLIENT_SECRET", "x")]),
+    )
+    .expect_err("typo in the app name");
+    let p = &error.problems()[0];
+    assert_eq!(p.env_var.as_deref(), Some("IDSYNC_APP_MIAN_CLIENT_SECRET"));
+    assert!(p.message.contains("'main' (MAIN)"), "{}", p.message);
+
+    let error = parse_with_env(
+        GOOD,
+        Path::new("idsync.toml"),
+        &env(&[("IDSYNC_APP_MAIN_TENANT_ID", "not a tenant")]),
+    )
+    .expect_err("bad value from the environment");
+    let p = &error.problems()[0];
+    assert_eq!(p.field, "apps[0].tenant_id");
+    assert_eq!(p.line, None);
+    assert_eq!(p.env_var.as_deref(), Some("IDSYNC_APP_MAIN_TENANT_ID"));
+    assert!(error.to_string().contains("IDSYNC_APP_MAIN_TENANT_ID"));
+}
+
+#[test]
+fn secret_references_resolve_and_fail_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("secret.txt"), "from-file\n").expect("write");
+    let text = edit(
+        "client_secret = \"s3cret\"",
+        "client_secret = \"file:secret.txt\"",
+    );
+    let file = dir.path().join("idsync.toml");
+    std::fs::write(&file, &text).expect("write");
+    let config = idsync_config::load_with_env(&file, &Env::new()).expect("relative file: secret");
+    assert_eq!(config.apps[0].client_secret.expose(), "from-file");
+    assert_eq!(
+        format!("{:?}", config.apps[0].client_secret),
+        "Secret(file:secret.txt, [redacted])"
+    );
+
+    let text = edit(
+        "client_secret = \"s3cret\"",
+        "client_secret = \"env:ENTRA_SECRET\"",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].client_secret");
+    assert_eq!(line, Some(9));
+    assert!(message.contains("ENTRA_SECRET is not set"), "{message}");
+}
+
+#[test]
+fn an_unreadable_file_is_a_read_error() {
+    let error = idsync_config::load(Path::new("/nonexistent/idsync.toml")).expect_err("missing");
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error.to_string().contains("/nonexistent/idsync.toml"));
+}
