@@ -144,12 +144,11 @@ fn prepare(
     failed_groups: &HashSet<String>,
     failed_renames: &HashMap<String, String>,
 ) -> Result<(), String> {
-    if let Some(group) = planned.op.group() {
-        if planned.op.kind() != OperationKind::CreateGroup
-            && failed_groups.contains(&group.to_lowercase())
-        {
-            return Err(format!("group {group:?} could not be created"));
-        }
+    if let Some(group) = planned.op.group()
+        && planned.op.kind() != OperationKind::CreateGroup
+        && failed_groups.contains(&group.to_lowercase())
+    {
+        return Err(format!("group {group:?} could not be created"));
     }
     let (key, user) = match &mut planned.op {
         Operation::AddMembership { key, user, .. }

@@ -76,10 +76,10 @@ impl CompiledUserRules {
             .chain(rule.fallback.iter())
             .find_map(|attr| user.attr(attr).filter(|v| !v.trim().is_empty()))?;
         let mut name = raw.trim().to_owned();
-        if rule.strip_domain {
-            if let Some(at) = name.find('@') {
-                name.truncate(at);
-            }
+        if rule.strip_domain
+            && let Some(at) = name.find('@')
+        {
+            name.truncate(at);
         }
         for r in &self.replace {
             name = r.pattern.replace_all(&name, r.with.as_str()).into_owned();

@@ -1,1 +1,482 @@
-//! idsync-store
+//! idsync's own state, in SQLite (a file under the data directory; migrations embedded):
+//! - what each app last read from its source, with its delta links;
+//! - links between source objects and target accounts, and which app owns each;
+//! - the memberships each app manages;
+//! - the history of runs and of every operation in them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use idsync_engine::outcome::Bookkeeping;
+use idsync_engine::{Link, ManagedMembership, OpResult};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state store {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the state store {location}: {source}")]
+    Migrate {
+        location: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("state store: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("state store holds unreadable JSON in {what}: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error("run {0} does not exist")]
+    NoSuchRun(i64),
+}
+
+/// One run as the history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub app: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub counts: serde_json::Value,
+    pub summary: serde_json::Value,
+    pub deprovisions: i64,
+    pub approved_deprovisions: i64,
+    pub error: Option<String>,
+}
+
+/// One operation of a run as the history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    pub seq: i64,
+    pub target: String,
+    pub kind: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+    pub status: String,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("unknown"))
+}
+
+fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite file at `path` and brings its schema up to date.
+    pub async fn open_file(path: &Path) -> Result<Store, StoreError> {
+        let location = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                location: location.clone(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // WAL lets the console read history while a run writes.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        Self::open_with(options, location).await
+    }
+
+    /// Opens a `sqlite://PATH` URL (or `sqlite::memory:` for tests).
+    pub async fn open_url(url: &str) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && !path.starts_with(':')
+        {
+            return Self::open_file(Path::new(path)).await;
+        }
+        let options = SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Open {
+            location: url.to_owned(),
+            source,
+        })?;
+        Self::open_with(options, url.to_owned()).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions, location: String) -> Result<Store, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: location.clone(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { location, source })?;
+        Ok(Store { pool })
+    }
+
+    pub async fn source_state(&self, app: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT state FROM source_state WHERE app = ?")
+            .bind(app)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    pub async fn save_source_state(&self, app: &str, state: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO source_state (app, state, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (app) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(app)
+        .bind(state)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every app's links on one target.
+    pub async fn links(&self, target: &str) -> Result<Vec<Link>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT app, source_id, account_key, username FROM links WHERE target = ? ORDER BY app, source_id",
+        )
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Link {
+                app: r.get(0),
+                source_id: r.get(1),
+                key: r.get(2),
+                username: r.get(3),
+            })
+            .collect())
+    }
+
+    pub async fn managed_memberships(
+        &self,
+        app: &str,
+        target: &str,
+    ) -> Result<BTreeSet<ManagedMembership>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, account_key FROM managed_memberships WHERE app = ? AND target = ?",
+        )
+        .bind(app)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Writes what a (partly) applied plan means for links and managed memberships, in one
+    /// transaction.
+    pub async fn apply_bookkeeping(
+        &self,
+        app: &str,
+        target: &str,
+        changes: &Bookkeeping,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let linked_at = now();
+        for key in &changes.remove_links {
+            sqlx::query("DELETE FROM links WHERE target = ? AND account_key = ?")
+                .bind(target)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM managed_memberships WHERE app = ? AND target = ? AND account_key = ?",
+            )
+            .bind(app)
+            .bind(target)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for link in &changes.upsert_links {
+            // A source object has one account per target: replace an older link of it.
+            sqlx::query("DELETE FROM links WHERE app = ? AND target = ? AND source_id = ? AND account_key <> ?")
+                .bind(&link.app)
+                .bind(target)
+                .bind(&link.source_id)
+                .bind(&link.key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO links (target, account_key, app, source_id, username, linked_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (target, account_key) DO UPDATE SET
+                    app = excluded.app, source_id = excluded.source_id, username = excluded.username",
+            )
+            .bind(target)
+            .bind(&link.key)
+            .bind(&link.app)
+            .bind(&link.source_id)
+            .bind(&link.username)
+            .bind(&linked_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (group, key) in &changes.remove_managed {
+            sqlx::query(
+                "DELETE FROM managed_memberships WHERE app = ? AND target = ? AND group_name = ? AND account_key = ?",
+            )
+            .bind(app)
+            .bind(target)
+            .bind(group)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (group, key) in &changes.add_managed {
+            sqlx::query(
+                "INSERT OR IGNORE INTO managed_memberships (app, target, group_name, account_key) VALUES (?, ?, ?, ?)",
+            )
+            .bind(app)
+            .bind(target)
+            .bind(group)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn start_run(&self, app: &str, trigger: &str, dry_run: bool) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO runs (app, trigger, dry_run, status, started_at) VALUES (?, ?, ?, 'running', ?) RETURNING id",
+        )
+        .bind(app)
+        .bind(trigger)
+        .bind(dry_run)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// Appends operation results to a run (numbered after those already recorded).
+    pub async fn record_operations(&self, run_id: i64, results: &[OpResult]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        for (i, r) in results.iter().enumerate() {
+            let subject = r
+                .planned
+                .op
+                .user()
+                .or(r.planned.op.group())
+                .unwrap_or_default()
+                .to_owned();
+            let detail = serde_json::to_string(&r.planned).map_err(|source| StoreError::Json {
+                what: "operation".into(),
+                source,
+            })?;
+            let status = serde_json::to_value(r.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO operations (run_id, seq, target, kind, subject, detail, status, error, duration_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(next + 1 + i as i64)
+            .bind(&r.planned.target)
+            .bind(r.planned.op.kind().as_str())
+            .bind(subject)
+            .bind(detail)
+            .bind(status)
+            .bind(&r.error)
+            .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes a run with its final status, counts and summary.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        counts: &serde_json::Value,
+        summary: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = ?, finished_at = ?, counts = ?, summary = ?, error = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(now())
+        .bind(counts.to_string())
+        .bind(summary.to_string())
+        .bind(error)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a run held by the guard, keeping its plan for review.
+    pub async fn hold_run(
+        &self,
+        run_id: i64,
+        plan: &serde_json::Value,
+        deprovisions: usize,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET plan = ?, deprovisions = ? WHERE id = ?")
+            .bind(plan.to_string())
+            .bind(i64::try_from(deprovisions).unwrap_or(i64::MAX))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Approves a held run: its deprovisions may be applied by the next run of its app.
+    pub async fn approve_run(&self, run_id: i64) -> Result<RunRecord, StoreError> {
+        let run = self.run(run_id).await?.ok_or(StoreError::NoSuchRun(run_id))?;
+        sqlx::query("UPDATE runs SET status = 'approved', approved_deprovisions = deprovisions WHERE id = ?")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(run)
+    }
+
+    /// The deprovisions approved for an app and not yet used, and the run that approved them.
+    pub async fn pending_approval(&self, app: &str) -> Result<Option<(i64, usize)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, approved_deprovisions FROM runs WHERE app = ? AND status = 'approved' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(app)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            let n: i64 = r.get(1);
+            (r.get(0), usize::try_from(n).unwrap_or(0))
+        }))
+    }
+
+    /// Marks an approval as used by a later run.
+    pub async fn consume_approval(&self, approved_run: i64, by_run: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = 'approved-applied', error = ? WHERE id = ?")
+            .bind(format!("applied by run {by_run}"))
+            .bind(approved_run)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn held_plan(&self, run_id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT plan FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NoSuchRun(run_id))?;
+        row.get::<Option<String>, _>(0)
+            .map(|p| json(&p, "runs.plan"))
+            .transpose()
+    }
+
+    fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
+            id: r.get("id"),
+            app: r.get("app"),
+            trigger: r.get("trigger"),
+            dry_run: r.get("dry_run"),
+            status: r.get("status"),
+            started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
+            counts: json(&r.get::<String, _>("counts"), "runs.counts")?,
+            summary: json(&r.get::<String, _>("summary"), "runs.summary")?,
+            deprovisions: r.get("deprovisions"),
+            approved_deprovisions: r.get("approved_deprovisions"),
+            error: r.get("error"),
+        })
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::run_from_row).transpose()
+    }
+
+    /// Runs, newest first, optionally of one app.
+    pub async fn runs(&self, app: Option<&str>, limit: i64) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(app)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::run_from_row).collect()
+    }
+
+    pub async fn operations(&self, run_id: i64) -> Result<Vec<OperationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, target, kind, subject, detail, status, error, duration_ms FROM operations WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperationRecord {
+                    seq: r.get(0),
+                    target: r.get(1),
+                    kind: r.get(2),
+                    subject: r.get(3),
+                    detail: json(&r.get::<String, _>(4), "operations.detail")?,
+                    status: r.get(5),
+                    error: r.get(6),
+                    duration_ms: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    /// Counts of links per app on a target (for summaries).
+    pub async fn link_counts(&self) -> Result<BTreeMap<(String, String), i64>, StoreError> {
+        let rows = sqlx::query("SELECT app, target, COUNT(*) FROM links GROUP BY app, target")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect())
+    }
+}
