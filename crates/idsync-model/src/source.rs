@@ -111,10 +111,10 @@ fn ancestors_of<'a>(group: &'a str, parents: &HashMap<&'a str, Vec<&'a str>>) ->
     let mut seen = BTreeSet::new();
     let mut stack = vec![group];
     while let Some(id) = stack.pop() {
-        if seen.insert(id) {
-            if let Some(ps) = parents.get(id) {
-                stack.extend(ps.iter().copied());
-            }
+        if seen.insert(id)
+            && let Some(ps) = parents.get(id)
+        {
+            stack.extend(ps.iter().copied());
         }
     }
     seen
