@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
+    /// In a dry run or a held plan: not applied.
+    Planned,
     Done,
     /// The target already was as asked (e.g. already a member).
     AlreadyDone,
@@ -87,7 +89,13 @@ pub async fn execute(
         let mut runnable = Vec::new();
         for planned in &ops[phase_start..phase_end] {
             let mut planned = planned.clone();
-            match prepare(&mut planned, &created, &failed_users, &failed_groups, &failed_renames) {
+            match prepare(
+                &mut planned,
+                &created,
+                &failed_users,
+                &failed_groups,
+                &failed_renames,
+            ) {
                 Ok(()) => runnable.push(planned),
                 Err(why) => {
                     let result = OpResult {

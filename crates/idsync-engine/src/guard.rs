@@ -60,7 +60,10 @@ mod tests {
             max_deprovision_count: 50,
         };
         assert!(check(&g, 0, 1000, 0).is_none());
-        assert!(check(&g, 50, 1000, 0).is_none(), "exactly 5% and 50 is allowed");
+        assert!(
+            check(&g, 50, 1000, 0).is_none(),
+            "exactly 5% and 50 is allowed"
+        );
         assert!(check(&g, 51, 10_000, 0).is_some(), "over the count");
         assert!(check(&g, 6, 100, 0).is_some(), "over the percentage");
         assert!(check(&g, 6, 100, 6).is_none(), "approved");

@@ -74,7 +74,8 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
             }
         }
         Operation::RemoveMembership { group, key, .. } => {
-            into.remove_managed.insert((group.to_lowercase(), key.clone()));
+            into.remove_managed
+                .insert((group.to_lowercase(), key.clone()));
         }
         _ => {}
     }

@@ -80,7 +80,10 @@ pub struct TargetPlan {
 
 impl TargetPlan {
     pub fn count(&self, kind: OperationKind) -> usize {
-        self.operations.iter().filter(|o| o.op.kind() == kind).count()
+        self.operations
+            .iter()
+            .filter(|o| o.op.kind() == kind)
+            .count()
     }
 
     /// Deactivations and deletions: what the mass-change guard counts.
@@ -137,12 +140,20 @@ impl<'a> Actual<'a> {
         }
         Actual {
             by_key: state.users.iter().map(|u| (u.key.as_str(), u)).collect(),
-            by_username: state.users.iter().map(|u| (lower(&u.username), u)).collect(),
+            by_username: state
+                .users
+                .iter()
+                .map(|u| (lower(&u.username), u))
+                .collect(),
             by_email: by_email
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|u| (k, u)))
                 .collect(),
-            groups: state.groups.iter().map(|g| (lower(g), g.as_str())).collect(),
+            groups: state
+                .groups
+                .iter()
+                .map(|g| (lower(g), g.as_str()))
+                .collect(),
             members,
             groups_of,
         }
@@ -305,7 +316,10 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 .entry(g.clone())
                 .or_insert_with(|| "default group for all users".to_owned());
         }
-        let display_name = input.users.display_name(user).or_else(|| Some(username.clone()));
+        let display_name = input
+            .users
+            .display_name(user)
+            .or_else(|| Some(username.clone()));
         desired.push(Desired {
             email: input.users.email(user),
             display_name,
@@ -320,7 +334,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         b.warn(format!(
             "{} has no custom attributes: users.custom_attributes ({}) are not synced to it",
             input.target,
-            rules.custom_attributes.keys().cloned().collect::<Vec<_>>().join(", ")
+            rules
+                .custom_attributes
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
 
@@ -357,7 +376,10 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             for by in &rules.adopt_by {
                 let found = match by {
                     AdoptBy::Username => actual.by_username.get(&lower(&d.username)),
-                    AdoptBy::Email => d.email.as_ref().and_then(|e| actual.by_email.get(&lower(e))),
+                    AdoptBy::Email => d
+                        .email
+                        .as_ref()
+                        .and_then(|e| actual.by_email.get(&lower(e))),
                 };
                 if let Some(found) = found {
                     candidate = Some((*found, *by));
@@ -664,7 +686,13 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 Some(&link.source_id),
             );
         } else if rules.strip_groups_on_deprovision {
-            strip_memberships(&mut b, input, &actual, account, "no longer in scope at the source");
+            strip_memberships(
+                &mut b,
+                input,
+                &actual,
+                account,
+                "no longer in scope at the source",
+            );
         }
     }
     managed_users += adoptions.len();
@@ -729,9 +757,7 @@ fn need_group(
     if !may_create {
         return None;
     }
-    let entry = needed
-        .entry(g)
-        .or_insert_with(|| (group.to_owned(), true));
+    let entry = needed.entry(g).or_insert_with(|| (group.to_owned(), true));
     Some(entry.0.clone())
 }
 

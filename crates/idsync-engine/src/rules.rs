@@ -278,7 +278,10 @@ mod tests {
         let compiled = CompiledUserRules::compile(&rules, "apps[0].users").expect("compiles");
         let u = user(&[("userPrincipalName", "Ada.Lovelace@contoso.com")]);
         assert_eq!(compiled.username(&u).as_deref(), Some("lovelace_ada"));
-        let u = user(&[("onPremisesSamAccountName", "ALOVE"), ("userPrincipalName", "x@y")]);
+        let u = user(&[
+            ("onPremisesSamAccountName", "ALOVE"),
+            ("userPrincipalName", "x@y"),
+        ]);
         assert_eq!(compiled.username(&u).as_deref(), Some("alove"));
         assert_eq!(compiled.username(&user(&[])), None);
     }

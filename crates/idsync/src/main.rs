@@ -11,11 +11,19 @@ use clap::{Args, Parser, Subcommand};
 
 mod check;
 mod exit;
+mod history;
+mod output;
+mod store;
+mod sync;
 
 use exit::CliError;
 
 #[derive(Debug, Parser)]
-#[command(name = "idsync", version, about = "User and group sync from Microsoft Entra ID to Atlassian products")]
+#[command(
+    name = "idsync",
+    version,
+    about = "User and group sync from Microsoft Entra ID to Atlassian products"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +35,12 @@ enum Command {
     Demo,
     /// Validate the config, sign in to the source and read it; print what is in scope.
     Check(CheckArgs),
+    /// Read the source and the targets, plan, and apply (or only show, with --dry-run).
+    Sync(sync::SyncArgs),
+    /// List past runs, or show one with every operation.
+    History(history::HistoryArgs),
+    /// Approve a run held by the mass-change guard, and sync its app.
+    Approve(history::ApproveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +75,9 @@ fn main() -> ExitCode {
                     .into(),
             )),
             Command::Check(args) => check::run(args).await,
+            Command::Sync(args) => sync::run(args).await,
+            Command::History(args) => history::run(args).await,
+            Command::Approve(args) => history::approve(args).await,
         }
     });
     match result {

@@ -1,0 +1,189 @@
+//! Human-readable output: summary tables on stdout.
+
+use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
+use idsync_runner::RunReport;
+use idsync_store::{OperationRecord, RunRecord};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t
+}
+
+/// The summary of one run: per kind of operation, how many were planned and how they ended.
+pub fn print_run(report: &RunReport) {
+    let what = if report.dry_run { "dry run" } else { "run" };
+    println!(
+        "app {} — {what} {} — {} in {:.1}s (planner {} ms)",
+        report.app,
+        report.run_id,
+        report.status.as_str(),
+        report.elapsed_ms as f64 / 1000.0,
+        report.planner_ms
+    );
+    if let Some(source) = report.source.as_object() {
+        let fields: Vec<String> = [
+            "users_in_scope",
+            "groups",
+            "memberships",
+            "mode",
+            "requests_total",
+        ]
+        .iter()
+        .filter_map(|k| source.get(*k).map(|v| format!("{k}: {v}")))
+        .collect();
+        if !fields.is_empty() {
+            println!("source: {}", fields.join(", "));
+        }
+    }
+    let mut t = table(&[
+        "operation",
+        "planned",
+        "done",
+        "already",
+        "failed",
+        "skipped",
+    ]);
+    for (kind, totals) in &report.totals {
+        t.add_row(vec![
+            Cell::new(kind.as_str()),
+            Cell::new(totals.planned),
+            Cell::new(totals.done),
+            Cell::new(totals.already_done),
+            Cell::new(totals.failed),
+            Cell::new(totals.skipped),
+        ]);
+    }
+    if report.totals.is_empty() {
+        println!("nothing to do: every target is in step with the source");
+    } else {
+        println!("{t}");
+    }
+    for target in &report.targets {
+        if let Some(e) = &target.error {
+            println!("target {}: {e}", target.target);
+        }
+        if !target.adoptions.is_empty() {
+            println!(
+                "target {}: {} existing account(s) adopted",
+                target.target,
+                target.adoptions.len()
+            );
+        }
+        for w in &target.warnings {
+            println!("target {}: warning: {w}", target.target);
+        }
+        let failures: Vec<_> = target
+            .operations
+            .iter()
+            .filter(|o| o.error.is_some())
+            .take(20)
+            .collect();
+        for f in &failures {
+            println!(
+                "target {}: {} {} failed: {}",
+                target.target,
+                f.planned.op.kind(),
+                f.planned.op.user().or(f.planned.op.group()).unwrap_or(""),
+                f.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if report.dry_run {
+        for target in &report.targets {
+            for o in target.operations.iter().take(50) {
+                println!(
+                    "  {} {} {} — {}",
+                    target.target,
+                    o.planned.op.kind(),
+                    o.planned.op.user().or(o.planned.op.group()).unwrap_or(""),
+                    o.planned.reason
+                );
+            }
+            if target.operations.len() > 50 {
+                println!(
+                    "  … and {} more on {} (use --json for all)",
+                    target.operations.len() - 50,
+                    target.target
+                );
+            }
+        }
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    if let Some(e) = &report.error {
+        println!("error: {e}");
+    }
+}
+
+pub fn print_history(runs: &[RunRecord]) {
+    if runs.is_empty() {
+        println!("no runs yet");
+        return;
+    }
+    let mut t = table(&[
+        "run",
+        "app",
+        "trigger",
+        "status",
+        "started",
+        "operations",
+        "error",
+    ]);
+    for r in runs {
+        let ops: u64 = r
+            .counts
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.get("planned").and_then(|p| p.as_u64()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        t.add_row(vec![
+            Cell::new(r.id),
+            Cell::new(&r.app),
+            Cell::new(if r.dry_run {
+                format!("{} (dry run)", r.trigger)
+            } else {
+                r.trigger.clone()
+            }),
+            Cell::new(&r.status),
+            Cell::new(&r.started_at),
+            Cell::new(ops),
+            Cell::new(r.error.as_deref().unwrap_or("")),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn print_run_record(run: &RunRecord, operations: &[OperationRecord]) {
+    print_history(std::slice::from_ref(run));
+    if operations.is_empty() {
+        println!("no operations recorded");
+        return;
+    }
+    let mut t = table(&[
+        "#",
+        "target",
+        "operation",
+        "subject",
+        "status",
+        "ms",
+        "error",
+    ]);
+    for o in operations {
+        t.add_row(vec![
+            Cell::new(o.seq),
+            Cell::new(&o.target),
+            Cell::new(&o.kind),
+            Cell::new(&o.subject),
+            Cell::new(&o.status),
+            Cell::new(o.duration_ms),
+            Cell::new(o.error.as_deref().unwrap_or("")),
+        ]);
+    }
+    println!("{t}");
+}

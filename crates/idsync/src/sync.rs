@@ -1,0 +1,133 @@
+//! `idsync sync`: read, plan, guard, apply; a progress bar on a terminal, a summary table or one
+//! JSON document.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use idsync_runner::{Progress, Quiet, RunReport, RunStatus, Trigger};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::exit::CliError;
+use crate::output;
+use crate::store::{load_config, open_store, select_apps};
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Only this app (default: every app, one after the other).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Plan and show, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn phase(&self, what: &str) {
+        self.0.set_message(what.to_owned());
+    }
+    fn planned(&self, operations: usize) {
+        self.0.set_length(operations as u64);
+        self.0.set_position(0);
+    }
+    fn applied(&self, _result: &idsync_engine::OpResult) {
+        self.0.inc(1);
+    }
+}
+
+pub async fn run(args: SyncArgs) -> Result<(), CliError> {
+    let config = load_config(&args.config)?;
+    let apps = select_apps(&config, args.app.as_deref())?;
+    let store = open_store(&config).await?;
+    let mut reports: Vec<RunReport> = Vec::new();
+    for app in &apps {
+        let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(app.clone());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        let progress: Arc<dyn Progress> = match &bar {
+            Some(b) => Arc::new(Bar(b.clone())),
+            None => Arc::new(Quiet),
+        };
+        let report = idsync_runner::sync_app(
+            &config,
+            app,
+            &store,
+            args.dry_run,
+            Trigger::Manual,
+            progress,
+        )
+        .await
+        .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        if !args.json {
+            output::print_run(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        let doc = if reports.len() == 1 {
+            serde_json::to_value(&reports[0])
+        } else {
+            serde_json::to_value(&reports).map(|runs| serde_json::json!({ "runs": runs }))
+        }
+        .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        println!("{doc:#}");
+    }
+    exit_for(&reports)
+}
+
+/// The worst outcome decides the exit code: failed (1) over held (3) over done (0).
+pub fn exit_for(reports: &[RunReport]) -> Result<(), CliError> {
+    if reports
+        .iter()
+        .any(|r| matches!(r.status, RunStatus::Failed | RunStatus::Partial))
+    {
+        let failed: Vec<String> = reports
+            .iter()
+            .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Partial))
+            .map(|r| {
+                format!(
+                    "app {:?}: run {} {}{}",
+                    r.app,
+                    r.run_id,
+                    r.status.as_str(),
+                    r.error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        return Err(CliError::Failed(anyhow::anyhow!("{}", failed.join("\n"))));
+    }
+    if let Some(held) = reports.iter().find(|r| r.status == RunStatus::Held) {
+        return Err(CliError::Held(format!(
+            "app {:?}: run {} held by the mass-change guard: {}",
+            held.app,
+            held.run_id,
+            held.hold
+                .as_ref()
+                .map(|h| h.reason.as_str())
+                .unwrap_or("over the threshold")
+        )));
+    }
+    Ok(())
+}
