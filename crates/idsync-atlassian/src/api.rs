@@ -1,0 +1,492 @@
+//! The HTTP plumbing every target shares: authentication, client-side and server-side rate
+//! limiting, retries of 429/5xx with `Retry-After`, request counting, and turning error
+//! responses into [`TargetError`]s an administrator can act on.
+//!
+//! Product modules build a [`Call`] from a path template (`"rest/api/2/user/properties/{}"`),
+//! send it with [`Api::send`] and decide per status what a reply means; anything they do not
+//! expect goes through [`Api::error`], which classifies it the same way for every product.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use idsync_config::TargetConfig;
+use idsync_model::{TargetError, TargetErrorKind, TargetKind};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+use url::Url;
+
+use idsync_http::{
+    ClientOptions, HttpClient, HttpError, RequestCounter, RetryPolicy, build_client,
+};
+
+/// How the target authenticates. Secrets stay wrapped until the request is built, and reqwest
+/// marks the resulting `Authorization` header sensitive, so neither shows up in logs.
+enum Auth {
+    Bearer(SecretString),
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+}
+
+/// One HTTP request to send, before authentication and retries.
+pub(crate) struct Call {
+    method: Method,
+    /// The path template, e.g. `rest/api/2/group/member`: the request-count key and the name
+    /// of the call in logs (never the URL: Bitbucket's create-user URL carries a password).
+    template: &'static str,
+    url: Url,
+    query: Vec<(String, String)>,
+    body: Option<Value>,
+    content_type: &'static str,
+}
+
+impl Call {
+    pub fn query(mut self, name: &str, value: impl ToString) -> Self {
+        self.query.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// SCIM asks for `application/scim+json`.
+    #[allow(dead_code)] // used by the SCIM target, next
+    pub fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = content_type;
+        self
+    }
+}
+
+/// A response, read in full.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The body as JSON (`Value::Null` when empty).
+    pub fn value(&self) -> Option<Value> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Some(Value::Null);
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The error text the product put in the body, whatever its shape: Jira
+    /// `{"errorMessages":[..],"errors":{..}}`, Bitbucket `{"errors":[{"message"}]}`, Confluence
+    /// `{"message"}`, SCIM `{"detail"}`. Falls back to the start of the raw body.
+    pub fn server_message(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(value) = self.value() {
+            if let Some(list) = value.get("errorMessages").and_then(Value::as_array) {
+                parts.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+            match value.get("errors") {
+                Some(Value::Object(fields)) => parts.extend(
+                    fields
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())),
+                ),
+                Some(Value::Array(list)) => parts.extend(
+                    list.iter()
+                        .filter_map(|e| e.get("message").and_then(Value::as_str))
+                        .map(str::to_owned),
+                ),
+                _ => {}
+            }
+            for field in ["message", "detail", "errorMessage"] {
+                if parts.is_empty()
+                    && let Some(text) = value.get(field).and_then(Value::as_str)
+                {
+                    parts.push(text.to_owned());
+                }
+            }
+        }
+        if parts.is_empty() {
+            let raw = String::from_utf8_lossy(&self.body);
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return self
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("no details")
+                    .to_owned();
+            }
+            return raw.chars().take(300).collect();
+        }
+        parts.join("; ")
+    }
+}
+
+/// What server-side rate-limit headers told us: requests wait until this instant.
+#[derive(Default)]
+struct Pacing {
+    not_before: Option<Instant>,
+}
+
+/// The shared client of one target.
+pub(crate) struct Api {
+    pub name: String,
+    pub kind: TargetKind,
+    /// Base URL with a trailing slash, so that relative templates join below it.
+    base: Url,
+    auth: Auth,
+    limiter: Option<DefaultDirectRateLimiter>,
+    pacing: Mutex<Pacing>,
+    http: HttpClient,
+    /// Fan-out of reads (members of many groups, properties of many users).
+    pub concurrency: usize,
+}
+
+/// The longest pause the rate-limit headers may impose between two requests.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Api {
+    pub fn new(config: &TargetConfig) -> Result<Api, TargetError> {
+        let name = config.name.clone();
+        let config_error = |message: String| TargetError {
+            kind: TargetErrorKind::Rejected,
+            target: name.clone(),
+            message,
+            status: None,
+        };
+        let auth = match (&config.token, &config.username, &config.password) {
+            (Some(token), _, _) => Auth::Bearer(SecretString::from(token.expose().to_owned())),
+            (None, Some(username), Some(password)) => Auth::Basic {
+                username: username.clone(),
+                password: SecretString::from(password.expose().to_owned()),
+            },
+            _ => {
+                return Err(config_error(format!(
+                    "target '{}' has no credentials: set `token` (or `username` and `password`) in its [[targets]] entry",
+                    config.name
+                )));
+            }
+        };
+        if config.kind == TargetKind::AtlassianCloud && matches!(auth, Auth::Basic { .. }) {
+            return Err(config_error(format!(
+                "target '{}' (atlassian-cloud) needs `token`: the SCIM directory API key; Basic authentication is refused by Atlassian",
+                config.name
+            )));
+        }
+        let mut base = config.base_url.clone();
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        if base.cannot_be_a_base() {
+            return Err(config_error(format!(
+                "target '{}': base_url {} cannot hold paths",
+                config.name, config.base_url
+            )));
+        }
+        let client = build_client(&ClientOptions {
+            timeout: Duration::from_secs(config.timeout_seconds.max(1)),
+            ..ClientOptions::default()
+        })
+        .map_err(|e| config_error(e.to_string()))?;
+        let limiter = config
+            .max_requests_per_second
+            .filter(|rps| rps.is_finite() && *rps > 0.0)
+            .and_then(|rps| Quota::with_period(Duration::from_secs_f64(1.0 / rps)))
+            .map(|quota| RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)));
+        Ok(Api {
+            name: config.name.clone(),
+            kind: config.kind,
+            base,
+            auth,
+            limiter,
+            pacing: Mutex::new(Pacing::default()),
+            http: HttpClient::new(client, RetryPolicy::default(), RequestCounter::new()),
+            concurrency: config.concurrency.max(1),
+        })
+    }
+
+    /// A call to `template` below the base URL; each `{}` segment takes the next of `args`,
+    /// percent-encoded as one path segment (usernames and group names may hold anything).
+    pub fn call(&self, method: Method, template: &'static str, args: &[&str]) -> Call {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty();
+            let mut args = args.iter();
+            for part in template.split('/') {
+                if part == "{}" {
+                    segments.push(args.next().copied().unwrap_or_default());
+                } else {
+                    segments.push(part);
+                }
+            }
+        }
+        Call {
+            method,
+            template,
+            url,
+            query: Vec::new(),
+            body: None,
+            content_type: "application/json",
+        }
+    }
+
+    pub fn get(&self, template: &'static str, args: &[&str]) -> Call {
+        self.call(Method::GET, template, args)
+    }
+
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.http.counter().snapshot()
+    }
+
+    /// Waits for the client-side budget and for any pause the server asked for.
+    async fn wait_turn(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        loop {
+            let not_before = lock(&self.pacing).not_before;
+            match not_before {
+                Some(at) if at > Instant::now() => tokio::time::sleep_until(at).await,
+                _ => break,
+            }
+        }
+    }
+
+    fn pause_until(&self, at: Instant) {
+        let mut pacing = lock(&self.pacing);
+        if pacing.not_before.is_none_or(|current| current < at) {
+            pacing.not_before = Some(at);
+        }
+    }
+
+    /// Slows down before the server has to refuse us. Jira and Confluence DC send
+    /// `X-RateLimit-Remaining/-Limit/-FillRate/-Interval-Seconds` on every response once rate
+    /// limiting is on (https://confluence.atlassian.com/adminjiraserver/adjusting-your-code-for-rate-limiting-987143384.html);
+    /// Atlassian Cloud adds `X-RateLimit-NearLimit: true` under 20% of the budget
+    /// (https://developer.atlassian.com/cloud/jira/platform/rate-limiting/). When fewer than a
+    /// fifth of the tokens are left, requests are spaced at the bucket's refill rate.
+    fn observe_rate_headers(&self, headers: &HeaderMap) {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let near_limit = headers
+            .get("x-ratelimit-nearlimit")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let per_token = match (
+            number("x-ratelimit-fillrate"),
+            number("x-ratelimit-interval-seconds"),
+        ) {
+            (Some(fill), Some(interval)) if fill > 0.0 && interval > 0.0 => interval / fill,
+            _ => 1.0,
+        };
+        let low = match (number("x-ratelimit-remaining"), number("x-ratelimit-limit")) {
+            (Some(remaining), Some(limit)) => remaining < 1.0 || remaining * 5.0 < limit,
+            (Some(remaining), None) => remaining < 1.0,
+            _ => false,
+        };
+        if low || near_limit {
+            let wait = Duration::from_secs_f64(per_token.clamp(0.01, MAX_WAIT.as_secs_f64()));
+            tracing::debug!(target_name = %self.name, ?wait, "rate-limit budget low; slowing down");
+            self.pause_until(Instant::now() + wait);
+        }
+    }
+
+    /// Sends a call through [`HttpClient::send`], which retries 429, 5xx and network failures
+    /// with the delay the server asked for (`Retry-After`, seconds or HTTP date) or exponential
+    /// backoff with jitter. A 401 is final and becomes [`TargetErrorKind::Unauthorized`]; every
+    /// other status is returned for the caller to interpret.
+    pub async fn send(&self, call: Call) -> Result<Reply, TargetError> {
+        self.wait_turn().await;
+        let label = format!("{} /{}", call.method, call.template);
+        let body = call
+            .body
+            .as_ref()
+            .map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let build = |client: &reqwest::Client| {
+            let mut request = client
+                .request(call.method.clone(), call.url.clone())
+                .header(ACCEPT, "application/json");
+            request = match &self.auth {
+                Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+                Auth::Basic { username, password } => {
+                    request.basic_auth(username, Some(password.expose_secret()))
+                }
+            };
+            if !call.query.is_empty() {
+                request = request.query(&call.query);
+            }
+            if let Some(body) = &body {
+                request = request
+                    .header(CONTENT_TYPE, call.content_type)
+                    .body(body.clone());
+            }
+            request
+        };
+        // The label, not the URL, names the call in errors and logs: Bitbucket's create-user
+        // URL carries a password in its query.
+        let response = self.http.send(&label, &label, build).await.map_err(|e| match e {
+            HttpError::Exhausted { status, body, attempts, .. } => {
+                let reply = Reply { status, body: body.to_vec() };
+                let kind = if status == StatusCode::TOO_MANY_REQUESTS {
+                    TargetErrorKind::RateLimited
+                } else {
+                    TargetErrorKind::Unavailable
+                };
+                self.err(
+                    kind,
+                    format!(
+                        "{label} still answered HTTP {} after {attempts} attempts ({}); try again later or lower max_requests_per_second",
+                        status.as_u16(),
+                        reply.server_message()
+                    ),
+                    Some(status.as_u16()),
+                )
+            }
+            other => self.err(
+                TargetErrorKind::Unavailable,
+                format!("{other}; check that {} is reachable", self.base),
+                None,
+            ),
+        })?;
+        self.observe_rate_headers(&response.headers);
+        if response.status == StatusCode::UNAUTHORIZED {
+            return Err(self.unauthorized());
+        }
+        Ok(Reply {
+            status: response.status,
+            body: response.body.to_vec(),
+        })
+    }
+
+    /// Sends and insists on a 2xx.
+    pub async fn send_ok(&self, call: Call, what: &str) -> Result<Reply, TargetError> {
+        let reply = self.send(call).await?;
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(self.error(&reply, what))
+        }
+    }
+
+    /// Sends, insists on a 2xx, and parses the JSON body.
+    pub async fn fetch<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        what: &str,
+    ) -> Result<T, TargetError> {
+        let reply = self.send_ok(call, what).await?;
+        self.parse(&reply, what)
+    }
+
+    pub fn parse<T: DeserializeOwned>(&self, reply: &Reply, what: &str) -> Result<T, TargetError> {
+        serde_json::from_slice(&reply.body).map_err(|e| {
+            self.err(
+                TargetErrorKind::MalformedResponse,
+                format!("{what}: the response could not be understood ({e}); is base_url {} the right product and context path?", self.base),
+                Some(reply.status.as_u16()),
+            )
+        })
+    }
+
+    pub fn err(&self, kind: TargetErrorKind, message: String, status: Option<u16>) -> TargetError {
+        TargetError {
+            kind,
+            target: self.name.clone(),
+            message,
+            status,
+        }
+    }
+
+    pub fn unsupported(&self, message: String) -> TargetError {
+        self.err(TargetErrorKind::Unsupported, message, None)
+    }
+
+    pub fn malformed(&self, what: &str, detail: &str) -> TargetError {
+        self.err(
+            TargetErrorKind::MalformedResponse,
+            format!("{what}: unexpected response: {detail}"),
+            None,
+        )
+    }
+
+    fn unauthorized(&self) -> TargetError {
+        let credential = match (self.kind, &self.auth) {
+            (TargetKind::AtlassianCloud, _) => {
+                "the SCIM directory API key (`token`; not an org admin API key or site API token)"
+            }
+            (_, Auth::Bearer(_)) => "the personal access token (`token`)",
+            (_, Auth::Basic { .. }) => "`username` and `password`",
+        };
+        self.err(
+            TargetErrorKind::Unauthorized,
+            format!(
+                "{} ({}) refused the credentials (HTTP 401): {credential} of [[targets]] '{}' is wrong, expired or revoked. Create a new one for an administrator account and update the configuration.",
+                self.base, self.kind, self.name
+            ),
+            Some(401),
+        )
+    }
+
+    /// Turns an unexpected reply into an error that says what failed, why, and what to do.
+    /// `what` names the operation, e.g. "create user 'ada'".
+    pub fn error(&self, reply: &Reply, what: &str) -> TargetError {
+        let status = reply.status;
+        let detail = reply.server_message();
+        let lower = detail.to_lowercase();
+        let read_only = lower.contains("read-only")
+            || lower.contains("read only")
+            || lower.contains("readonly")
+            || lower.contains("not writable")
+            || lower.contains("does not allow");
+        let licence =
+            lower.contains("licen") || lower.contains("user limit") || lower.contains("seat");
+        let (kind, advice) = match status.as_u16() {
+            402 => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
+            400 | 403 | 405 | 409 | 422 if read_only => {
+                (TargetErrorKind::ReadOnlyDirectory, ADVICE_READ_ONLY)
+            }
+            400 | 403 if licence => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
+            403 => (TargetErrorKind::Forbidden, ADVICE_FORBIDDEN),
+            404 => (TargetErrorKind::NotFound, ""),
+            409 => (TargetErrorKind::Conflict, ""),
+            429 => (TargetErrorKind::RateLimited, ""),
+            500..=599 => (
+                TargetErrorKind::Unavailable,
+                "The server failed; see its logs, then sync again.",
+            ),
+            _ => (TargetErrorKind::Rejected, ""),
+        };
+        let mut message = format!("cannot {what}: HTTP {}: {detail}", status.as_u16());
+        if !advice.is_empty() {
+            message.push_str(". ");
+            message.push_str(advice);
+        }
+        self.err(kind, message, Some(status.as_u16()))
+    }
+}
+
+const ADVICE_LICENCE: &str = "No licence seat is left: free seats (deactivate or remove unused accounts) or raise the licence's user tier, then sync again";
+const ADVICE_READ_ONLY: &str = "Users and groups here come from a read-only directory (LDAP/Crowd): make the change in that directory, or give idsync a writable directory";
+const ADVICE_FORBIDDEN: &str = "The account behind the configured credentials lacks the permission: it needs (system) administrator rights";

@@ -1,0 +1,115 @@
+//! Small helpers the product modules share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use idsync_model::TargetError;
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+
+/// A random password for accounts created where the API insists on one (Bitbucket, Confluence).
+/// idsync's users sign in through SSO or an external directory; nobody ever learns this one.
+pub(crate) fn random_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 40)
+}
+
+/// A custom attribute as a string: JSON strings as they are, anything else as JSON text.
+pub(crate) fn attribute_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Usernames compare case-insensitively in every Atlassian product.
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// Runs `f` over `items` with at most `concurrency` in flight, keeping the input order; the
+/// first error fails the whole (a partial read must never be planned against).
+pub(crate) async fn fan_out<I, T, F, Fut>(
+    items: I,
+    concurrency: usize,
+    f: F,
+) -> Result<Vec<T>, TargetError>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = Result<T, TargetError>>,
+{
+    stream::iter(items)
+        .map(f)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// The members of every group, `concurrency` groups at a time, paired with the group.
+pub(crate) async fn members_of_all<T, F, Fut>(
+    groups: &[String],
+    concurrency: usize,
+    members: F,
+) -> Result<Vec<(String, Vec<T>)>, TargetError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, TargetError>>,
+{
+    let lists = fan_out(groups.iter().cloned(), concurrency, members).await?;
+    Ok(groups.iter().cloned().zip(lists).collect())
+}
+
+/// Group → account keys of its members, as `ActualState::memberships` holds them.
+pub(crate) fn membership_keys<T>(
+    lists: &[(String, Vec<T>)],
+    key: impl Fn(&T) -> String,
+) -> BTreeMap<String, BTreeSet<String>> {
+    lists
+        .iter()
+        .map(|(group, members)| (group.clone(), members.iter().map(&key).collect()))
+        .collect()
+}
+
+/// The `Target` methods every target answers alike from its `api` and `capabilities`
+/// fields; used inside each `impl Target`.
+macro_rules! target_basics {
+    () => {
+        fn name(&self) -> &str {
+            &self.api.name
+        }
+
+        fn kind(&self) -> idsync_model::TargetKind {
+            self.api.kind
+        }
+
+        fn capabilities(&self) -> &idsync_model::Capabilities {
+            &self.capabilities
+        }
+
+        fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+            self.api.request_counts()
+        }
+    };
+}
+pub(crate) use target_basics;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_long_and_differ() {
+        let a = random_password();
+        assert_eq!(a.len(), 40);
+        assert_ne!(a, random_password());
+    }
+
+    #[test]
+    fn attribute_texts() {
+        assert_eq!(attribute_text(&Value::from("x")), Some("x".into()));
+        assert_eq!(attribute_text(&Value::from(3)), Some("3".into()));
+        assert_eq!(attribute_text(&Value::Null), None);
+    }
+}

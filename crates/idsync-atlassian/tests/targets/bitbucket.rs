@@ -1,0 +1,249 @@
+//! `bitbucket-dc` against the simulated Bitbucket DC 8.14 REST API.
+
+use atlassian_sim::{Product, RunningAtlassianSim, SimUser};
+use idsync_atlassian::BitbucketDc;
+use idsync_config::BitbucketDeprovision;
+use idsync_model::{Applied, Deprovisioning, Target, TargetErrorKind, TargetKind};
+
+use crate::common::*;
+
+const BITBUCKET: TargetKind = TargetKind::BitbucketDc;
+const LICENSED: &str = "stash-users";
+
+fn bitbucket(sim: &RunningAtlassianSim) -> BitbucketDc {
+    BitbucketDc::new(&config(sim, BITBUCKET)).expect("target builds")
+}
+
+fn members(sim: &RunningAtlassianSim, group: &str) -> Vec<String> {
+    sim.members(Product::Bitbucket, group)
+}
+
+/// Every operation Bitbucket supports, asserting the simulator after each; also the traffic
+/// the OpenAPI check validates.
+pub async fn lifecycle(sim: &RunningAtlassianSim) {
+    let bb = bitbucket(sim);
+    let t: &dyn Target = &bb;
+    assert_eq!(
+        t.capabilities().deprovisioning,
+        Deprovisioning::RemoveLicensedGroups {
+            groups: [LICENSED.to_owned()].into(),
+            reactivate_group: LICENSED.into(),
+        }
+    );
+
+    assert_eq!(ok(t, create_group("devs")).await, Applied::Done);
+    assert_eq!(ok(t, create_group("devs")).await, Applied::AlreadyDone);
+    assert!(sim.groups(Product::Bitbucket).contains(&"devs".to_owned()));
+
+    // A new account gets its licence through the configured licensed group.
+    let key = key_of(ok(t, create_user("ada")).await);
+    let ada = sim.user(Product::Bitbucket, "ada").expect("created");
+    assert_eq!(ada.key, key);
+    assert_eq!(
+        (ada.email.as_str(), ada.display_name.as_str()),
+        ("ada@example.com", "User ada")
+    );
+    assert_eq!(members(sim, LICENSED), vec!["ada".to_owned()]);
+
+    ok(
+        t,
+        update_user(&key, "ada", "ada@new.example", "Ada Lovelace"),
+    )
+    .await;
+    ok(t, rename(&key, "ada", "ada.l")).await;
+    let ada = sim.user(Product::Bitbucket, "ada.l").expect("renamed");
+    assert_eq!(
+        (
+            ada.key.as_str(),
+            ada.email.as_str(),
+            ada.display_name.as_str()
+        ),
+        (key.as_str(), "ada@new.example", "Ada Lovelace")
+    );
+    assert!(sim.user(Product::Bitbucket, "ada").is_none());
+
+    assert_eq!(ok(t, add("devs", &key, "ada.l")).await, Applied::Done);
+    assert_eq!(members(sim, "devs"), vec!["ada.l".to_owned()]);
+
+    // Bulk membership: one request for several users.
+    for name in ["bo", "cy"] {
+        sim.seed_user(Product::Bitbucket, SimUser::new(name));
+    }
+    let before = requests(t, "add-users");
+    bb.add_members("devs", &["bo".into(), "cy".into()])
+        .await
+        .expect("bulk add");
+    assert_eq!(requests(t, "add-users"), before + 1);
+    assert_eq!(members(sim, "devs"), vec!["ada.l", "bo", "cy"]);
+
+    let state = t.read_state(&[]).await.expect("read state");
+    let read = state.users.iter().find(|u| u.key == key).expect("listed");
+    assert!(read.active, "in a licensed group");
+    assert!(
+        !state
+            .users
+            .iter()
+            .find(|u| u.username == "bo")
+            .expect("bo")
+            .active,
+        "in no licensed group"
+    );
+    assert!(state.memberships["devs"].contains(&key));
+    let (one, groups) = t
+        .read_user("ada.l", &[])
+        .await
+        .expect("read user")
+        .expect("exists");
+    assert_eq!(one.key, key);
+    assert_eq!(groups, [LICENSED.to_owned(), "devs".to_owned()].into());
+
+    // Deprovisioning removes the licensed groups only; reactivating gives one back.
+    assert_eq!(ok(t, deactivate(&key, "ada.l")).await, Applied::Done);
+    assert_eq!(ok(t, deactivate(&key, "ada.l")).await, Applied::AlreadyDone);
+    assert!(members(sim, LICENSED).is_empty());
+    assert!(members(sim, "devs").contains(&"ada.l".to_owned()));
+    let (one, _) = t
+        .read_user("ada.l", &[])
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(!one.active);
+    assert_eq!(ok(t, reactivate(&key, "ada.l")).await, Applied::Done);
+    assert_eq!(ok(t, reactivate(&key, "ada.l")).await, Applied::AlreadyDone);
+    assert_eq!(members(sim, LICENSED), vec!["ada.l".to_owned()]);
+
+    assert_eq!(ok(t, remove("devs", &key, "ada.l")).await, Applied::Done);
+    assert_eq!(members(sim, "devs"), vec!["bo", "cy"]);
+
+    // Custom attributes and leads are not Bitbucket things.
+    let e = fails(t, set_attribute(&key, "ada.l", "department", Some("x"))).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported);
+
+    delete_user_and_group(t, sim, Product::Bitbucket, &key, "ada.l", "devs").await;
+}
+
+#[tokio::test]
+async fn full_lifecycle() {
+    let sim = start().await;
+    lifecycle(&sim).await;
+}
+
+#[tokio::test]
+async fn delete_policy_deletes_on_deactivate() {
+    let sim = start().await;
+    let mut config = config(&sim, BITBUCKET);
+    config.deprovision = BitbucketDeprovision::Delete;
+    let bb = build(&config);
+    let t = bb.as_ref();
+    assert_eq!(t.capabilities().deprovisioning, Deprovisioning::Delete);
+    let key = key_of(ok(t, create_user("del")).await);
+    assert_eq!(
+        members(&sim, LICENSED),
+        vec!["del".to_owned()],
+        "Bitbucket's default group"
+    );
+    ok(t, deactivate(&key, "del")).await;
+    assert!(sim.user(Product::Bitbucket, "del").is_none());
+    let e = fails(t, reactivate(&key, "del")).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn pages_through_users_groups_and_members() {
+    let sim = start().await;
+    // Pages of 1000: more than three pages of users and of one group's members.
+    for i in 0..3300 {
+        let name = format!("user{i:05}");
+        sim.seed_user(Product::Bitbucket, SimUser::new(&name));
+        sim.seed_membership(Product::Bitbucket, "everyone", &name);
+    }
+    for g in 0..40 {
+        sim.seed_group(Product::Bitbucket, &format!("team-{g:02}"));
+    }
+    let bb = target(&sim, BITBUCKET);
+    let state = bb.read_state(&[]).await.expect("read state");
+    assert_eq!(state.users.len(), 3300);
+    assert_eq!(state.groups.len(), 42);
+    assert_eq!(state.memberships["everyone"].len(), 3300);
+    assert!(requests(bb.as_ref(), "GET /rest/api/1.0/admin/users") >= 4);
+    assert!(requests(bb.as_ref(), "admin/groups/more-members") >= 4 + 41);
+}
+
+#[tokio::test]
+async fn recovers_from_429_with_retry_after() {
+    let sim = start().await;
+    throttle_once(&sim, "/bitbucket/rest/api/1.0/admin/groups", Some("POST"));
+    let bb = target(&sim, BITBUCKET);
+    assert_eq!(ok(bb.as_ref(), create_group("late")).await, Applied::Done);
+    assert!(sim.groups(Product::Bitbucket).contains(&"late".to_owned()));
+    assert_eq!(requests(bb.as_ref(), "POST /rest/api/1.0/admin/groups"), 2);
+}
+
+#[tokio::test]
+async fn licence_limit_is_a_clear_error() {
+    let sim = start().await;
+    sim.seed_user(Product::Bitbucket, SimUser::new("one"));
+    sim.seed_membership(Product::Bitbucket, LICENSED, "one");
+    sim.set_licence_seats(Product::Bitbucket, Some(1));
+    let bb = target(&sim, BITBUCKET);
+    let e = fails(bb.as_ref(), create_user("two")).await;
+    assert_eq!(e.kind, TargetErrorKind::LicenceLimit, "{e}");
+    assert!(e.message.contains("'two'"), "{e}");
+    assert_eq!(members(&sim, LICENSED), vec!["one".to_owned()]);
+
+    // Under the delete policy the account is created straight into the default group, and
+    // Bitbucket refuses the creation itself.
+    let mut config = config(&sim, BITBUCKET);
+    config.deprovision = BitbucketDeprovision::Delete;
+    let e = fails(build(&config).as_ref(), create_user("three")).await;
+    assert_eq!(e.kind, TargetErrorKind::LicenceLimit, "{e}");
+    assert!(sim.user(Product::Bitbucket, "three").is_none());
+}
+
+#[tokio::test]
+async fn existing_user_is_adopted() {
+    let sim = start().await;
+    let seeded = sim.seed_user(Product::Bitbucket, SimUser::new("bob"));
+    let bb = target(&sim, BITBUCKET);
+    assert_eq!(
+        ok(bb.as_ref(), create_user("bob")).await,
+        Applied::UserKey(seeded)
+    );
+    assert_eq!(
+        sim.users(Product::Bitbucket)
+            .iter()
+            .filter(|u| u.name == "bob")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn read_only_directory_is_a_clear_error() {
+    let sim = start().await;
+    let key = sim.seed_user(Product::Bitbucket, SimUser::new("ro"));
+    sim.seed_group(Product::Bitbucket, "devs");
+    sim.set_read_only(Product::Bitbucket, true);
+    let bb = target(&sim, BITBUCKET);
+    let e = fails(bb.as_ref(), create_user("new")).await;
+    assert_eq!(e.kind, TargetErrorKind::ReadOnlyDirectory, "{e}");
+    let e = fails(bb.as_ref(), add("devs", &key, "ro")).await;
+    assert_eq!(e.kind, TargetErrorKind::ReadOnlyDirectory, "{e}");
+    assert!(
+        e.message.contains("'ro'") && e.message.contains("'devs'"),
+        "{e}"
+    );
+    assert!(members(&sim, "devs").is_empty());
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized() {
+    let sim = start().await;
+    let e = wrong_token(&sim, BITBUCKET)
+        .apply(&create_group("x"))
+        .await
+        .expect_err("401");
+    assert_eq!(e.kind, TargetErrorKind::Unauthorized);
+    assert!(e.message.contains("'bitbucket'"), "{e}");
+    assert!(!sim.groups(Product::Bitbucket).contains(&"x".to_owned()));
+}

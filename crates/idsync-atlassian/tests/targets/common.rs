@@ -1,0 +1,219 @@
+//! Helpers shared by the target tests: a started simulator, target configurations pointing at
+//! it, and operation builders.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use atlassian_sim::{AtlassianSim, FaultKind, FaultRule, Product, RunningAtlassianSim, SimConfig};
+use idsync_config::{BitbucketDeprovision, Secret, TargetConfig};
+use idsync_model::{Applied, Operation, Target, TargetError, TargetKind, UserChanges};
+
+pub async fn start() -> RunningAtlassianSim {
+    AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("simulator starts")
+}
+
+/// A target configuration for `kind` on the simulator, with the right token.
+pub fn config(sim: &RunningAtlassianSim, kind: TargetKind) -> TargetConfig {
+    let c = sim.config();
+    let (url, token) = match kind {
+        TargetKind::JiraDc => (sim.jira_url(), c.jira_token.clone()),
+        TargetKind::ConfluenceDc => (sim.confluence_url(), c.confluence_token.clone()),
+        TargetKind::BitbucketDc => (sim.bitbucket_url(), c.bitbucket_token.clone()),
+        TargetKind::AtlassianCloud => (sim.scim_url(), c.scim_token.clone()),
+    };
+    TargetConfig {
+        name: kind.as_str().replace("-dc", "").replace("atlassian-", ""),
+        kind,
+        base_url: url.parse().expect("simulator URL"),
+        token: Some(Secret::new(token)),
+        username: None,
+        password: None,
+        concurrency: 4,
+        max_requests_per_second: None,
+        timeout_seconds: 10,
+        deprovision: BitbucketDeprovision::RemoveLicensedGroups,
+        licensed_groups: vec!["stash-users".into()],
+    }
+}
+
+pub fn build(config: &TargetConfig) -> Arc<dyn Target> {
+    idsync_atlassian::build_target(config).expect("target builds")
+}
+
+pub fn target(sim: &RunningAtlassianSim, kind: TargetKind) -> Arc<dyn Target> {
+    build(&config(sim, kind))
+}
+
+/// A target whose token the simulator does not know.
+pub fn wrong_token(sim: &RunningAtlassianSim, kind: TargetKind) -> Arc<dyn Target> {
+    let mut config = config(sim, kind);
+    config.token = Some(Secret::new("not-the-token"));
+    build(&config)
+}
+
+pub async fn ok(target: &dyn Target, op: Operation) -> Applied {
+    match target.apply(&op).await {
+        Ok(applied) => applied,
+        Err(e) => panic!("{op:?} failed: {e} ({:?})", e.kind),
+    }
+}
+
+pub async fn fails(target: &dyn Target, op: Operation) -> TargetError {
+    match target.apply(&op).await {
+        Ok(applied) => panic!("{op:?} should fail but gave {applied:?}"),
+        Err(e) => e,
+    }
+}
+
+pub fn key_of(applied: Applied) -> String {
+    match applied {
+        Applied::UserKey(key) => key,
+        other => panic!("expected a user key, got {other:?}"),
+    }
+}
+
+// -- operation builders ------------------------------------------------------------------------
+
+pub fn create_group(group: &str) -> Operation {
+    Operation::CreateGroup {
+        group: group.into(),
+    }
+}
+
+pub fn delete_group(group: &str) -> Operation {
+    Operation::DeleteGroup {
+        group: group.into(),
+    }
+}
+
+pub fn create_user(user: &str) -> Operation {
+    Operation::CreateUser {
+        user: user.into(),
+        email: Some(format!("{user}@example.com")),
+        display_name: Some(format!("User {user}")),
+        attributes: BTreeMap::new(),
+        external_id: Some(format!("entra-{user}")),
+    }
+}
+
+pub fn create_user_with(user: &str, attributes: &[(&str, &str)]) -> Operation {
+    let mut op = create_user(user);
+    if let Operation::CreateUser { attributes: a, .. } = &mut op {
+        *a = attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+    }
+    op
+}
+
+pub fn update_user(key: &str, user: &str, email: &str, display_name: &str) -> Operation {
+    Operation::UpdateUser {
+        key: key.into(),
+        user: user.into(),
+        changes: UserChanges {
+            email: Some(email.into()),
+            display_name: Some(display_name.into()),
+        },
+    }
+}
+
+pub fn rename(key: &str, user: &str, new_username: &str) -> Operation {
+    Operation::RenameUser {
+        key: key.into(),
+        user: user.into(),
+        new_username: new_username.into(),
+    }
+}
+
+pub fn set_attribute(key: &str, user: &str, name: &str, value: Option<&str>) -> Operation {
+    Operation::SetAttribute {
+        key: key.into(),
+        user: user.into(),
+        name: name.into(),
+        value: value.map(str::to_owned),
+    }
+}
+
+pub fn deactivate(key: &str, user: &str) -> Operation {
+    Operation::DeactivateUser {
+        key: key.into(),
+        user: user.into(),
+    }
+}
+
+pub fn reactivate(key: &str, user: &str) -> Operation {
+    Operation::ReactivateUser {
+        key: key.into(),
+        user: user.into(),
+    }
+}
+
+pub fn delete_user(key: &str, user: &str) -> Operation {
+    Operation::DeleteUser {
+        key: key.into(),
+        user: user.into(),
+    }
+}
+
+pub fn add(group: &str, key: &str, user: &str) -> Operation {
+    Operation::AddMembership {
+        group: group.into(),
+        key: key.into(),
+        user: user.into(),
+    }
+}
+
+pub fn remove(group: &str, key: &str, user: &str) -> Operation {
+    Operation::RemoveMembership {
+        group: group.into(),
+        key: key.into(),
+        user: user.into(),
+    }
+}
+
+/// Sum of the target's request counts whose key contains `fragment`.
+pub fn requests(target: &dyn Target, fragment: &str) -> u64 {
+    target
+        .request_counts()
+        .iter()
+        .filter(|(k, _)| k.contains(fragment))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Deletes a user and a group, each twice (the second time is `AlreadyDone`), and checks that
+/// the simulator holds neither any more.
+pub async fn delete_user_and_group(
+    t: &dyn Target,
+    sim: &RunningAtlassianSim,
+    product: Product,
+    key: &str,
+    user: &str,
+    group: &str,
+) {
+    assert_eq!(ok(t, delete_user(key, user)).await, Applied::Done);
+    assert_eq!(ok(t, delete_user(key, user)).await, Applied::AlreadyDone);
+    assert!(sim.user(product, user).is_none());
+    assert_eq!(ok(t, delete_group(group)).await, Applied::Done);
+    assert_eq!(ok(t, delete_group(group)).await, Applied::AlreadyDone);
+    assert!(!sim.groups(product).contains(&group.to_owned()));
+}
+
+/// The next request whose path contains `path` (and, if given, with `method`) is answered
+/// 429 with `Retry-After: 1`.
+pub fn throttle_once(sim: &RunningAtlassianSim, path: &str, method: Option<&str>) {
+    let rule = FaultRule::once(FaultKind::Status {
+        status: 429,
+        retry_after: Some(1),
+        body: None,
+    })
+    .on_path(path);
+    sim.kit().inject(match method {
+        Some(method) => rule.on_method(method),
+        None => rule,
+    });
+}
