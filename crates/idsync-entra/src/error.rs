@@ -1,0 +1,76 @@
+//! What can go wrong reading Entra ID, each with a message that names the cause and the fix.
+
+use idsync_http::HttpError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntraError {
+    /// The app's settings cannot work (checked before any request).
+    #[error("app '{app}': {message}")]
+    Config { app: String, message: String },
+
+    /// The token endpoint refused the client credentials. `message` explains the AADSTS code.
+    #[error("{message}")]
+    SignIn {
+        /// `error_codes[0]` of the response (AADSTS number); 0 when there was none.
+        code: u32,
+        /// The OAuth `error` (`invalid_client`, ...).
+        error: String,
+        message: String,
+    },
+
+    /// Graph answered 403 `Authorization_RequestDenied`: a permission or its consent is missing.
+    #[error("{message}")]
+    PermissionDenied {
+        /// The application permission that would allow the call.
+        permission: &'static str,
+        message: String,
+    },
+
+    /// Any other Graph error response.
+    #[error("{what}: Microsoft Graph answered {status} {code}: {message}{}", request_id.as_deref().map(|r| format!(" (request-id {r})")).unwrap_or_default())]
+    Graph {
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+
+    /// The scope names something the tenant does not have (unknown or ambiguous group, unknown
+    /// enterprise app).
+    #[error("app '{app}': {message}")]
+    Scope { app: String, message: String },
+
+    /// A delta token was refused (`syncStateNotFound`, `410 Gone`, `resyncRequired`); the reader
+    /// falls back to a full read, so callers only see this if the fresh round fails the same way.
+    #[error("{what}: the delta token is no longer valid ({reason})")]
+    DeltaReset { what: String, reason: String },
+
+    /// A response that is not what Graph sends (truncated or malformed JSON, missing `value`).
+    #[error("{what}: unexpected response from {url}: {detail}")]
+    Malformed {
+        what: String,
+        url: String,
+        detail: String,
+    },
+
+    /// Network failures and transient errors that outlasted the retries.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+impl EntraError {
+    /// A short machine-readable name of the error class, for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EntraError::Config { .. } => "config",
+            EntraError::SignIn { .. } => "sign_in",
+            EntraError::PermissionDenied { .. } => "permission_denied",
+            EntraError::Graph { .. } => "graph",
+            EntraError::Scope { .. } => "scope",
+            EntraError::DeltaReset { .. } => "delta_reset",
+            EntraError::Malformed { .. } => "malformed_response",
+            EntraError::Http(_) => "http",
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Authenticated GETs against Microsoft Graph v1.0 and collection paging.
+//!
+//! Conventions (https://learn.microsoft.com/graph/paging, .../graph/errors):
+//! `@odata.nextLink` is followed verbatim until absent (pages may be short or empty); a delta
+//! round ends with `@odata.deltaLink` instead. Error bodies are
+//! `{"error":{"code","message","innerError":{..}}}` and we branch on `code`, never `message`.
+
+use std::sync::Arc;
+
+use idsync_http::{HttpClient, HttpResponse};
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::EntraError;
+use crate::token::TokenProvider;
+
+/// `Prefer: odata.maxpagesize=999` on delta requests: the biggest pages Graph will send, so a
+/// round takes as few requests as possible (delta does not take `$top`).
+pub const MAX_PAGE_PREFER: &str = "odata.maxpagesize=999";
+
+/// What a request is for: the counter key and the permission a 403 means is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    UsersDelta,
+    GroupsDelta,
+    AppAssignments,
+}
+
+impl CallKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            CallKind::UsersDelta => "users/delta",
+            CallKind::GroupsDelta => "groups/delta",
+            CallKind::AppAssignments => "servicePrincipals/appRoleAssignedTo",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            CallKind::UsersDelta => "reading users",
+            CallKind::GroupsDelta => "reading groups and their members",
+            CallKind::AppAssignments => "reading the enterprise application's assignments",
+        }
+    }
+
+    /// The least-privileged application permission for the call (Directory.Read.All covers all).
+    fn permission(self) -> &'static str {
+        match self {
+            CallKind::UsersDelta => "User.Read.All",
+            CallKind::GroupsDelta => "GroupMember.Read.All",
+            CallKind::AppAssignments => "Application.Read.All",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// One page of a collection.
+#[derive(Deserialize)]
+pub struct Page {
+    pub value: Vec<Value>,
+    #[serde(rename = "@odata.nextLink")]
+    pub next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    pub delta_link: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct GraphClient {
+    http: HttpClient,
+    tokens: Arc<TokenProvider>,
+    /// `{graph_url}` without a trailing slash: every link we follow must start with it, so the
+    /// bearer token never goes to another host.
+    origin: String,
+    client_id: String,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: HttpClient,
+        tokens: Arc<TokenProvider>,
+        graph_url: &str,
+        client_id: &str,
+    ) -> Self {
+        GraphClient {
+            http,
+            tokens,
+            origin: graph_url.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+        }
+    }
+
+    /// `{graph_url}/v1.0{path}`
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}/v1.0{path_and_query}", self.origin)
+    }
+
+    /// An authenticated GET. A 401 (token expired or revoked early) gets one new token and one
+    /// more try; other error statuses become [`EntraError`]s, delta resets included.
+    pub async fn get(
+        &self,
+        kind: CallKind,
+        url: &str,
+        prefer: Option<&str>,
+    ) -> Result<HttpResponse, EntraError> {
+        if !url.starts_with(&self.origin) {
+            return Err(EntraError::Malformed {
+                what: kind.what().into(),
+                url: url.to_owned(),
+                detail: format!(
+                    "a link that leaves graph_url {}; refusing to send the token there",
+                    self.origin
+                ),
+            });
+        }
+        let mut retried_401 = false;
+        loop {
+            let token = self.tokens.token().await?;
+            let response = self
+                .http
+                .send(kind.key(), url, |c| {
+                    let mut request = c
+                        .get(url)
+                        .bearer_auth(token.value.expose_secret())
+                        .header(reqwest::header::ACCEPT, "application/json");
+                    if let Some(prefer) = prefer {
+                        request = request.header("Prefer", prefer);
+                    }
+                    request
+                })
+                .await?;
+            if response.status == StatusCode::UNAUTHORIZED && !retried_401 {
+                retried_401 = true;
+                self.tokens.invalidate(token.generation).await;
+                continue;
+            }
+            if response.status.is_success() {
+                return Ok(response);
+            }
+            return Err(self.error(kind, &response));
+        }
+    }
+
+    fn error(&self, kind: CallKind, response: &HttpResponse) -> EntraError {
+        let status = response.status.as_u16();
+        let body: Option<ErrorEnvelope> = response.json().ok();
+        let (code, message) = body
+            .map(|b| (b.error.code, b.error.message))
+            .unwrap_or_else(|| (String::new(), response.text().chars().take(300).collect()));
+        let request_id = response.header("request-id").map(str::to_owned);
+        if status == 410 || code == "syncStateNotFound" || code == "resyncRequired" {
+            let reason = if status == 410 {
+                "410 Gone: Graph asks for a full resync".to_owned()
+            } else {
+                format!("{code}: {message}")
+            };
+            return EntraError::DeltaReset {
+                what: kind.what().into(),
+                reason,
+            };
+        }
+        if status == 403 && code == "Authorization_RequestDenied" {
+            let permission = kind.permission();
+            return EntraError::PermissionDenied {
+                permission,
+                message: format!(
+                    "Microsoft Graph refused {} (403 Authorization_RequestDenied): the app \
+                     registration {} lacks the application permission {permission} (or \
+                     Directory.Read.All), or an administrator has not granted consent for it. \
+                     Fix: Entra admin center → App registrations → the app → API permissions → \
+                     Add a permission → Microsoft Graph → Application permissions → {permission}, \
+                     then \"Grant admin consent for <your tenant>\".",
+                    kind.what(),
+                    self.client_id
+                ),
+            };
+        }
+        if status == 401 {
+            return EntraError::Graph {
+                what: kind.what().into(),
+                status,
+                code,
+                message: format!(
+                    "{message} (a freshly issued token was refused too; check that graph_url \
+                     matches the cloud of authority_url)"
+                ),
+                request_id,
+            };
+        }
+        EntraError::Graph {
+            what: kind.what().into(),
+            status,
+            code,
+            message,
+            request_id,
+        }
+    }
+
+    /// GETs one page and parses it as a collection page.
+    pub async fn page(
+        &self,
+        kind: CallKind,
+        url: &str,
+        prefer: Option<&str>,
+    ) -> Result<Page, EntraError> {
+        let response = self.get(kind, url, prefer).await?;
+        serde_json::from_slice(&response.body).map_err(|e| EntraError::Malformed {
+            what: kind.what().into(),
+            url: url.to_owned(),
+            detail: format!("not a Graph collection page: {e}"),
+        })
+    }
+
+    /// Follows a collection from `first` to its end, handing each page's items to `each`.
+    /// Returns the final `@odata.deltaLink`, if the collection is a delta round.
+    pub async fn walk(
+        &self,
+        kind: CallKind,
+        first: String,
+        prefer: Option<&str>,
+        mut each: impl FnMut(Vec<Value>) -> Result<(), EntraError>,
+    ) -> Result<Option<String>, EntraError> {
+        let mut url = first;
+        loop {
+            let page = self.page(kind, &url, prefer).await?;
+            each(page.value)?;
+            match (page.next_link, page.delta_link) {
+                (Some(next), _) => url = next,
+                (None, delta) => return Ok(delta),
+            }
+        }
+    }
+}

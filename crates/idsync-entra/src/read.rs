@@ -1,0 +1,784 @@
+//! The read itself: users and groups by delta rounds, enterprise-app assignments, the scope.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use idsync_config::Scope;
+use idsync_config::load::is_guid;
+use idsync_http::RequestCounter;
+use idsync_model::{SourceGroup, SourceSnapshot, SourceUser};
+use serde_json::{Map, Value};
+
+use crate::graph::{CallKind, MAX_PAGE_PREFER};
+use crate::{DirectoryState, EntraError, EntraSource, ReadKind, ReadStats, SourceRead};
+
+pub(crate) async fn read(
+    source: &EntraSource,
+    previous: Option<DirectoryState>,
+) -> Result<SourceRead, EntraError> {
+    let started = Instant::now();
+    let before = source.counter.snapshot();
+    let mut notes = Vec::new();
+    let previous = match previous {
+        Some(p) if p.origin != source.origin && !p.origin.is_empty() => {
+            notes.push(format!(
+                "the stored state came from another tenant or Graph endpoint ({}); did a full read",
+                p.origin
+            ));
+            None
+        }
+        Some(p) if p.select != source.select => {
+            notes.push(format!(
+                "the user attributes to read changed (was {}, now {}); did a full read",
+                p.select.join(","),
+                source.select.join(",")
+            ));
+            None
+        }
+        other => other,
+    };
+    let (prev_users, prev_groups) = match previous {
+        Some(p) => (
+            p.users_delta_link.map(|link| (p.users, link)),
+            p.groups_delta_link
+                .map(|link| (GroupsState::from_parts(p.groups, p.ignored_members), link)),
+        ),
+        None => (None, None),
+    };
+
+    let (users, groups, assignments) = tokio::try_join!(
+        read_users(source, prev_users),
+        read_groups(source, prev_groups),
+        read_assignments(source),
+    )?;
+    notes.extend(users.note.clone());
+    notes.extend(groups.note.clone());
+
+    let scope = compute_scope(source, &users.users, &groups.state, assignments.as_ref())?;
+
+    let snapshot = SourceSnapshot {
+        users: scope
+            .users
+            .iter()
+            .filter_map(|id| users.users.get(id).map(|u| (id.clone(), u.clone())))
+            .collect(),
+        groups: groups.state.groups.clone(),
+    };
+    let enabled = snapshot.users.values().filter(|u| u.enabled).count();
+    let mut ignored_members: BTreeMap<String, u64> = BTreeMap::new();
+    for members in groups.state.ignored.values() {
+        for kind in members.values() {
+            *ignored_members.entry(kind.clone()).or_default() += 1;
+        }
+    }
+    let requests = RequestCounter::difference(&before, &source.counter.snapshot());
+    let mode = match (users.kind, groups.kind) {
+        (ReadKind::Full, ReadKind::Full) => "full",
+        (ReadKind::Delta, ReadKind::Delta) => "delta",
+        _ => "mixed",
+    };
+    let stats = ReadStats {
+        mode: mode.to_owned(),
+        users_read: users.kind,
+        groups_read: groups.kind,
+        directory_users: users.users.len(),
+        users_in_scope: snapshot.users.len(),
+        enabled,
+        disabled: snapshot.users.len() - enabled,
+        groups: groups.state.groups.len(),
+        memberships: groups
+            .state
+            .groups
+            .values()
+            .map(|g| g.user_members.len())
+            .sum(),
+        nested_group_memberships: groups
+            .state
+            .groups
+            .values()
+            .map(|g| g.group_members.len())
+            .sum(),
+        nested_groups_expanded: scope.nested_expanded,
+        ignored_members,
+        ignored_app_assignments: assignments.as_ref().map_or(0, |a| a.service_principals),
+        requests_total: requests.values().sum(),
+        requests,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let state = DirectoryState {
+        select: source.select.clone(),
+        users: users.users,
+        groups: groups.state.groups,
+        users_delta_link: Some(users.link),
+        groups_delta_link: Some(groups.link),
+        ignored_members: groups.state.ignored,
+        origin: source.origin.clone(),
+    };
+    Ok(SourceRead {
+        state,
+        snapshot,
+        stats,
+        notes,
+    })
+}
+
+// ----- users -----
+
+struct UsersPart {
+    users: BTreeMap<String, SourceUser>,
+    link: String,
+    kind: ReadKind,
+    note: Option<String>,
+}
+
+/// `GET /users/delta` — https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0
+async fn read_users(
+    source: &EntraSource,
+    previous: Option<(BTreeMap<String, SourceUser>, String)>,
+) -> Result<UsersPart, EntraError> {
+    let mut note = None;
+    if let Some((mut users, link)) = previous {
+        match users_round(source, link, &mut users).await {
+            Ok(link) => {
+                return Ok(UsersPart {
+                    users,
+                    link,
+                    kind: ReadKind::Delta,
+                    note: None,
+                });
+            }
+            Err(EntraError::DeltaReset { reason, .. }) => {
+                tracing::warn!(app = %source.app, %reason, "users delta token refused; reading all users");
+                note = Some(format!(
+                    "users: the delta token was refused ({reason}); did a full read of users"
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let first = source
+        .graph
+        .url(&format!("/users/delta?$select={}", source.select.join(",")));
+    let mut users = BTreeMap::new();
+    let link = match users_round(source, first.clone(), &mut users).await {
+        // A skip token can expire while a long initial round is paged through: start over once.
+        Err(EntraError::DeltaReset { .. }) => {
+            users.clear();
+            users_round(source, first, &mut users).await?
+        }
+        other => other?,
+    };
+    Ok(UsersPart {
+        users,
+        link,
+        kind: ReadKind::Full,
+        note,
+    })
+}
+
+/// One delta round from `url` to its deltaLink, applied to `users`.
+async fn users_round(
+    source: &EntraSource,
+    url: String,
+    users: &mut BTreeMap<String, SourceUser>,
+) -> Result<String, EntraError> {
+    let link = source
+        .graph
+        .walk(
+            CallKind::UsersDelta,
+            url.clone(),
+            Some(MAX_PAGE_PREFER),
+            |items| {
+                for item in items {
+                    apply_user(users, item).map_err(|detail| EntraError::Malformed {
+                        what: "reading users".into(),
+                        url: url.clone(),
+                        detail,
+                    })?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    link.ok_or_else(|| EntraError::Malformed {
+        what: "reading users".into(),
+        url,
+        detail: "the last page has neither @odata.nextLink nor @odata.deltaLink".into(),
+    })
+}
+
+/// Applies one users-delta item. Objects come with every selected property (we never ask for
+/// `return=minimal`), so a user is replaced whole; that also drops attributes Graph leaves out
+/// when they are empty (unset directory extensions). Replays are harmless.
+fn apply_user(users: &mut BTreeMap<String, SourceUser>, item: Value) -> Result<(), String> {
+    let Value::Object(map) = item else {
+        return Err("a users-delta item that is not an object".into());
+    };
+    let id = object_id(&map)?;
+    if map.contains_key("@removed") {
+        // `changed` (soft-deleted, restorable) and `deleted` alike: the user is gone from the
+        // directory, so the engine sees them leave the scope.
+        users.remove(&id);
+        return Ok(());
+    }
+    let enabled = match map.get("accountEnabled") {
+        Some(Value::Bool(b)) => *b,
+        // Never seen in full responses; keep what we knew, and never assume enabled for a
+        // user we know nothing about.
+        _ => users.get(&id).is_some_and(|u| u.enabled),
+    };
+    let mut attributes = BTreeMap::new();
+    for (key, value) in &map {
+        if key == "id" || key.starts_with('@') || key.contains("@odata") {
+            continue;
+        }
+        flatten(key, value, &mut attributes);
+    }
+    users.insert(
+        id.clone(),
+        SourceUser {
+            id,
+            enabled,
+            attributes,
+        },
+    );
+    Ok(())
+}
+
+/// Graph property → attribute strings: nested objects flattened with a dot, arrays keep their
+/// first value, null and empty omitted.
+fn flatten(key: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        Value::Null => {}
+        Value::String(s) => {
+            out.insert(key.to_owned(), s.clone());
+        }
+        Value::Bool(_) | Value::Number(_) => {
+            out.insert(key.to_owned(), value.to_string());
+        }
+        Value::Array(items) => {
+            if let Some(first) = items.iter().find(|v| !v.is_null()) {
+                flatten(key, first, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                if !k.starts_with('@') {
+                    flatten(&format!("{key}.{k}"), v, out);
+                }
+            }
+        }
+    }
+}
+
+fn object_id(map: &Map<String, Value>) -> Result<String, String> {
+    map.get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "an item without an id".to_owned())
+}
+
+// ----- groups -----
+
+#[derive(Default)]
+struct GroupsState {
+    groups: BTreeMap<String, SourceGroup>,
+    ignored: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl GroupsState {
+    fn from_parts(
+        groups: BTreeMap<String, SourceGroup>,
+        ignored: BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Self {
+        GroupsState { groups, ignored }
+    }
+}
+
+struct GroupsPart {
+    state: GroupsState,
+    link: String,
+    kind: ReadKind,
+    note: Option<String>,
+}
+
+/// `GET /groups/delta?$select=displayName,members` —
+/// https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and
+/// https://learn.microsoft.com/graph/delta-query-groups
+async fn read_groups(
+    source: &EntraSource,
+    previous: Option<(GroupsState, String)>,
+) -> Result<GroupsPart, EntraError> {
+    let mut note = None;
+    if let Some((mut state, link)) = previous {
+        match groups_round(source, link, &mut state).await {
+            Ok(link) => {
+                return Ok(GroupsPart {
+                    state,
+                    link,
+                    kind: ReadKind::Delta,
+                    note: None,
+                });
+            }
+            Err(EntraError::DeltaReset { reason, .. }) => {
+                tracing::warn!(app = %source.app, %reason, "groups delta token refused; reading all groups");
+                note = Some(format!(
+                    "groups: the delta token was refused ({reason}); did a full read of groups"
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let first = source
+        .graph
+        .url("/groups/delta?$select=displayName,members");
+    let mut state = GroupsState::default();
+    let link = match groups_round(source, first.clone(), &mut state).await {
+        Err(EntraError::DeltaReset { .. }) => {
+            state = GroupsState::default();
+            groups_round(source, first, &mut state).await?
+        }
+        other => other?,
+    };
+    Ok(GroupsPart {
+        state,
+        link,
+        kind: ReadKind::Full,
+        note,
+    })
+}
+
+async fn groups_round(
+    source: &EntraSource,
+    url: String,
+    state: &mut GroupsState,
+) -> Result<String, EntraError> {
+    let link = source
+        .graph
+        .walk(
+            CallKind::GroupsDelta,
+            url.clone(),
+            Some(MAX_PAGE_PREFER),
+            |items| {
+                for item in items {
+                    apply_group(state, item).map_err(|detail| EntraError::Malformed {
+                        what: "reading groups".into(),
+                        url: url.clone(),
+                        detail,
+                    })?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    link.ok_or_else(|| EntraError::Malformed {
+        what: "reading groups".into(),
+        url,
+        detail: "the last page has neither @odata.nextLink nor @odata.deltaLink".into(),
+    })
+}
+
+/// Applies one groups-delta item. A big group comes back on several pages, each with more
+/// `members@delta`: entries merge into the group. In the initial round `members@delta` holds
+/// the full membership, later only changes; membership sets make replays harmless.
+fn apply_group(state: &mut GroupsState, item: Value) -> Result<(), String> {
+    let Value::Object(map) = item else {
+        return Err("a groups-delta item that is not an object".into());
+    };
+    let id = object_id(&map)?;
+    if map.contains_key("@removed") {
+        state.groups.remove(&id);
+        state.ignored.remove(&id);
+        return Ok(());
+    }
+    let group = state
+        .groups
+        .entry(id.clone())
+        .or_insert_with(|| SourceGroup {
+            id: id.clone(),
+            display_name: String::new(),
+            user_members: BTreeSet::new(),
+            group_members: BTreeSet::new(),
+        });
+    if let Some(name) = map.get("displayName").and_then(Value::as_str) {
+        group.display_name = name.to_owned();
+    }
+    let Some(members) = map.get("members@delta") else {
+        return Ok(());
+    };
+    let Value::Array(members) = members else {
+        return Err(format!("members@delta of group {id} is not an array"));
+    };
+    for member in members {
+        let Value::Object(m) = member else {
+            return Err(format!(
+                "a members@delta entry of group {id} is not an object"
+            ));
+        };
+        let member_id = object_id(m)?;
+        let kind = m
+            .get("@odata.type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim_start_matches('#')
+            .trim_start_matches("microsoft.graph.");
+        if m.contains_key("@removed") {
+            // Membership removed, or the member object deleted: gone either way.
+            group.user_members.remove(&member_id);
+            group.group_members.remove(&member_id);
+            if let Some(others) = state.ignored.get_mut(&id) {
+                others.remove(&member_id);
+                if others.is_empty() {
+                    state.ignored.remove(&id);
+                }
+            }
+            continue;
+        }
+        match kind {
+            "user" => {
+                group.user_members.insert(member_id);
+            }
+            "group" => {
+                // A group cannot contain itself; ignore the impossible rather than loop on it.
+                if member_id != id {
+                    group.group_members.insert(member_id);
+                }
+            }
+            other => {
+                let other = if other.is_empty() { "unknown" } else { other };
+                state
+                    .ignored
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(member_id, other.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+// ----- enterprise application assignments -----
+
+struct Assignments {
+    users: BTreeSet<String>,
+    groups: BTreeSet<String>,
+    service_principals: u64,
+}
+
+/// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
+/// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
+async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, EntraError> {
+    let Scope::EnterpriseApp { app_id } = &source.scope else {
+        return Ok(None);
+    };
+    let first = source.graph.url(&format!(
+        "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
+    ));
+    let mut found = Assignments {
+        users: BTreeSet::new(),
+        groups: BTreeSet::new(),
+        service_principals: 0,
+    };
+    let result = source
+        .graph
+        .walk(CallKind::AppAssignments, first.clone(), None, |items| {
+            for item in items {
+                let principal = item.get("principalId").and_then(Value::as_str);
+                let kind = item.get("principalType").and_then(Value::as_str);
+                match (principal, kind) {
+                    (Some(id), Some("User")) => {
+                        found.users.insert(id.to_owned());
+                    }
+                    (Some(id), Some("Group")) => {
+                        found.groups.insert(id.to_owned());
+                    }
+                    (Some(_), Some(_)) => found.service_principals += 1,
+                    _ => {
+                        return Err(EntraError::Malformed {
+                            what: "reading the enterprise application's assignments".into(),
+                            url: first.clone(),
+                            detail: "an assignment without principalId or principalType".into(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(Some(found)),
+        Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
+            app: source.app.clone(),
+            message: format!(
+                "scope.app_id {app_id}: the tenant has no enterprise application (service \
+                 principal) with that Application ID. Use the Application ID shown under \
+                 Enterprise applications → the app → Properties."
+            ),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+// ----- scope -----
+
+struct InScope {
+    users: BTreeSet<String>,
+    nested_expanded: usize,
+}
+
+fn compute_scope(
+    source: &EntraSource,
+    users: &BTreeMap<String, SourceUser>,
+    groups: &GroupsState,
+    assignments: Option<&Assignments>,
+) -> Result<InScope, EntraError> {
+    let nested = source.nested_groups;
+    match &source.scope {
+        Scope::Directory => Ok(InScope {
+            users: users.keys().cloned().collect(),
+            nested_expanded: 0,
+        }),
+        Scope::EnterpriseApp { .. } => {
+            let assignments = assignments.ok_or_else(|| EntraError::Scope {
+                app: source.app.clone(),
+                message: "the enterprise application's assignments were not read".into(),
+            })?;
+            let roots: Vec<&str> = assignments.groups.iter().map(String::as_str).collect();
+            let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
+            members.extend(assignments.users.iter().cloned());
+            members.retain(|id| users.contains_key(id));
+            Ok(InScope {
+                users: members,
+                nested_expanded,
+            })
+        }
+        Scope::Groups { groups: names } => {
+            let ids = resolve_groups(source, names, &groups.groups)?;
+            let roots: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
+            members.retain(|id| users.contains_key(id));
+            Ok(InScope {
+                users: members,
+                nested_expanded,
+            })
+        }
+    }
+}
+
+/// The user members of `roots`, and (when `nested`) of every group nested in them, however
+/// deep; each group is expanded once, so cycles end. Returns the users and how many groups were
+/// reached only through nesting.
+fn expand(
+    roots: &[&str],
+    groups: &BTreeMap<String, SourceGroup>,
+    nested: bool,
+) -> (BTreeSet<String>, usize) {
+    let mut users = BTreeSet::new();
+    let root_set: BTreeSet<&str> = roots.iter().copied().collect();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut stack: Vec<&str> = roots.to_vec();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(group) = groups.get(id) else {
+            continue;
+        };
+        users.extend(group.user_members.iter().cloned());
+        if nested {
+            stack.extend(group.group_members.iter().map(String::as_str));
+        }
+    }
+    let expanded = seen
+        .iter()
+        .filter(|id| !root_set.contains(**id) && groups.contains_key(**id))
+        .count();
+    (users, expanded)
+}
+
+/// Group names or ids from `scope.groups` → group ids. Unknown and ambiguous names are errors
+/// that list the candidates.
+fn resolve_groups(
+    source: &EntraSource,
+    names: &[String],
+    groups: &BTreeMap<String, SourceGroup>,
+) -> Result<Vec<String>, EntraError> {
+    let mut ids = Vec::new();
+    let mut problems = Vec::new();
+    for name in names {
+        let wanted = name.trim();
+        if is_guid(wanted) {
+            match groups.keys().find(|id| id.eq_ignore_ascii_case(wanted)) {
+                Some(id) => ids.push(id.clone()),
+                None => problems.push(format!("no group has the object id {wanted}")),
+            }
+            continue;
+        }
+        let matches: Vec<&SourceGroup> = groups
+            .values()
+            .filter(|g| g.display_name.eq_ignore_ascii_case(wanted))
+            .collect();
+        match matches.as_slice() {
+            [one] => ids.push(one.id.clone()),
+            [] => {
+                let lower = wanted.to_lowercase();
+                let words: Vec<&str> = lower.split_whitespace().collect();
+                let mut similar: Vec<&str> = groups
+                    .values()
+                    .map(|g| g.display_name.as_str())
+                    .filter(|n| {
+                        let n = n.to_lowercase();
+                        n.contains(&lower)
+                            || lower.contains(&n)
+                            || words.iter().any(|w| w.len() >= 3 && n.contains(w))
+                    })
+                    .collect();
+                similar.sort_unstable();
+                similar.dedup();
+                let listed = if similar.is_empty() {
+                    format!(
+                        "no group has a similar name ({} groups exist)",
+                        groups.len()
+                    )
+                } else {
+                    let shown: Vec<String> = similar
+                        .iter()
+                        .take(10)
+                        .map(|n| format!("\"{n}\""))
+                        .collect();
+                    let more = similar.len().saturating_sub(10);
+                    format!(
+                        "similar names: {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    )
+                };
+                problems.push(format!("no group is named \"{wanted}\"; {listed}"));
+            }
+            many => {
+                let listed: Vec<String> = many
+                    .iter()
+                    .map(|g| format!("\"{}\" ({})", g.display_name, g.id))
+                    .collect();
+                problems.push(format!(
+                    "{} groups are named \"{wanted}\": {}; put the object id of the one you mean \
+                     in scope.groups instead",
+                    many.len(),
+                    listed.join(", ")
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(ids)
+    } else {
+        Err(EntraError::Scope {
+            app: source.app.clone(),
+            message: format!("scope.groups: {}", problems.join("; ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn users_are_flattened() {
+        let mut users = BTreeMap::new();
+        apply_user(
+            &mut users,
+            json!({
+                "id": "u1", "accountEnabled": false, "mail": null,
+                "userPrincipalName": "a@x", "otherMails": ["first@x", "second@x"],
+                "proxyAddresses": [],
+                "onPremisesExtensionAttributes": {"extensionAttribute3": "cc-1", "extensionAttribute4": null},
+                "extension_abc_costCenter": 42
+            }),
+        )
+        .expect("valid");
+        let u = &users["u1"];
+        assert!(!u.enabled);
+        assert_eq!(u.attr("otherMails"), Some("first@x"));
+        assert_eq!(u.attr("mail"), None);
+        assert_eq!(u.attr("proxyAddresses"), None);
+        assert_eq!(
+            u.attr("onPremisesExtensionAttributes.extensionAttribute3"),
+            Some("cc-1")
+        );
+        assert_eq!(
+            u.attr("onPremisesExtensionAttributes.extensionAttribute4"),
+            None
+        );
+        assert_eq!(u.attr("extension_abc_costCenter"), Some("42"));
+        apply_user(
+            &mut users,
+            json!({"id": "u1", "@removed": {"reason": "changed"}}),
+        )
+        .expect("valid");
+        assert!(users.is_empty());
+        assert!(apply_user(&mut users, json!({"displayName": "no id"})).is_err());
+    }
+
+    #[test]
+    fn split_groups_merge_and_removals_apply() {
+        let mut state = GroupsState::default();
+        let user = |id: &str| json!({"@odata.type": "#microsoft.graph.user", "id": id});
+        apply_group(
+            &mut state,
+            json!({"id": "g", "displayName": "G", "members@delta": [user("a"), user("b")]}),
+        )
+        .expect("valid");
+        apply_group(
+            &mut state,
+            json!({"id": "g", "members@delta": [user("c"),
+                {"@odata.type": "#microsoft.graph.device", "id": "d"},
+                {"@odata.type": "#microsoft.graph.group", "id": "g2"}]}),
+        )
+        .expect("valid");
+        let g = &state.groups["g"];
+        assert_eq!(g.display_name, "G");
+        assert_eq!(g.user_members.len(), 3);
+        assert!(g.group_members.contains("g2"));
+        assert_eq!(state.ignored["g"]["d"], "device");
+        apply_group(
+            &mut state,
+            json!({"id": "g", "members@delta": [
+                {"@odata.type": "#microsoft.graph.user", "id": "a", "@removed": {"reason": "deleted"}},
+                {"@odata.type": "#microsoft.graph.device", "id": "d", "@removed": {"reason": "deleted"}}]}),
+        )
+        .expect("valid");
+        assert_eq!(state.groups["g"].user_members.len(), 2);
+        assert!(!state.ignored.contains_key("g"));
+    }
+
+    #[test]
+    fn expansion_survives_cycles() {
+        let group = |id: &str, users: &[&str], groups: &[&str]| SourceGroup {
+            id: id.into(),
+            display_name: id.into(),
+            user_members: users.iter().map(|s| s.to_string()).collect(),
+            group_members: groups.iter().map(|s| s.to_string()).collect(),
+        };
+        let groups: BTreeMap<String, SourceGroup> = [
+            group("a", &["u1"], &["b"]),
+            group("b", &["u2"], &["c"]),
+            group("c", &["u3"], &["a"]),
+        ]
+        .into_iter()
+        .map(|g| (g.id.clone(), g))
+        .collect();
+        let (users, expanded) = expand(&["a"], &groups, true);
+        assert_eq!(users.len(), 3);
+        assert_eq!(expanded, 2);
+        let (users, expanded) = expand(&["a"], &groups, false);
+        assert_eq!(users.len(), 1);
+        assert_eq!(expanded, 0);
+    }
+}

@@ -1,0 +1,808 @@
+//! The Entra source against graph-sim over real loopback HTTP: sign-in errors, paging, `$select`,
+//! scopes, nesting, delta rounds, resyncs, throttling and cut-short reads.
+//!
+//! One test binary on purpose: every extra one costs a link on a 2-core machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use graph_sim::{GraphSim, NewUser, RunningGraphSim, TenantSpec};
+use idsync_config::{AppConfig, Env};
+use idsync_entra::{
+    DirectoryState, EntraError, EntraSource, ReadKind, Retry, SourceOptions, SourceRead,
+};
+use serde_json::json;
+use sim_kit::{FaultKind, FaultRule};
+
+// ----- helpers -----
+
+async fn start(spec: &TenantSpec) -> RunningGraphSim {
+    GraphSim::new(spec).start().await.expect("graph-sim starts")
+}
+
+/// An app pointed at the simulator; `extra` is more TOML for the `[[apps]]` table.
+fn app(sim: &RunningGraphSim, extra: &str) -> AppConfig {
+    let c = sim.credentials();
+    let text = format!(
+        "[[apps]]\nname = \"test\"\nkind = \"entra\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+         client_secret = '{}'\nauthority_url = \"{}\"\ngraph_url = \"{}\"\n{extra}\n",
+        c.tenant_id,
+        c.client_id,
+        c.client_secret,
+        sim.authority_url(),
+        sim.graph_url()
+    );
+    let config = idsync_config::parse_with_env(&text, Path::new("test.toml"), &Env::new())
+        .unwrap_or_else(|e| panic!("test config is valid: {e}"));
+    config.apps.into_iter().next().expect("one app")
+}
+
+fn attrs(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn default_attrs() -> BTreeSet<String> {
+    attrs(&["mail", "displayName", "userPrincipalName"])
+}
+
+fn source(app: &AppConfig) -> EntraSource {
+    source_with(app, &default_attrs())
+}
+
+fn source_with(app: &AppConfig, attributes: &BTreeSet<String>) -> EntraSource {
+    EntraSource::with_options(
+        app,
+        attributes,
+        SourceOptions {
+            retry: Retry::fast(),
+            ..SourceOptions::default()
+        },
+    )
+    .expect("source builds")
+}
+
+fn new_user(upn: &str) -> NewUser {
+    serde_json::from_value(json!({"userPrincipalName": upn, "displayName": upn, "mail": upn}))
+        .expect("a NewUser")
+}
+
+fn status_fault(status: u16, retry_after: Option<u64>) -> FaultRule {
+    FaultRule::once(FaultKind::Status {
+        status,
+        retry_after,
+        body: None,
+    })
+}
+
+/// The state with the parts that differ between equivalent reads (links) taken out.
+fn content(state: &DirectoryState) -> DirectoryState {
+    DirectoryState {
+        users_delta_link: None,
+        groups_delta_link: None,
+        ..state.clone()
+    }
+}
+
+/// Asserts the read holds exactly what the simulator's tenant holds.
+fn assert_matches_tenant(read: &SourceRead, sim: &GraphSim) {
+    let truth = sim.snapshot();
+    let users: BTreeSet<&String> = read.state.users.keys().collect();
+    let expected: BTreeSet<&String> = truth.users.keys().collect();
+    assert_eq!(users, expected, "directory users");
+    for (id, props) in &truth.users {
+        let user = &read.state.users[id];
+        assert_eq!(
+            user.enabled,
+            props["accountEnabled"].as_bool().unwrap_or(true),
+            "enabled of {id}"
+        );
+        assert_eq!(
+            user.attr("userPrincipalName"),
+            props["userPrincipalName"].as_str()
+        );
+    }
+    let groups: BTreeSet<&String> = read.state.groups.keys().collect();
+    let expected: BTreeSet<&String> = truth.groups.keys().collect();
+    assert_eq!(groups, expected, "groups");
+    for (id, group) in &truth.groups {
+        let ours = &read.state.groups[id];
+        assert_eq!(ours.display_name, group.display_name);
+        let mut members: BTreeSet<String> = ours.user_members.clone();
+        members.extend(ours.group_members.iter().cloned());
+        if let Some(others) = read.state.ignored_members.get(id) {
+            members.extend(others.keys().cloned());
+        }
+        assert_eq!(members, group.members, "members of group {id}");
+    }
+}
+
+// ----- full reads, paging, $select -----
+
+#[tokio::test]
+async fn a_full_read_holds_the_whole_tenant() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let read = source.read(None).await.expect("read");
+    assert_matches_tenant(&read, &sim);
+    let stats = &read.stats;
+    assert_eq!(stats.mode, "full");
+    assert_eq!(stats.users_in_scope, sim.snapshot().users.len());
+    assert_eq!(stats.enabled + stats.disabled, stats.users_in_scope);
+    assert!(stats.disabled > 0, "the default tenant has disabled users");
+    assert!(stats.nested_group_memberships > 0, "and nested groups");
+    assert!(stats.ignored_members.get("device").copied().unwrap_or(0) > 0);
+    assert!(
+        stats
+            .ignored_members
+            .get("orgContact")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    // One token, one page of users (50 < 999) and one of groups: the minimum.
+    assert_eq!(
+        stats.requests,
+        BTreeMap::from([
+            ("groups/delta".to_owned(), 1),
+            ("token".to_owned(), 1),
+            ("users/delta".to_owned(), 1)
+        ])
+    );
+    assert_eq!(stats.requests_total, 3);
+    assert!(read.state.users_delta_link.is_some() && read.state.groups_delta_link.is_some());
+    assert!(read.notes.is_empty(), "{:?}", read.notes);
+    // The snapshot: users in scope (all of them here) and every group.
+    assert_eq!(read.snapshot.users.len(), read.state.users.len());
+    assert_eq!(read.snapshot.groups, read.state.groups);
+}
+
+#[tokio::test]
+async fn select_names_exactly_the_attributes_needed() {
+    let sim = start(&TenantSpec::default()).await;
+    let cost_center = sim.extension_property("costCenter");
+    let wanted = attrs(&[
+        "mail",
+        "employeeId",
+        "onPremisesExtensionAttributes.extensionAttribute3",
+        &cost_center,
+    ]);
+    let source = source_with(&app(&sim, ""), &wanted);
+    let mut expected = vec![
+        "accountEnabled".to_owned(),
+        "employeeId".to_owned(),
+        cost_center.clone(),
+        "id".to_owned(),
+        "mail".to_owned(),
+        "onPremisesExtensionAttributes".to_owned(),
+        "userPrincipalName".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(source.select(), expected.as_slice());
+    // The request carries exactly that $select: a fault matching the exact query fires.
+    let query = format!("/v1.0/users/delta?$select={}", expected.join(","));
+    sim.kit()
+        .inject(FaultRule::once(FaultKind::Delay { millis: 1 }).on_path(query));
+    let someone = sim.user_ids()[0].clone();
+    sim.update_user(
+        &someone,
+        json!({"employeeId": "E-1", &cost_center: "CC-7",
+               "onPremisesExtensionAttributes": {"extensionAttribute3": "ext-3"}}),
+    )
+    .expect("user exists");
+    let read = source.read(None).await.expect("read");
+    assert!(
+        sim.kit().pending_faults().is_empty(),
+        "the users request had exactly the expected $select"
+    );
+    let allowed: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+    for user in read.state.users.values() {
+        for key in user.attributes.keys() {
+            let top = key.split('.').next().unwrap_or(key);
+            assert!(allowed.contains(top), "unexpected attribute {key}");
+        }
+    }
+    let user = &read.state.users[&someone];
+    assert_eq!(user.attr("employeeId"), Some("E-1"));
+    assert_eq!(user.attr(&cost_center), Some("CC-7"));
+    assert_eq!(
+        user.attr("onPremisesExtensionAttributes.extensionAttribute3"),
+        Some("ext-3")
+    );
+    // The users without the extension simply do not have it.
+    assert!(
+        read.state
+            .users
+            .values()
+            .any(|u| u.attr(&cost_center).is_none())
+    );
+}
+
+#[tokio::test]
+async fn short_and_empty_pages_are_followed_to_the_end() {
+    let sim = start(&TenantSpec::default()).await;
+    sim.set_page_cap(Some(7));
+    sim.set_empty_pages(true);
+    sim.set_group_delta_budget(3, 5);
+    let source = source(&app(&sim, ""));
+    let read = source.read(None).await.expect("read");
+    assert_matches_tenant(&read, &sim);
+    let ours = source.request_counts();
+    let kit = sim.kit();
+    assert_eq!(ours["users/delta"], kit.count("GET /v1.0/users/delta"));
+    assert_eq!(ours["groups/delta"], kit.count("GET /v1.0/groups/delta"));
+    // 50 users in pages of at most 7, each after an empty page.
+    assert!(ours["users/delta"] >= 16, "{ours:?}");
+}
+
+// ----- sign-in and permission errors -----
+
+async fn sign_in_error(app: &AppConfig) -> (u32, String) {
+    match source(app).read(None).await {
+        Err(EntraError::SignIn { code, message, .. }) => (code, message),
+        other => panic!("expected a sign-in error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_aadsts_error_names_cause_and_fix() {
+    let sim = start(&TenantSpec::default()).await;
+    let base = app(&sim, "");
+
+    let mut wrong_secret = base.clone();
+    wrong_secret.client_secret = idsync_config::Secret::new("6f9a1c7e-secret-id-not-value");
+    let (code, message) = sign_in_error(&wrong_secret).await;
+    assert_eq!(code, 7000215);
+    assert!(message.contains("AADSTS7000215"), "{message}");
+    assert!(
+        message.contains("secret's ID was pasted instead of its Value"),
+        "{message}"
+    );
+
+    sim.set_secret_expired(true);
+    let (code, message) = sign_in_error(&base).await;
+    assert_eq!(code, 7000222);
+    assert!(
+        message.contains("expired") && message.contains("New client secret"),
+        "{message}"
+    );
+    sim.set_secret_expired(false);
+
+    let mut wrong_app = base.clone();
+    wrong_app.client_id = "0f0f0f0f-1111-2222-3333-444444444444".into();
+    let (code, message) = sign_in_error(&wrong_app).await;
+    assert_eq!(code, 700016);
+    assert!(message.contains("Application (client) ID"), "{message}");
+
+    let mut wrong_tenant = base.clone();
+    wrong_tenant.tenant_id = "0a0a0a0a-1111-2222-3333-444444444444".into();
+    let (code, message) = sign_in_error(&wrong_tenant).await;
+    assert_eq!(code, 90002);
+    assert!(message.contains("Directory (tenant) ID"), "{message}");
+
+    let mut malformed_tenant = base.clone();
+    malformed_tenant.tenant_id = "contoso".into();
+    let (code, message) = sign_in_error(&malformed_tenant).await;
+    assert_eq!(code, 900023);
+    assert!(message.contains("neither a GUID nor a domain"), "{message}");
+
+    let mut bad_scope = base.clone();
+    bad_scope.graph_url = url::Url::parse("https://graph.example.invalid").expect("url");
+    let (code, message) = sign_in_error(&bad_scope).await;
+    assert_eq!(code, 70011);
+    assert!(message.contains("graph_url"), "{message}");
+
+    let mut no_secret = base.clone();
+    no_secret.client_secret = idsync_config::Secret::new("");
+    let (code, message) = sign_in_error(&no_secret).await;
+    assert_eq!(code, 7000218);
+    assert!(message.contains("client_secret"), "{message}");
+
+    // Nothing of the secret leaks into the messages.
+    let (_, message) = sign_in_error(&wrong_secret).await;
+    assert!(!message.contains("6f9a1c7e-secret-id-not-value"));
+}
+
+#[tokio::test]
+async fn a_missing_permission_names_it_and_admin_consent() {
+    let sim = start(&TenantSpec::default()).await;
+    sim.deny_permission(true);
+    let error = source(&app(&sim, "")).read(None).await.expect_err("denied");
+    let EntraError::PermissionDenied {
+        permission,
+        message,
+    } = &error
+    else {
+        panic!("expected PermissionDenied, got {error:?}");
+    };
+    assert!(
+        ["User.Read.All", "GroupMember.Read.All"].contains(permission),
+        "{permission}"
+    );
+    assert!(message.contains("Directory.Read.All"), "{message}");
+    assert!(message.contains("Grant admin consent"), "{message}");
+
+    let error = source(&app(
+        &sim,
+        "[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"9e9e9e9e-1111-2222-3333-444444444444\"",
+    ))
+    .read(None)
+    .await
+    .expect_err("denied");
+    assert!(
+        matches!(error, EntraError::PermissionDenied { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_token_serves_many_tasks_and_a_revoked_one_is_replaced() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    // Five reads at once all need a token: one request is made, the others wait for it.
+    let (a, b, c, d, e) = tokio::join!(
+        source.read(None),
+        source.read(None),
+        source.read(None),
+        source.read(None),
+        source.read(None)
+    );
+    assert!([a, b, c, d, e].iter().all(Result::is_ok));
+    assert_eq!(source.request_counts()["token"], 1, "single flight");
+    sim.revoke_tokens();
+    source.read(None).await.expect("read with a new token");
+    assert_eq!(source.request_counts()["token"], 2);
+}
+
+// ----- scopes and nesting -----
+
+struct Nest {
+    a: String,
+    users: Vec<String>,
+}
+
+/// Groups A ⊃ B ⊃ C ⊃ A (a cycle), one new user in each, plus a device, a contact and a service
+/// principal in A.
+fn nest(sim: &GraphSim) -> Nest {
+    let a = sim.create_group("Nest A");
+    let b = sim.create_group("Nest B");
+    let c = sim.create_group("Nest C");
+    let mut users = Vec::new();
+    for (group, upn) in [
+        (&a, "na@contoso.com"),
+        (&b, "nb@contoso.com"),
+        (&c, "nc@contoso.com"),
+    ] {
+        let u = sim.add_user(new_user(upn)).expect("user");
+        sim.add_member(group, &u).expect("member");
+        users.push(u);
+    }
+    sim.add_member(&a, &b).expect("nest");
+    sim.add_member(&b, &c).expect("nest");
+    sim.add_member(&c, &a).expect("cycle");
+    let device = sim.add_device("laptop-1").expect("device");
+    let contact = sim.add_contact("Ext", "ext@example.com").expect("contact");
+    let sp = sim
+        .add_service_principal("Robot", None)
+        .expect("service principal");
+    for m in [&device, &contact, &sp] {
+        sim.add_member(&a, m).expect("member");
+    }
+    Nest { a, users }
+}
+
+#[tokio::test]
+async fn group_scope_expands_nested_groups_through_a_cycle() {
+    let sim = start(&TenantSpec::default()).await;
+    let nest = nest(&sim);
+    let scoped = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Nest A\"]";
+    let read = source(&app(&sim, scoped)).read(None).await.expect("read");
+    let in_scope: BTreeSet<&String> = read.snapshot.users.keys().collect();
+    assert_eq!(in_scope, nest.users.iter().collect());
+    assert_eq!(read.stats.users_in_scope, 3);
+    assert_eq!(read.stats.nested_groups_expanded, 2);
+    assert_eq!(
+        read.stats.ignored_members.get("device"),
+        Some(&(1 + device_count(&sim)))
+    );
+    assert!(read.stats.ignored_members.get("servicePrincipal").copied() >= Some(1));
+    assert_matches_tenant(&read, &sim);
+
+    let flat = format!("nested_groups = false\n{scoped}");
+    let read = source(&app(&sim, &flat)).read(None).await.expect("read");
+    assert_eq!(
+        read.snapshot.users.keys().collect::<Vec<_>>(),
+        vec![&nest.users[0]]
+    );
+    assert_eq!(read.stats.nested_groups_expanded, 0);
+
+    // By object id, too.
+    let by_id = format!("[apps.scope]\nkind = \"groups\"\ngroups = [\"{}\"]", nest.a);
+    let read = source(&app(&sim, &by_id)).read(None).await.expect("read");
+    assert_eq!(read.stats.users_in_scope, 3);
+}
+
+/// Devices the generated tenant already put in groups (memberships).
+fn device_count(sim: &GraphSim) -> u64 {
+    let truth = sim.snapshot();
+    truth
+        .groups
+        .values()
+        .map(|g| {
+            g.members
+                .iter()
+                .filter(|m| truth.devices.contains_key(*m))
+                .count() as u64
+        })
+        .sum::<u64>()
+        - 1
+}
+
+#[tokio::test]
+async fn unknown_and_ambiguous_group_names_list_the_candidates() {
+    let sim = start(&TenantSpec::default()).await;
+    let first = sim.create_group("Jira Users");
+    let second = sim.create_group("Jira Users");
+    sim.create_group("Jira Administrators");
+
+    let ambiguous = "[apps.scope]\nkind = \"groups\"\ngroups = [\"jira users\"]";
+    let error = source(&app(&sim, ambiguous))
+        .read(None)
+        .await
+        .expect_err("ambiguous");
+    let message = error.to_string();
+    assert!(matches!(error, EntraError::Scope { .. }), "{error:?}");
+    assert!(message.contains("2 groups are named"), "{message}");
+    assert!(
+        message.contains(&first) && message.contains(&second),
+        "{message}"
+    );
+    assert!(message.contains("object id"), "{message}");
+
+    let unknown = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira\"]";
+    let message = source(&app(&sim, unknown))
+        .read(None)
+        .await
+        .expect_err("unknown")
+        .to_string();
+    assert!(message.contains("no group is named \"Jira\""), "{message}");
+    assert!(message.contains("\"Jira Administrators\""), "{message}");
+
+    let unknown_id =
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\"0b0b0b0b-1111-2222-3333-444444444444\"]";
+    let message = source(&app(&sim, unknown_id))
+        .read(None)
+        .await
+        .expect_err("unknown id")
+        .to_string();
+    assert!(message.contains("no group has the object id"), "{message}");
+}
+
+#[tokio::test]
+async fn enterprise_app_scope_takes_assigned_users_and_groups() {
+    let sim = start(&TenantSpec::default()).await;
+    let nest = nest(&sim);
+    let app_id = "5a5a5a5a-1111-2222-3333-444444444444";
+    sim.add_service_principal("Atlassian", Some(app_id))
+        .expect("enterprise app");
+    let direct = sim.add_user(new_user("direct@contoso.com")).expect("user");
+    let robot = sim.add_service_principal("Robot 2", None).expect("sp");
+    sim.assign_app(app_id, &direct).expect("assign user");
+    sim.assign_app(app_id, &nest.users[0]).expect("assign user");
+    sim.assign_app(app_id, &nest.a).expect("assign group");
+    sim.assign_app(app_id, &robot).expect("assign sp");
+
+    let scoped = format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{app_id}\"");
+    let source = source(&app(&sim, &scoped));
+    let read = source.read(None).await.expect("read");
+    let mut expected: BTreeSet<String> = nest.users.iter().cloned().collect();
+    expected.insert(direct.clone());
+    assert_eq!(
+        read.snapshot.users.keys().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert_eq!(read.stats.ignored_app_assignments, 1);
+    assert_eq!(read.stats.nested_groups_expanded, 2);
+    assert_eq!(
+        read.stats.requests["servicePrincipals/appRoleAssignedTo"], 1,
+        "assignments: one page of up to 999"
+    );
+
+    let unknown = "[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"6b6b6b6b-1111-2222-3333-444444444444\"";
+    let error = self::source(&app(&sim, unknown))
+        .read(None)
+        .await
+        .expect_err("no such app");
+    assert!(matches!(error, EntraError::Scope { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("Enterprise applications"),
+        "{error}"
+    );
+}
+
+// ----- delta -----
+
+#[tokio::test]
+async fn a_delta_read_converges_to_what_a_full_read_sees() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    let ids = sim.user_ids();
+    let groups = sim.group_ids();
+
+    let added = sim
+        .add_user(new_user("new.person@contoso.com"))
+        .expect("user");
+    sim.update_user(&ids[0], json!({"userPrincipalName": "renamed@contoso.com"}))
+        .expect("rename");
+    sim.disable_user(&ids[1]).expect("disable");
+    sim.soft_delete_user(&ids[2]).expect("soft delete");
+    sim.hard_delete_user(&ids[3]).expect("hard delete");
+    sim.update_user(&ids[4], json!({"mail": null}))
+        .expect("clear mail");
+    sim.add_member(&groups[0], &added).expect("member");
+    let gone = first.state.groups[&groups[1]]
+        .user_members
+        .iter()
+        .next()
+        .cloned()
+        .expect("group 1 has a user");
+    sim.remove_member(&groups[1], &gone).expect("remove");
+    sim.rename_group(&groups[2], "Renamed Group")
+        .expect("rename group");
+    let fresh = sim.create_group("Fresh Group");
+    sim.add_member(&fresh, &ids[5]).expect("member");
+    sim.delete_group(&groups[3]).expect("delete group");
+
+    let before = source.request_counts();
+    let delta = source
+        .read(Some(first.state.clone()))
+        .await
+        .expect("delta read");
+    assert_eq!(delta.stats.mode, "delta");
+    assert_eq!(delta.stats.users_read, ReadKind::Delta);
+    assert!(delta.notes.is_empty(), "{:?}", delta.notes);
+    assert_eq!(delta.stats.requests.get("token"), None, "token reused");
+    assert_eq!(
+        source.request_counts()["users/delta"] - before["users/delta"],
+        1
+    );
+
+    let state = &delta.state;
+    assert_eq!(
+        state.users[&ids[0]].attr("userPrincipalName"),
+        Some("renamed@contoso.com")
+    );
+    assert!(!state.users[&ids[1]].enabled);
+    assert!(
+        !state.users.contains_key(&ids[2]),
+        "soft-deleted (@removed changed)"
+    );
+    assert!(
+        !state.users.contains_key(&ids[3]),
+        "hard-deleted (@removed deleted)"
+    );
+    assert!(!delta.snapshot.users.contains_key(&ids[2]));
+    assert_eq!(state.users[&ids[4]].attr("mail"), None, "cleared attribute");
+    assert!(state.groups[&groups[0]].user_members.contains(&added));
+    assert!(!state.groups[&groups[1]].user_members.contains(&gone));
+    assert_eq!(state.groups[&groups[2]].display_name, "Renamed Group");
+    assert!(state.groups[&fresh].user_members.contains(&ids[5]));
+    assert!(!state.groups.contains_key(&groups[3]));
+
+    let full = self::source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect("full read");
+    assert_eq!(content(state), content(&full.state), "delta == full");
+    assert_matches_tenant(&delta, &sim);
+
+    // Nothing changed: a delta round of one page each, same content.
+    let again = source
+        .read(Some(delta.state.clone()))
+        .await
+        .expect("empty delta");
+    assert_eq!(content(&again.state), content(&delta.state));
+    assert_eq!(again.stats.requests_total, 2);
+}
+
+#[tokio::test]
+async fn a_group_split_across_pages_is_merged_in_full_and_delta_rounds() {
+    let sim = start(&TenantSpec::default()).await;
+    let big = sim.create_group("Big Group");
+    let ids = sim.user_ids();
+    for id in ids.iter().take(20) {
+        sim.add_member(&big, id).expect("member");
+    }
+    sim.set_group_delta_budget(2, 6);
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    assert_eq!(first.state.groups[&big].user_members.len(), 20);
+    assert_matches_tenant(&first, &sim);
+    assert!(
+        source.request_counts()["groups/delta"] > 4,
+        "the group spanned pages"
+    );
+
+    for id in ids.iter().skip(20).take(15) {
+        sim.add_member(&big, id).expect("member");
+    }
+    for id in ids.iter().take(5) {
+        sim.remove_member(&big, id).expect("remove");
+    }
+    let delta = source.read(Some(first.state)).await.expect("delta read");
+    assert_eq!(delta.state.groups[&big].user_members.len(), 30);
+    assert_matches_tenant(&delta, &sim);
+}
+
+#[tokio::test]
+async fn replayed_changes_are_idempotent() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    let ids = sim.user_ids();
+    sim.disable_user(&ids[7]).expect("disable");
+    sim.replay_next_delta(10);
+    let delta = source
+        .read(Some(first.state))
+        .await
+        .expect("delta with replays");
+    assert!(!delta.state.users[&ids[7]].enabled);
+    let full = self::source(&app(&sim, "")).read(None).await.expect("full");
+    assert_eq!(content(&delta.state), content(&full.state));
+    // And the same round applied twice changes nothing.
+    let again = source.read(Some(delta.state.clone())).await.expect("again");
+    assert_eq!(content(&again.state), content(&delta.state));
+}
+
+#[tokio::test]
+async fn an_expired_delta_token_falls_back_to_a_full_read() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    let added = sim
+        .add_user(new_user("after.expiry@contoso.com"))
+        .expect("user");
+    sim.expire_delta_tokens();
+    let read = source.read(Some(first.state)).await.expect("fallback");
+    assert_eq!(read.stats.mode, "full");
+    assert_eq!(read.stats.users_read, ReadKind::Full);
+    assert!(read.state.users.contains_key(&added));
+    assert_eq!(read.notes.len(), 2, "{:?}", read.notes);
+    assert!(
+        read.notes
+            .iter()
+            .any(|n| n.starts_with("users: the delta token was refused (syncStateNotFound")),
+        "{:?}",
+        read.notes
+    );
+    assert!(read.notes.iter().all(|n| n.contains("did a full read")));
+    assert_matches_tenant(&read, &sim);
+}
+
+#[tokio::test]
+async fn a_410_resync_falls_back_to_a_full_read() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    sim.disable_user(&sim.user_ids()[0]).expect("disable");
+    sim.force_resync();
+    let read = source.read(Some(first.state)).await.expect("fallback");
+    assert_eq!(read.stats.mode, "full");
+    assert!(
+        read.notes.iter().any(|n| n.contains("410 Gone")),
+        "{:?}",
+        read.notes
+    );
+    assert_matches_tenant(&read, &sim);
+    // The next read is a delta read again.
+    let next = source.read(Some(read.state)).await.expect("delta");
+    assert_eq!(next.stats.mode, "delta");
+}
+
+#[tokio::test]
+async fn changed_attributes_mean_a_full_read() {
+    let sim = start(&TenantSpec::default()).await;
+    let first = source(&app(&sim, "")).read(None).await.expect("full read");
+    let wider = source_with(&app(&sim, ""), &attrs(&["mail", "employeeId"]));
+    let read = wider.read(Some(first.state)).await.expect("read");
+    assert_eq!(read.stats.mode, "full");
+    assert!(
+        read.notes[0].contains("attributes to read changed"),
+        "{:?}",
+        read.notes
+    );
+}
+
+// ----- throttling and faults -----
+
+#[tokio::test]
+async fn throttling_honours_retry_after_and_the_read_completes() {
+    let sim = start(&TenantSpec::default()).await;
+    sim.kit()
+        .inject(status_fault(429, Some(1)).on_path("/users/delta").times(2));
+    sim.kit()
+        .inject(status_fault(503, Some(1)).on_path("/groups/delta"));
+    sim.kit()
+        .inject(status_fault(504, None).on_path("/oauth2/v2.0/token"));
+    let source = source(&app(&sim, ""));
+    let read = source.read(None).await.expect("read after throttling");
+    assert_matches_tenant(&read, &sim);
+    let counts = source.request_counts();
+    assert_eq!(counts["users/delta"], 3, "two 429s, then the page");
+    assert_eq!(counts["groups/delta"], 2, "one 503, then the page");
+    assert_eq!(counts["token"], 2, "one 504, then the token");
+    assert_eq!(
+        counts["users/delta"],
+        sim.kit().count("GET /v1.0/users/delta")
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_never_yields_a_snapshot() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Drop)
+            .on_path("/groups/delta")
+            .times(0),
+    );
+    let error = source.read(None).await.expect_err("cut short");
+    assert!(matches!(error, EntraError::Http(_)), "{error:?}");
+    let error = source.read(Some(first.state)).await.expect_err("cut short");
+    assert!(matches!(error, EntraError::Http(_)), "{error:?}");
+    sim.kit().clear_faults();
+    // A drop that heals within the retries is invisible.
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Drop)
+            .on_path("/users/delta")
+            .times(2),
+    );
+    source.read(None).await.expect("healed");
+}
+
+#[tokio::test]
+async fn server_errors_past_the_retries_never_yield_a_snapshot() {
+    let sim = start(&TenantSpec::default()).await;
+    sim.set_page_cap(Some(10));
+    // The third users page fails for good.
+    sim.kit().inject(
+        status_fault(500, None)
+            .on_path("/users/delta")
+            .after(2)
+            .times(0),
+    );
+    let source = source(&app(&sim, ""));
+    let error = source.read(None).await.expect_err("5xx after retries");
+    match &error {
+        EntraError::Http(idsync_http::HttpError::Exhausted {
+            status, attempts, ..
+        }) => {
+            assert_eq!(status.as_u16(), 500);
+            assert_eq!(*attempts, Retry::fast().max_attempts);
+        }
+        other => panic!("expected exhausted retries, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_never_yields_a_snapshot() {
+    let sim = start(&TenantSpec::default()).await;
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Status {
+            status: 200,
+            retry_after: None,
+            body: Some(json!({"not": "a page"})),
+        })
+        .on_path("/users/delta"),
+    );
+    let error = source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect_err("malformed");
+    assert!(matches!(error, EntraError::Malformed { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("not a Graph collection page"),
+        "{error}"
+    );
+}
