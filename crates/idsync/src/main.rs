@@ -10,13 +10,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod check;
+mod demo;
 mod exit;
 mod history;
 mod output;
 mod store;
 mod sync;
-
-use exit::CliError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,7 +31,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start simulated Entra and Atlassian services, sync them, print a summary.
-    Demo,
+    Demo(demo::DemoArgs),
     /// Validate the config, sign in to the source and read it; print what is in scope.
     Check(CheckArgs),
     /// Read the source and the targets, plan, and apply (or only show, with --dry-run).
@@ -69,11 +68,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo => Err(CliError::Usage(
-                "`idsync demo` will start a simulated Entra tenant and Atlassian instances, sync \
-                 them and serve the console; it is not built yet"
-                    .into(),
-            )),
+            Command::Demo(args) => demo::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Sync(args) => sync::run(args).await,
             Command::History(args) => history::run(args).await,
