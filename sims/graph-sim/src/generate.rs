@@ -1,12 +1,12 @@
 //! Deterministic tenant generation. The PRNG is a local SplitMix64 so that a seed gives the
 //! same tenant on every platform and with every version of the `rand` crate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::schema::{Key, ObjectKind, intern};
+use crate::schema::{Key, ObjectKind, Props, intern};
 use crate::store::{Credentials, Life, Tenant};
 
 /// Shape of a generated tenant. All counts are exact except `memberships`, which is capped at
@@ -466,6 +466,11 @@ fn date(rng: &mut Rng, from_year: u32, years: u32) -> String {
     )
 }
 
+/// A property key: generation uses literal names, so no lookup in the schema is needed.
+const fn k(name: &'static str) -> Key {
+    std::borrow::Cow::Borrowed(name)
+}
+
 fn s(v: impl Into<String>) -> Value {
     Value::String(v.into())
 }
@@ -498,66 +503,63 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
         let guest = rng.chance(spec.guest_ratio);
         let enabled = !rng.chance(spec.disabled_ratio);
         let (city, country, usage) = OFFICES[rng.below(OFFICES.len())];
-        let mut p: BTreeMap<Key, Value> = BTreeMap::new();
-        p.insert(intern("displayName"), s(format!("{first} {last}")));
-        p.insert(intern("givenName"), s(first));
-        p.insert(intern("surname"), s(last));
-        p.insert(intern("accountEnabled"), Value::Bool(enabled));
-        p.insert(intern("createdDateTime"), s(date(&mut rng, 2016, 9)));
-        p.insert(intern("preferredLanguage"), s("en-US"));
+        let mut p = Props::with_capacity(crate::store::user_extra_capacity());
+        p.insert(k("displayName"), s(format!("{first} {last}")));
+        p.insert(k("givenName"), s(first));
+        p.insert(k("surname"), s(last));
+        p.insert(k("accountEnabled"), Value::Bool(enabled));
+        p.insert(k("createdDateTime"), s(date(&mut rng, 2016, 9)));
+        p.insert(k("preferredLanguage"), s("en-US"));
         if guest {
             let ext = rng.pick(GUEST_DOMAINS);
             let external = format!("{local}@{ext}");
             let nick = format!("{local}_{ext}#EXT#");
-            p.insert(intern("userPrincipalName"), s(format!("{nick}@{domain}")));
-            p.insert(intern("mail"), s(external.clone()));
-            p.insert(intern("mailNickname"), s(nick));
-            p.insert(intern("otherMails"), json!([external]));
-            p.insert(
-                intern("proxyAddresses"),
-                json!([format!("SMTP:{external}")]),
-            );
-            p.insert(intern("userType"), s("Guest"));
-            p.insert(intern("creationType"), s("Invitation"));
+            p.insert(k("userPrincipalName"), s(format!("{nick}@{domain}")));
+            p.insert(k("mail"), s(external.clone()));
+            p.insert(k("mailNickname"), s(nick));
+            p.insert(k("otherMails"), json!([external]));
+            p.insert(k("proxyAddresses"), json!([format!("SMTP:{external}")]));
+            p.insert(k("userType"), s("Guest"));
+            p.insert(k("creationType"), s("Invitation"));
             let state = if rng.chance(0.8) {
                 "Accepted"
             } else {
                 "PendingAcceptance"
             };
-            p.insert(intern("externalUserState"), s(state));
-            p.insert(intern("companyName"), s(ext));
+            p.insert(k("externalUserState"), s(state));
+            p.insert(k("companyName"), s(ext));
         } else {
-            p.insert(intern("userPrincipalName"), s(format!("{local}@{domain}")));
-            p.insert(intern("mailNickname"), s(local.clone()));
-            p.insert(intern("userType"), s("Member"));
+            p.insert(k("userPrincipalName"), s(format!("{local}@{domain}")));
+            p.insert(k("mailNickname"), s(local.clone()));
+            p.insert(k("userType"), s("Member"));
             if !rng.chance(spec.without_mail_ratio) {
                 let mail = format!("{local}@{mail_domain}");
-                p.insert(intern("proxyAddresses"), json!([format!("SMTP:{mail}")]));
-                p.insert(intern("mail"), s(mail));
+                p.insert(k("proxyAddresses"), json!([format!("SMTP:{mail}")]));
+                p.insert(k("mail"), s(mail));
             }
             let dept = rng.pick(DEPARTMENTS);
-            p.insert(intern("department"), s(dept));
-            p.insert(intern("jobTitle"), s(rng.pick(TITLES)));
-            p.insert(intern("companyName"), s("Contoso Ltd"));
+            p.insert(k("department"), s(dept));
+            p.insert(k("jobTitle"), s(rng.pick(TITLES)));
+            p.insert(k("companyName"), s("Contoso Ltd"));
             p.insert(
-                intern("officeLocation"),
+                k("officeLocation"),
                 s(format!("{city} {}", 1 + rng.below(40))),
             );
-            p.insert(intern("city"), s(city));
-            p.insert(intern("country"), s(country));
-            p.insert(intern("usageLocation"), s(usage));
+            p.insert(k("city"), s(city));
+            p.insert(k("country"), s(country));
+            p.insert(k("usageLocation"), s(usage));
             if rng.chance(0.9) {
-                p.insert(intern("employeeId"), s(format!("{:06}", 100_000 + i)));
+                p.insert(k("employeeId"), s(format!("{:06}", 100_000 + i)));
             }
             if rng.chance(0.7) {
                 p.insert(
-                    intern("businessPhones"),
+                    k("businessPhones"),
                     json!([format!("+1 425 555 {:04}", rng.below(10_000))]),
                 );
             }
             if rng.chance(0.3) {
                 p.insert(
-                    intern("mobilePhone"),
+                    k("mobilePhone"),
                     s(format!("+1 206 555 {:04}", rng.below(10_000))),
                 );
             }
@@ -571,27 +573,22 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                 .chars()
                 .take(18)
                 .collect();
-                p.insert(intern("onPremisesSyncEnabled"), Value::Bool(true));
+                p.insert(k("onPremisesSyncEnabled"), Value::Bool(true));
                 p.insert(
-                    intern("onPremisesSamAccountName"),
+                    k("onPremisesSamAccountName"),
                     s(format!("{sam}{}", i % 100)),
                 );
                 p.insert(
-                    intern("onPremisesUserPrincipalName"),
+                    k("onPremisesUserPrincipalName"),
                     s(format!("{local}@{mail_domain}")),
                 );
+                p.insert(k("onPremisesDomainName"), s(format!("corp.{mail_domain}")));
                 p.insert(
-                    intern("onPremisesDomainName"),
-                    s(format!("corp.{mail_domain}")),
-                );
-                p.insert(
-                    intern("onPremisesImmutableId"),
+                    k("onPremisesImmutableId"),
                     s(crate::token::base64url(&rng.next_u64().to_le_bytes())),
                 );
-                let mut ext = match crate::schema::empty_extension_attributes() {
-                    Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                };
+                // Stored sparse; rendering shows all fifteen attributes.
+                let mut ext = serde_json::Map::new();
                 ext.insert(
                     "extensionAttribute1".into(),
                     s(format!("CC-{:04}", rng.below(10_000))),
@@ -605,7 +602,7 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                 if rng.chance(0.2) {
                     ext.insert("extensionAttribute10".into(), s(rng.pick(REGIONS)));
                 }
-                p.insert(intern("onPremisesExtensionAttributes"), Value::Object(ext));
+                p.insert(k("onPremisesExtensionAttributes"), Value::Object(ext));
             }
             if rng.chance(0.5) {
                 p.insert(
@@ -654,37 +651,37 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
     }
     let mut group_idx = Vec::with_capacity(spec.groups);
     for name in names {
-        let mut p: BTreeMap<Key, Value> = BTreeMap::new();
+        let mut p = Props::with_capacity(12);
         let nick: String = slug(&name.replace(' ', "-"));
         let unified = rng.chance(0.3);
-        p.insert(intern("displayName"), s(name.clone()));
-        p.insert(intern("description"), s(format!("{name} group")));
-        p.insert(intern("createdDateTime"), s(date(&mut rng, 2016, 9)));
-        p.insert(intern("mailNickname"), s(nick.clone()));
+        p.insert(k("displayName"), s(name.clone()));
+        p.insert(k("description"), s(format!("{name} group")));
+        p.insert(k("createdDateTime"), s(date(&mut rng, 2016, 9)));
+        p.insert(k("mailNickname"), s(nick.clone()));
         p.insert(
-            intern("securityIdentifier"),
+            k("securityIdentifier"),
             s(format!("S-1-12-1-{}", rng.next_u64() % 4_000_000_000)),
         );
         if unified {
-            p.insert(intern("groupTypes"), json!(["Unified"]));
-            p.insert(intern("mailEnabled"), Value::Bool(true));
-            p.insert(intern("securityEnabled"), Value::Bool(rng.chance(0.5)));
-            p.insert(intern("mail"), s(format!("{nick}@{mail_domain}")));
+            p.insert(k("groupTypes"), json!(["Unified"]));
+            p.insert(k("mailEnabled"), Value::Bool(true));
+            p.insert(k("securityEnabled"), Value::Bool(rng.chance(0.5)));
+            p.insert(k("mail"), s(format!("{nick}@{mail_domain}")));
             p.insert(
-                intern("proxyAddresses"),
+                k("proxyAddresses"),
                 json!([format!("SMTP:{nick}@{mail_domain}")]),
             );
             p.insert(
-                intern("visibility"),
+                k("visibility"),
                 s(if rng.chance(0.7) { "Private" } else { "Public" }),
             );
         } else {
-            p.insert(intern("mailEnabled"), Value::Bool(false));
-            p.insert(intern("securityEnabled"), Value::Bool(true));
+            p.insert(k("mailEnabled"), Value::Bool(false));
+            p.insert(k("securityEnabled"), Value::Bool(true));
             if rng.chance(0.4) {
-                p.insert(intern("onPremisesSyncEnabled"), Value::Bool(true));
+                p.insert(k("onPremisesSyncEnabled"), Value::Bool(true));
                 p.insert(
-                    intern("onPremisesSamAccountName"),
+                    k("onPremisesSamAccountName"),
                     s(nick.chars().take(20).collect::<String>()),
                 );
             }
@@ -733,17 +730,19 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
                 break;
             }
         }
+        let mut edges = Vec::with_capacity(n_groups);
         for (g, size) in group_idx.iter().zip(sizes) {
             let offset = rng.below(n_users);
             let mut stride = 1 + rng.below(n_users);
             while gcd(stride, n_users) != 1 {
                 stride += 1;
             }
-            for k in 0..size {
-                let u = user_idx[(offset + k * stride) % n_users];
-                tenant.link(*g, u);
-            }
+            let members: Vec<u32> = (0..size)
+                .map(|k| user_idx[(offset + k * stride) % n_users])
+                .collect();
+            edges.push((*g, members));
         }
+        tenant.bulk_members(edges);
     }
 
     // Nested groups: chains of `nesting_depth` links, always from a lower to a higher index,
@@ -764,15 +763,15 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
     // Devices and contacts, each a member of one group.
     for i in 0..spec.devices {
         let os = rng.pick(&["Windows", "MacMDM", "iOS", "Android"]);
-        let p: BTreeMap<Key, Value> = [
-            (intern("displayName"), s(format!("DESKTOP-{:05}", i + 1))),
-            (intern("deviceId"), s(rng.uuid())),
-            (intern("operatingSystem"), s(os)),
-            (intern("operatingSystemVersion"), s("10.0.22631")),
-            (intern("accountEnabled"), Value::Bool(true)),
-            (intern("trustType"), s("AzureAd")),
-            (intern("isCompliant"), Value::Bool(rng.chance(0.8))),
-            (intern("isManaged"), Value::Bool(true)),
+        let p: Props = [
+            (k("displayName"), s(format!("DESKTOP-{:05}", i + 1))),
+            (k("deviceId"), s(rng.uuid())),
+            (k("operatingSystem"), s(os)),
+            (k("operatingSystemVersion"), s("10.0.22631")),
+            (k("accountEnabled"), Value::Bool(true)),
+            (k("trustType"), s("AzureAd")),
+            (k("isCompliant"), Value::Bool(rng.chance(0.8))),
+            (k("isManaged"), Value::Bool(true)),
         ]
         .into_iter()
         .collect();
@@ -792,15 +791,12 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
             i,
             rng.pick(GUEST_DOMAINS)
         );
-        let p: BTreeMap<Key, Value> = [
-            (
-                intern("displayName"),
-                s(format!("{first} {last} (external)")),
-            ),
-            (intern("givenName"), s(first)),
-            (intern("surname"), s(last)),
-            (intern("mail"), s(mail.clone())),
-            (intern("proxyAddresses"), json!([format!("SMTP:{mail}")])),
+        let p: Props = [
+            (k("displayName"), s(format!("{first} {last} (external)"))),
+            (k("givenName"), s(first)),
+            (k("surname"), s(last)),
+            (k("mail"), s(mail.clone())),
+            (k("proxyAddresses"), json!([format!("SMTP:{mail}")])),
         ]
         .into_iter()
         .collect();
@@ -812,18 +808,18 @@ pub(crate) fn generate(spec: &TenantSpec) -> Tenant {
     }
 
     // Service principals: our own client app, then the enterprise apps with assignments.
-    let sp_props = |name: &str, app_id: &str, roles: Value| -> BTreeMap<Key, Value> {
+    let sp_props = |name: &str, app_id: &str, roles: Value| -> Props {
         [
-            (intern("displayName"), s(name)),
-            (intern("appDisplayName"), s(name)),
-            (intern("appId"), s(app_id)),
-            (intern("servicePrincipalType"), s("Application")),
-            (intern("accountEnabled"), Value::Bool(true)),
+            (k("displayName"), s(name)),
+            (k("appDisplayName"), s(name)),
+            (k("appId"), s(app_id)),
+            (k("servicePrincipalType"), s("Application")),
+            (k("accountEnabled"), Value::Bool(true)),
             (
-                intern("tags"),
+                k("tags"),
                 json!(["WindowsAzureActiveDirectoryIntegratedApp"]),
             ),
-            (intern("appRoles"), roles),
+            (k("appRoles"), roles),
         ]
         .into_iter()
         .collect()

@@ -309,7 +309,7 @@ pub(crate) fn render(
     map.insert("id".into(), Value::String(obj.id.clone()));
     let mut put = |name: &str| {
         if let Some(v) = obj.props.get(name) {
-            map.insert(name.to_owned(), v.clone());
+            map.insert(name.to_owned(), crate::schema::wire_value(name, v));
         } else if !crate::schema::is_extension_property(name) {
             map.insert(name.to_owned(), crate::schema::absent_value(name));
         }

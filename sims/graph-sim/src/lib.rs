@@ -108,6 +108,8 @@ use sim_kit::{SimKit, lock};
 pub use auth::GRAPH_DEFAULT_SCOPE;
 pub use generate::TenantSpec;
 pub use schema::ObjectKind;
+/// Re-exported so tests can build fault rules without a direct dependency.
+pub use sim_kit;
 pub use store::{Credentials, NewUser, SimError, Snapshot, SnapshotGroup};
 
 use delta::{DeltaCache, DeltaItem, Resource};

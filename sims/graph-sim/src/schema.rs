@@ -329,3 +329,78 @@ mod tests {
         assert!(matches!(intern("extension_x_y"), Cow::Owned(_)));
     }
 }
+
+/// An object's properties: a vector sorted by name. One allocation per object instead of a
+/// tree of nodes, which matters at 100k users (memory and page faults dominate generation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Props(Vec<(Key, Value)>);
+
+impl Props {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Props(Vec::with_capacity(n))
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    pub(crate) fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Inserts only when the name has no value yet.
+    pub(crate) fn insert_default(&mut self, key: Key, value: impl FnOnce() -> Value) {
+        if let Err(i) = self.find(&key) {
+            self.0.insert(i, (key, value()));
+        }
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Value> {
+        self.find(name).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl FromIterator<(Key, Value)> for Props {
+    fn from_iter<I: IntoIterator<Item = (Key, Value)>>(iter: I) -> Self {
+        let mut props = Props::default();
+        for (k, v) in iter {
+            props.insert(k, v);
+        }
+        props
+    }
+}
+
+/// The wire form of a stored property: `onPremisesExtensionAttributes` is stored sparse and
+/// always shown with all fifteen attributes.
+pub(crate) fn wire_value(name: &str, stored: &Value) -> Value {
+    match (name, stored) {
+        ("onPremisesExtensionAttributes", Value::Object(set)) => {
+            let mut full = empty_extension_attributes();
+            if let Value::Object(map) = &mut full {
+                for (k, v) in set {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+            full
+        }
+        _ => stored.clone(),
+    }
+}

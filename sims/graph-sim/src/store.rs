@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::schema::{Key, ObjectKind, intern, is_extension_property};
+use crate::schema::{Key, ObjectKind, Props, intern, is_extension_property};
 
 /// Errors of the control API (Rust and `/_sim/` HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +46,7 @@ pub(crate) struct DirObject {
     pub id: String,
     pub kind: ObjectKind,
     pub life: Life,
-    pub props: BTreeMap<Key, Value>,
+    pub props: Props,
     /// Direct members (groups only), by arena index.
     pub members: BTreeSet<u32>,
     /// Groups this object is a direct member of.
@@ -68,7 +68,7 @@ impl DirObject {
     pub(crate) fn to_json(&self) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert("id".into(), Value::String(self.id.clone()));
-        for (k, v) in &self.props {
+        for (k, v) in self.props.iter() {
             map.insert(k.to_string(), v.clone());
         }
         map
@@ -233,8 +233,22 @@ pub(crate) fn now_iso() -> String {
         .unwrap_or_else(|_| "2024-01-01T00:00:00Z".to_owned())
 }
 
+/// Room for the properties a typical user carries, so building one allocates once.
+pub(crate) const fn user_extra_capacity() -> usize {
+    30
+}
+
 fn lower(s: &str) -> String {
     s.to_ascii_lowercase()
+}
+
+/// Lower-cases in place only when needed (generated ids and UPNs already are).
+fn lower_owned(s: String) -> String {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase()
+    } else {
+        s
+    }
 }
 
 impl Tenant {
@@ -321,10 +335,10 @@ impl Tenant {
         &mut self,
         id: String,
         kind: ObjectKind,
-        props: BTreeMap<Key, Value>,
+        props: Props,
         life: Life,
     ) -> Result<u32, SimError> {
-        let id = lower(&id);
+        let id = lower_owned(id);
         if self.by_id.contains_key(&id) {
             return Err(SimError::Conflict(format!(
                 "an object with id '{id}' exists"
@@ -392,6 +406,29 @@ impl Tenant {
         self.obj_mut(member).member_of.insert(group);
     }
 
+    /// Sets many groups' direct members at once (generation). Each list is sorted and
+    /// deduplicated here; building the sets in bulk is far cheaper than one insert per edge.
+    pub(crate) fn bulk_members(&mut self, edges: Vec<(u32, Vec<u32>)>) {
+        let mut reverse: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (group, mut members) in edges {
+            members.sort_unstable();
+            members.dedup();
+            members.retain(|m| *m != group);
+            for m in &members {
+                reverse.entry(*m).or_default().push(group);
+            }
+            let set = &mut self.obj_mut(group).members;
+            if set.is_empty() {
+                *set = members.into_iter().collect();
+            } else {
+                set.extend(members);
+            }
+        }
+        for (member, groups) in reverse {
+            self.obj_mut(member).member_of.extend(groups);
+        }
+    }
+
     pub(crate) fn add_assignment(
         &mut self,
         sp: u32,
@@ -428,7 +465,7 @@ impl Tenant {
     // ----- control operations (logged) -----
 
     pub(crate) fn add_user(&mut self, user: NewUser) -> Result<String, SimError> {
-        let mut props: BTreeMap<Key, Value> = BTreeMap::new();
+        let mut props = Props::with_capacity(user_extra_capacity());
         for (k, v) in user.extra {
             if k == "id" || k.starts_with('@') {
                 continue;
@@ -438,9 +475,7 @@ impl Tenant {
         let upn = user.user_principal_name;
         let nickname = upn.split('@').next().unwrap_or(&upn).to_owned();
         props.insert(intern("userPrincipalName"), Value::String(upn));
-        props
-            .entry(intern("mailNickname"))
-            .or_insert(Value::String(nickname));
+        props.insert_default(intern("mailNickname"), || Value::String(nickname));
         let display = user.display_name.unwrap_or_default();
         props.insert(intern("displayName"), Value::String(display));
         for (k, v) in [
@@ -457,9 +492,7 @@ impl Tenant {
             intern("userType"),
             Value::String(user.user_type.unwrap_or_else(|| "Member".into())),
         );
-        props
-            .entry(intern("createdDateTime"))
-            .or_insert_with(|| Value::String(now_iso()));
+        props.insert_default(intern("createdDateTime"), || Value::String(now_iso()));
         let id = user.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if uuid::Uuid::parse_str(&id).is_err() {
             return Err(SimError::Invalid(format!("id '{id}' is not a GUID")));
@@ -512,6 +545,24 @@ impl Tenant {
             }
             let obj = self.obj_mut(idx);
             let current = obj.props.get(k.as_str()).unwrap_or(&Value::Null);
+            // The extension attributes are one complex value; a patch names only the
+            // attributes it changes, as a Graph PATCH does.
+            let merged;
+            let v = match (k.as_str(), current, v) {
+                ("onPremisesExtensionAttributes", Value::Object(old), Value::Object(new)) => {
+                    let mut map = old.clone();
+                    for (name, value) in new {
+                        if value.is_null() {
+                            map.remove(name);
+                        } else {
+                            map.insert(name.clone(), value.clone());
+                        }
+                    }
+                    merged = Value::Object(map);
+                    &merged
+                }
+                _ => v,
+            };
             if current == v {
                 continue;
             }
@@ -623,19 +674,17 @@ impl Tenant {
             Some(_) => return Err(SimError::Invalid("id must be a GUID string".into())),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let mut stored = BTreeMap::new();
+        let mut stored = Props::default();
         for (k, v) in props {
             if k != "id" && !k.starts_with('@') && k != "members" && !v.is_null() {
                 stored.insert(intern(&k), v);
             }
         }
-        stored
-            .entry(intern("createdDateTime"))
-            .or_insert_with(|| Value::String(now_iso()));
+        stored.insert_default(intern("createdDateTime"), || Value::String(now_iso()));
         if kind == ObjectKind::ServicePrincipal {
-            stored
-                .entry(intern("appId"))
-                .or_insert_with(|| Value::String(uuid::Uuid::new_v4().to_string()));
+            stored.insert_default(intern("appId"), || {
+                Value::String(uuid::Uuid::new_v4().to_string())
+            });
         }
         let idx = self.insert(id, kind, stored, Life::Active)?;
         self.record(Change::Created(idx));
@@ -811,10 +860,12 @@ impl Tenant {
             .filter(|o| o.life == Life::Active)
             .map(|o| {
                 let mut m = o.to_json();
-                let members: Vec<Value> = o
-                    .members
-                    .iter()
-                    .map(|i| Value::String(self.obj(*i).id.clone()))
+                // Sorted by id so that an export does not depend on arena order.
+                let ids: BTreeSet<&str> =
+                    o.members.iter().map(|i| self.obj(*i).id.as_str()).collect();
+                let members: Vec<Value> = ids
+                    .into_iter()
+                    .map(|id| Value::String(id.to_owned()))
                     .collect();
                 m.insert("members".into(), Value::Array(members));
                 Value::Object(m)
@@ -905,7 +956,7 @@ impl Tenant {
                         return Err(SimError::Invalid(format!("bad id {other} in '{key}'")));
                     }
                 };
-                let mut props = BTreeMap::new();
+                let mut props = Props::default();
                 let mut members = None;
                 let mut assignments = None;
                 for (k, v) in map {
