@@ -1,0 +1,9 @@
+//! End-to-end tests of the sync engine: graph-sim and atlassian-sim on loopback, a real config
+//! file, the SQLite store and `idsync_runner::sync_app` — asserting the simulators' state and
+//! the run reports. One test binary (submodules) to keep link time down.
+
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod harness;
+
+mod lifecycle;
