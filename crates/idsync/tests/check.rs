@@ -1,0 +1,141 @@
+//! `idsync check` as a user runs it: the built binary against graph-sim over loopback.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use graph_sim::{GraphSim, RunningGraphSim, TenantSpec};
+
+/// A config file for the simulator in a fresh folder; `secret` overrides the right one.
+fn write_config(sim: &RunningGraphSim, name: &str, secret: Option<&str>, extra: &str) -> PathBuf {
+    let c = sim.credentials();
+    let dir = std::env::temp_dir().join(format!("idsync-check-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("idsync.toml");
+    let text = format!(
+        "[[apps]]\nname = \"corp\"\nkind = \"entra\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+         client_secret = '{}'\nauthority_url = \"{}\"\ngraph_url = \"{}\"\n{extra}\n",
+        c.tenant_id,
+        c.client_id,
+        secret.unwrap_or(&c.client_secret),
+        sim.authority_url(),
+        sim.graph_url(),
+    );
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+async fn idsync(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("idsync runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn check_prints_the_counts_of_the_scope() {
+    let sim = GraphSim::new(&TenantSpec::sized(300, 20))
+        .start()
+        .await
+        .expect("sim");
+    let truth = sim.snapshot();
+    let disabled = truth
+        .users
+        .values()
+        .filter(|u| u["accountEnabled"] == serde_json::Value::Bool(false))
+        .count();
+    let config = write_config(&sim, "counts", None, "");
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true);
+    let stats = &doc["apps"][0]["stats"];
+    assert_eq!(doc["apps"][0]["app"], "corp");
+    assert_eq!(stats["users_in_scope"], truth.users.len());
+    assert_eq!(stats["disabled"], disabled);
+    assert_eq!(stats["enabled"], truth.users.len() - disabled);
+    assert_eq!(stats["groups"], truth.groups.len());
+    assert_eq!(stats["mode"], "full");
+    assert_eq!(stats["requests"]["token"], 1);
+    assert!(stats["requests_total"].as_u64().unwrap_or(0) >= 3);
+
+    let out = idsync(&["check", "--config", path, "--app", "corp"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("users in scope"), "{shown}");
+    assert!(shown.contains(&truth.users.len().to_string()), "{shown}");
+
+    let out = idsync(&["check", "--config", path, "--app", "other"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no app named \"other\""));
+    cleanup(&config);
+}
+
+fn cleanup(config: &std::path::Path) {
+    if let Some(dir) = config.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_secret_fails_with_the_aadsts_explanation() {
+    let sim = GraphSim::new(&TenantSpec::default())
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(&sim, "secret", Some("0a1b2c3d-secret-id"), "");
+    let path = config.to_str().expect("utf-8 path");
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("AADSTS7000215"), "{stderr}");
+    assert!(stderr.contains("instead of its Value"), "{stderr}");
+    assert!(
+        !stderr.contains("0a1b2c3d-secret-id"),
+        "the secret is never shown"
+    );
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["apps"][0]["error"]["kind"], "sign_in");
+    assert_eq!(doc["apps"][0]["error"]["aadsts"], 7000215);
+    cleanup(&config);
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_2_with_file_and_line() {
+    let sim = GraphSim::new(&TenantSpec::default())
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(
+        &sim,
+        "bad",
+        None,
+        "[apps.scope]\nkind = \"groups\"\ngroups = []",
+    );
+    let path = config.to_str().expect("utf-8 path");
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{path}:11: apps[0].scope.groups")),
+        "{stderr}"
+    );
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["error"]["kind"], "config");
+    assert_eq!(doc["error"]["problems"][0]["line"], 11);
+    cleanup(&config);
+}
