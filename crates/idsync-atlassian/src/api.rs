@@ -60,7 +60,6 @@ impl Call {
     }
 
     /// SCIM asks for `application/scim+json`.
-    #[allow(dead_code)] // used by the SCIM target, next
     pub fn content_type(mut self, content_type: &'static str) -> Self {
         self.content_type = content_type;
         self
@@ -246,6 +245,28 @@ impl Api {
             body: None,
             content_type: "application/json",
         }
+    }
+
+    /// A GET of a link the server handed out for the next page (Confluence `_links.next`),
+    /// relative to the base URL or absolute on the same origin; counted under `template`. A
+    /// link to another origin is refused: the credentials must not travel there.
+    pub fn follow(&self, template: &'static str, link: &str) -> Result<Call, TargetError> {
+        let url = if link.starts_with("http://") || link.starts_with("https://") {
+            Url::parse(link).ok()
+        } else {
+            self.base.join(link.trim_start_matches('/')).ok()
+        };
+        let url = url
+            .filter(|u| u.origin() == self.base.origin())
+            .ok_or_else(|| self.malformed(template, &format!("unusable next-page link {link}")))?;
+        Ok(Call {
+            method: Method::GET,
+            template,
+            url,
+            query: Vec::new(),
+            body: None,
+            content_type: "application/json",
+        })
     }
 
     pub fn get(&self, template: &'static str, args: &[&str]) -> Call {

@@ -26,7 +26,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
-use crate::util::{members_of_all, membership_keys, random_password, same_name, target_basics};
+use crate::util::{
+    members_of_all, membership_keys, random_password, same_name, target_basics, unsupported,
+};
 
 /// Page size asked for; Bitbucket caps it (usually at 1000) and says so in `limit`.
 const PAGE: usize = 1000;
@@ -564,9 +566,7 @@ impl Target for BitbucketDc {
                 external_id: _,
             } => {
                 if !attributes.is_empty() {
-                    return Err(self.api.unsupported(format!(
-                        "cannot create user '{user}' with custom attributes: Bitbucket has none"
-                    )));
+                    return Err(unsupported(&self.api, op));
                 }
                 self.create_user(user, email.as_deref(), display_name.as_deref())
                     .await
@@ -577,18 +577,15 @@ impl Target for BitbucketDc {
                 new_username,
             } => self.rename_user(key, user, new_username).await,
             Operation::UpdateUser { user, changes, .. } => self.update_user(user, changes).await,
-            Operation::SetAttribute { user, name, .. } => Err(self.api.unsupported(format!(
-                "cannot set attribute '{name}' of user '{user}': Bitbucket has no custom user attributes"
-            ))),
+            Operation::SetAttribute { .. } | Operation::HandOverLead { .. } => {
+                Err(unsupported(&self.api, op))
+            }
             Operation::ReactivateUser { user, .. } => self.reactivate(user).await,
             Operation::DeactivateUser { user, .. } => self.deactivate(user).await,
             Operation::AddMembership { group, user, .. } => self.add_member(group, user).await,
             Operation::RemoveMembership { group, user, .. } => {
                 self.remove_member(group, user).await
             }
-            Operation::HandOverLead { kind, id, .. } => Err(self.api.unsupported(format!(
-                "cannot hand over {kind:?} {id}: Bitbucket has no project or component leads"
-            ))),
             Operation::DeleteUser { user, .. } => self.delete_user(user).await,
         }
     }

@@ -4,9 +4,9 @@
 //! | kind | module | API |
 //! |---|---|---|
 //! | `jira-dc` | [`jira`] | Jira Data Center REST v2 |
-//! | `confluence-dc` | `confluence` (next) | Confluence Data Center REST |
+//! | `confluence-dc` | [`confluence`] | Confluence Data Center REST |
 //! | `bitbucket-dc` | [`bitbucket`] | Bitbucket Data Center REST 1.0 (8.14 OpenAPI) |
-//! | `atlassian-cloud` | `scim` (next) | Atlassian Cloud user provisioning (SCIM 2.0) |
+//! | `atlassian-cloud` | [`scim`] | Atlassian Cloud user provisioning (SCIM 2.0) |
 //!
 //! [`build_target`] turns a `[[targets]]` entry of the configuration into one of them. The
 //! HTTP plumbing they share (auth, rate limiting, retries, error classification) is in `api`.
@@ -18,11 +18,15 @@ use idsync_model::{Target, TargetError, TargetKind};
 
 mod api;
 pub mod bitbucket;
+pub mod confluence;
 pub mod jira;
+pub mod scim;
 mod util;
 
 pub use bitbucket::BitbucketDc;
+pub use confluence::ConfluenceDc;
 pub use jira::JiraDc;
+pub use scim::AtlassianCloud;
 
 /// Builds the target a `[[targets]]` entry describes. Fails only on unusable settings (no
 /// credentials, a base URL that cannot hold paths); nothing is sent yet.
@@ -30,13 +34,7 @@ pub fn build_target(config: &TargetConfig) -> Result<Arc<dyn Target>, TargetErro
     Ok(match config.kind {
         TargetKind::JiraDc => Arc::new(JiraDc::new(config)?),
         TargetKind::BitbucketDc => Arc::new(BitbucketDc::new(config)?),
-        TargetKind::ConfluenceDc | TargetKind::AtlassianCloud => {
-            return Err(TargetError {
-                kind: idsync_model::TargetErrorKind::Unsupported,
-                target: config.name.clone(),
-                message: format!("{} targets are not implemented yet", config.kind),
-                status: None,
-            });
-        }
+        TargetKind::ConfluenceDc => Arc::new(ConfluenceDc::new(config)?),
+        TargetKind::AtlassianCloud => Arc::new(AtlassianCloud::new(config)?),
     })
 }

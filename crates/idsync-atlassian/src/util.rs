@@ -4,9 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use idsync_model::TargetError;
+use idsync_model::{Operation, TargetError, TargetKind};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
+
+use crate::api::Api;
 
 /// A random password for accounts created where the API insists on one (Bitbucket, Confluence).
 /// idsync's users sign in through SSO or an external directory; nobody ever learns this one.
@@ -45,6 +47,33 @@ where
         .buffered(concurrency.max(1))
         .try_collect()
         .await
+}
+
+/// The error for an operation this product cannot carry out at all, saying why.
+pub(crate) fn unsupported(api: &Api, op: &Operation) -> TargetError {
+    let product = match api.kind {
+        TargetKind::JiraDc => "Jira",
+        TargetKind::ConfluenceDc => "Confluence",
+        TargetKind::BitbucketDc => "Bitbucket",
+        TargetKind::AtlassianCloud => "the Atlassian SCIM directory",
+    };
+    api.unsupported(match op {
+        Operation::RenameUser {
+            user, new_username, ..
+        } => format!(
+            "cannot rename user '{user}' to '{new_username}': {product}'s REST API cannot rename users; rename them in the user directory"
+        ),
+        Operation::SetAttribute { user, name, .. } => format!(
+            "cannot set attribute '{name}' of user '{user}': {product} has no custom user attributes"
+        ),
+        Operation::CreateUser { user, .. } => {
+            format!("cannot create user '{user}' with custom attributes: {product} has none")
+        }
+        Operation::HandOverLead { kind, id, .. } => {
+            format!("cannot hand over {kind:?} {id}: {product} has no project or component leads")
+        }
+        other => format!("{product} cannot {}", other.kind()),
+    })
 }
 
 /// The members of every group, `concurrency` groups at a time, paired with the group.

@@ -92,7 +92,12 @@ pub fn delete_group(group: &str) -> Operation {
 pub fn create_user(user: &str) -> Operation {
     Operation::CreateUser {
         user: user.into(),
-        email: Some(format!("{user}@example.com")),
+        // SCIM usernames are e-mail addresses already.
+        email: Some(if user.contains('@') {
+            user.to_owned()
+        } else {
+            format!("{user}@example.com")
+        }),
         display_name: Some(format!("User {user}")),
         attributes: BTreeMap::new(),
         external_id: Some(format!("entra-{user}")),
@@ -216,4 +221,18 @@ pub fn throttle_once(sim: &RunningAtlassianSim, path: &str, method: Option<&str>
         Some(method) => rule.on_method(method),
         None => rule,
     });
+}
+
+/// Every request whose path contains `path` is answered 404, as by a server version that
+/// lacks the resource.
+pub fn missing_resource(sim: &RunningAtlassianSim, path: &str) {
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Status {
+            status: 404,
+            retry_after: None,
+            body: None,
+        })
+        .on_path(path)
+        .times(0),
+    );
 }

@@ -1,6 +1,6 @@
 //! `jira-dc` against the simulated Jira DC REST v2.
 
-use atlassian_sim::{FaultKind, FaultRule, Product, RateLimit, SimUser};
+use atlassian_sim::{Product, RateLimit, SimUser};
 use idsync_config::Secret;
 use idsync_model::{Applied, LeadKind, Operation, TargetErrorKind, TargetKind};
 
@@ -179,15 +179,7 @@ async fn pages_through_users_groups_and_members() {
 async fn falls_back_to_search_and_members_without_user_list() {
     let sim = start().await;
     // A Jira older than 10.3: no /user/list.
-    sim.kit().inject(
-        FaultRule::once(FaultKind::Status {
-            status: 404,
-            retry_after: None,
-            body: None,
-        })
-        .on_path("/rest/api/2/user/list")
-        .times(0),
-    );
+    missing_resource(&sim, "/rest/api/2/user/list");
     for i in 0..250 {
         sim.seed_user(Product::Jira, SimUser::new(&format!("user{i:04}")));
     }

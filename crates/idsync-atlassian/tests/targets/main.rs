@@ -5,4 +5,6 @@
 mod bitbucket;
 mod bitbucket_openapi;
 mod common;
+mod confluence;
 mod jira;
+mod scim;

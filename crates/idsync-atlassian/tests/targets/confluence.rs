@@ -1,0 +1,205 @@
+//! `confluence-dc` against the simulated Confluence DC REST API.
+
+use atlassian_sim::{Product, SimUser};
+use idsync_model::{Applied, TargetErrorKind, TargetKind};
+
+use crate::common::*;
+
+const CONFLUENCE: TargetKind = TargetKind::ConfluenceDc;
+
+#[tokio::test]
+async fn full_lifecycle() {
+    let sim = start().await;
+    let confluence = target(&sim, CONFLUENCE);
+    let t = confluence.as_ref();
+    let caps = t.capabilities();
+    assert!(!caps.rename_user && !caps.custom_attributes);
+
+    assert_eq!(ok(t, create_group("writers")).await, Applied::Done);
+    assert_eq!(ok(t, create_group("writers")).await, Applied::AlreadyDone);
+    assert!(
+        sim.groups(Product::Confluence)
+            .contains(&"writers".to_owned())
+    );
+
+    let key = key_of(ok(t, create_user("ada")).await);
+    let ada = sim.user(Product::Confluence, "ada").expect("created");
+    assert_eq!(ada.key, key);
+    assert_eq!(
+        (ada.email.as_str(), ada.display_name.as_str(), ada.active),
+        ("ada@example.com", "User ada", true)
+    );
+
+    ok(
+        t,
+        update_user(&key, "ada", "ada@new.example", "Ada Lovelace"),
+    )
+    .await;
+    let ada = sim.user(Product::Confluence, "ada").expect("there");
+    assert_eq!(
+        (ada.email.as_str(), ada.display_name.as_str()),
+        ("ada@new.example", "Ada Lovelace")
+    );
+
+    // What Confluence's REST API cannot do is refused, not faked.
+    let e = fails(t, rename(&key, "ada", "ada.l")).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+    let e = fails(t, set_attribute(&key, "ada", "department", Some("x"))).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+    assert!(sim.user(Product::Confluence, "ada.l").is_none());
+
+    ok(t, add("writers", &key, "ada")).await;
+    ok(t, add("writers", &key, "ada")).await;
+    assert_eq!(sim.members(Product::Confluence, "writers"), vec!["ada"]);
+
+    let state = t.read_state(&[]).await.expect("read state");
+    let read = state.users.iter().find(|u| u.key == key).expect("listed");
+    assert_eq!(
+        (
+            read.username.as_str(),
+            read.display_name.as_deref(),
+            read.active
+        ),
+        ("ada", Some("Ada Lovelace"), true)
+    );
+    assert!(state.memberships["writers"].contains(&key));
+    let (one, groups) = t
+        .read_user("ada", &[])
+        .await
+        .expect("read user")
+        .expect("exists");
+    assert_eq!(one.key, key);
+    assert!(groups.contains("writers"));
+    assert_eq!(t.read_user("nobody", &[]).await.expect("read"), None);
+
+    ok(t, deactivate(&key, "ada")).await;
+    assert!(!sim.user(Product::Confluence, "ada").expect("there").active);
+    let (one, _) = t.read_user("ada", &[]).await.expect("read").expect("there");
+    assert!(!one.active, "status Deactivated");
+    ok(t, reactivate(&key, "ada")).await;
+    assert!(sim.user(Product::Confluence, "ada").expect("there").active);
+
+    ok(t, remove("writers", &key, "ada")).await;
+    ok(t, remove("writers", &key, "ada")).await;
+    assert!(sim.members(Product::Confluence, "writers").is_empty());
+
+    // Deletion is a long task, polled until done.
+    sim.set_long_task_polls(3);
+    delete_user_and_group(t, &sim, Product::Confluence, &key, "ada", "writers").await;
+    assert_eq!(sim.pending_long_tasks(), 0);
+    assert!(requests(t, "rest/api/longtask") >= 3);
+}
+
+#[tokio::test]
+async fn pages_through_users_groups_and_members() {
+    let sim = start().await;
+    // Pages of 200: more than three of users, groups and one group's members.
+    for i in 0..900 {
+        let name = format!("user{i:04}");
+        sim.seed_user(Product::Confluence, SimUser::new(&name));
+        if i < 700 {
+            sim.seed_membership(Product::Confluence, "confluence-users", &name);
+        }
+    }
+    for g in 0..700 {
+        sim.seed_group(Product::Confluence, &format!("space-{g:03}"));
+    }
+    let confluence = target(&sim, CONFLUENCE);
+    let state = confluence.read_state(&[]).await.expect("read state");
+    assert_eq!(state.users.len(), 900);
+    assert_eq!(state.groups.len(), 701);
+    assert_eq!(state.memberships["confluence-users"].len(), 700);
+    assert!(requests(confluence.as_ref(), "rest/api/user/list") >= 5);
+    assert!(requests(confluence.as_ref(), "GET /rest/api/group") >= 4);
+}
+
+#[tokio::test]
+async fn finds_users_through_groups_before_8_4() {
+    let sim = start().await;
+    // Confluence before 8.4 has no /user/list.
+    missing_resource(&sim, "/confluence/rest/api/user/list");
+    for i in 0..5 {
+        let name = format!("old{i}");
+        sim.seed_user(Product::Confluence, SimUser::new(&name));
+        sim.seed_membership(Product::Confluence, "confluence-users", &name);
+    }
+    let confluence = target(&sim, CONFLUENCE);
+    let state = confluence.read_state(&[]).await.expect("read state");
+    assert_eq!(state.users.len(), 5);
+}
+
+#[tokio::test]
+async fn recovers_from_429_with_retry_after() {
+    let sim = start().await;
+    throttle_once(&sim, "/confluence/rest/api/admin/user", Some("POST"));
+    let confluence = target(&sim, CONFLUENCE);
+    let key = key_of(ok(confluence.as_ref(), create_user("rita")).await);
+    assert_eq!(
+        sim.user(Product::Confluence, "rita").expect("created").key,
+        key
+    );
+    assert_eq!(
+        requests(confluence.as_ref(), "POST /rest/api/admin/user"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn licence_limit_is_a_clear_error() {
+    let sim = start().await;
+    let key = sim.seed_user(Product::Confluence, SimUser::new("one"));
+    sim.seed_user(
+        Product::Confluence,
+        SimUser {
+            active: false,
+            ..SimUser::new("off")
+        },
+    );
+    sim.set_licence_seats(Product::Confluence, Some(1));
+    let confluence = target(&sim, CONFLUENCE);
+    let e = fails(confluence.as_ref(), create_user("two")).await;
+    assert_eq!(e.kind, TargetErrorKind::LicenceLimit, "{e}");
+    assert_eq!(e.status, Some(402));
+    assert!(e.message.contains("'two'"), "{e}");
+    assert!(sim.user(Product::Confluence, "two").is_none());
+    let e = fails(confluence.as_ref(), reactivate(&key, "off")).await;
+    assert_eq!(e.kind, TargetErrorKind::LicenceLimit, "{e}");
+    assert!(!sim.user(Product::Confluence, "off").expect("there").active);
+}
+
+#[tokio::test]
+async fn existing_user_is_adopted() {
+    let sim = start().await;
+    let seeded = sim.seed_user(Product::Confluence, SimUser::new("bob"));
+    let confluence = target(&sim, CONFLUENCE);
+    assert_eq!(
+        ok(confluence.as_ref(), create_user("bob")).await,
+        Applied::UserKey(seeded)
+    );
+    assert_eq!(sim.users(Product::Confluence).len(), 1);
+}
+
+#[tokio::test]
+async fn read_only_directory_is_a_clear_error() {
+    let sim = start().await;
+    let key = sim.seed_user(Product::Confluence, SimUser::new("ro"));
+    sim.seed_group(Product::Confluence, "writers");
+    sim.set_read_only(Product::Confluence, true);
+    let confluence = target(&sim, CONFLUENCE);
+    let e = fails(confluence.as_ref(), create_user("new")).await;
+    assert_eq!(e.kind, TargetErrorKind::ReadOnlyDirectory, "{e}");
+    let e = fails(confluence.as_ref(), add("writers", &key, "ro")).await;
+    assert_eq!(e.kind, TargetErrorKind::ReadOnlyDirectory, "{e}");
+    assert!(sim.members(Product::Confluence, "writers").is_empty());
+}
+
+#[tokio::test]
+async fn wrong_token_is_unauthorized() {
+    let sim = start().await;
+    let e = wrong_token(&sim, CONFLUENCE)
+        .read_state(&[])
+        .await
+        .expect_err("401");
+    assert_eq!(e.kind, TargetErrorKind::Unauthorized);
+    assert!(e.message.contains("'confluence'"), "{e}");
+}
