@@ -37,6 +37,9 @@
 //!   or ..` (≤ 50), `$deltatoken=latest`, `Prefer: return=minimal`, `Prefer:
 //!   odata.maxpagesize=N` (≤ 999). Group rounds carry `members@delta` when `members` is in
 //!   `$select`, with `$expand=members`, or with no `$select`.
+//! - `POST /v1.0/$batch`: at most 20 requests, unique ids, `dependsOn` (424 when a
+//!   dependency failed), responses in shuffled order; each item goes through auth, counters
+//!   and injected faults on its own (per-item 429 with `Retry-After` in its headers).
 //! - Errors use Graph's envelope `{"error":{"code","message","innerError":{"date",
 //!   "request-id","client-request-id"}}}`; every response has `request-id` and
 //!   `client-request-id` (echoed when sent).
@@ -86,6 +89,7 @@
 //! optional except a user's `userPrincipalName`; missing ids and credentials are generated.
 
 mod auth;
+mod batch;
 mod control;
 mod delta;
 mod generate;
@@ -253,6 +257,8 @@ impl GraphSim {
                 "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
                 get(graph::sp_assignments_by_id),
             )
+            // https://learn.microsoft.com/graph/json-batching
+            .route("/v1.0/$batch", post(batch::batch))
             .route("/v1.0/{segment}", get(graph::sp_by_segment))
             .route(
                 "/v1.0/{segment}/appRoleAssignedTo",
