@@ -36,7 +36,14 @@
 //! - `GET /v1.0/users/delta`, `/groups/delta`: see `delta.rs`; `$select`, `$filter=id eq ..
 //!   or ..` (≤ 50), `$deltatoken=latest`, `Prefer: return=minimal`, `Prefer:
 //!   odata.maxpagesize=N` (≤ 999). Group rounds carry `members@delta` when `members` is in
-//!   `$select`, with `$expand=members`, or with no `$select`.
+//!   `$select`, with `$expand=members`, or with no `$select`. Initial rounds list current
+//!   objects (soft-deleted users appear as `@removed: changed`, which Graph may also do);
+//!   later rounds list objects changed since the token, merged per object: created/restored →
+//!   all selected properties; updated → all selected (or, with `return=minimal`, only the
+//!   changed ones), and only when a selected property changed; soft-deleted →
+//!   `@removed: changed`; hard-deleted → `@removed: deleted`. Group rounds list membership
+//!   changes only (`@removed: deleted` on removed members). A change made while a round is
+//!   being paged is reported again in the next round (replays are legitimate in Graph).
 //! - `POST /v1.0/$batch`: at most 20 requests, unique ids, `dependsOn` (424 when a
 //!   dependency failed), responses in shuffled order; each item goes through auth, counters
 //!   and injected faults on its own (per-item 429 with `Retry-After` in its headers).

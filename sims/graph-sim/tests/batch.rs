@@ -54,7 +54,10 @@ async fn items_answer_individually() {
     assert_eq!(got["2"]["status"], 200);
     assert!(got["2"]["body"]["value"].is_array());
     assert_eq!(got["3"]["status"], 404);
-    assert_eq!(got["3"]["body"]["error"]["code"], "Request_ResourceNotFound");
+    assert_eq!(
+        got["3"]["body"]["error"]["code"],
+        "Request_ResourceNotFound"
+    );
     assert_eq!(got["4"]["status"], 424);
 }
 
@@ -74,7 +77,11 @@ async fn malformed_batches_fail_as_a_whole() {
         ]}),
     )
     .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "ids are case-insensitive");
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "ids are case-insensitive"
+    );
     let r = post_batch(&h, json!({"nope": []})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
