@@ -475,14 +475,15 @@ impl Api {
     pub fn error(&self, reply: &Reply, what: &str) -> TargetError {
         let status = reply.status;
         let detail = reply.server_message();
-        let lower = detail.to_lowercase();
-        let read_only = lower.contains("read-only")
-            || lower.contains("read only")
-            || lower.contains("readonly")
-            || lower.contains("not writable")
-            || lower.contains("does not allow");
-        let licence =
-            lower.contains("licen") || lower.contains("user limit") || lower.contains("seat");
+        // Keywords are looked for outside quotes: servers quote the names they refuse, and a
+        // user called 'licence-bot' must not turn a refusal into a licence problem.
+        let lower = unquoted(&detail).to_lowercase();
+        let read_only = ["read-only", "read only", "readonly", "not writable"]
+            .iter()
+            .any(|k| lower.contains(k));
+        let licence = ["licen", "user limit", "seat"]
+            .iter()
+            .any(|k| lower.contains(k));
         let (kind, advice) = match status.as_u16() {
             402 => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
             400 | 403 | 405 | 409 | 422 if read_only => {
@@ -499,6 +500,7 @@ impl Api {
             ),
             _ => (TargetErrorKind::Rejected, ""),
         };
+        let detail = detail.trim_end_matches(['.', ' ']);
         let mut message = format!("cannot {what}: HTTP {}: {detail}", status.as_u16());
         if !advice.is_empty() {
             message.push_str(". ");
@@ -511,3 +513,37 @@ impl Api {
 const ADVICE_LICENCE: &str = "No licence seat is left: free seats (deactivate or remove unused accounts) or raise the licence's user tier, then sync again";
 const ADVICE_READ_ONLY: &str = "Users and groups here come from a read-only directory (LDAP/Crowd): make the change in that directory, or give idsync a writable directory";
 const ADVICE_FORBIDDEN: &str = "The account behind the configured credentials lacks the permission: it needs (system) administrator rights";
+
+/// The text without the parts in single or double quotes. A quote opens only after a
+/// non-alphanumeric character and closes only before one, so apostrophes ("server's") stay.
+fn unquoted(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).and_then(|j| chars.get(j));
+        let after = chars.get(i + 1);
+        match quote {
+            Some(q) if c == q && !after.is_some_and(|a| a.is_alphanumeric()) => quote = None,
+            Some(_) => {}
+            None if (c == '\'' || c == '"') && !before.is_some_and(|b| b.is_alphanumeric()) => {
+                quote = Some(c)
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_inside_quotes_do_not_count() {
+        assert_eq!(unquoted("user 'licence-bot' exists"), "user  exists");
+        assert_eq!(unquoted("a \"read-only\" b"), "a  b");
+        assert_eq!(unquoted("the server's license"), "the server's license");
+        assert_eq!(unquoted("no quotes"), "no quotes");
+    }
+}

@@ -8,6 +8,8 @@
 //!   of `licensed_groups`; deactivating removes them from all of those, reactivating adds them
 //!   to the first one. New accounts are created outside the default group and then put in
 //!   that first licensed group, so that the configured groups alone decide who holds a seat.
+//!   An existing account adopted at creation (409) is left as it is; the next sync plans
+//!   its reactivation if it holds no licensed group.
 //! - `delete`: deactivating deletes the account; `active` is Bitbucket's own flag.
 //!
 //! The stable account key is Bitbucket's numeric user id.

@@ -16,6 +16,7 @@
 //!   memberships reported are therefore the effective ones Jira lists. A user who holds a group
 //!   only through a subgroup counts as a member (adding them directly is not planned); asking
 //!   to remove such a membership fails with an error that says so, instead of pretending.
+//!   (Whether a user holds a group is checked with `GET /user?expand=groups`.)
 //! - **Stable id.** The user `key` (e.g. `JIRAUSER10100`) survives renames; every write that
 //!   Jira lets address a user by key does so.
 
@@ -256,6 +257,7 @@ impl JiraDc {
     async fn groups(&self, query: &str) -> Result<Vec<String>, TargetError> {
         let what = "list groups";
         let mut max = GROUP_PICKER_MAX;
+        let mut shown = (0, 0);
         for _ in 0..2 {
             let call = self
                 .api
@@ -267,11 +269,16 @@ impl JiraDc {
             if picker.groups.len() >= total {
                 return Ok(picker.groups.into_iter().map(|g| g.name).collect());
             }
+            shown = (picker.groups.len(), total);
             max = total;
         }
+        // Planning against part of the groups could remove memberships wrongly: fail instead.
         Err(self.api.malformed(
             what,
-            "the group picker shows fewer groups than its total even when asked for all of them",
+            &format!(
+                "the group picker (Jira's only group listing) shows {} of {} groups even when asked for all of them",
+                shown.0, shown.1
+            ),
         ))
     }
 

@@ -307,3 +307,18 @@ async fn wrong_token_is_unauthorized_and_basic_auth_works() {
     ok(jira.as_ref(), create_group("via-basic")).await;
     assert!(sim.groups(Product::Jira).contains(&"via-basic".to_owned()));
 }
+
+#[tokio::test]
+async fn keeps_to_max_requests_per_second() {
+    let sim = start().await;
+    let mut config = config(&sim, JIRA);
+    config.max_requests_per_second = Some(20.0);
+    let jira = build(&config);
+    let started = std::time::Instant::now();
+    for i in 0..11 {
+        ok(jira.as_ref(), create_group(&format!("paced-{i}"))).await;
+    }
+    // 11 requests at 20 per second: at least 10 gaps of 50 ms.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(480));
+    assert_eq!(sim.groups(Product::Jira).len(), 11);
+}
