@@ -140,7 +140,7 @@ fn missing(name: &str, headers: &HeaderMap) -> Response {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`
-/// https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+/// <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow>
 pub(crate) async fn token(
     State(sim): State<GraphSim>,
     Path(tenant): Path<String>,

@@ -1,4 +1,4 @@
-//! `POST /v1.0/$batch` — https://learn.microsoft.com/graph/json-batching
+//! `POST /v1.0/$batch` — <https://learn.microsoft.com/graph/json-batching>
 //!
 //! Each inner request is dispatched through the simulator's own router, so it is
 //! authenticated, counted and subject to injected faults on its own (a fault on

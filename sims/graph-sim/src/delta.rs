@@ -114,7 +114,7 @@ fn bad_token() -> GraphError {
     GraphError::bad_request("The specified delta or skip token is invalid.")
 }
 
-/// `GET /v1.0/users/delta` — https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0
+/// `GET /v1.0/users/delta` — <https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0>
 pub(crate) async fn users_delta(
     State(sim): State<GraphSim>,
     headers: HeaderMap,
@@ -123,8 +123,8 @@ pub(crate) async fn users_delta(
     delta(&sim, &headers, raw.as_deref(), Resource::Users)
 }
 
-/// `GET /v1.0/groups/delta` — https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0
-/// (membership tracking: https://learn.microsoft.com/graph/delta-query-groups)
+/// `GET /v1.0/groups/delta` — <https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0>
+/// (membership tracking: <https://learn.microsoft.com/graph/delta-query-groups>)
 pub(crate) async fn groups_delta(
     State(sim): State<GraphSim>,
     headers: HeaderMap,

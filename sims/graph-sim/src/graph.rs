@@ -221,7 +221,7 @@ fn object_rows<'t>(
     )
 }
 
-/// `GET /v1.0/users` — https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0
+/// `GET /v1.0/users` — <https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0>
 pub(crate) async fn list_users(
     State(sim): State<GraphSim>,
     headers: HeaderMap,
@@ -241,7 +241,7 @@ pub(crate) async fn list_users(
     })
 }
 
-/// `GET /v1.0/groups` — https://learn.microsoft.com/graph/api/group-list?view=graph-rest-1.0
+/// `GET /v1.0/groups` — <https://learn.microsoft.com/graph/api/group-list?view=graph-rest-1.0>
 pub(crate) async fn list_groups(
     State(sim): State<GraphSim>,
     headers: HeaderMap,
@@ -262,7 +262,7 @@ pub(crate) async fn list_groups(
 }
 
 /// `GET /v1.0/servicePrincipals` —
-/// https://learn.microsoft.com/graph/api/serviceprincipal-list?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/serviceprincipal-list?view=graph-rest-1.0>
 pub(crate) async fn list_service_principals(
     State(sim): State<GraphSim>,
     headers: HeaderMap,
@@ -314,7 +314,7 @@ fn get_entity(
 }
 
 /// `GET /v1.0/users/{id | userPrincipalName}` —
-/// https://learn.microsoft.com/graph/api/user-get?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/user-get?view=graph-rest-1.0>
 pub(crate) async fn get_user(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -331,7 +331,7 @@ pub(crate) async fn get_user(
     )
 }
 
-/// `GET /v1.0/groups/{id}` — https://learn.microsoft.com/graph/api/group-get?view=graph-rest-1.0
+/// `GET /v1.0/groups/{id}` — <https://learn.microsoft.com/graph/api/group-get?view=graph-rest-1.0>
 pub(crate) async fn get_group(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -350,7 +350,7 @@ pub(crate) async fn get_group(
 }
 
 /// `GET /v1.0/servicePrincipals/{id}` —
-/// https://learn.microsoft.com/graph/api/serviceprincipal-get?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/serviceprincipal-get?view=graph-rest-1.0>
 pub(crate) async fn get_service_principal(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -382,7 +382,7 @@ fn group_for_members(sim: &GraphSim, id: &str) -> Result<u32, GraphError> {
 }
 
 /// `GET /v1.0/groups/{id}/members` —
-/// https://learn.microsoft.com/graph/api/group-list-members?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/group-list-members?view=graph-rest-1.0>
 pub(crate) async fn list_members(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -442,7 +442,7 @@ pub(crate) fn transitive(tenant: &Tenant, group: u32) -> BTreeSet<u32> {
 }
 
 /// `GET /v1.0/groups/{id}/transitiveMembers` —
-/// https://learn.microsoft.com/graph/api/group-list-transitivemembers?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/group-list-transitivemembers?view=graph-rest-1.0>
 pub(crate) async fn list_transitive_members(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -473,7 +473,7 @@ pub(crate) async fn list_transitive_members(
 }
 
 /// `GET /v1.0/users/{id}/memberOf` (groups only; directory roles are not simulated) —
-/// https://learn.microsoft.com/graph/api/user-list-memberof?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/user-list-memberof?view=graph-rest-1.0>
 pub(crate) async fn list_member_of(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -616,7 +616,7 @@ fn assignment_row(
 }
 
 /// `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo` —
-/// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0>
 pub(crate) async fn sp_assignments_by_id(
     State(sim): State<GraphSim>,
     Path(id): Path<String>,
@@ -638,7 +638,7 @@ pub(crate) async fn sp_assignments_by_id(
 }
 
 /// `GET /v1.0/servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
-/// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0>
 pub(crate) async fn sp_assignments_by_segment(
     State(sim): State<GraphSim>,
     Path(segment): Path<String>,
@@ -652,7 +652,7 @@ pub(crate) async fn sp_assignments_by_segment(
 }
 
 /// `GET /v1.0/servicePrincipals(appId='{appId}')` —
-/// https://learn.microsoft.com/graph/api/serviceprincipal-get?view=graph-rest-1.0
+/// <https://learn.microsoft.com/graph/api/serviceprincipal-get?view=graph-rest-1.0>
 pub(crate) async fn sp_by_segment(
     State(sim): State<GraphSim>,
     Path(segment): Path<String>,

@@ -2,11 +2,11 @@
 //! and the collection-valued properties (which Graph returns as `[]`, never `null`).
 //!
 //! The lists follow the v1.0 resource pages on learn.microsoft.com:
-//! - user: https://learn.microsoft.com/graph/api/resources/user?view=graph-rest-1.0
-//! - group: https://learn.microsoft.com/graph/api/resources/group?view=graph-rest-1.0
-//! - device: https://learn.microsoft.com/graph/api/resources/device?view=graph-rest-1.0
-//! - orgContact: https://learn.microsoft.com/graph/api/resources/orgcontact?view=graph-rest-1.0
-//! - servicePrincipal: https://learn.microsoft.com/graph/api/resources/serviceprincipal?view=graph-rest-1.0
+//! - user: <https://learn.microsoft.com/graph/api/resources/user?view=graph-rest-1.0>
+//! - group: <https://learn.microsoft.com/graph/api/resources/group?view=graph-rest-1.0>
+//! - device: <https://learn.microsoft.com/graph/api/resources/device?view=graph-rest-1.0>
+//! - orgContact: <https://learn.microsoft.com/graph/api/resources/orgcontact?view=graph-rest-1.0>
+//! - servicePrincipal: <https://learn.microsoft.com/graph/api/resources/serviceprincipal?view=graph-rest-1.0>
 
 use std::borrow::Cow;
 
