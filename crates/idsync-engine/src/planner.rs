@@ -264,6 +264,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         }
     }
     let group_rules = &input.groups.config;
+    let new_user_groups: BTreeSet<String> = group_rules
+        .default_groups_new_users
+        .iter()
+        .map(|g| lower(g))
+        .collect();
     let mut default_groups: BTreeMap<String, String> = BTreeMap::new();
     for g in &group_rules.default_groups_all_users {
         default_groups.insert(lower(g), g.clone());
@@ -512,7 +517,8 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 true
             }
         } else {
-            if account.active {
+            // An account already inactive is still deleted when the policy says delete.
+            if account.active || rules.on_disable == LeaveAction::Delete {
                 deprovision(
                     &mut b,
                     input,
@@ -640,9 +646,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     if wanted.contains(g) {
                         continue;
                     }
+                    // A default group for new users is a one-time placement: the rules
+                    // do not want it on later runs, yet it must not be taken away.
                     let managed = input
                         .managed_memberships
-                        .contains(&(g.clone(), key.to_owned()));
+                        .contains(&(g.clone(), key.to_owned()))
+                        && !new_user_groups.contains(g);
                     let enforced = enforce && mapped_groups.contains_key(g);
                     if managed || enforced {
                         let spelled = actual.groups.get(g).copied().unwrap_or(g).to_owned();
@@ -675,7 +684,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             continue;
         };
         managed_users += 1;
-        if account.active {
+        if account.active || rules.on_leave == LeaveAction::Delete {
             deprovision(
                 &mut b,
                 input,
