@@ -361,3 +361,29 @@ pub fn warnings<'r>(report: &'r RunReport, target: &str) -> Vec<&'r str> {
 pub fn pretty(value: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
+
+pub fn kind_of(name: &str) -> TargetKind {
+    match name {
+        "jira" => TargetKind::JiraDc,
+        "confluence" => TargetKind::ConfluenceDc,
+        "bitbucket" => TargetKind::BitbucketDc,
+        "cloud" => TargetKind::AtlassianCloud,
+        other => panic!("unknown target {other}"),
+    }
+}
+
+/// One `#[tokio::test]` per listed target (`jira`, `confluence`, `bitbucket`, `cloud`) calling
+/// `async fn $test(kind: TargetKind)` of the enclosing module.
+#[macro_export]
+macro_rules! per_target {
+    ($test:ident: $($kind:ident),+ $(,)?) => {
+        mod $test {
+            $(
+                #[tokio::test]
+                async fn $kind() {
+                    super::$test($crate::harness::kind_of(stringify!($kind))).await
+                }
+            )+
+        }
+    };
+}

@@ -134,12 +134,4 @@ on_leave = "delete"
     w.assert_converged(&config).await;
 }
 
-#[tokio::test]
-async fn lifecycle_jira() {
-    lifecycle(TargetKind::JiraDc).await;
-}
-
-#[tokio::test]
-async fn lifecycle_bitbucket() {
-    lifecycle(TargetKind::BitbucketDc).await;
-}
+crate::per_target!(lifecycle: jira, bitbucket);

@@ -6,4 +6,11 @@
 #[allow(dead_code)]
 mod harness;
 
+mod adoption;
+mod groups;
 mod lifecycle;
+mod mapping;
+mod products;
+mod safety;
+mod scopes;
+mod toggles;

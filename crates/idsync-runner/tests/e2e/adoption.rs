@@ -1,0 +1,174 @@
+//! First-run adoption of existing accounts (by username, then by email) and two apps on one
+//! target (first owner wins; the other app gets a warning).
+
+use idsync_model::{OperationKind as K, TargetKind};
+
+use crate::harness::*;
+
+async fn adoption(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let _bob = add_user(&tenant, "bob@contoso.com");
+    let _cyd = add_user(&tenant, "cyd@contoso.com");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    // Accounts that exist before idsync: one with ada's username (another email), one with
+    // bob's email (another username), and one nobody in Entra has.
+    let ada_key = w.seed(kind, "ada@contoso.com", "ada.old@contoso.com");
+    let bob_key = w.seed(kind, "legacy-bob", "bob@contoso.com");
+    w.seed(kind, "zed", "zed@contoso.com");
+    let config = w.write_config(&[App::new(&tenant, "")]);
+
+    let report = w.sync_ok(&config, "main").await;
+    let target = report
+        .targets
+        .iter()
+        .find(|t| t.target == name)
+        .expect("target report");
+    let mut adopted: Vec<(String, String, String)> = target
+        .adoptions
+        .iter()
+        .map(|a| (a.user.clone(), a.key.clone(), a.reason.clone()))
+        .collect();
+    adopted.sort();
+    assert_eq!(
+        adopted,
+        vec![
+            (
+                "ada@contoso.com".into(),
+                ada_key.clone(),
+                "existing account adopted (same username)".into()
+            ),
+            (
+                "legacy-bob".into(),
+                bob_key.clone(),
+                "existing account adopted (same email)".into()
+            ),
+        ]
+    );
+    let mut ops = ops_of(&report, name);
+    ops.sort();
+    assert_eq!(
+        ops,
+        vec![
+            (K::CreateUser, "cyd@contoso.com".into(), String::new()),
+            (K::RenameUser, "legacy-bob".into(), String::new()),
+            (K::UpdateUser, "ada@contoso.com".into(), String::new()),
+            (K::UpdateUser, "bob@contoso.com".into(), String::new()),
+        ],
+        "{}",
+        pretty(&report)
+    );
+    // Same accounts, no duplicates; the unknown account is untouched.
+    assert_eq!(
+        w.usernames(kind),
+        vec![
+            "ada@contoso.com",
+            "bob@contoso.com",
+            "cyd@contoso.com",
+            "zed"
+        ]
+    );
+    assert_eq!(w.user(kind, "ada@contoso.com").expect("ada").key, ada_key);
+    assert_eq!(
+        w.user(kind, "ada@contoso.com").expect("ada").email,
+        "ada@contoso.com"
+    );
+    assert_eq!(w.user(kind, "bob@contoso.com").expect("bob").key, bob_key);
+    assert!(w.is_active(kind, "zed"));
+    w.assert_converged(&config).await;
+
+    // Adopted accounts are managed: disabling ada at the source deactivates her account.
+    tenant.disable_user(&ada).expect("disabled");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "ada@contoso.com".into(), String::new())]
+    );
+    assert!(w.is_active(kind, "zed"));
+    w.assert_converged(&config).await;
+}
+
+/// adopt_by = [] adopts nothing: an account with the same username blocks the creation.
+async fn no_adoption(kind: TargetKind) {
+    let tenant = tenant().await;
+    add_user(&tenant, "ada@contoso.com");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    w.seed(kind, "ada@contoso.com", "ada@contoso.com");
+    let config = w.write_config(&[App::new(&tenant, "[apps.users]\nadopt_by = []\n")]);
+    let report = w.sync_ok(&config, "main").await;
+    assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
+    assert!(
+        warnings(&report, name)
+            .iter()
+            .any(|w| w.contains("an account with that username exists")),
+        "{:?}",
+        warnings(&report, name)
+    );
+    assert_eq!(w.usernames(kind), vec!["ada@contoso.com"]);
+}
+
+async fn two_apps(kind: TargetKind) {
+    let first = tenant().await;
+    let second = tenant().await;
+    let ada1 = add_user(&first, "ada@contoso.com");
+    let ada2 = add_user(&second, "ada@contoso.com");
+    let bea = add_user(&second, "bea@fabrikam.com");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[
+        App::new(&first, "").named("first"),
+        App::new(&second, "").named("second"),
+    ]);
+
+    let report = w.sync_ok(&config, "first").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::CreateUser, "ada@contoso.com".into(), String::new())]
+    );
+    let report = w.sync_ok(&config, "second").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::CreateUser, "bea@fabrikam.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert!(
+        warnings(&report, name)
+            .iter()
+            .any(|w| w.contains("managed by app \"first\" (first owner wins)")),
+        "{:?}",
+        warnings(&report, name)
+    );
+    assert_eq!(
+        w.usernames(kind),
+        vec!["ada@contoso.com", "bea@fabrikam.com"]
+    );
+    w.assert_converged(&config).await;
+
+    // The second app never deprovisions the first app's account ...
+    second.disable_user(&ada2).expect("disabled");
+    second.hard_delete_user(&bea).expect("deleted");
+    let report = w.sync_ok(&config, "second").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "bea@fabrikam.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert!(w.is_active(kind, "ada@contoso.com"));
+    w.assert_converged(&config).await;
+    // ... while the first app does.
+    first.disable_user(&ada1).expect("disabled");
+    let report = w.sync_ok(&config, "first").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "ada@contoso.com".into(), String::new())]
+    );
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(adoption: jira, bitbucket);
+crate::per_target!(no_adoption: jira, bitbucket);
+crate::per_target!(two_apps: jira, bitbucket);

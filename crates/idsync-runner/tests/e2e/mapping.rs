@@ -1,0 +1,158 @@
+//! Username, email and display-name mapping with transforms and fall-backs, and custom
+//! attributes (Jira user properties; a warning, once, on targets that have none).
+
+use idsync_model::{Operation, OperationKind as K, TargetKind};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+async fn attribute_mapping(kind: TargetKind) {
+    let tenant = tenant().await;
+    let cost_center = tenant.extension_property("costCenter");
+    let mut ada = new_user("Ada.Lovelace@contoso.com");
+    ada.mail = None;
+    ada.given_name = Some("Ada".into());
+    ada.extra = serde_json::from_value(json!({
+        "onPremisesSamAccountName": "ALOVELACE",
+        "department": "R&D",
+        cost_center.clone(): "CC-42",
+        "onPremisesExtensionAttributes": {"extensionAttribute3": "badge-7"},
+    }))
+    .expect("properties");
+    let ada = tenant.add_user(ada).expect("ada");
+    let mut bob = new_user("Bob.Smith@contoso.com");
+    bob.mail = Some("bob@mail.contoso.com".into());
+    let bob = tenant.add_user(bob).expect("bob");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!(
+            r#"
+[apps.users]
+email = ["mail", "userPrincipalName"]
+display_name = ["givenName", "displayName"]
+custom_attributes = {{ costCenter = "{cost_center}", badge = "onPremisesExtensionAttributes.extensionAttribute3", department = "department" }}
+
+[apps.users.username]
+attribute = "onPremisesSamAccountName"
+fallback = ["userPrincipalName"]
+strip_domain = true
+lowercase = true
+replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
+"#
+        ),
+    )]);
+
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        w.usernames(kind),
+        vec!["alovelace", "smith_bob"],
+        "{}",
+        pretty(&report)
+    );
+    let a = w.user(kind, "alovelace").expect("ada");
+    assert!(
+        a.email.eq_ignore_ascii_case("Ada.Lovelace@contoso.com"),
+        "email falls back to the UPN: {}",
+        a.email
+    );
+    assert_eq!(a.display_name, "Ada");
+    let b = w.user(kind, "smith_bob").expect("bob");
+    assert_eq!(b.email, "bob@mail.contoso.com");
+    assert_eq!(b.display_name, "Bob Smith", "display name falls back");
+
+    let warned: Vec<_> = warnings(&report, name)
+        .into_iter()
+        .filter(|w| w.contains("no custom attributes"))
+        .collect();
+    if kind == TargetKind::JiraDc {
+        let props = w.atl.user_properties("alovelace");
+        assert_eq!(
+            props.get("costCenter"),
+            Some(&Value::from("CC-42")),
+            "{props:?}"
+        );
+        assert_eq!(props.get("badge"), Some(&Value::from("badge-7")));
+        assert_eq!(props.get("department"), Some(&Value::from("R&D")));
+        assert!(w.atl.user_properties("smith_bob").is_empty());
+        assert!(warned.is_empty(), "{warned:?}");
+    } else {
+        assert_eq!(
+            warned.len(),
+            1,
+            "warned once: {:?}",
+            warnings(&report, name)
+        );
+        assert!(warned[0].contains("costCenter"));
+    }
+    w.assert_converged(&config).await;
+
+    // A changed and a removed attribute.
+    tenant
+        .update_user(
+            &ada,
+            json!({"department": "Engineering", cost_center.clone(): null}),
+        )
+        .expect("updated");
+    tenant
+        .update_user(&bob, json!({"department": "Sales"}))
+        .expect("updated");
+    let report = w.sync_ok(&config, "main").await;
+    if kind == TargetKind::JiraDc {
+        let mut sets: Vec<(String, String, Option<String>)> = operations(&report, name)
+            .into_iter()
+            .filter_map(|op| match op {
+                Operation::SetAttribute {
+                    user, name, value, ..
+                } => Some((user.clone(), name.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        sets.sort();
+        assert_eq!(
+            sets,
+            vec![
+                ("alovelace".into(), "costCenter".into(), None),
+                (
+                    "alovelace".into(),
+                    "department".into(),
+                    Some("Engineering".into())
+                ),
+                (
+                    "smith_bob".into(),
+                    "department".into(),
+                    Some("Sales".into())
+                ),
+            ]
+        );
+        let props = w.atl.user_properties("alovelace");
+        assert_eq!(props.get("department"), Some(&Value::from("Engineering")));
+        assert!(!props.contains_key("costCenter"), "{props:?}");
+        assert_eq!(
+            w.atl.user_properties("smith_bob").get("department"),
+            Some(&Value::from("Sales"))
+        );
+    } else {
+        assert_eq!(count(&report, name, K::SetAttribute), 0);
+        assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
+    }
+    w.assert_converged(&config).await;
+
+    // The username attribute appears for bob: a rename, not a second account.
+    tenant
+        .update_user(&bob, json!({"onPremisesSamAccountName": "BSMITH"}))
+        .expect("updated");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::RenameUser, "smith_bob".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.usernames(kind), vec!["alovelace", "bsmith"]);
+    assert_eq!(w.user(kind, "bsmith").expect("bob").key, b.key);
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(attribute_mapping: jira, bitbucket);

@@ -1,0 +1,163 @@
+//! Product specifics: Jira project/component lead hand-over before deactivation (and the
+//! warning when there is no default lead); Bitbucket deprovisioning by removing the licensed
+//! groups, or by deleting.
+
+use atlassian_sim::Product;
+use idsync_model::{Operation, OperationKind as K, TargetKind};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn jira_lead_hand_over() {
+    let kind = TargetKind::JiraDc;
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let bob = add_user(&tenant, "bob@contoso.com");
+    let w = World::new(&[kind]).await;
+    w.seed(kind, "jira-admin", "admin@contoso.com");
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    w.sync_ok(&config, "main").await;
+    w.atl.add_project("PRJ", "Project", "ada@contoso.com");
+    let component = w
+        .atl
+        .add_component("PRJ", "Backend", Some("bob@contoso.com"));
+
+    // Without a default project lead, a project lead cannot be deactivated: the plan says
+    // so and leaves the account; the component lead without a default component lead is
+    // deactivated (Jira falls back to the project lead).
+    tenant.disable_user(&ada).expect("disabled");
+    let report = w.sync_ok(&config, "main").await;
+    assert!(ops_of(&report, "jira").is_empty(), "{}", pretty(&report));
+    assert!(
+        warnings(&report, "jira")
+            .iter()
+            .any(|w| w.contains("lead project PRJ") && w.contains("default_project_lead")),
+        "{:?}",
+        warnings(&report, "jira")
+    );
+    assert!(w.is_active(kind, "ada@contoso.com"));
+    assert_eq!(w.atl.project_lead("PRJ"), "ada@contoso.com");
+
+    // With default leads: hand-over first, then deactivation.
+    tenant.disable_user(&bob).expect("disabled");
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.users]\ndefault_project_lead = \"jira-admin\"\ndefault_component_lead = \"jira-admin\"\n",
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    let ops = operations(&report, "jira");
+    assert_eq!(
+        ops_of(&report, "jira"),
+        vec![
+            (K::HandOverLead, "ada@contoso.com".into(), String::new()),
+            (K::HandOverLead, "bob@contoso.com".into(), String::new()),
+            (K::DeactivateUser, "ada@contoso.com".into(), String::new()),
+            (K::DeactivateUser, "bob@contoso.com".into(), String::new()),
+        ],
+        "{}",
+        pretty(&report)
+    );
+    assert!(ops.iter().any(|o| matches!(o,
+        Operation::HandOverLead { id, new_lead, .. } if id == "PRJ" && new_lead == "jira-admin")));
+    assert_eq!(w.atl.project_lead("PRJ"), "jira-admin");
+    assert_eq!(
+        w.atl.component_lead(component).as_deref(),
+        Some("jira-admin")
+    );
+    assert!(!w.is_active(kind, "ada@contoso.com"));
+    assert!(!w.is_active(kind, "bob@contoso.com"));
+    w.assert_converged(&config).await;
+}
+
+/// Bitbucket cannot deactivate: deprovisioning removes every licensed group; reactivation
+/// gives the licence back through the first one.
+#[tokio::test]
+async fn bitbucket_deprovision_by_licensed_groups() {
+    let kind = TargetKind::BitbucketDc;
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    add_user(&tenant, "bob@contoso.com");
+    let mut w = World::new(&[kind]).await;
+    w.target_toml.insert(
+        "bitbucket",
+        "licensed_groups = [\"stash-users\", \"bitbucket-devs\"]".into(),
+    );
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.groups]\ndefault_groups_all_users = [\"bitbucket-devs\"]\n",
+    )]);
+    w.sync_ok(&config, "main").await;
+    let both = vec!["ada@contoso.com", "bob@contoso.com"];
+    assert_eq!(w.members(kind, "stash-users"), both);
+    assert_eq!(w.members(kind, "bitbucket-devs"), both);
+    w.assert_converged(&config).await;
+
+    tenant.disable_user(&ada).expect("disabled");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, "bitbucket"),
+        vec![(K::DeactivateUser, "ada@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.members(kind, "stash-users"), vec!["bob@contoso.com"]);
+    assert_eq!(w.members(kind, "bitbucket-devs"), vec!["bob@contoso.com"]);
+    assert!(w.user(kind, "ada@contoso.com").is_some(), "not deleted");
+    w.assert_converged(&config).await;
+
+    tenant.enable_user(&ada).expect("enabled");
+    let report = w.sync_ok(&config, "main").await;
+    let mut ops = ops_of(&report, "bitbucket");
+    ops.sort();
+    assert_eq!(
+        ops,
+        vec![
+            (K::ReactivateUser, "ada@contoso.com".into(), String::new()),
+            (
+                K::AddMembership,
+                "ada@contoso.com".into(),
+                "bitbucket-devs".into()
+            ),
+        ],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.members(kind, "stash-users"), both);
+    assert_eq!(w.members(kind, "bitbucket-devs"), both);
+    w.assert_converged(&config).await;
+}
+
+#[tokio::test]
+async fn bitbucket_deprovision_by_delete() {
+    let kind = TargetKind::BitbucketDc;
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    add_user(&tenant, "bob@contoso.com");
+    let mut w = World::new(&[kind]).await;
+    w.target_toml
+        .insert("bitbucket", "deprovision = \"delete\"".into());
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    w.sync_ok(&config, "main").await;
+    tenant.disable_user(&ada).expect("disabled");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, "bitbucket"),
+        vec![(K::DeleteUser, "ada@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.usernames(kind), vec!["bob@contoso.com"]);
+    assert!(w.atl.user(Product::Bitbucket, "ada@contoso.com").is_none());
+    w.assert_converged(&config).await;
+
+    // Enabled again: a new account (the old one is gone), linked to the same source user.
+    tenant.enable_user(&ada).expect("enabled");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, "bitbucket"),
+        vec![(K::CreateUser, "ada@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    w.assert_converged(&config).await;
+}

@@ -1,0 +1,150 @@
+//! Scopes: the whole directory, an enterprise application's assignments (users and groups,
+//! nested groups expanded) and chosen groups (by name or id, nested or not).
+
+use idsync_model::{OperationKind as K, TargetKind};
+
+use crate::harness::*;
+
+const APP_ID: &str = "0f4e7a3c-1b2d-4c5e-8f90-a1b2c3d4e5f6";
+
+fn active_users(w: &World, kind: TargetKind) -> Vec<String> {
+    w.usernames(kind)
+        .into_iter()
+        .filter(|u| w.is_active(kind, u))
+        .collect()
+}
+
+async fn scopes(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let bob = add_user(&tenant, "bob@contoso.com");
+    let cyd = add_user(&tenant, "cyd@contoso.com");
+    let dan = add_user(&tenant, "dan@contoso.com");
+    let _eve = add_user(&tenant, "eve@contoso.com");
+    let contractors = add_group(&tenant, "Contractors", &[&cyd]);
+    add_group(&tenant, "Jira Users", &[&ada, &contractors]);
+    let nested = add_group(&tenant, "App Nested", &[&dan]);
+    let app_group = add_group(&tenant, "App Group", &[&nested]);
+    tenant
+        .add_service_principal("Jira SSO", Some(APP_ID))
+        .expect("enterprise app");
+    tenant.assign_app(APP_ID, &bob).expect("assigned");
+    tenant.assign_app(APP_ID, &app_group).expect("assigned");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+
+    // Groups by name, nested groups expanded: ada and (through Contractors) cyd.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\"]\n",
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, name, K::CreateUser),
+        2,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        w.usernames(kind),
+        vec!["ada@contoso.com", "cyd@contoso.com"]
+    );
+    w.assert_converged(&config).await;
+
+    // Without nested groups cyd leaves the scope and is deactivated.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "nested_groups = false\n[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\"]\n",
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "cyd@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(active_users(&w, kind), vec!["ada@contoso.com"]);
+    w.assert_converged(&config).await;
+
+    // A group by object id: cyd is back, ada leaves.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!("[apps.scope]\nkind = \"groups\"\ngroups = [\"{contractors}\"]\n"),
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![
+            (K::ReactivateUser, "cyd@contoso.com".into(), String::new()),
+            (K::DeactivateUser, "ada@contoso.com".into(), String::new()),
+        ],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(active_users(&w, kind), vec!["cyd@contoso.com"]);
+    w.assert_converged(&config).await;
+
+    // The enterprise app: bob directly, dan through App Group ⊃ App Nested.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\n"),
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, name, K::CreateUser),
+        2,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        count(&report, name, K::DeactivateUser),
+        1,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        active_users(&w, kind),
+        vec!["bob@contoso.com", "dan@contoso.com"]
+    );
+    w.assert_converged(&config).await;
+
+    // Assignment removed at the source: dan leaves the scope.
+    tenant.unassign_app(APP_ID, &app_group).expect("unassigned");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "dan@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    w.assert_converged(&config).await;
+
+    // The whole directory: everyone, ada/cyd/dan reactivated, eve created.
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, name, K::CreateUser),
+        1,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        count(&report, name, K::ReactivateUser),
+        3,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        active_users(&w, kind),
+        vec![
+            "ada@contoso.com",
+            "bob@contoso.com",
+            "cyd@contoso.com",
+            "dan@contoso.com",
+            "eve@contoso.com"
+        ]
+    );
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(scopes: jira, bitbucket);
