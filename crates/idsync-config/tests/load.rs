@@ -371,3 +371,24 @@ fn an_unreadable_file_is_a_read_error() {
     assert!(matches!(error, ConfigError::Read { .. }));
     assert!(error.to_string().contains("/nonexistent/idsync.toml"));
 }
+
+#[test]
+fn the_example_in_docs_config_md_loads() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
+        .expect("docs/config.md");
+    let start = doc.find("```toml\n").expect("an example") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("end of the example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bitbucket-password.txt"), "pw\n").expect("write");
+    let file = dir.path().join("idsync.toml");
+    std::fs::write(&file, &doc[start..end]).expect("write");
+    let config = idsync_config::load_with_env(
+        &file,
+        &env(&[("ENTRA_CLIENT_SECRET", "s"), ("JIRA_PAT", "p")]),
+    )
+    .unwrap_or_else(|e| panic!("the documented example is valid: {e}"));
+    assert_eq!(config.apps.len(), 1);
+    assert_eq!(config.targets.len(), 2);
+    let password = config.targets[1].password.as_ref().expect("password");
+    assert_eq!(password.expose(), "pw");
+}
