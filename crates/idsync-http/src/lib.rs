@@ -297,7 +297,10 @@ impl HttpClient {
 }
 
 async fn attempt(request: reqwest::RequestBuilder) -> Result<HttpResponse, Attempt> {
+    // without_url(): a URL may carry secrets in its query (Bitbucket's create-user takes the
+    // password there), and these messages end up in logs and run history.
     let response = request.send().await.map_err(|e| {
+        let e = e.without_url();
         if e.is_builder() {
             Attempt::Fatal(error_chain(&e))
         } else {
@@ -316,7 +319,10 @@ async fn attempt(request: reqwest::RequestBuilder) -> Result<HttpResponse, Attem
     let body = response.bytes().await.map_err(|e| Attempt::Transient {
         status: None,
         retry_after: None,
-        message: format!("reading the response body: {}", error_chain(&e)),
+        message: format!(
+            "reading the response body: {}",
+            error_chain(&e.without_url())
+        ),
         body: Bytes::new(),
     })?;
     if is_transient(status) {
@@ -394,6 +400,18 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[tokio::test]
+    async fn transport_errors_do_not_show_the_url() {
+        // Nothing listens on port 1: the connection is refused at once.
+        let request = reqwest::Client::new().post("http://127.0.0.1:1/users?password=hunter2");
+        match attempt(request).await {
+            Err(Attempt::Transient { message, .. }) => {
+                assert!(!message.contains("hunter2"), "{message}");
+            }
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
     }
 
     #[test]
