@@ -1090,6 +1090,12 @@ fn unknown_target(name: &str, targets: &BTreeSet<&str>) -> String {
 }
 
 fn attribute_hint(name: &str) -> String {
+    if name.starts_with("extension_") && name.contains('-') {
+        return format!(
+            "'{name}' is not a directory extension name: write the app id without hyphens, \
+             extension_<appIdWithoutHyphens>_<name>"
+        );
+    }
     format!(
         "'{name}' is not a source attribute name; use a Graph user property such as \
          userPrincipalName, mail, employeeId, onPremisesSamAccountName, \

@@ -200,6 +200,18 @@ impl GraphClient {
                 request_id,
             };
         }
+        // An attribute the rules name that users do not have: say where to fix it.
+        let message = if kind == CallKind::UsersDelta
+            && status == 400
+            && message.contains("property named")
+        {
+            format!(
+                "{message} Check the attribute names in the app's users rules and \
+                 read_attributes (directory extensions are extension_<appIdWithoutHyphens>_<name>)."
+            )
+        } else {
+            message
+        };
         EntraError::Graph {
             what: kind.what().into(),
             status,

@@ -218,6 +218,20 @@ async fn select_names_exactly_the_attributes_needed() {
 }
 
 #[tokio::test]
+async fn an_attribute_users_do_not_have_is_explained() {
+    let sim = start(&TenantSpec::default()).await;
+    let source = source_with(&app(&sim, ""), &attrs(&["mail", "emploeeId"]));
+    let error = source.read(None).await.expect_err("no such property");
+    let message = error.to_string();
+    assert!(
+        matches!(error, EntraError::Graph { status: 400, .. }),
+        "{error:?}"
+    );
+    assert!(message.contains("emploeeId"), "{message}");
+    assert!(message.contains("read_attributes"), "{message}");
+}
+
+#[tokio::test]
 async fn short_and_empty_pages_are_followed_to_the_end() {
     let sim = start(&TenantSpec::default()).await;
     sim.set_page_cap(Some(7));
