@@ -1,0 +1,384 @@
+//! `idsync sync`, `history` and `approve` as a user runs them: the built binary against
+//! graph-sim and atlassian-sim over loopback, checking the printed plan operation by operation,
+//! the applied state, the history and the exit codes (0 done, 2 bad config, 3 held).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use atlassian_sim::{AtlassianSim, Product, RunningAtlassianSim, SimConfig};
+use graph_sim::{GraphSim, NewUser, RunningGraphSim};
+use serde_json::Value;
+
+/// A fresh folder for one test's config and store.
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("idsync-sync-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn write_config(
+    dir: &Path,
+    graph: &RunningGraphSim,
+    atl: &RunningAtlassianSim,
+    guard_percent: f64,
+) -> PathBuf {
+    let c = graph.credentials();
+    let s = atl.config();
+    let text = format!(
+        r#"data_dir = "data"
+
+[[apps]]
+name = "corp"
+kind = "entra"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret = '{secret}'
+authority_url = "{authority}"
+graph_url = "{graph_url}"
+
+[apps.groups]
+mapping = "manual"
+manual = [{{ source = "Devs", targets = ["developers"] }}]
+
+[apps.guard]
+max_deprovision_percent = {guard_percent:.1}
+
+[[targets]]
+name = "jira"
+kind = "jira-dc"
+base_url = "{jira}"
+token = "{jira_token}"
+
+[[targets]]
+name = "bitbucket"
+kind = "bitbucket-dc"
+base_url = "{bitbucket}"
+token = "{bitbucket_token}"
+"#,
+        tenant = c.tenant_id,
+        client = c.client_id,
+        secret = c.client_secret,
+        authority = graph.authority_url(),
+        graph_url = graph.graph_url(),
+        jira = atl.jira_url(),
+        jira_token = s.jira_token,
+        bitbucket = atl.bitbucket_url(),
+        bitbucket_token = s.bitbucket_token,
+    );
+    let path = dir.join("idsync.toml");
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+async fn idsync(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("idsync runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs idsync, checks the exit code, and returns stdout parsed as JSON when asked.
+async fn run(args: &[&str], code: i32) -> (Value, String) {
+    let out = idsync(args).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "idsync {args:?}\nstdout: {}\nstderr: {stderr}",
+        text(&out.stdout)
+    );
+    let json = if args.contains(&"--json") {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("one JSON document on stdout ({e}): {}", text(&out.stdout)))
+    } else {
+        Value::Null
+    };
+    (json, stderr)
+}
+
+/// (op, target, user or group, reason) of every operation in a run document, in order.
+fn operations(doc: &Value) -> Vec<(String, String, String, String)> {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    doc["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .flat_map(|t| t["operations"].as_array().expect("operations").iter())
+        .map(|o| {
+            let subject = match s(o, "op").as_str() {
+                "create_group" | "delete_group" => s(o, "group"),
+                "add_membership" | "remove_membership" => {
+                    format!("{} in {}", s(o, "user"), s(o, "group"))
+                }
+                _ => s(o, "user"),
+            };
+            (s(o, "op"), s(o, "target"), subject, s(o, "reason"))
+        })
+        .collect()
+}
+
+fn expected_first_plan(target: &str) -> Vec<(String, String, String, String)> {
+    let t = target.to_owned();
+    [
+        (
+            "create_group",
+            "developers",
+            "mapped group missing on the target",
+        ),
+        (
+            "create_user",
+            "ada@contoso.com",
+            "in scope at the source, no account yet",
+        ),
+        (
+            "create_user",
+            "bob@contoso.com",
+            "in scope at the source, no account yet",
+        ),
+        (
+            "add_membership",
+            "ada@contoso.com in developers",
+            "member of source group \"Devs\"",
+        ),
+        (
+            "add_membership",
+            "bob@contoso.com in developers",
+            "member of source group \"Devs\"",
+        ),
+    ]
+    .into_iter()
+    .map(|(op, subject, reason)| {
+        (
+            op.to_owned(),
+            t.clone(),
+            subject.to_owned(),
+            reason.to_owned(),
+        )
+    })
+    .collect()
+}
+
+async fn world() -> (RunningGraphSim, RunningAtlassianSim, Vec<String>) {
+    let graph = GraphSim::from_json("{}")
+        .expect("tenant")
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let mut ids = Vec::new();
+    for (upn, name, enabled) in [
+        ("ada@contoso.com", "Ada", true),
+        ("bob@contoso.com", "Bob", true),
+        ("cyd@contoso.com", "Cyd", false),
+    ] {
+        let user = NewUser {
+            mail: Some(upn.to_owned()),
+            account_enabled: enabled,
+            ..NewUser::new(upn, name)
+        };
+        ids.push(graph.add_user(user).expect("user"));
+    }
+    let devs = graph.create_group("Devs");
+    for id in &ids {
+        graph.add_member(&devs, id).expect("member");
+    }
+    let atl = AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("atlassian-sim starts");
+    (graph, atl, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plan_then_apply_then_nothing_then_history() {
+    let (graph, atl, _ids) = world().await;
+    let dir = folder("plan");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = config.to_str().expect("utf-8 path");
+
+    // The dry run prints the plan, operation by operation, and changes nothing.
+    let (plan, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 0).await;
+    assert_eq!(plan["status"], "planned");
+    assert_eq!(plan["dry_run"], true);
+    let mut expected = expected_first_plan("jira");
+    expected.extend(expected_first_plan("bitbucket"));
+    let mut got = operations(&plan);
+    got.sort_by(|a, b| (a.1 == "bitbucket", a).cmp(&(b.1 == "bitbucket", b)));
+    let mut want = expected.clone();
+    want.sort_by(|a, b| (a.1 == "bitbucket", a).cmp(&(b.1 == "bitbucket", b)));
+    assert_eq!(got, want, "{plan:#}");
+    // Each target's operations are in plan order: groups, users, memberships.
+    for target in plan["targets"].as_array().expect("targets") {
+        let ops: Vec<&str> = target["operations"]
+            .as_array()
+            .expect("ops")
+            .iter()
+            .map(|o| o["op"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                "create_group",
+                "create_user",
+                "create_user",
+                "add_membership",
+                "add_membership"
+            ]
+        );
+    }
+    assert!(
+        atl.users(Product::Jira).is_empty(),
+        "a dry run changes nothing"
+    );
+    assert_eq!(atl.users(Product::Bitbucket).len(), 0);
+
+    // The real run applies it.
+    let (applied, _) = run(&["sync", "--config", config, "--json"], 0).await;
+    assert_eq!(applied["status"], "done", "{applied:#}");
+    assert_eq!(operations(&applied).len(), 10);
+    for op in applied["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .flat_map(|t| t["operations"].as_array().expect("ops"))
+    {
+        assert_eq!(op["status"], "done", "{op:#}");
+    }
+    assert_eq!(applied["totals"]["create_user"]["done"], 4);
+    for p in [Product::Jira, Product::Bitbucket] {
+        assert_eq!(
+            atl.members(p, "developers"),
+            vec!["ada@contoso.com", "bob@contoso.com"]
+        );
+        assert!(atl.user(p, "cyd@contoso.com").is_none());
+    }
+
+    // A second run plans nothing.
+    let (again, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 0).await;
+    assert!(operations(&again).is_empty(), "{again:#}");
+
+    // The table output works too (exit 0, no JSON).
+    let out = idsync(&["sync", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // The history lists the runs, newest first.
+    let (history, _) = run(&["history", "--config", config, "--json"], 0).await;
+    let runs = history["runs"].as_array().expect("runs");
+    let statuses: Vec<(&str, bool)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap_or(""),
+                r["dry_run"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("done", false),
+            ("planned", true),
+            ("done", false),
+            ("planned", true)
+        ],
+        "{history:#}"
+    );
+    assert!(runs.iter().all(|r| r["app"] == "corp"));
+    // One run in detail, with its operations.
+    let applied_id = applied["run_id"].as_i64().expect("run id").to_string();
+    let (detail, _) = run(
+        &[
+            "history",
+            "--config",
+            config,
+            "--run",
+            &applied_id,
+            "--json",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(detail["operations"].as_array().expect("ops").len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_plan_exits_3_then_approve_applies_it() {
+    let (graph, atl, ids) = world().await;
+    let dir = folder("held");
+    let config = write_config(&dir, &graph, &atl, 10.0);
+    let config = config.to_str().expect("utf-8 path");
+    run(&["sync", "--config", config], 0).await;
+
+    graph.disable_user(&ids[0]).expect("disabled");
+    let (held, stderr) = run(&["sync", "--config", config, "--json"], 3).await;
+    assert_eq!(held["status"], "held", "{held:#}");
+    assert!(stderr.contains("held"), "{stderr}");
+    let run_id = held["run_id"].as_i64().expect("run id");
+    for p in [Product::Jira, Product::Bitbucket] {
+        assert!(
+            atl.members(p, "developers")
+                .contains(&"ada@contoso.com".to_owned())
+        );
+    }
+    assert!(
+        atl.user(Product::Jira, "ada@contoso.com")
+            .expect("ada")
+            .active
+    );
+
+    // Approving something that is not held is a usage error.
+    run(&["approve", "--config", config, "1"], 2).await;
+    // Approving the held run applies it.
+    run(&["approve", "--config", config, &run_id.to_string()], 0).await;
+    assert!(
+        !atl.user(Product::Jira, "ada@contoso.com")
+            .expect("ada")
+            .active
+    );
+    assert!(
+        !atl.members(Product::Bitbucket, "stash-users")
+            .contains(&"ada@contoso.com".to_owned()),
+        "Bitbucket deprovisioning removes the licence group"
+    );
+    let (again, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 0).await;
+    assert!(operations(&again).is_empty(), "{again:#}");
+    let (history, _) = run(&["history", "--config", config, "--json"], 0).await;
+    let held_run = history["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .find(|r| r["id"].as_i64() == Some(run_id))
+        .expect("the held run is in the history");
+    assert_ne!(held_run["status"], "held", "{held_run:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_exits_2_naming_the_field() {
+    let (graph, atl, _) = world().await;
+    let dir = folder("bad");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let text = std::fs::read_to_string(&config).expect("read");
+    std::fs::write(
+        &config,
+        text.replace("mapping = \"manual\"", "mapping = \"sometimes\""),
+    )
+    .expect("written");
+    let config = config.to_str().expect("utf-8 path");
+    let (_, stderr) = run(&["sync", "--config", config, "--dry-run"], 2).await;
+    assert!(stderr.contains("mapping"), "{stderr}");
+    assert!(stderr.contains("idsync.toml"), "{stderr}");
+    // With the config put right, an unknown app is bad usage too.
+    std::fs::write(config, &text).expect("written");
+    let (_, stderr) = run(&["sync", "--config", config, "--app", "nope"], 2).await;
+    assert!(
+        stderr.contains("corp"),
+        "lists the apps there are: {stderr}"
+    );
+    assert!(atl.users(Product::Jira).is_empty());
+}
