@@ -367,6 +367,21 @@ async fn one_token_serves_many_tasks_and_a_revoked_one_is_replaced() {
     assert_eq!(source.request_counts()["token"], 2);
 }
 
+#[tokio::test]
+async fn a_token_is_renewed_shortly_before_it_expires() {
+    let sim = start(&TenantSpec::default()).await;
+    // A 2 s token is renewed after half its life; the first one is reused until then.
+    sim.set_token_lifetime(std::time::Duration::from_secs(2));
+    let source = source(&app(&sim, ""));
+    source.read(None).await.expect("first read");
+    source.read(None).await.expect("second read, same token");
+    assert_eq!(source.request_counts()["token"], 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    source.read(None).await.expect("third read, new token");
+    assert_eq!(source.request_counts()["token"], 2);
+    assert_eq!(sim.kit().count_matching("/oauth2/v2.0/token"), 2);
+}
+
 // ----- scopes and nesting -----
 
 struct Nest {
