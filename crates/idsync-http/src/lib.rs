@@ -246,6 +246,10 @@ impl HttpClient {
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
+        // Defence in depth: whatever the caller passes, logs and errors show no query string
+        // (it may carry a password or a token).
+        let url = without_query(url);
+        let url = url.as_str();
         let mut attempts = 0usize;
         let max_retry_after = self.policy.max_retry_after;
         let result = (|| {
@@ -345,6 +349,11 @@ async fn attempt(request: reqwest::RequestBuilder) -> Result<HttpResponse, Attem
     })
 }
 
+/// `url` without its query string and fragment, for messages.
+pub fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
 /// Statuses worth retrying: throttling and server-side failures.
 pub fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
@@ -412,6 +421,18 @@ mod tests {
             }
             other => panic!("expected a transient failure, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn messages_show_no_query() {
+        assert_eq!(
+            without_query("https://b.example/users?name=a&password=hunter2"),
+            "https://b.example/users"
+        );
+        assert_eq!(
+            without_query("https://g.example/v1.0/users"),
+            "https://g.example/v1.0/users"
+        );
     }
 
     #[test]
