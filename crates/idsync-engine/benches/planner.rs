@@ -27,7 +27,10 @@ fn main() {
     let mut snapshot = SourceSnapshot::default();
     for i in 0..users {
         let attributes = BTreeMap::from([
-            ("userPrincipalName".to_owned(), format!("user{i}@contoso.com")),
+            (
+                "userPrincipalName".to_owned(),
+                format!("user{i}@contoso.com"),
+            ),
             ("mail".to_owned(), format!("user{i}@contoso.com")),
             ("displayName".to_owned(), format!("User {i}")),
         ]);
@@ -55,7 +58,9 @@ fn main() {
     let mut x: u64 = 42;
     let group_ids: Vec<String> = snapshot.groups.keys().cloned().collect();
     for m in 0..memberships {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let g = &group_ids[(x >> 33) as usize % groups.max(1)];
         let u = format!("id-{:08}", m % users.max(1));
         if let Some(group) = snapshot.groups.get_mut(g) {
@@ -120,7 +125,10 @@ fn main() {
 
     println!("planner: {users} users, {groups} groups, {memberships} memberships");
     let (t, ops) = time(&ActualState::default(), &[], &BTreeSet::new());
-    println!("  first plan (empty target): {ops} operations in {} ms", t.as_millis());
+    println!(
+        "  first plan (empty target): {ops} operations in {} ms",
+        t.as_millis()
+    );
 
     // Steady state: every account and membership exists; then 1% of users differ.
     let mut actual = ActualState::default();
@@ -132,7 +140,11 @@ fn main() {
         let churned = n % 100 == 0;
         actual.users.push(TargetUser {
             key: format!("K{n}"),
-            username: if churned { format!("old{n}") } else { name.clone() },
+            username: if churned {
+                format!("old{n}")
+            } else {
+                name.clone()
+            },
             email: u.attributes.get("mail").cloned(),
             display_name: u.attributes.get("displayName").cloned(),
             active: true,
@@ -159,5 +171,8 @@ fn main() {
         actual.memberships.insert(g.display_name.clone(), keys);
     }
     let (t, ops) = time(&actual, &links, &managed);
-    println!("  steady state, 1% renamed: {ops} operations in {} ms", t.as_millis());
+    println!(
+        "  steady state, 1% renamed: {ops} operations in {} ms",
+        t.as_millis()
+    );
 }

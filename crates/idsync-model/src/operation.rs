@@ -80,9 +80,7 @@ pub enum Operation {
 
 /// The kind of an operation, in plan order: a plan applies all operations of one kind before
 /// any of the next.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     CreateGroup,

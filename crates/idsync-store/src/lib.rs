@@ -122,7 +122,10 @@ impl Store {
         Self::open_with(options, url.to_owned()).await
     }
 
-    async fn open_with(options: SqliteConnectOptions, location: String) -> Result<Store, StoreError> {
+    async fn open_with(
+        options: SqliteConnectOptions,
+        location: String,
+    ) -> Result<Store, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -268,7 +271,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn start_run(&self, app: &str, trigger: &str, dry_run: bool) -> Result<i64, StoreError> {
+    pub async fn start_run(
+        &self,
+        app: &str,
+        trigger: &str,
+        dry_run: bool,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "INSERT INTO runs (app, trigger, dry_run, status, started_at) VALUES (?, ?, ?, 'running', ?) RETURNING id",
         )
@@ -282,13 +290,18 @@ impl Store {
     }
 
     /// Appends operation results to a run (numbered after those already recorded).
-    pub async fn record_operations(&self, run_id: i64, results: &[OpResult]) -> Result<(), StoreError> {
+    pub async fn record_operations(
+        &self,
+        run_id: i64,
+        results: &[OpResult],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
         for (i, r) in results.iter().enumerate() {
             let subject = r
                 .planned
@@ -366,7 +379,10 @@ impl Store {
 
     /// Approves a held run: its deprovisions may be applied by the next run of its app.
     pub async fn approve_run(&self, run_id: i64) -> Result<RunRecord, StoreError> {
-        let run = self.run(run_id).await?.ok_or(StoreError::NoSuchRun(run_id))?;
+        let run = self
+            .run(run_id)
+            .await?
+            .ok_or(StoreError::NoSuchRun(run_id))?;
         sqlx::query("UPDATE runs SET status = 'approved', approved_deprovisions = deprovisions WHERE id = ?")
             .bind(run_id)
             .execute(&self.pool)
