@@ -238,7 +238,9 @@ impl SimKit {
 /// Mutex poisoning only happens if a handler panicked while holding the lock; the simulator's
 /// data is still usable for tests, so we carry on with it.
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Middleware applying latency, scripted faults and counting to every product route.
