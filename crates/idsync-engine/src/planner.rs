@@ -10,7 +10,7 @@
 //! - an account linked to another app is left alone, with a warning (first owner wins);
 //! - when the source read was not complete, no removal of any kind is planned.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use idsync_config::{AdoptBy, LeaveAction};
 use idsync_model::{
@@ -104,21 +104,67 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// Target group names, interned once per plan: memberships are then compared by number, which
+/// keeps a plan of 100k users and 500k memberships well under a second.
+#[derive(Default)]
+struct GroupIndex {
+    /// lower-case name → id
+    ids: HashMap<String, u32>,
+    names: Vec<GroupName>,
+}
+
+struct GroupName {
+    lower: String,
+    /// As the target spells it when it exists there, else as the rules spell it.
+    spelling: String,
+    on_target: bool,
+    /// Some mapping names it (the groups `memberships = "enforce"` applies to).
+    mapped: bool,
+    /// May be created when missing (default groups, and mappings with create_missing).
+    may_create: bool,
+    /// A default group for new users: a one-time placement, never taken away again.
+    new_user_default: bool,
+}
+
+impl GroupIndex {
+    fn intern(&mut self, name: &str) -> u32 {
+        let lower = lower(name);
+        if let Some(id) = self.ids.get(&lower) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(GroupName {
+            lower: lower.clone(),
+            spelling: name.to_owned(),
+            on_target: false,
+            mapped: false,
+            may_create: false,
+            new_user_default: false,
+        });
+        self.ids.insert(lower, id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &GroupName {
+        &self.names[id as usize]
+    }
+
+    fn name_mut(&mut self, id: u32) -> &mut GroupName {
+        &mut self.names[id as usize]
+    }
+}
+
 /// Indexes over the actual state, built once per plan.
 struct Actual<'a> {
     by_key: HashMap<&'a str, &'a TargetUser>,
     by_username: HashMap<String, &'a TargetUser>,
     by_email: HashMap<String, &'a TargetUser>,
-    /// lower-case group name → spelling on the target
-    groups: HashMap<String, &'a str>,
-    /// lower-case group name → member keys
-    members: HashMap<String, &'a BTreeSet<String>>,
-    /// account key → lower-case groups it is in
-    groups_of: HashMap<&'a str, BTreeSet<String>>,
+    /// account key → the groups it is in (sorted ids)
+    groups_of: HashMap<&'a str, Vec<u32>>,
 }
 
 impl<'a> Actual<'a> {
-    fn new(state: &'a ActualState) -> Self {
+    fn new(state: &'a ActualState, index: &mut GroupIndex) -> Self {
         let mut by_email = HashMap::new();
         for u in &state.users {
             if let Some(email) = &u.email {
@@ -129,14 +175,23 @@ impl<'a> Actual<'a> {
                     .or_insert(Some(u));
             }
         }
-        let mut groups_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
-        let mut members = HashMap::new();
+        for group in &state.groups {
+            let id = index.intern(group);
+            let name = index.name_mut(id);
+            name.on_target = true;
+            name.spelling = group.clone();
+        }
+        let mut groups_of: HashMap<&str, Vec<u32>> = HashMap::new();
         for (group, keys) in &state.memberships {
-            let g = lower(group);
+            let id = index.intern(group);
+            index.name_mut(id).on_target = true;
             for key in keys {
-                groups_of.entry(key.as_str()).or_default().insert(g.clone());
+                groups_of.entry(key.as_str()).or_default().push(id);
             }
-            members.insert(g, keys);
+        }
+        for ids in groups_of.values_mut() {
+            ids.sort_unstable();
+            ids.dedup();
         }
         Actual {
             by_key: state.users.iter().map(|u| (u.key.as_str(), u)).collect(),
@@ -149,20 +204,47 @@ impl<'a> Actual<'a> {
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|u| (k, u)))
                 .collect(),
-            groups: state
-                .groups
-                .iter()
-                .map(|g| (lower(g), g.as_str()))
-                .collect(),
-            members,
             groups_of,
         }
     }
 
-    fn is_member(&self, group_lower: &str, key: &str) -> bool {
-        self.members
-            .get(group_lower)
-            .is_some_and(|m| m.contains(key))
+    fn groups_of(&self, key: &str) -> &[u32] {
+        self.groups_of.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Why a user belongs in a target group.
+#[derive(Clone, Copy)]
+enum GroupReason<'s> {
+    SourceGroup(&'s str),
+    AllUsers,
+    NewUsers,
+}
+
+impl GroupReason<'_> {
+    fn text(self) -> String {
+        match self {
+            GroupReason::SourceGroup(name) => format!("member of source group {name:?}"),
+            GroupReason::AllUsers => "default group for all users".to_owned(),
+            GroupReason::NewUsers => "default group for new users".to_owned(),
+        }
+    }
+}
+
+/// What a plan needs besides the builder: the indexes, shared by the helper functions.
+struct Ctx<'a> {
+    input: &'a PlanInput<'a>,
+    actual: Actual<'a>,
+    index: GroupIndex,
+    /// account key → groups whose membership this app manages (sorted ids)
+    managed_of: HashMap<&'a str, Vec<u32>>,
+}
+
+impl Ctx<'_> {
+    fn manages(&self, key: &str, group: u32) -> bool {
+        self.managed_of
+            .get(key)
+            .is_some_and(|ids| ids.binary_search(&group).is_ok())
     }
 }
 
@@ -173,8 +255,8 @@ struct Desired<'s> {
     email: Option<String>,
     display_name: Option<String>,
     attributes: BTreeMap<String, String>,
-    /// target group (as spelled by the mapping) → reason
-    groups: BTreeMap<String, String>,
+    /// target groups (sorted ids, one reason each)
+    groups: Vec<(u32, GroupReason<'s>)>,
 }
 
 /// Accumulates operations and warnings; warnings of one kind are folded into one line.
@@ -222,7 +304,9 @@ impl<'a> Builder<'a> {
 pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let caps = input.capabilities;
     let rules = &input.users.config;
-    let actual = Actual::new(input.actual);
+    let group_rules = &input.groups.config;
+    let mut index = GroupIndex::default();
+    let actual = Actual::new(input.actual, &mut index);
     let mut b = Builder {
         target: input.target,
         ops: Vec::new(),
@@ -243,47 +327,78 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let mut adoptions = Vec::new();
     let mut claimed = Vec::new();
 
-    // Group mapping → which target groups each source user belongs in.
+    // Group mapping → the target groups each source group (with its nested groups) feeds.
     let (mappings, mapping_warnings) = input.groups.resolve(input.snapshot);
     for w in mapping_warnings {
         b.warn(w);
     }
-    let mut targets_of_source_group: HashMap<&str, Vec<(&str, &str, bool)>> = HashMap::new();
-    // lower-case name → (spelling, may be created)
-    let mut mapped_groups: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let mut direct_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = HashMap::new();
     for m in &mappings {
         for t in &m.targets {
-            targets_of_source_group
+            let id = index.intern(t);
+            let name = index.name_mut(id);
+            name.mapped = true;
+            name.may_create |= m.create_missing;
+            direct_targets
                 .entry(m.source_id.as_str())
                 .or_default()
-                .push((t.as_str(), m.source_name.as_str(), m.create_missing));
-            let e = mapped_groups
-                .entry(lower(t))
-                .or_insert_with(|| (t.clone(), m.create_missing));
-            e.1 |= m.create_missing;
+                .push((id, GroupReason::SourceGroup(m.source_name.as_str())));
         }
     }
-    let group_rules = &input.groups.config;
-    let new_user_groups: BTreeSet<String> = group_rules
-        .default_groups_new_users
-        .iter()
-        .map(|g| lower(g))
-        .collect();
-    let mut default_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut all_user_defaults = Vec::new();
     for g in &group_rules.default_groups_all_users {
-        default_groups.insert(lower(g), g.clone());
+        let id = index.intern(g);
+        index.name_mut(id).may_create = true;
+        all_user_defaults.push(id);
     }
-    let user_group_ids: HashMap<&str, BTreeSet<&str>> = if input.nested_groups {
-        input.snapshot.transitive_groups_of_users()
-    } else {
-        let mut direct: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    let mut new_user_defaults = Vec::new();
+    for g in &group_rules.default_groups_new_users {
+        let id = index.intern(g);
+        let name = index.name_mut(id);
+        name.may_create = true;
+        name.new_user_default = true;
+        new_user_defaults.push(id);
+    }
+    // A user in a nested group is in every group above it: each source group feeds the targets
+    // of its ancestors too. Worked out once per group, not once per user.
+    let group_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = if input.nested_groups {
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
         for g in input.snapshot.groups.values() {
-            for u in &g.user_members {
-                direct.entry(u.as_str()).or_default().insert(g.id.as_str());
+            for child in &g.group_members {
+                parents.entry(child.as_str()).or_default().push(g.id.as_str());
             }
         }
-        direct
+        input
+            .snapshot
+            .groups
+            .keys()
+            .filter_map(|id| {
+                let mut seen: HashSet<&str> = HashSet::new();
+                let mut stack = vec![id.as_str()];
+                let mut targets = Vec::new();
+                while let Some(g) = stack.pop() {
+                    if seen.insert(g) {
+                        targets.extend(direct_targets.get(g).into_iter().flatten().copied());
+                        stack.extend(parents.get(g).into_iter().flatten().copied());
+                    }
+                }
+                (!targets.is_empty()).then_some((id.as_str(), targets))
+            })
+            .collect()
+    } else {
+        direct_targets
     };
+    let mut user_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = HashMap::new();
+    for (group_id, targets) in &group_targets {
+        if let Some(group) = input.snapshot.groups.get(*group_id) {
+            for user in &group.user_members {
+                user_targets
+                    .entry(user.as_str())
+                    .or_default()
+                    .extend(targets.iter().copied());
+            }
+        }
+    }
 
     // Desired users, one per username (first by source id wins; the other is reported).
     let mut desired: Vec<Desired<'_>> = Vec::with_capacity(input.snapshot.users.len());
@@ -304,23 +419,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             continue;
         }
         seen_usernames.insert(lower(&username), user.id.as_str());
-        let mut groups = BTreeMap::new();
-        if let Some(ids) = user_group_ids.get(user.id.as_str()) {
-            for id in ids {
-                for (target, source_name, _) in
-                    targets_of_source_group.get(id).into_iter().flatten()
-                {
-                    groups
-                        .entry((*target).to_owned())
-                        .or_insert_with(|| format!("member of source group {source_name:?}"));
-                }
-            }
-        }
-        for g in default_groups.values() {
-            groups
-                .entry(g.clone())
-                .or_insert_with(|| "default group for all users".to_owned());
-        }
+        let mut groups = user_targets.remove(user.id.as_str()).unwrap_or_default();
+        groups.extend(all_user_defaults.iter().map(|id| (*id, GroupReason::AllUsers)));
+        // Stable sort, then the first reason of each group is kept.
+        groups.sort_by_key(|(id, _)| *id);
+        groups.dedup_by_key(|(id, _)| *id);
         let display_name = input
             .users
             .display_name(user)
@@ -348,22 +451,37 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         ));
     }
 
-    // Target groups every membership will need.
-    let mut needed_groups: BTreeMap<String, (String, bool)> = BTreeMap::new();
-    if group_rules.import_groups {
-        needed_groups.extend(mapped_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // Target groups the plan must create if they are missing.
+    let mut needed = vec![false; index.names.len()];
+    for (id, name) in index.names.iter().enumerate() {
+        if (group_rules.import_groups && name.mapped) || all_user_defaults.contains(&(id as u32)) {
+            needed[id] = true;
+        }
     }
-    for (k, v) in &default_groups {
-        needed_groups.insert(k.clone(), (v.clone(), true));
+    for id in &new_user_defaults {
+        needed[*id as usize] = true;
     }
-    for g in &group_rules.default_groups_new_users {
-        needed_groups.insert(lower(g), (g.clone(), true));
+
+    let mut managed_of: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (group, key) in input.managed_memberships {
+        if let Some(id) = index.ids.get(group) {
+            managed_of.entry(key.as_str()).or_default().push(*id);
+        }
     }
+    for ids in managed_of.values_mut() {
+        ids.sort_unstable();
+    }
+    let enforce = group_rules.memberships == idsync_config::MembershipPolicy::Enforce;
+    let ctx = Ctx {
+        input,
+        actual,
+        index,
+        managed_of,
+    };
+    let actual = &ctx.actual;
 
     let mut managed_users = 0usize;
     let mut in_scope_ids: BTreeSet<&str> = BTreeSet::new();
-    // Memberships the rules want, per account key, lower-case group names.
-    let mut wanted_memberships: HashMap<String, BTreeSet<String>> = HashMap::new();
 
     for d in &desired {
         let src = d.source;
@@ -464,17 +582,14 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 Some(&src.id),
             );
             let mut groups = d.groups.clone();
-            for g in &group_rules.default_groups_new_users {
-                groups
-                    .entry(g.clone())
-                    .or_insert_with(|| "default group for new users".to_owned());
-            }
+            groups.extend(new_user_defaults.iter().map(|id| (*id, GroupReason::NewUsers)));
+            groups.sort_by_key(|(id, _)| *id);
+            groups.dedup_by_key(|(id, _)| *id);
             for (group, reason) in groups {
-                let spelled = need_group(&mut needed_groups, &mapped_groups, &actual, &group);
-                let Some(spelled) = spelled else {
+                let Some(spelled) = need_group(&mut needed, &ctx.index, group) else {
                     b.warn_folded(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        format!("{group:?}"),
+                        format!("{:?}", ctx.index.name(group).spelling),
                     );
                     continue;
                 };
@@ -485,7 +600,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                         key: String::new(),
                         user: d.username.clone(),
                     },
-                    reason,
+                    reason.text(),
                     Some(&src.id),
                 );
             }
@@ -521,15 +636,14 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             if account.active || rules.on_disable == LeaveAction::Delete {
                 deprovision(
                     &mut b,
-                    input,
-                    &actual,
+                    &ctx,
                     account,
                     rules.on_disable,
                     "disabled at the source",
                     Some(&src.id),
                 );
             } else if rules.strip_groups_on_deprovision {
-                strip_memberships(&mut b, input, &actual, account, "disabled at the source");
+                strip_memberships(&mut b, &ctx, account, "disabled at the source");
             }
             false
         };
@@ -568,8 +682,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
         if rules.update {
             let mut changes = UserChanges::default();
+            // A target that does not report e-mail addresses (Confluence's REST API never
+            // does) gives `None`: nothing to compare with, so no update every run.
             if caps.update_email
                 && d.email.is_some()
+                && account.email.is_some()
                 && d.email.as_deref().map(lower) != account.email.as_deref().map(lower)
             {
                 changes.email = d.email.clone();
@@ -612,19 +729,19 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
         // Memberships: only active users gain groups.
         if will_be_active {
-            let wanted = wanted_memberships.entry(key.to_owned()).or_default();
+            let current = actual.groups_of(key);
             for (group, reason) in &d.groups {
-                let g = lower(group);
-                wanted.insert(g.clone());
-                if actual.is_member(&g, key) {
-                    claimed.push((g, key.to_owned()));
+                if current.binary_search(group).is_ok() {
+                    // Already as desired: from now on this app manages it.
+                    if !ctx.manages(key, *group) {
+                        claimed.push((ctx.index.name(*group).lower.clone(), key.to_owned()));
+                    }
                     continue;
                 }
-                let Some(spelled) = need_group(&mut needed_groups, &mapped_groups, &actual, group)
-                else {
+                let Some(spelled) = need_group(&mut needed, &ctx.index, *group) else {
                     b.warn_folded(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        format!("{group:?}"),
+                        format!("{:?}", ctx.index.name(*group).spelling),
                     );
                     continue;
                 };
@@ -634,41 +751,35 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                         key: key.to_owned(),
                         user: username.clone(),
                     },
-                    reason.clone(),
+                    reason.text(),
                     Some(&src.id),
                 );
             }
             // Removals: memberships we manage that the rules no longer want, and under
             // `enforce`, any membership of this account in a group we map.
-            let enforce = group_rules.memberships == idsync_config::MembershipPolicy::Enforce;
-            if let Some(current) = actual.groups_of.get(key) {
-                for g in current {
-                    if wanted.contains(g) {
-                        continue;
-                    }
-                    // A default group for new users is a one-time placement: the rules
-                    // do not want it on later runs, yet it must not be taken away.
-                    let managed = input
-                        .managed_memberships
-                        .contains(&(g.clone(), key.to_owned()))
-                        && !new_user_groups.contains(g);
-                    let enforced = enforce && mapped_groups.contains_key(g);
-                    if managed || enforced {
-                        let spelled = actual.groups.get(g).copied().unwrap_or(g).to_owned();
-                        b.op(
-                            Operation::RemoveMembership {
-                                group: spelled,
-                                key: key.to_owned(),
-                                user: username.clone(),
-                            },
-                            if managed {
-                                "no longer in a source group mapped to this group"
-                            } else {
-                                "not in the mapped source group (memberships = enforce)"
-                            },
-                            Some(&src.id),
-                        );
-                    }
+            for group in current {
+                if d.groups.binary_search_by_key(group, |(id, _)| *id).is_ok() {
+                    continue;
+                }
+                let name = ctx.index.name(*group);
+                // A default group for new users is a one-time placement: the rules do not
+                // want it on later runs, yet it must not be taken away.
+                let managed = ctx.manages(key, *group) && !name.new_user_default;
+                let enforced = enforce && name.mapped;
+                if managed || enforced {
+                    b.op(
+                        Operation::RemoveMembership {
+                            group: name.spelling.clone(),
+                            key: key.to_owned(),
+                            user: username.clone(),
+                        },
+                        if managed {
+                            "no longer in a source group mapped to this group"
+                        } else {
+                            "not in the mapped source group (memberships = enforce)"
+                        },
+                        Some(&src.id),
+                    );
                 }
             }
         }
@@ -687,35 +798,24 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         if account.active || rules.on_leave == LeaveAction::Delete {
             deprovision(
                 &mut b,
-                input,
-                &actual,
+                &ctx,
                 account,
                 rules.on_leave,
                 "no longer in scope at the source",
                 Some(&link.source_id),
             );
         } else if rules.strip_groups_on_deprovision {
-            strip_memberships(
-                &mut b,
-                input,
-                &actual,
-                account,
-                "no longer in scope at the source",
-            );
+            strip_memberships(&mut b, &ctx, account, "no longer in scope at the source");
         }
     }
-    managed_users += adoptions.len();
 
-    for (g, (spelled, may_create)) in &needed_groups {
-        if actual.groups.contains_key(g) {
-            continue;
-        }
-        if *may_create {
+    for (id, name) in ctx.index.names.iter().enumerate() {
+        if needed[id] && !name.on_target && name.may_create {
             b.op(
                 Operation::CreateGroup {
-                    group: spelled.clone(),
+                    group: name.spelling.clone(),
                 },
-                if mapped_groups.contains_key(g) {
+                if name.mapped {
                     "mapped group missing on the target"
                 } else {
                     "default group missing on the target"
@@ -749,37 +849,29 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     }
 }
 
-/// Records that `group` must exist and returns how to spell it, or `None` when it is missing
+/// Records that a group must exist and returns how to spell it, or `None` when it is missing
 /// and may not be created.
-fn need_group(
-    needed: &mut BTreeMap<String, (String, bool)>,
-    mapped: &BTreeMap<String, (String, bool)>,
-    actual: &Actual<'_>,
-    group: &str,
-) -> Option<String> {
-    let g = lower(group);
-    if let Some(existing) = actual.groups.get(&g) {
-        return Some((*existing).to_owned());
+fn need_group(needed: &mut [bool], index: &GroupIndex, group: u32) -> Option<String> {
+    let name = index.name(group);
+    if !name.on_target {
+        if !name.may_create {
+            return None;
+        }
+        needed[group as usize] = true;
     }
-    // Default groups are created; mapped groups follow their mapping's create_missing.
-    let may_create = mapped.get(&g).is_none_or(|(_, create)| *create);
-    if !may_create {
-        return None;
-    }
-    let entry = needed.entry(g).or_insert_with(|| (group.to_owned(), true));
-    Some(entry.0.clone())
+    Some(name.spelling.clone())
 }
 
 /// Plans taking access away from one of our accounts, as `action` says and the target can.
 fn deprovision(
     b: &mut Builder<'_>,
-    input: &PlanInput<'_>,
-    actual: &Actual<'_>,
+    ctx: &Ctx<'_>,
     account: &TargetUser,
     action: LeaveAction,
     why: &str,
     source_id: Option<&str>,
 ) {
+    let input = ctx.input;
     let rules = &input.users.config;
     let caps = input.capabilities;
     let delete = match action {
@@ -857,7 +949,7 @@ fn deprovision(
         }
     }
     if rules.strip_groups_on_deprovision && !delete {
-        strip_memberships(b, input, actual, account, why);
+        strip_memberships(b, ctx, account, why);
     }
     let op = if delete {
         Operation::DeleteUser {
@@ -874,24 +966,12 @@ fn deprovision(
 }
 
 /// Removes the memberships this app manages for an account being deprovisioned.
-fn strip_memberships(
-    b: &mut Builder<'_>,
-    input: &PlanInput<'_>,
-    actual: &Actual<'_>,
-    account: &TargetUser,
-    why: &str,
-) {
-    let Some(groups) = actual.groups_of.get(account.key.as_str()) else {
-        return;
-    };
-    for g in groups {
-        if input
-            .managed_memberships
-            .contains(&(g.clone(), account.key.clone()))
-        {
+fn strip_memberships(b: &mut Builder<'_>, ctx: &Ctx<'_>, account: &TargetUser, why: &str) {
+    for group in ctx.actual.groups_of(&account.key) {
+        if ctx.manages(&account.key, *group) {
             b.op(
                 Operation::RemoveMembership {
-                    group: actual.groups.get(g).copied().unwrap_or(g).to_owned(),
+                    group: ctx.index.name(*group).spelling.clone(),
                     key: account.key.clone(),
                     user: account.username.clone(),
                 },
