@@ -295,6 +295,6 @@ async fn keep_and_enforce(kind: TargetKind) {
     w.assert_converged(&config).await;
 }
 
-crate::per_target!(manual_and_default_groups: jira, bitbucket);
-crate::per_target!(on_the_fly: jira, bitbucket);
-crate::per_target!(keep_and_enforce: jira, bitbucket);
+crate::per_target!(manual_and_default_groups: jira, confluence, bitbucket, cloud);
+crate::per_target!(on_the_fly: jira, confluence, bitbucket, cloud);
+crate::per_target!(keep_and_enforce: jira, confluence, bitbucket, cloud);

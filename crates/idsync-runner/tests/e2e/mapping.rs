@@ -6,6 +6,35 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A custom attribute as the target holds it: a Jira user property, or a SCIM attribute
+/// (enterprise extension or core) on Atlassian Cloud.
+fn attribute(w: &World, kind: TargetKind, user: &str, name: &str) -> Option<String> {
+    match kind {
+        TargetKind::JiraDc => w
+            .atl
+            .user_properties(user)
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        TargetKind::AtlassianCloud => {
+            let u = w.user(kind, user).expect("user");
+            u.attributes
+                .get(ENTERPRISE)
+                .and_then(|e| e.get(name))
+                .or_else(|| u.attributes.get(name))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+fn has_custom_attributes(kind: TargetKind) -> bool {
+    matches!(kind, TargetKind::JiraDc | TargetKind::AtlassianCloud)
+}
+
 async fn attribute_mapping(kind: TargetKind) {
     let tenant = tenant().await;
     let cost_center = tenant.extension_property("costCenter");
@@ -32,7 +61,7 @@ async fn attribute_mapping(kind: TargetKind) {
 [apps.users]
 email = ["mail", "userPrincipalName"]
 display_name = ["givenName", "displayName"]
-custom_attributes = {{ costCenter = "{cost_center}", badge = "onPremisesExtensionAttributes.extensionAttribute3", department = "department" }}
+custom_attributes = {{ costCenter = "{cost_center}", title = "onPremisesExtensionAttributes.extensionAttribute3", department = "department" }}
 
 [apps.users.username]
 attribute = "onPremisesSamAccountName"
@@ -66,16 +95,14 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         .into_iter()
         .filter(|w| w.contains("no custom attributes"))
         .collect();
-    if kind == TargetKind::JiraDc {
-        let props = w.atl.user_properties("alovelace");
-        assert_eq!(
-            props.get("costCenter"),
-            Some(&Value::from("CC-42")),
-            "{props:?}"
-        );
-        assert_eq!(props.get("badge"), Some(&Value::from("badge-7")));
-        assert_eq!(props.get("department"), Some(&Value::from("R&D")));
-        assert!(w.atl.user_properties("smith_bob").is_empty());
+    if has_custom_attributes(kind) {
+        let attr = |user: &str, name: &str| attribute(&w, kind, user, name);
+        assert_eq!(attr("alovelace", "costCenter").as_deref(), Some("CC-42"));
+        assert_eq!(attr("alovelace", "title").as_deref(), Some("badge-7"));
+        assert_eq!(attr("alovelace", "department").as_deref(), Some("R&D"));
+        for name in ["costCenter", "title", "department"] {
+            assert_eq!(attr("smith_bob", name), None);
+        }
         assert!(warned.is_empty(), "{warned:?}");
     } else {
         assert_eq!(
@@ -99,7 +126,7 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         .update_user(&bob, json!({"department": "Sales"}))
         .expect("updated");
     let report = w.sync_ok(&config, "main").await;
-    if kind == TargetKind::JiraDc {
+    if has_custom_attributes(kind) {
         let mut sets: Vec<(String, String, Option<String>)> = operations(&report, name)
             .into_iter()
             .filter_map(|op| match op {
@@ -126,13 +153,13 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
                 ),
             ]
         );
-        let props = w.atl.user_properties("alovelace");
-        assert_eq!(props.get("department"), Some(&Value::from("Engineering")));
-        assert!(!props.contains_key("costCenter"), "{props:?}");
+        let attr = |user: &str, name: &str| attribute(&w, kind, user, name);
         assert_eq!(
-            w.atl.user_properties("smith_bob").get("department"),
-            Some(&Value::from("Sales"))
+            attr("alovelace", "department").as_deref(),
+            Some("Engineering")
         );
+        assert_eq!(attr("alovelace", "costCenter"), None);
+        assert_eq!(attr("smith_bob", "department").as_deref(), Some("Sales"));
     } else {
         assert_eq!(count(&report, name, K::SetAttribute), 0);
         assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
@@ -144,6 +171,18 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         .update_user(&bob, json!({"onPremisesSamAccountName": "BSMITH"}))
         .expect("updated");
     let report = w.sync_ok(&config, "main").await;
+    if kind == TargetKind::ConfluenceDc {
+        assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
+        assert!(
+            warnings(&report, name)
+                .iter()
+                .any(|w| w.contains("this product cannot rename users")),
+            "{:?}",
+            warnings(&report, name)
+        );
+        w.assert_converged(&config).await;
+        return;
+    }
     assert_eq!(
         ops_of(&report, name),
         vec![(K::RenameUser, "smith_bob".into(), String::new())],
@@ -155,4 +194,4 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
     w.assert_converged(&config).await;
 }
 
-crate::per_target!(attribute_mapping: jira, bitbucket);
+crate::per_target!(attribute_mapping: jira, confluence, bitbucket, cloud);

@@ -12,6 +12,7 @@ use idsync_runner::{Progress, RunStatus, Trigger};
 use serde_json::json;
 
 use crate::harness::*;
+use graph_sim::sim_kit::{FaultKind as FaultKindG, FaultRule as FaultRuleG};
 
 /// Requests that change something on the Atlassian simulator (anything but GET).
 fn writes(w: &World) -> u64 {
@@ -101,6 +102,19 @@ async fn threshold_hold_and_approve(kind: TargetKind) {
     }
     let report = w.run(&config, "main", false).await;
     assert_eq!(report.status, RunStatus::Held, "{}", pretty(&report));
+
+    // The absolute limit holds too, whatever the percentage.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 2\n",
+    )]);
+    let report = w.run(&config, "main", false).await;
+    assert_eq!(report.status, RunStatus::Held, "{}", pretty(&report));
+    let reason = &report.hold.as_ref().expect("hold").reason;
+    assert!(reason.contains("max_deprovision_count = 2"), "{reason}");
+    for i in 3..6 {
+        assert!(w.is_active(kind, &format!("user{i}@contoso.com")));
+    }
 }
 
 async fn partial_read_changes_nothing(kind: TargetKind) {
@@ -130,30 +144,44 @@ async fn partial_read_changes_nothing(kind: TargetKind) {
     tenant.remove_member(&devs, &ids[2]).expect("removed");
     add_user(&tenant, "new@contoso.com");
     let graph = tenant.kit();
-    let faults = [
-        // The connection drops on the second page of users, on every retry.
-        graph_sim::sim_kit::FaultRule::once(graph_sim::sim_kit::FaultKind::Drop)
-            .on_path("/users/delta")
-            .after(1)
-            .times(0),
-        // Groups answer 503 beyond the retries.
-        graph_sim::sim_kit::FaultRule::once(graph_sim::sim_kit::FaultKind::Status {
-            status: 503,
-            retry_after: Some(0),
-            body: None,
-        })
-        .on_path("/groups/delta")
-        .times(0),
-        // The first page is fine, then 500s (Retry-After 0 keeps the test quick).
-        graph_sim::sim_kit::FaultRule::once(graph_sim::sim_kit::FaultKind::Status {
-            status: 500,
-            retry_after: Some(0),
-            body: None,
-        })
-        .on_path("/delta")
-        .after(1)
-        .times(0),
+    let fault = |kind: FaultKindG, path: &str| FaultRuleG::once(kind).on_path(path).times(0);
+    let mut faults = vec![
+        // Groups answer 503 beyond the retries (Retry-After 0 keeps the test quick).
+        fault(
+            FaultKindG::Status {
+                status: 503,
+                retry_after: Some(0),
+                body: None,
+            },
+            "/groups/delta",
+        ),
+        // The second page of users is not a Graph page at all.
+        fault(
+            FaultKindG::Status {
+                status: 200,
+                retry_after: None,
+                body: Some(json!({"unexpected": true})),
+            },
+            "/users/delta",
+        )
+        .after(1),
     ];
+    if kind == TargetKind::JiraDc {
+        // Slower (the client backs off between retries), so on one target only: the
+        // connection drops on the second page of users on every retry; 500s after one page.
+        faults.push(fault(FaultKindG::Drop, "/users/delta").after(1));
+        faults.push(
+            fault(
+                FaultKindG::Status {
+                    status: 500,
+                    retry_after: None,
+                    body: None,
+                },
+                "/delta",
+            )
+            .after(1),
+        );
+    }
     for fault in faults {
         graph.clear_faults();
         graph.inject(fault.clone());
@@ -356,7 +384,7 @@ async fn crash_and_rerun(kind: TargetKind) {
     );
 }
 
-crate::per_target!(threshold_hold_and_approve: jira, bitbucket);
-crate::per_target!(partial_read_changes_nothing: jira, bitbucket);
-crate::per_target!(failed_operations_then_rerun: jira, bitbucket);
-crate::per_target!(crash_and_rerun: jira, bitbucket);
+crate::per_target!(threshold_hold_and_approve: jira, confluence, bitbucket, cloud);
+crate::per_target!(partial_read_changes_nothing: jira, confluence, bitbucket, cloud);
+crate::per_target!(failed_operations_then_rerun: jira, confluence, bitbucket, cloud);
+crate::per_target!(crash_and_rerun: jira, confluence, bitbucket, cloud);

@@ -147,4 +147,4 @@ async fn scopes(kind: TargetKind) {
     w.assert_converged(&config).await;
 }
 
-crate::per_target!(scopes: jira, bitbucket);
+crate::per_target!(scopes: jira, confluence, bitbucket, cloud);
