@@ -13,4 +13,5 @@ mod mapping;
 mod products;
 mod safety;
 mod scopes;
+mod targets;
 mod toggles;
