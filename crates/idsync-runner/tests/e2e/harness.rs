@@ -312,9 +312,11 @@ pub fn all_ops(report: &RunReport) -> Vec<Value> {
         .collect()
 }
 
-/// The operations of one target as (op, user, group) triples, for compact assertions.
+/// The operations of one target as (op, user, group) triples, for compact assertions, in plan
+/// order (by kind, then user, then group). An applied report lists results as they completed:
+/// kinds come one after the other, but within a kind operations run concurrently.
 pub fn ops_of(report: &RunReport, target: &str) -> Vec<(OperationKind, String, String)> {
-    report
+    let mut ops: Vec<_> = report
         .targets
         .iter()
         .filter(|t| t.target == target)
@@ -327,7 +329,9 @@ pub fn ops_of(report: &RunReport, target: &str) -> Vec<(OperationKind, String, S
                 op.group().unwrap_or("").to_owned(),
             )
         })
-        .collect()
+        .collect();
+    ops.sort();
+    ops
 }
 
 /// How many operations of `kind` the report has for `target`.
