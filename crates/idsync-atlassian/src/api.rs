@@ -150,6 +150,9 @@ pub(crate) struct Api {
     http: HttpClient,
     /// Fan-out of reads (members of many groups, properties of many users).
     pub concurrency: usize,
+    /// At most `concurrency` requests in flight, whatever nests: a read may fan out over
+    /// groups and, inside one group, over its pages, and the two must not multiply.
+    gate: tokio::sync::Semaphore,
 }
 
 /// The longest pause the rate-limit headers may impose between two requests.
@@ -219,6 +222,7 @@ impl Api {
             pacing: Mutex::new(Pacing::default()),
             http: HttpClient::new(client, RetryPolicy::default(), RequestCounter::new()),
             concurrency: config.concurrency.max(1),
+            gate: tokio::sync::Semaphore::new(config.concurrency.max(1)),
         })
     }
 
@@ -339,6 +343,10 @@ impl Api {
     /// backoff with jitter. A 401 is final and becomes [`TargetErrorKind::Unauthorized`]; every
     /// other status is returned for the caller to interpret.
     pub async fn send(&self, call: Call) -> Result<Reply, TargetError> {
+        // The permit is held for this request only (retries included), never across another
+        // `send`, so nested fan-outs cannot deadlock on it. The gate is never closed; were it,
+        // going on ungated is the lesser harm.
+        let _permit = self.gate.acquire().await.ok();
         self.wait_turn().await;
         let label = format!("{} /{}", call.method, call.template);
         let body = call

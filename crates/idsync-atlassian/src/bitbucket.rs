@@ -29,7 +29,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
 use crate::util::{
-    members_of_all, membership_keys, random_password, same_name, target_basics, unsupported,
+    fan_out, members_of_all, membership_keys, random_password, same_name, target_basics,
+    unsupported,
 };
 
 /// Page size asked for; Bitbucket caps it (usually at 1000) and says so in `limit`.
@@ -238,6 +239,29 @@ impl BitbucketDc {
             )
             .await?;
         Ok(groups.into_iter().map(|g| g.name).collect())
+    }
+
+    /// Group → member keys for every one of `groups`, read per user. A group a user holds that
+    /// is not among `groups` (created since they were listed) is left out, as the per-group
+    /// read would.
+    async fn memberships_by_user(
+        &self,
+        users: &[BbUser],
+        groups: &[String],
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, TargetError> {
+        let held = fan_out(users, self.api.concurrency, |u| self.groups_of(&u.name)).await?;
+        let mut memberships: BTreeMap<String, BTreeSet<String>> = groups
+            .iter()
+            .map(|g| (g.clone(), BTreeSet::new()))
+            .collect();
+        for (user, held) in users.iter().zip(held) {
+            for group in held {
+                if let Some(members) = memberships.get_mut(&group) {
+                    members.insert(user.key());
+                }
+            }
+        }
+        Ok(memberships)
     }
 
     fn target_user(&self, user: BbUser, groups: Option<&BTreeSet<String>>) -> TargetUser {
@@ -512,13 +536,21 @@ impl Target for BitbucketDc {
     target_basics!();
 
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
-        let users = self.users(None).await?;
-        let groups = self.groups(None).await?;
-        let members = members_of_all(&groups, self.api.concurrency, |g| async move {
-            self.members(&g).await
-        })
-        .await?;
-        let memberships = membership_keys(&members, BbUser::key);
+        // Bitbucket's pages carry no total, so each listing is read page by page; the two
+        // run side by side.
+        let (users, groups) = tokio::try_join!(self.users(None), self.groups(None))?;
+        // Direct memberships can be read per group (`groups/more-members`) or per user
+        // (`users/more-members`): one request per entry either way (pages hold up to 1000),
+        // so the shorter list costs fewer requests. Both give the same memberships.
+        let memberships = if users.len() < groups.len() {
+            self.memberships_by_user(&users, &groups).await?
+        } else {
+            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+                self.members(&g).await
+            })
+            .await?;
+            membership_keys(&members, BbUser::key)
+        };
         let mut groups_by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (group, keys) in &memberships {
             for key in keys {

@@ -29,7 +29,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
 use crate::util::{
-    members_of_all, membership_keys, random_password, same_name, target_basics, unsupported,
+    fan_out, members_of_all, membership_keys, random_password, same_name, target_basics,
+    unsupported,
 };
 
 /// Items per page asked for; 200 is Confluence's documented default and usual maximum.
@@ -54,6 +55,9 @@ struct Page<T> {
     limit: Option<usize>,
     #[serde(default)]
     size: Option<usize>,
+    /// Not documented for every resource and version; used only when present.
+    #[serde(default, rename = "totalCount")]
+    total_count: Option<usize>,
     #[serde(default, rename = "_links")]
     links: Option<Links>,
 }
@@ -147,48 +151,79 @@ impl ConfluenceDc {
         })
     }
 
-    /// Every page of a list: the first from `first`, the rest from `_links.next`. `None` when
-    /// the first page is a 404 (the resource does not exist on this version).
+    /// Every page of a list, read with `start`/`limit` on calls from `call`. `None` when the
+    /// first page is a 404 (the resource does not exist on this version).
+    ///
+    /// When the first page says how many items there are (`totalCount`), the remaining pages
+    /// are read `concurrency` at a time at the offsets that follows from the page size the
+    /// server used; otherwise, and after that if the list grew meanwhile, `_links.next` is
+    /// followed page by page.
     async fn pages<T: DeserializeOwned>(
         &self,
         template: &'static str,
-        first: Call,
+        call: impl Fn() -> Call,
         what: &str,
     ) -> Result<Option<Vec<T>>, TargetError> {
-        let mut items = Vec::new();
-        let mut call = first.query("start", 0).query("limit", PAGE);
-        let mut followed = 0usize;
-        loop {
-            let reply = self.api.send(call).await?;
-            if reply.status == StatusCode::NOT_FOUND && followed == 0 {
-                return Ok(None);
-            }
-            if !reply.is_success() {
-                return Err(self.api.error(&reply, what));
-            }
-            let page: Page<T> = self.api.parse(&reply, what)?;
-            let count = page.results.len();
-            items.extend(page.results);
-            let short = page
-                .limit
-                .is_some_and(|limit| page.size.unwrap_or(count) < limit);
-            match page.links.and_then(|l| l.next) {
-                Some(next) if count > 0 && !short => {
-                    followed += 1;
-                    call = self.api.follow(template, &next)?;
+        let first = call().query("start", 0).query("limit", PAGE);
+        let reply = self.api.send(first).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !reply.is_success() {
+            return Err(self.api.error(&reply, what));
+        }
+        let page: Page<T> = self.api.parse(&reply, what)?;
+        let step = page.results.len();
+        let total = page.total_count;
+        let (mut items, mut next) = Self::take(page);
+        if let (Some(_), Some(total)) = (&next, total.filter(|t| *t > step)) {
+            let starts: Vec<usize> = (step..total).step_by(step).collect();
+            let rest = fan_out(starts, self.api.concurrency, |start| {
+                let call = call().query("start", start).query("limit", step);
+                async move {
+                    let page: Page<T> = self.api.fetch(call, what).await?;
+                    Ok(Self::take(page))
                 }
-                _ => return Ok(Some(items)),
+            })
+            .await?;
+            for (page_items, page_next) in rest {
+                items.extend(page_items);
+                next = page_next;
             }
         }
+        while let Some(link) = next {
+            let page: Page<T> = self
+                .api
+                .fetch(self.api.follow(template, &link)?, what)
+                .await?;
+            let (page_items, page_next) = Self::take(page);
+            items.extend(page_items);
+            next = page_next;
+        }
+        Ok(Some(items))
+    }
+
+    /// A page's items and the link to the next page, if there is one: none after an empty
+    /// page or one shorter than its `limit`.
+    fn take<T>(page: Page<T>) -> (Vec<T>, Option<String>) {
+        let count = page.results.len();
+        let short = page
+            .limit
+            .is_some_and(|limit| page.size.unwrap_or(count) < limit);
+        let next = page
+            .links
+            .and_then(|l| l.next)
+            .filter(|_| count > 0 && !short);
+        (page.results, next)
     }
 
     async fn list<T: DeserializeOwned>(
         &self,
         template: &'static str,
-        first: Call,
+        call: impl Fn() -> Call,
         what: &str,
     ) -> Result<Vec<T>, TargetError> {
-        self.pages(template, first, what)
+        self.pages(template, call, what)
             .await?
             .ok_or_else(|| {
                 self.api.err(
@@ -202,29 +237,31 @@ impl ConfluenceDc {
     /// Every user, active or not (Confluence 8.4+); `None` on older servers.
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-user/#api-rest-api-user-list-get
     async fn users(&self) -> Result<Option<Vec<Person>>, TargetError> {
-        let first = self
-            .api
-            .get("rest/api/user/list", &[])
-            .query("expand", "status");
-        self.pages("rest/api/user/list", first, "list users").await
+        let call = || {
+            self.api
+                .get("rest/api/user/list", &[])
+                .query("expand", "status")
+        };
+        self.pages("rest/api/user/list", call, "list users").await
     }
 
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-group/#api-rest-api-group-get
     async fn groups(&self) -> Result<Vec<String>, TargetError> {
-        let first = self.api.get("rest/api/group", &[]);
-        let groups: Vec<Group> = self.list("rest/api/group", first, "list groups").await?;
+        let call = || self.api.get("rest/api/group", &[]);
+        let groups: Vec<Group> = self.list("rest/api/group", call, "list groups").await?;
         Ok(groups.into_iter().map(|g| g.name).collect())
     }
 
     /// Direct members of a group, with their status.
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-group/#api-rest-api-group-groupname-member-get
     async fn members(&self, group: &str) -> Result<Vec<Person>, TargetError> {
-        let first = self
-            .api
-            .get("rest/api/group/{}/member", &[group])
-            .query("expand", "status");
+        let call = || {
+            self.api
+                .get("rest/api/group/{}/member", &[group])
+                .query("expand", "status")
+        };
         let what = format!("list the members of group '{group}'");
-        self.list("rest/api/group/{}/member", first, &what).await
+        self.list("rest/api/group/{}/member", call, &what).await
     }
 
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-user/#api-rest-api-user-get
@@ -247,12 +284,13 @@ impl ConfluenceDc {
 
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-user/#api-rest-api-user-memberof-get
     async fn groups_of(&self, username: &str) -> Result<BTreeSet<String>, TargetError> {
-        let first = self
-            .api
-            .get("rest/api/user/memberof", &[])
-            .query("username", username);
+        let call = || {
+            self.api
+                .get("rest/api/user/memberof", &[])
+                .query("username", username)
+        };
         let what = format!("list the groups of user '{username}'");
-        let groups: Vec<Group> = self.list("rest/api/user/memberof", first, &what).await?;
+        let groups: Vec<Group> = self.list("rest/api/user/memberof", call, &what).await?;
         Ok(groups.into_iter().map(|g| g.name).collect())
     }
 
@@ -484,12 +522,17 @@ impl Target for ConfluenceDc {
     target_basics!();
 
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
-        let listed = self.users().await?;
-        let groups = self.groups().await?;
-        let members = members_of_all(&groups, self.api.concurrency, |g| async move {
-            self.members(&g).await
-        })
-        .await?;
+        // The user listing runs beside the group and member reads (the API's request gate
+        // keeps the whole within `concurrency`); any failure fails the read.
+        let group_members = async {
+            let groups = self.groups().await?;
+            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+                self.members(&g).await
+            })
+            .await?;
+            Ok::<_, TargetError>((groups, members))
+        };
+        let (listed, (groups, members)) = tokio::try_join!(self.users(), group_members)?;
         let memberships = membership_keys(&members, |p| p.user_key.clone());
         // Before Confluence 8.4 there is no user listing: every user who holds a group is
         // found through the member lists (users in no group cannot use Confluence anyway).

@@ -35,15 +35,19 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Reply};
 use crate::util::{
-    attribute_text, fan_out, members_of_all, membership_keys, same_name, target_basics,
+    OffsetPage, attribute_text, fan_out, members_of_all, membership_keys, offset_pages, same_name,
+    target_basics,
 };
 
-/// Users per `/user/list` page (the server's default and maximum is 2000).
-const USER_LIST_PAGE: usize = 1000;
+/// Users per `/user/list` page: the server's default and maximum. The listing is cursor-paged,
+/// so its pages can only be read one after another; the fewer, the faster.
+const USER_LIST_PAGE: usize = 2000;
 /// `/user/search` returns at most 100 per page.
 const USER_SEARCH_PAGE: usize = 100;
-/// `/group/member` pages: Jira's default, which is also what servers cap it at.
-const MEMBER_PAGE: usize = 50;
+/// `/group/member` page size asked for. Jira's default is 50 and servers are known to cap it
+/// there; asking for more costs nothing where they do (the page says what it holds) and saves
+/// requests where they do not.
+const MEMBER_PAGE: usize = 1000;
 /// `/groups/picker` shows `maxResults` groups of `total`; asked for generously, then for
 /// `total` if that was not enough.
 const GROUP_PICKER_MAX: usize = 10_000;
@@ -110,6 +114,11 @@ struct MemberPage {
     values: Vec<JiraUser>,
     #[serde(default)]
     is_last: Option<bool>,
+    #[serde(default)]
+    total: Option<usize>,
+    /// The page size the server actually used.
+    #[serde(default)]
+    max_results: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,24 +303,34 @@ impl JiraDc {
     /// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-group/#api-api-2-group-member-get
     async fn members(&self, group: &str) -> Result<Vec<JiraUser>, TargetError> {
         let what = format!("list the members of group '{group}'");
-        let mut members = Vec::new();
-        let mut start = 0usize;
-        loop {
-            let call = self
-                .api
-                .get("rest/api/2/group/member", &[])
-                .query("groupname", group)
-                .query("includeInactiveUsers", true)
-                .query("startAt", start)
-                .query("maxResults", MEMBER_PAGE);
-            let page: MemberPage = self.api.fetch(call, &what).await?;
-            let count = page.values.len();
-            members.extend(page.values);
-            if page.is_last.unwrap_or(count < MEMBER_PAGE) || count == 0 {
-                return Ok(members);
+        // The page carries `total`, so after the first page the rest are read at once.
+        offset_pages(self.api.concurrency, |start| {
+            let what = &what;
+            async move {
+                let call = self
+                    .api
+                    .get("rest/api/2/group/member", &[])
+                    .query("groupname", group)
+                    .query("includeInactiveUsers", true)
+                    .query("startAt", start)
+                    .query("maxResults", MEMBER_PAGE);
+                let page: MemberPage = self.api.fetch(call, what).await?;
+                let count = page.values.len();
+                // `isLast` decides; failing that `total`; failing both, a page shorter than
+                // the size the server says it used (servers cap `maxResults` below ours).
+                let more = match (page.is_last, page.total) {
+                    (Some(last), _) => !last,
+                    (None, Some(total)) => start + count < total,
+                    (None, None) => count >= page.max_results.unwrap_or(MEMBER_PAGE),
+                };
+                Ok(OffsetPage {
+                    items: page.values,
+                    total: page.total,
+                    more,
+                })
             }
-            start += count;
-        }
+        })
+        .await
     }
 
     /// One user property as text; `None` when the user has none of that name.
@@ -672,12 +691,19 @@ impl Target for JiraDc {
     target_basics!();
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
-        let (listed, complete) = self.users().await?;
-        let groups = self.groups("").await?;
-        let members = members_of_all(&groups, self.api.concurrency, |g| async move {
-            self.members(&g).await
-        })
-        .await?;
+        // The user listing is cursor-paged (one page after another), so it runs beside the
+        // group and member reads and the leads instead of before them; the API's request gate
+        // keeps the whole within `concurrency`. Any failure fails the read.
+        let group_members = async {
+            let groups = self.groups("").await?;
+            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+                self.members(&g).await
+            })
+            .await?;
+            Ok::<_, TargetError>((groups, members))
+        };
+        let ((listed, complete), (groups, members), leads) =
+            tokio::try_join!(self.users(), group_members, self.leads())?;
         let memberships = membership_keys(&members, |u| u.key.clone());
         let mut users: BTreeMap<String, JiraUser> = listed
             .into_iter()
@@ -707,7 +733,7 @@ impl Target for JiraDc {
                 .collect(),
             groups: groups.into_iter().collect(),
             memberships,
-            leads: self.leads().await?,
+            leads,
         })
     }
 

@@ -32,7 +32,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call, Reply};
-use crate::util::{attribute_text, fan_out, same_name, target_basics, unsupported};
+use crate::util::{
+    OffsetPage, attribute_text, fan_out, offset_pages, same_name, target_basics, unsupported,
+};
 
 const SCIM_JSON: &str = "application/scim+json";
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -217,7 +219,8 @@ impl AtlassianCloud {
             .content_type(SCIM_JSON)
     }
 
-    /// Every page of a resource list, 1-based, until `totalResults` are read.
+    /// Every page of a resource list, 1-based, until `totalResults` are read. The first page
+    /// gives the total, so the rest are read `concurrency` at a time.
     /// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-get
     /// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-groups/#api-scim-directory-directoryid-groups-get
     async fn pages<T: DeserializeOwned>(
@@ -226,25 +229,30 @@ impl AtlassianCloud {
         filter: Option<String>,
         what: &str,
     ) -> Result<Vec<T>, TargetError> {
-        let mut items = Vec::new();
-        let mut start = 1usize;
-        loop {
+        let filter = &filter;
+        offset_pages(self.api.concurrency, |offset| async move {
             let mut call = self
                 .api
                 .get(template, &[])
-                .query("startIndex", start)
+                .query("startIndex", offset + 1)
                 .query("count", PAGE);
-            if let Some(filter) = &filter {
+            if let Some(filter) = filter {
                 call = call.query("filter", filter);
             }
             let page: ListResponse<T> = self.api.fetch(call, what).await?;
             let count = page.resources.len();
-            items.extend(page.resources);
-            if count == 0 || page.total_results.is_none_or(|total| items.len() >= total) {
-                return Ok(items);
-            }
-            start += count;
-        }
+            // Without a total there is no telling whether more follow: stop, as RFC 7644
+            // makes `totalResults` required.
+            let more = page
+                .total_results
+                .is_some_and(|total| offset + count < total);
+            Ok(OffsetPage {
+                items: page.resources,
+                total: page.total_results,
+                more,
+            })
+        })
+        .await
     }
 
     async fn find_user(&self, username: &str) -> Result<Option<ScimUser>, TargetError> {
@@ -533,8 +541,11 @@ impl Target for AtlassianCloud {
     target_basics!();
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
-        let users: Vec<ScimUser> = self.pages("Users", None, "list users").await?;
-        let groups: Vec<ScimGroup> = self.pages("Groups", None, "list groups").await?;
+        // Both listings at once; the API's request gate keeps the whole within `concurrency`.
+        let (users, groups) = tokio::try_join!(
+            self.pages::<ScimUser>("Users", None, "list users"),
+            self.pages::<ScimGroup>("Groups", None, "list groups"),
+        )?;
         {
             let mut ids = self.ids();
             ids.clear();

@@ -30,8 +30,12 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
 }
 
-/// Runs `f` over `items` with at most `concurrency` in flight, keeping the input order; the
-/// first error fails the whole (a partial read must never be planned against).
+/// Runs `f` over `items` with at most `concurrency` in flight, returning the results in input
+/// order; the first error fails the whole (a partial read must never be planned against), and
+/// the calls still in flight are dropped with it.
+///
+/// Completion order is free (`buffer_unordered`): with an ordered buffer one slow item (a
+/// group of many pages) would hold back every later one and leave the other slots idle.
 pub(crate) async fn fan_out<I, T, F, Fut>(
     items: I,
     concurrency: usize,
@@ -42,11 +46,63 @@ where
     F: Fn(I::Item) -> Fut,
     Fut: Future<Output = Result<T, TargetError>>,
 {
-    stream::iter(items)
-        .map(f)
-        .buffered(concurrency.max(1))
+    let mut done: Vec<(usize, T)> = stream::iter(items.into_iter().enumerate())
+        .map(|(index, item)| {
+            let call = f(item);
+            async move { call.await.map(|value| (index, value)) }
+        })
+        .buffer_unordered(concurrency.max(1))
         .try_collect()
-        .await
+        .await?;
+    done.sort_unstable_by_key(|(index, _)| *index);
+    Ok(done.into_iter().map(|(_, value)| value).collect())
+}
+
+/// One page of a list paged by item offset (`startAt`, `start`, `startIndex`).
+pub(crate) struct OffsetPage<T> {
+    pub items: Vec<T>,
+    /// How many items the whole list holds, when the server says.
+    pub total: Option<usize>,
+    /// Whether the server says (or its paging fields imply) that more follow this page.
+    pub more: bool,
+}
+
+/// Every item of an offset-paged list; `fetch(offset)` reads the page starting at the 0-based
+/// `offset`. The first page gives the server's real page size (servers lower a `limit` above
+/// their maximum) and, where the API has one, the total: the remaining pages are then read
+/// `concurrency` at a time instead of one after another. Without a total, or if the list grew
+/// while it was read (its last page still says more follow), it goes on page by page. Any
+/// failure fails the whole list.
+pub(crate) async fn offset_pages<T, F, Fut>(
+    concurrency: usize,
+    fetch: F,
+) -> Result<Vec<T>, TargetError>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<OffsetPage<T>, TargetError>>,
+{
+    let first = fetch(0).await?;
+    let step = first.items.len();
+    let mut more = first.more && step > 0;
+    let mut next = step;
+    let mut items = first.items;
+    if more && let Some(total) = first.total.filter(|t| *t > next) {
+        let starts: Vec<usize> = (next..total).step_by(step).collect();
+        let pages = fan_out(starts.iter().copied(), concurrency, &fetch).await?;
+        for (start, page) in starts.into_iter().zip(pages) {
+            more = page.more && !page.items.is_empty();
+            next = start + page.items.len();
+            items.extend(page.items);
+        }
+    }
+    while more {
+        let page = fetch(next).await?;
+        let count = page.items.len();
+        more = page.more && count > 0;
+        next += count;
+        items.extend(page.items);
+    }
+    Ok(items)
 }
 
 /// The error for an operation this product cannot carry out at all, saying why.

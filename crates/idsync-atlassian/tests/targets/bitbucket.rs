@@ -165,8 +165,65 @@ async fn pages_through_users_groups_and_members() {
     assert_eq!(state.users.len(), 3300);
     assert_eq!(state.groups.len(), 42);
     assert_eq!(state.memberships["everyone"].len(), 3300);
-    assert!(requests(bb.as_ref(), "GET /rest/api/1.0/admin/users") >= 4);
-    assert!(requests(bb.as_ref(), "admin/groups/more-members") >= 4 + 41);
+    // Exactly the pages needed: users 4, groups 1, and (more users than groups, so read per
+    // group) "everyone" 4 plus one for each other group.
+    let t = bb.as_ref();
+    assert_eq!(count(t, "GET /rest/api/1.0/admin/users"), 4);
+    assert_eq!(count(t, "GET /rest/api/1.0/admin/groups"), 1);
+    assert_eq!(
+        count(t, "GET /rest/api/1.0/admin/groups/more-members"),
+        4 + 41
+    );
+    assert_eq!(count(t, "GET /rest/api/1.0/admin/users/more-members"), 0);
+    assert_eq!(t.request_counts().values().sum::<u64>(), 4 + 1 + 45);
+}
+
+#[tokio::test]
+async fn memberships_are_read_per_user_when_users_are_fewer() {
+    let sim = start().await;
+    for g in 0..30 {
+        sim.seed_group(Product::Bitbucket, &format!("team-{g:02}"));
+    }
+    let mut keys = Vec::new();
+    for (i, name) in ["ann", "ben", "cat"].iter().enumerate() {
+        keys.push(sim.seed_user(Product::Bitbucket, SimUser::new(name)));
+        for g in (i..30).step_by(3) {
+            sim.seed_membership(Product::Bitbucket, &format!("team-{g:02}"), name);
+        }
+    }
+    sim.seed_membership(Product::Bitbucket, "stash-users", "ann");
+    let bb = target(&sim, BITBUCKET);
+    let state = bb.read_state(&[]).await.expect("read state");
+    let t = bb.as_ref();
+    assert_eq!(count(t, "GET /rest/api/1.0/admin/users/more-members"), 3);
+    assert_eq!(count(t, "GET /rest/api/1.0/admin/groups/more-members"), 0);
+    assert_eq!(state.groups.len(), 31);
+    assert_eq!(state.memberships.len(), 31, "empty groups are listed too");
+    for g in 0..30 {
+        let members = &state.memberships[&format!("team-{g:02}")];
+        assert_eq!(members.iter().collect::<Vec<_>>(), vec![&keys[g % 3]]);
+    }
+    assert_eq!(state.memberships["stash-users"].len(), 1);
+    let active: Vec<bool> = state.users.iter().map(|u| u.active).collect();
+    assert_eq!(
+        active,
+        vec![true, false, false],
+        "only ann holds the licensed group"
+    );
+}
+
+#[tokio::test]
+async fn one_failing_member_read_fails_the_whole_read() {
+    let sim = start().await;
+    for i in 0..40 {
+        let name = format!("user{i:02}");
+        sim.seed_user(Product::Bitbucket, SimUser::new(&name));
+        sim.seed_membership(Product::Bitbucket, &format!("team-{:02}", i % 20), &name);
+    }
+    fail_for_good(&sim, "more-members?context=team-13&", 503);
+    let bb = target(&sim, BITBUCKET);
+    let e = bb.read_state(&[]).await.expect_err("no partial state");
+    assert_eq!(e.kind, TargetErrorKind::Unavailable, "{e}");
 }
 
 #[tokio::test]

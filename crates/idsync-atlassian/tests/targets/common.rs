@@ -190,6 +190,25 @@ pub fn requests(target: &dyn Target, fragment: &str) -> u64 {
         .sum()
 }
 
+/// The target's request count under exactly `key` (e.g. `"GET /rest/api/2/group/member"`).
+pub fn count(target: &dyn Target, key: &str) -> u64 {
+    target.request_counts().get(key).copied().unwrap_or(0)
+}
+
+/// Every request whose path (with query) contains `path` fails for good: a 403, which is not
+/// retried, or a 503 that every retry meets again (`Retry-After: 0` keeps the test quick).
+pub fn fail_for_good(sim: &RunningAtlassianSim, path: &str, status: u16) {
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Status {
+            status,
+            retry_after: Some(0),
+            body: None,
+        })
+        .on_path(path)
+        .times(0),
+    );
+}
+
 /// Deletes a user and a group, each twice (the second time is `AlreadyDone`), and checks that
 /// the simulator holds neither any more.
 pub async fn delete_user_and_group(

@@ -109,8 +109,35 @@ async fn pages_through_users_groups_and_members() {
     assert_eq!(state.users.len(), 900);
     assert_eq!(state.groups.len(), 701);
     assert_eq!(state.memberships["confluence-users"].len(), 700);
-    assert!(requests(confluence.as_ref(), "rest/api/user/list") >= 5);
-    assert!(requests(confluence.as_ref(), "GET /rest/api/group") >= 4);
+    // Exactly the pages needed: users 5, groups 4, "confluence-users" 4 and one for each of
+    // the 700 empty groups.
+    let t = confluence.as_ref();
+    assert_eq!(count(t, "GET /rest/api/user/list"), 5);
+    assert_eq!(count(t, "GET /rest/api/group"), 4);
+    assert_eq!(count(t, "GET /rest/api/group/{}/member"), 4 + 700);
+    assert_eq!(t.request_counts().values().sum::<u64>(), 5 + 4 + 704);
+}
+
+#[tokio::test]
+async fn one_failing_member_read_fails_the_whole_read() {
+    let sim = start().await;
+    for i in 0..450 {
+        let name = format!("user{i:03}");
+        sim.seed_user(Product::Confluence, SimUser::new(&name));
+        sim.seed_membership(Product::Confluence, "big", &name);
+        sim.seed_membership(Product::Confluence, &format!("team-{:02}", i % 20), &name);
+    }
+    // The last of big's three pages, read at once with the second.
+    fail_for_good(&sim, "/group/big/member?expand=status&start=400", 503);
+    let confluence = target(&sim, CONFLUENCE);
+    let e = confluence
+        .read_state(&[])
+        .await
+        .expect_err("no partial state");
+    assert_eq!(e.kind, TargetErrorKind::Unavailable, "{e}");
+    sim.kit().clear_faults();
+    let state = confluence.read_state(&[]).await.expect("read state");
+    assert_eq!(state.memberships["big"].len(), 450);
 }
 
 #[tokio::test]

@@ -156,7 +156,8 @@ async fn full_lifecycle() {
 #[tokio::test]
 async fn pages_through_users_groups_and_members() {
     let sim = start().await;
-    // /user/list pages hold 1000 users, /group/member pages 50: go well past three of each.
+    // /user/list pages hold 2000 users, /group/member pages 50 (the simulator's cap, like
+    // Jira's): several pages of each.
     for i in 0..3100 {
         sim.seed_user(Product::Jira, SimUser::new(&format!("user{i:05}")));
     }
@@ -171,8 +172,52 @@ async fn pages_through_users_groups_and_members() {
     assert_eq!(state.users.len(), 3100);
     assert_eq!(state.groups.len(), 121);
     assert_eq!(state.memberships["big"].len(), 180);
-    assert!(requests(jira.as_ref(), "rest/api/2/user/list") >= 4);
-    assert!(requests(jira.as_ref(), "rest/api/2/group/member") >= 4);
+    // Exactly the pages needed: 3100 users in 2 pages; "big" in 4 pages of 50, and one
+    // page for each of the 120 empty groups.
+    let t = jira.as_ref();
+    assert_eq!(count(t, "GET /rest/api/2/user/list"), 2);
+    assert_eq!(count(t, "GET /rest/api/2/group/member"), 4 + 120);
+    assert_eq!(count(t, "GET /rest/api/2/groups/picker"), 1);
+    assert_eq!(count(t, "GET /rest/api/2/project"), 1);
+    assert_eq!(t.request_counts().values().sum::<u64>(), 2 + 124 + 1 + 1);
+
+    // Read again: the same state, member for member.
+    let again = jira.read_state(&[]).await.expect("read state");
+    assert_eq!(again.memberships, state.memberships);
+    assert_eq!(again.users, state.users);
+}
+
+#[tokio::test]
+async fn one_failing_member_read_fails_the_whole_read() {
+    let sim = start().await;
+    for i in 0..120 {
+        sim.seed_user(Product::Jira, SimUser::new(&format!("user{i:03}")));
+        sim.seed_membership(
+            Product::Jira,
+            &format!("team-{:02}", i % 30),
+            &format!("user{i:03}"),
+        );
+        sim.seed_membership(Product::Jira, "big", &format!("user{i:03}"));
+    }
+    // A later page of one group refused for good, while other groups are read at once.
+    fail_for_good(
+        &sim,
+        "groupname=big&includeInactiveUsers=true&startAt=100",
+        403,
+    );
+    let jira = target(&sim, JIRA);
+    let e = jira.read_state(&[]).await.expect_err("no partial state");
+    assert_eq!(e.kind, TargetErrorKind::Forbidden, "{e}");
+    assert!(e.message.contains("'big'"), "{e}");
+
+    // A server error beyond every retry on one small group's only page.
+    sim.kit().clear_faults();
+    fail_for_good(&sim, "groupname=team-17&", 503);
+    let e = jira.read_state(&[]).await.expect_err("no partial state");
+    assert_eq!(e.kind, TargetErrorKind::Unavailable, "{e}");
+    sim.kit().clear_faults();
+    let state = jira.read_state(&[]).await.expect("read state");
+    assert_eq!(state.memberships["big"].len(), 120);
 }
 
 #[tokio::test]

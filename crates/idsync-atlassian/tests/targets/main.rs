@@ -7,4 +7,5 @@ mod bitbucket_openapi;
 mod common;
 mod confluence;
 mod jira;
+mod scale;
 mod scim;
