@@ -137,7 +137,7 @@ fn main() {
     for (id, u) in &snapshot.users {
         let n: usize = id[3..].parse().unwrap_or(0);
         let name = format!("user{n}");
-        let churned = n % 100 == 0;
+        let churned = n.is_multiple_of(100);
         actual.users.push(TargetUser {
             key: format!("K{n}"),
             username: if churned {

@@ -292,10 +292,10 @@ impl<'a> Builder<'a> {
             self.warnings
                 .push(format!("{what}: {count} user(s), e.g. {example}"));
         }
-        // Plan order: by kind, then by user and group for a stable, readable listing.
-        self.ops.sort_by(|a, b| {
-            (a.op.kind(), a.op.user(), a.op.group()).cmp(&(b.op.kind(), b.op.user(), b.op.group()))
-        });
+        // Plan order: by kind. The sort is stable, so within a kind operations keep the order
+        // they were planned in (source users by object id), which is deterministic; comparing
+        // names instead would cost more than the rest of a 100k-user plan.
+        self.ops.sort_by_key(|o| o.op.kind());
         (self.ops, self.warnings)
     }
 }
@@ -365,7 +365,10 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
         for g in input.snapshot.groups.values() {
             for child in &g.group_members {
-                parents.entry(child.as_str()).or_default().push(g.id.as_str());
+                parents
+                    .entry(child.as_str())
+                    .or_default()
+                    .push(g.id.as_str());
             }
         }
         input
@@ -420,7 +423,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         }
         seen_usernames.insert(lower(&username), user.id.as_str());
         let mut groups = user_targets.remove(user.id.as_str()).unwrap_or_default();
-        groups.extend(all_user_defaults.iter().map(|id| (*id, GroupReason::AllUsers)));
+        groups.extend(
+            all_user_defaults
+                .iter()
+                .map(|id| (*id, GroupReason::AllUsers)),
+        );
         // Stable sort, then the first reason of each group is kept.
         groups.sort_by_key(|(id, _)| *id);
         groups.dedup_by_key(|(id, _)| *id);
@@ -582,7 +589,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 Some(&src.id),
             );
             let mut groups = d.groups.clone();
-            groups.extend(new_user_defaults.iter().map(|id| (*id, GroupReason::NewUsers)));
+            groups.extend(
+                new_user_defaults
+                    .iter()
+                    .map(|id| (*id, GroupReason::NewUsers)),
+            );
             groups.sort_by_key(|(id, _)| *id);
             groups.dedup_by_key(|(id, _)| *id);
             for (group, reason) in groups {
