@@ -197,6 +197,7 @@ pub async fn sync_app(
         .iter()
         .map(|t| target_rules(app, app_index, &t.name))
         .collect::<Result<_, _>>()?;
+    let interrupted = store.close_interrupted_runs(&app.name).await?;
     let run_id = store
         .start_run(&app.name, trigger.as_str(), dry_run)
         .await?;
@@ -215,6 +216,12 @@ pub async fn sync_app(
         elapsed_ms: 0,
         planner_ms: 0,
     };
+
+    for id in interrupted {
+        report.notes.push(format!(
+            "run {id} had stopped before it finished; it is marked interrupted"
+        ));
+    }
 
     // 1. The source.
     progress.phase("reading the source");

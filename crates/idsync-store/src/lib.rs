@@ -271,6 +271,22 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the runs of an app still marked running: their process stopped before they
+    /// finished (one run per app at a time, so a new run means the old one is gone). Returns
+    /// their ids.
+    pub async fn close_interrupted_runs(&self, app: &str) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?,
+                error = 'the run stopped before it finished; the next run converges'
+             WHERE app = ? AND status = 'running' RETURNING id",
+        )
+        .bind(now())
+        .bind(app)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn start_run(
         &self,
         app: &str,

@@ -352,6 +352,15 @@ async fn crash_and_rerun(kind: TargetKind) {
     // The next run finishes the job: the five accounts made before the crash are recognised
     // (their links were never recorded), no duplicates, every membership.
     let report = w.sync_ok(&config, "main").await;
+    // The crashed run is closed in the history, not left "running" for ever.
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("stopped before it finished")),
+        "{}",
+        pretty(&report)
+    );
     assert_eq!(
         count(&report, name, K::CreateUser),
         3,
