@@ -4,7 +4,7 @@
 //! - the memberships each app manages;
 //! - the history of runs and of every operation in them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -499,16 +499,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Counts of links per app on a target (for summaries).
-    pub async fn link_counts(&self) -> Result<BTreeMap<(String, String), i64>, StoreError> {
-        let rows = sqlx::query("SELECT app, target, COUNT(*) FROM links GROUP BY app, target")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect())
     }
 }

@@ -42,11 +42,19 @@ pub async fn run(args: HistoryArgs) -> Result<(), CliError> {
             CliError::Usage(format!("there is no run {id}; see `idsync history`"))
         })?;
         let operations = store.operations(id).await.map_err(failed)?;
+        // A run held by the guard applied nothing; its plan is what the admin reviews.
+        let held_plan = store.held_plan(id).await.map_err(failed)?;
         if args.json {
-            let doc = serde_json::json!({ "run": run, "operations": operations });
+            let mut doc = serde_json::json!({ "run": run, "operations": operations });
+            if let Some(plan) = held_plan {
+                doc["plan"] = plan;
+            }
             println!("{doc:#}");
         } else {
             output::print_run_record(&run, &operations);
+            if let Some(plan) = &held_plan {
+                output::print_held_plan(plan);
+            }
         }
         return Ok(());
     }

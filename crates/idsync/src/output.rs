@@ -187,3 +187,25 @@ pub fn print_run_record(run: &RunRecord, operations: &[OperationRecord]) {
     }
     println!("{t}");
 }
+
+/// The plan a held run kept for review (the targets' planned operations, as JSON).
+pub fn print_held_plan(plan: &serde_json::Value) {
+    let Some(targets) = plan.as_array() else {
+        return;
+    };
+    println!("plan held for approval:");
+    let mut t = table(&["target", "operation", "subject", "reason"]);
+    for target in targets {
+        let name = target["target"].as_str().unwrap_or("");
+        for op in target["operations"].as_array().into_iter().flatten() {
+            let subject = op["user"].as_str().or(op["group"].as_str()).unwrap_or("");
+            t.add_row(vec![
+                Cell::new(name),
+                Cell::new(op["op"].as_str().unwrap_or("")),
+                Cell::new(subject),
+                Cell::new(op["reason"].as_str().unwrap_or("")),
+            ]);
+        }
+    }
+    println!("{t}");
+}

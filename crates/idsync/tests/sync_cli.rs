@@ -332,6 +332,28 @@ async fn held_plan_exits_3_then_approve_applies_it() {
             .active
     );
 
+    // The held plan can be reviewed in the history before it is approved.
+    let (detail, _) = run(
+        &[
+            "history",
+            "--config",
+            config,
+            "--run",
+            &run_id.to_string(),
+            "--json",
+        ],
+        0,
+    )
+    .await;
+    let held_ops: Vec<&str> = detail["plan"]
+        .as_array()
+        .expect("held plan kept for review")
+        .iter()
+        .flat_map(|t| t["operations"].as_array().into_iter().flatten())
+        .filter_map(|o| o["op"].as_str())
+        .collect();
+    assert!(held_ops.contains(&"deactivate_user"), "{detail:#}");
+
     // Approving something that is not held is a usage error.
     run(&["approve", "--config", config, "1"], 2).await;
     // Approving the held run applies it.
