@@ -94,6 +94,21 @@ pub struct TargetReport {
     pub operations: Vec<OpResult>,
 }
 
+impl TargetReport {
+    /// A target nothing could be planned for.
+    fn failed(tc: &TargetConfig, error: String) -> Self {
+        TargetReport {
+            target: tc.name.clone(),
+            kind: tc.kind.to_string(),
+            error: Some(error),
+            managed_users: 0,
+            adoptions: Vec::new(),
+            warnings: Vec::new(),
+            operations: Vec::new(),
+        }
+    }
+}
+
 /// A run's outcome: what `idsync sync --json` prints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -270,15 +285,7 @@ pub async fn sync_app(
     for (tc, r) in target_configs.iter().zip(&rules) {
         match idsync_atlassian::build_target(tc) {
             Ok(t) => targets.push((t, tc, r)),
-            Err(e) => report.targets.push(TargetReport {
-                target: tc.name.clone(),
-                kind: tc.kind.to_string(),
-                error: Some(e.to_string()),
-                managed_users: 0,
-                adoptions: Vec::new(),
-                warnings: Vec::new(),
-                operations: Vec::new(),
-            }),
+            Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
         }
     }
     let reads = futures::future::join_all(targets.iter().map(|(t, _, r)| {
@@ -295,15 +302,10 @@ pub async fn sync_app(
         let actual: ActualState = match actual {
             Ok(a) => a,
             Err(e) => {
-                report.targets.push(TargetReport {
-                    target: tc.name.clone(),
-                    kind: tc.kind.to_string(),
-                    error: Some(format!("reading the target failed: {e}")),
-                    managed_users: 0,
-                    adoptions: Vec::new(),
-                    warnings: Vec::new(),
-                    operations: Vec::new(),
-                });
+                report.targets.push(TargetReport::failed(
+                    tc,
+                    format!("reading the target failed: {e}"),
+                ));
                 continue;
             }
         };
