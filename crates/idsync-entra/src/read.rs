@@ -54,13 +54,13 @@ pub(crate) async fn read(
     notes.extend(users.note.clone());
     notes.extend(groups.note.clone());
 
-    let scope = compute_scope(source, &users.state, &groups.state, assignments.as_ref())?;
+    let scope = compute_scope(source, &users.users, &groups.state, assignments.as_ref())?;
 
     let snapshot = SourceSnapshot {
         users: scope
             .users
             .iter()
-            .filter_map(|id| users.state.get(id).map(|u| (id.clone(), u.clone())))
+            .filter_map(|id| users.users.get(id).map(|u| (id.clone(), u.clone())))
             .collect(),
         groups: groups.state.groups.clone(),
     };
@@ -81,7 +81,7 @@ pub(crate) async fn read(
         mode: mode.to_owned(),
         users_read: users.kind,
         groups_read: groups.kind,
-        directory_users: users.state.len(),
+        directory_users: users.users.len(),
         users_in_scope: snapshot.users.len(),
         enabled,
         disabled: snapshot.users.len() - enabled,
@@ -107,7 +107,7 @@ pub(crate) async fn read(
     };
     let state = DirectoryState {
         select: source.select.clone(),
-        users: users.state,
+        users: users.users,
         groups: groups.state.groups,
         users_delta_link: Some(users.link),
         groups_delta_link: Some(groups.link),
@@ -124,74 +124,56 @@ pub(crate) async fn read(
 
 // ----- users -----
 
-/// One resource read by delta: its state, its new deltaLink, how it was read, and a note when
-/// a refused delta token forced a full read.
-struct DeltaPart<S> {
-    state: S,
+struct UsersPart {
+    users: BTreeMap<String, SourceUser>,
     link: String,
     kind: ReadKind,
     note: Option<String>,
-}
-
-/// Runs a delta round from the stored link when there is one; if Graph refuses the token
-/// (`syncStateNotFound`, `410 Gone`), or there is no link, reads the resource in full from
-/// `first`. A skip token can also expire while a long initial round is paged through: the full
-/// read then starts over once.
-async fn delta_or_full<S: Default>(
-    source: &EntraSource,
-    what: &str,
-    previous: Option<(S, String)>,
-    first: String,
-    round: impl AsyncFn(String, &mut S) -> Result<String, EntraError>,
-) -> Result<DeltaPart<S>, EntraError> {
-    let mut note = None;
-    if let Some((mut state, link)) = previous {
-        match round(link, &mut state).await {
-            Ok(link) => {
-                return Ok(DeltaPart {
-                    state,
-                    link,
-                    kind: ReadKind::Delta,
-                    note: None,
-                });
-            }
-            Err(EntraError::DeltaReset { reason, .. }) => {
-                tracing::warn!(app = %source.app, %reason, "{what} delta token refused; reading all {what}");
-                note = Some(format!(
-                    "{what}: the delta token was refused ({reason}); did a full read of {what}"
-                ));
-            }
-            Err(other) => return Err(other),
-        }
-    }
-    let mut state = S::default();
-    let link = match round(first.clone(), &mut state).await {
-        Err(EntraError::DeltaReset { .. }) => {
-            state = S::default();
-            round(first, &mut state).await?
-        }
-        other => other?,
-    };
-    Ok(DeltaPart {
-        state,
-        link,
-        kind: ReadKind::Full,
-        note,
-    })
 }
 
 /// `GET /users/delta` — https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0
 async fn read_users(
     source: &EntraSource,
     previous: Option<(BTreeMap<String, SourceUser>, String)>,
-) -> Result<DeltaPart<BTreeMap<String, SourceUser>>, EntraError> {
+) -> Result<UsersPart, EntraError> {
+    let mut note = None;
+    if let Some((mut users, link)) = previous {
+        match users_round(source, link, &mut users).await {
+            Ok(link) => {
+                return Ok(UsersPart {
+                    users,
+                    link,
+                    kind: ReadKind::Delta,
+                    note: None,
+                });
+            }
+            Err(EntraError::DeltaReset { reason, .. }) => {
+                tracing::warn!(app = %source.app, %reason, "users delta token refused; reading all users");
+                note = Some(format!(
+                    "users: the delta token was refused ({reason}); did a full read of users"
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
     let first = source
         .graph
         .url(&format!("/users/delta?$select={}", source.select.join(",")));
-    delta_or_full(source, "users", previous, first, async |url, users| {
-        users_round(source, url, users).await
+    let mut users = BTreeMap::new();
+    let link = match users_round(source, first.clone(), &mut users).await {
+        // A skip token can expire while a long initial round is paged through: start over once.
+        Err(EntraError::DeltaReset { .. }) => {
+            users.clear();
+            users_round(source, first, &mut users).await?
+        }
+        other => other?,
+    };
+    Ok(UsersPart {
+        users,
+        link,
+        kind: ReadKind::Full,
+        note,
     })
-    .await
 }
 
 /// One delta round from `url` to its deltaLink, applied to `users`.
@@ -314,20 +296,57 @@ impl GroupsState {
     }
 }
 
+struct GroupsPart {
+    state: GroupsState,
+    link: String,
+    kind: ReadKind,
+    note: Option<String>,
+}
+
 /// `GET /groups/delta?$select=displayName,members` —
 /// https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and
 /// https://learn.microsoft.com/graph/delta-query-groups
 async fn read_groups(
     source: &EntraSource,
     previous: Option<(GroupsState, String)>,
-) -> Result<DeltaPart<GroupsState>, EntraError> {
+) -> Result<GroupsPart, EntraError> {
+    let mut note = None;
+    if let Some((mut state, link)) = previous {
+        match groups_round(source, link, &mut state).await {
+            Ok(link) => {
+                return Ok(GroupsPart {
+                    state,
+                    link,
+                    kind: ReadKind::Delta,
+                    note: None,
+                });
+            }
+            Err(EntraError::DeltaReset { reason, .. }) => {
+                tracing::warn!(app = %source.app, %reason, "groups delta token refused; reading all groups");
+                note = Some(format!(
+                    "groups: the delta token was refused ({reason}); did a full read of groups"
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
     let first = source
         .graph
         .url("/groups/delta?$select=displayName,members");
-    delta_or_full(source, "groups", previous, first, async |url, state| {
-        groups_round(source, url, state).await
+    let mut state = GroupsState::default();
+    let link = match groups_round(source, first.clone(), &mut state).await {
+        Err(EntraError::DeltaReset { .. }) => {
+            state = GroupsState::default();
+            groups_round(source, first, &mut state).await?
+        }
+        other => other?,
+    };
+    Ok(GroupsPart {
+        state,
+        link,
+        kind: ReadKind::Full,
+        note,
     })
-    .await
 }
 
 async fn groups_round(
