@@ -114,6 +114,7 @@ impl BitbucketDc {
             capabilities: Capabilities {
                 rename_user: true,
                 update_email: true,
+                reads_email: true,
                 update_display_name: true,
                 deprovisioning,
                 delete_user: true,
@@ -374,7 +375,7 @@ impl BitbucketDc {
         let reply = self.api.send(call).await?;
         if reply.status == StatusCode::CONFLICT {
             return match self.find_user(user).await? {
-                Some(existing) => Ok(Applied::UserKey(existing.key())),
+                Some(existing) => Ok(Applied::Adopted(existing.key())),
                 None => Err(self.api.error(&reply, &what)),
             };
         }

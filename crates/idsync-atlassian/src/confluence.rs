@@ -140,6 +140,7 @@ impl ConfluenceDc {
             capabilities: Capabilities {
                 rename_user: false,
                 update_email: true,
+                reads_email: false,
                 update_display_name: true,
                 deprovisioning: Deprovisioning::Deactivate,
                 delete_user: true,
@@ -339,7 +340,7 @@ impl ConfluenceDc {
         if reply.status == StatusCode::CONFLICT {
             return match self.user(user).await? {
                 Some(existing) if same_name(&existing.username, user) => {
-                    Ok(Applied::UserKey(existing.user_key))
+                    Ok(Applied::Adopted(existing.user_key))
                 }
                 _ => Err(self.api.error(&reply, &what)),
             };

@@ -169,6 +169,7 @@ impl JiraDc {
             capabilities: Capabilities {
                 rename_user: true,
                 update_email: true,
+                reads_email: true,
                 update_display_name: true,
                 deprovisioning: Deprovisioning::Deactivate,
                 delete_user: true,
@@ -473,17 +474,17 @@ impl JiraDc {
             .call(Method::POST, "rest/api/2/user", &[])
             .json(Value::Object(body));
         let reply = self.api.send(call).await?;
-        let key = if reply.is_success() {
+        let (key, adopted) = if reply.is_success() {
             let created: Option<JiraUser> = serde_json::from_slice(&reply.body).ok();
             match created {
-                Some(created) => created.key,
-                None => self.existing_key(user, &what).await?,
+                Some(created) => (created.key, false),
+                None => (self.existing_key(user, &what).await?, false),
             }
         } else if reply.status == StatusCode::BAD_REQUEST {
             // Jira answers an existing username with a plain 400: adopt the account if it is
             // really there under that name, otherwise report the refusal as it was.
             match self.user("username", user).await? {
-                Some(existing) if same_name(&existing.name, user) => existing.key,
+                Some(existing) if same_name(&existing.name, user) => (existing.key, true),
                 _ => return Err(self.api.error(&reply, &what)),
             }
         } else {
@@ -492,7 +493,11 @@ impl JiraDc {
         for (name, value) in attributes {
             self.set_property(&key, user, name, Some(value)).await?;
         }
-        Ok(Applied::UserKey(key))
+        Ok(if adopted {
+            Applied::Adopted(key)
+        } else {
+            Applied::UserKey(key)
+        })
     }
 
     async fn existing_key(&self, user: &str, what: &str) -> Result<String, TargetError> {
@@ -735,6 +740,10 @@ impl Target for JiraDc {
             memberships,
             leads,
         })
+    }
+
+    async fn read_leads(&self) -> Result<Vec<Lead>, TargetError> {
+        self.leads().await
     }
 
     async fn read_user(

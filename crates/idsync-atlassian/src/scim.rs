@@ -194,6 +194,7 @@ impl AtlassianCloud {
             capabilities: Capabilities {
                 rename_user: true,
                 update_email: true,
+                reads_email: true,
                 update_display_name: true,
                 deprovisioning: Deprovisioning::Deactivate,
                 delete_user: true,
@@ -359,7 +360,7 @@ impl AtlassianCloud {
         if reply.status == StatusCode::CONFLICT {
             // The directory has this userName already: adopt that account.
             return match self.find_user(user).await? {
-                Some(existing) => Ok(Applied::UserKey(existing.id)),
+                Some(existing) => Ok(Applied::Adopted(existing.id)),
                 None => Err(self.api.error(&reply, &what)),
             };
         }

@@ -417,6 +417,12 @@ pub struct TargetConfig {
     /// Per-request timeout.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Incremental runs plan from what idsync knows of the target (its last full read, kept up
+    /// to date with every change idsync made since) instead of reading it all again. This is
+    /// how old that knowledge may grow before a run reads the target in full, which also picks
+    /// up changes made in the product by hand. 0 reads it in full on every run.
+    #[serde(default = "default_full_read_every")]
+    pub full_read_every_minutes: u64,
     /// Bitbucket: how accounts are deprovisioned, since Bitbucket cannot deactivate.
     #[serde(default)]
     pub deprovision: BitbucketDeprovision,
@@ -427,6 +433,10 @@ pub struct TargetConfig {
 
 fn default_concurrency() -> usize {
     4
+}
+
+fn default_full_read_every() -> u64 {
+    24 * 60
 }
 
 fn default_timeout() -> u64 {

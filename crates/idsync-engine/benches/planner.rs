@@ -70,6 +70,7 @@ fn main() {
     let caps = Capabilities {
         rename_user: true,
         update_email: true,
+        reads_email: true,
         update_display_name: true,
         deprovisioning: Deprovisioning::Deactivate,
         delete_user: true,

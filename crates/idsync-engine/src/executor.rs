@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use idsync_model::{Applied, Operation, OperationKind, PlannedOperation, Target, TargetError};
+use idsync_model::{
+    Applied, Operation, OperationKind, PlannedOperation, Target, TargetError, TargetErrorKind,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,9 @@ pub struct OpResult {
     pub status: OpStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure, when it failed at the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<TargetErrorKind>,
     /// The account key, once known (for created users: the new key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -102,6 +107,7 @@ pub async fn execute(
                         planned,
                         status: OpStatus::Skipped,
                         error: Some(why),
+                        error_kind: None,
                         key: None,
                         duration_ms: 0,
                     };
@@ -224,11 +230,13 @@ async fn apply_with_retries(
                 Applied::Done => (OpStatus::Done, existing_key),
                 Applied::AlreadyDone => (OpStatus::AlreadyDone, existing_key),
                 Applied::UserKey(k) => (OpStatus::Done, Some(k)),
+                Applied::Adopted(k) => (OpStatus::AlreadyDone, Some(k)),
             };
             OpResult {
                 planned,
                 status,
                 error: None,
+                error_kind: None,
                 key,
                 duration_ms,
             }
@@ -237,6 +245,7 @@ async fn apply_with_retries(
             planned,
             status: OpStatus::Failed,
             error: Some(e.message),
+            error_kind: Some(e.kind),
             key: existing_key,
             duration_ms,
         },

@@ -4,6 +4,7 @@
 
 pub mod executor;
 pub mod guard;
+pub mod known_state;
 pub mod outcome;
 pub mod planner;
 pub mod rules;

@@ -12,6 +12,7 @@ fn caps() -> Capabilities {
     Capabilities {
         rename_user: true,
         update_email: true,
+        reads_email: true,
         update_display_name: true,
         deprovisioning: Deprovisioning::Deactivate,
         delete_user: true,

@@ -26,6 +26,7 @@ fn caps() -> Capabilities {
     Capabilities {
         rename_user: true,
         update_email: true,
+        reads_email: true,
         update_display_name: true,
         deprovisioning: Deprovisioning::Deactivate,
         delete_user: true,
@@ -181,6 +182,7 @@ impl World {
                 planned,
                 status: OpStatus::Done,
                 error: None,
+                error_kind: None,
                 key,
                 duration_ms: 0,
             };

@@ -55,6 +55,8 @@ pub enum Deprovisioning {
 pub struct Capabilities {
     pub rename_user: bool,
     pub update_email: bool,
+    /// The product's API reports users' e-mail addresses (Confluence's does not).
+    pub reads_email: bool,
     pub update_display_name: bool,
     pub deprovisioning: Deprovisioning,
     pub delete_user: bool,
@@ -133,6 +135,9 @@ pub enum Applied {
     Done,
     /// A user was created (or an existing one adopted): its account key.
     UserKey(String),
+    /// Asked to create a user, the target already had an account by that name, which was
+    /// adopted: its key.
+    Adopted(String),
     /// Nothing had to change: the target already was as asked (e.g. already a member).
     AlreadyDone,
 }
@@ -200,6 +205,13 @@ pub trait Target: Send + Sync {
     /// read for each user. Any failure fails the whole read: a partial state must never be
     /// planned against.
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError>;
+
+    /// Reads the project and component leads alone (products with `leads`), so that a run
+    /// planning from a known state can check who leads what before deprovisioning anyone:
+    /// projects are made by hand all the time and Jira refuses to deactivate their leads.
+    async fn read_leads(&self) -> Result<Vec<Lead>, TargetError> {
+        Ok(Vec::new())
+    }
 
     /// Reads one user and their direct groups, for login-time sync. `Ok(None)` if absent.
     async fn read_user(

@@ -231,8 +231,11 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         &config,
         "bench",
         &store,
-        false,
-        Trigger::Manual,
+        idsync_runner::RunOptions {
+            trigger: Trigger::Manual,
+            dry_run: false,
+            full_read: false,
+        },
         Arc::new(Quiet),
     )
     .await?;
@@ -282,8 +285,11 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         &config,
         "bench",
         &store,
-        false,
-        Trigger::Manual,
+        idsync_runner::RunOptions {
+            trigger: Trigger::Manual,
+            dry_run: false,
+            full_read: false,
+        },
         Arc::new(Quiet),
     )
     .await?;

@@ -5,12 +5,18 @@
 //! The planner works from complete states (the whole source snapshot and the whole target
 //! state), never from a stream of events: that is what makes a run killed half way converge on
 //! the next run, and why the source snapshot can be saved as soon as it has been read.
+//!
+//! A target's complete state need not come from reading it all again, though: after each run
+//! the store keeps what the target holds (its last full read, updated with what the run did),
+//! and an incremental run plans from that until `full_read_every_minutes` has passed (see
+//! `docs/config.md`, "How idsync knows a target").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use idsync_config::{AppConfig, Config, TargetConfig};
+use idsync_engine::known_state;
 use idsync_engine::outcome;
 use idsync_engine::{
     CompiledGroupRules, CompiledUserRules, ExecOptions, OpResult, OpStatus, PlanInput, TargetPlan,
@@ -79,6 +85,39 @@ pub struct KindTotals {
     pub skipped: usize,
 }
 
+/// How a run came to know a target's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum StateSource {
+    /// Read in full from the target during this run.
+    FullRead,
+    /// What idsync knew: the last full read, this many minutes ago, with every change idsync
+    /// made since.
+    Known { read_minutes_ago: u64 },
+    /// Not read (the target could not be built or read).
+    None,
+}
+
+/// How a run is to be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    pub trigger: Trigger,
+    /// Plan only; apply nothing.
+    pub dry_run: bool,
+    /// Read every target in full, whatever idsync knows of it.
+    pub full_read: bool,
+}
+
+impl RunOptions {
+    pub fn manual() -> Self {
+        RunOptions {
+            trigger: Trigger::Manual,
+            dry_run: false,
+            full_read: false,
+        }
+    }
+}
+
 /// One target's part of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetReport {
@@ -87,6 +126,8 @@ pub struct TargetReport {
     /// Set when the target could not be read: nothing was planned for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the target's state came from.
+    pub state: StateSource,
     pub managed_users: usize,
     pub adoptions: Vec<idsync_engine::Adoption>,
     pub warnings: Vec<String>,
@@ -101,6 +142,7 @@ impl TargetReport {
             target: tc.name.clone(),
             kind: tc.kind.to_string(),
             error: Some(error),
+            state: StateSource::None,
             managed_users: 0,
             adoptions: Vec::new(),
             warnings: Vec::new(),
@@ -196,10 +238,12 @@ pub async fn sync_app(
     config: &Config,
     app_name: &str,
     store: &Store,
-    dry_run: bool,
-    trigger: Trigger,
+    options: RunOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RunReport, RunError> {
+    let RunOptions {
+        trigger, dry_run, ..
+    } = options;
     let started = Instant::now();
     let (app_index, app) = config
         .apps
@@ -279,7 +323,7 @@ pub async fn sync_app(
             .push(format!("the source snapshot could not be saved: {e}")),
     }
 
-    // 2. The targets, read at once.
+    // 2. The targets, at once: read in full, or known from earlier runs.
     progress.phase("reading the targets");
     let mut targets: Vec<(Arc<dyn Target>, &TargetConfig, &TargetRules)> = Vec::new();
     for (tc, r) in target_configs.iter().zip(&rules) {
@@ -288,20 +332,23 @@ pub async fn sync_app(
             Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
         }
     }
-    let reads = futures::future::join_all(targets.iter().map(|(t, _, r)| {
+    // A full source read (first run, expired delta token) is a full reconciliation: the
+    // targets are read in full too.
+    let force_full_read = options.full_read || read.stats.mode != "delta";
+    let reads = futures::future::join_all(targets.iter().map(|(t, tc, r)| {
         let attrs: Vec<String> = r.users.config.custom_attributes.keys().cloned().collect();
-        let t = Arc::clone(t);
-        async move { t.read_state(&attrs).await }
+        know_target(store, Arc::clone(t), tc, attrs, force_full_read)
     }))
     .await;
 
     // 3. Plan each target.
-    let mut plans: Vec<(Arc<dyn Target>, &TargetConfig, TargetPlan)> = Vec::new();
+    let mut plans: Vec<Planned> = Vec::new();
     let mut planner_ms = 0;
-    for ((target, tc, r), actual) in targets.into_iter().zip(reads) {
-        let actual: ActualState = match actual {
-            Ok(a) => a,
-            Err(e) => {
+    for ((target, tc, r), known) in targets.into_iter().zip(reads) {
+        let known = match known {
+            Ok(k) => k,
+            Err(KnowError::Store(e)) => return Err(e.into()),
+            Err(KnowError::Target(e)) => {
                 report.targets.push(TargetReport::failed(
                     tc,
                     format!("reading the target failed: {e}"),
@@ -309,45 +356,86 @@ pub async fn sync_app(
                 continue;
             }
         };
+        if let Some(note) = &known.note {
+            report.notes.push(format!("{}: {note}", tc.name));
+        }
+        let mut known = known;
         let links = store.links(&tc.name).await?;
         let managed = store.managed_memberships(&app.name, &tc.name).await?;
+        let plan_from = |actual: &ActualState| {
+            idsync_engine::plan(&PlanInput {
+                app: &app.name,
+                target: &tc.name,
+                capabilities: target.capabilities(),
+                snapshot: &read.snapshot,
+                source_complete: true,
+                actual,
+                links: &links,
+                managed_memberships: &managed,
+                users: &r.users,
+                groups: &r.groups,
+                nested_groups: app.nested_groups,
+            })
+        };
         let planning = Instant::now();
-        let plan = idsync_engine::plan(&PlanInput {
-            app: &app.name,
-            target: &tc.name,
-            capabilities: target.capabilities(),
-            snapshot: &read.snapshot,
-            source_complete: true,
-            actual: &actual,
-            links: &links,
-            managed_memberships: &managed,
-            users: &r.users,
-            groups: &r.groups,
-            nested_groups: app.nested_groups,
-        });
+        let mut plan = plan_from(&known.state);
         planner_ms += millis(planning);
-        plans.push((target, tc, plan));
+        if target.capabilities().leads
+            && known.source != StateSource::FullRead
+            && plan.deprovisions() > 0
+        {
+            // Leads change by hand all the time: who leads what is read afresh before anyone
+            // is deprovisioned, and the plan made again with it.
+            match target.read_leads().await {
+                Ok(leads) => {
+                    known.state.leads = leads;
+                    let planning = Instant::now();
+                    plan = plan_from(&known.state);
+                    planner_ms += millis(planning);
+                }
+                Err(e) => {
+                    report.targets.push(TargetReport::failed(
+                        tc,
+                        format!("reading the project and component leads failed: {e}"),
+                    ));
+                    continue;
+                }
+            }
+        }
+        plans.push(Planned {
+            target,
+            tc,
+            plan,
+            known,
+        });
     }
     report.planner_ms = planner_ms;
 
     // 4. The guard, over the whole app.
-    let deprovisions: usize = plans.iter().map(|(_, _, p)| p.deprovisions()).sum();
-    let managed_users: usize = plans.iter().map(|(_, _, p)| p.managed_users).sum();
+    let deprovisions: usize = plans.iter().map(|p| p.plan.deprovisions()).sum();
+    let managed_users: usize = plans.iter().map(|p| p.plan.managed_users).sum();
     let approval = store.pending_approval(&app.name).await?;
     let approved = approval.map_or(0, |(_, n)| n);
     let hold = guard::check(&app.guard, deprovisions, managed_users, approved);
 
-    for (_, _, plan) in &plans {
+    for Planned { plan, .. } in &plans {
         for o in &plan.operations {
             report.totals.entry(o.op.kind()).or_default().planned += 1;
         }
     }
     if dry_run || hold.is_some() {
-        for (target, tc, plan) in &plans {
+        for Planned {
+            target,
+            tc,
+            plan,
+            known,
+        } in &plans
+        {
             report.targets.push(TargetReport {
                 target: tc.name.clone(),
                 kind: target.kind().to_string(),
                 error: None,
+                state: known.source,
                 managed_users: plan.managed_users,
                 adoptions: plan.adoptions.clone(),
                 warnings: plan.warnings.clone(),
@@ -358,6 +446,7 @@ pub async fn sync_app(
                         planned: p.clone(),
                         status: OpStatus::Planned,
                         error: None,
+                        error_kind: None,
                         key: None,
                         duration_ms: 0,
                     })
@@ -382,13 +471,25 @@ pub async fn sync_app(
     }
 
     // 5. Apply, every target at once, each within its own concurrency.
-    let total: usize = plans.iter().map(|(_, _, p)| p.operations.len()).sum();
+    let total: usize = plans.iter().map(|p| p.plan.operations.len()).sum();
     progress.planned(total);
     progress.phase("applying");
-    let applied = futures::future::join_all(plans.into_iter().map(|(target, tc, plan)| {
+    let applied = futures::future::join_all(plans.into_iter().map(|planned| {
         let progress = Arc::clone(&progress);
         let app_name = app.name.clone();
         async move {
+            let Planned {
+                target,
+                tc,
+                plan,
+                known,
+            } = planned;
+            // What the store knows of the target stops holding the moment this run writes.
+            let epoch = if plan.operations.is_empty() {
+                None
+            } else {
+                Some(store.begin_target_writes(&tc.name).await)
+            };
             let mut books = outcome::from_plan(&app_name, &plan);
             let options = ExecOptions {
                 concurrency: tc.concurrency.max(1),
@@ -400,19 +501,29 @@ pub async fn sync_app(
                     progress.applied(r);
                 })
                 .await;
-            (target, tc, plan, results, books)
+            (target, tc, plan, results, books, known, epoch)
         }
     }))
     .await;
 
-    for (target, tc, plan, results, books) in applied {
+    for (target, tc, plan, results, books, known, epoch) in applied {
+        let known_source = known.source;
         store.apply_bookkeeping(&app.name, &tc.name, &books).await?;
+        if let Some(epoch) = epoch {
+            let epoch = epoch?;
+            if let Some(note) =
+                keep_known_state(store, tc, target.as_ref(), known, &results, epoch).await?
+            {
+                report.notes.push(note);
+            }
+        }
         store.record_operations(run_id, &results).await?;
         record_totals(&mut report.totals, &results);
         report.targets.push(TargetReport {
             target: tc.name.clone(),
             kind: target.kind().to_string(),
             error: None,
+            state: known_source,
             managed_users: plan.managed_users,
             adoptions: plan.adoptions,
             warnings: plan.warnings,
@@ -439,6 +550,142 @@ pub async fn sync_app(
         RunStatus::Done
     };
     finish(store, report, started).await
+}
+
+/// One target's plan, with what it was planned from.
+struct Planned<'c> {
+    target: Arc<dyn Target>,
+    tc: &'c TargetConfig,
+    plan: TargetPlan,
+    known: KnownTarget,
+}
+
+/// A target's state as this run knows it.
+struct KnownTarget {
+    state: ActualState,
+    source: StateSource,
+    /// When it was last read in full (unix seconds).
+    read_at: i64,
+    fingerprint: String,
+    /// Something the admin should hear about how it was come by.
+    note: Option<String>,
+}
+
+enum KnowError {
+    Target(idsync_model::TargetError),
+    Store(idsync_store::StoreError),
+}
+
+impl From<idsync_store::StoreError> for KnowError {
+    fn from(e: idsync_store::StoreError) -> Self {
+        KnowError::Store(e)
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// What a state read from this target with these attributes is only good for.
+fn fingerprint(tc: &TargetConfig, attributes: &[String]) -> String {
+    format!("{} {} {}", tc.kind, tc.base_url, attributes.join(","))
+}
+
+/// The target's state: what idsync knows of it when that is recent enough and the run does not
+/// call for a full read, otherwise read in full (and kept for the runs to come).
+async fn know_target(
+    store: &Store,
+    target: Arc<dyn Target>,
+    tc: &TargetConfig,
+    attributes: Vec<String>,
+    force_full_read: bool,
+) -> Result<KnownTarget, KnowError> {
+    let fingerprint = fingerprint(tc, &attributes);
+    let now = unix_now();
+    let keeps = tc.full_read_every_minutes > 0;
+    let max_age = i64::try_from(tc.full_read_every_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+    let mut note = None;
+    if keeps
+        && !force_full_read
+        && let Some(known) = store.known_target_state(&tc.name).await?
+        && known.fingerprint == fingerprint
+        && now.saturating_sub(known.read_at) < max_age
+    {
+        match serde_json::from_str::<ActualState>(&known.state) {
+            Ok(state) => {
+                let minutes = u64::try_from(now.saturating_sub(known.read_at) / 60).unwrap_or(0);
+                return Ok(KnownTarget {
+                    state,
+                    source: StateSource::Known {
+                        read_minutes_ago: minutes,
+                    },
+                    read_at: known.read_at,
+                    fingerprint,
+                    note: None,
+                });
+            }
+            Err(e) => {
+                note = Some(format!(
+                    "what idsync knew of the target could not be read back ({e}); it was read in full"
+                ));
+            }
+        }
+    }
+    // The epoch before the read: if a run starts writing while this one reads, what was read
+    // may miss its changes and is not kept.
+    let epoch = store.target_epoch(&tc.name).await?;
+    let state = target
+        .read_state(&attributes)
+        .await
+        .map_err(KnowError::Target)?;
+    if keeps {
+        match serde_json::to_string(&state) {
+            Ok(text) => {
+                store
+                    .save_target_state(&tc.name, &fingerprint, now, epoch, &text)
+                    .await?;
+            }
+            Err(e) => note = Some(format!("its state could not be kept: {e}")),
+        }
+    }
+    Ok(KnownTarget {
+        state,
+        source: StateSource::FullRead,
+        read_at: now,
+        fingerprint,
+        note,
+    })
+}
+
+/// After a run wrote to a target: keeps what the target now holds, or says why the next run
+/// has to read it in full.
+async fn keep_known_state(
+    store: &Store,
+    tc: &TargetConfig,
+    target: &dyn Target,
+    known: KnownTarget,
+    results: &[OpResult],
+    epoch: i64,
+) -> Result<Option<String>, RunError> {
+    if tc.full_read_every_minutes == 0 {
+        return Ok(None);
+    }
+    let after = known_state::state_after(known.state, target.capabilities(), results);
+    let text = after
+        .map_err(|e| e.to_string())
+        .and_then(|state| serde_json::to_string(&state).map_err(|e| e.to_string()));
+    match text {
+        Ok(text) => {
+            store
+                .save_target_state(&tc.name, &known.fingerprint, known.read_at, epoch, &text)
+                .await?;
+            Ok(None)
+        }
+        Err(why) => Ok(Some(format!(
+            "{}: {why}; the next run reads the target in full",
+            tc.name
+        ))),
+    }
 }
 
 fn record_totals(totals: &mut BTreeMap<OperationKind, KindTotals>, results: &[OpResult]) {
@@ -474,6 +721,7 @@ async fn finish(
             "target": t.target,
             "kind": t.kind,
             "error": t.error,
+            "state": t.state,
             "managed_users": t.managed_users,
             "adoptions": t.adoptions.len(),
             "warnings": t.warnings,

@@ -158,8 +158,11 @@ async fn sync(
         config,
         "contoso",
         store,
-        false,
-        Trigger::Manual,
+        idsync_runner::RunOptions {
+            trigger: Trigger::Manual,
+            dry_run: false,
+            full_read: false,
+        },
         Arc::new(Quiet),
     )
     .await?)

@@ -105,8 +105,11 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
         &config,
         &run.app,
         &store,
-        false,
-        idsync_runner::Trigger::Approval,
+        idsync_runner::RunOptions {
+            trigger: idsync_runner::Trigger::Approval,
+            dry_run: false,
+            full_read: false,
+        },
         std::sync::Arc::new(idsync_runner::Quiet),
     )
     .await

@@ -64,6 +64,16 @@ pub fn print_run(report: &RunReport) {
         if let Some(e) = &target.error {
             println!("target {}: {e}", target.target);
         }
+        match target.state {
+            idsync_runner::StateSource::FullRead => {
+                println!("target {}: read in full", target.target);
+            }
+            idsync_runner::StateSource::Known { read_minutes_ago } => println!(
+                "target {}: planned from what idsync knows (read in full {read_minutes_ago} min ago, kept up to date since)",
+                target.target
+            ),
+            idsync_runner::StateSource::None => {}
+        }
         if !target.adoptions.is_empty() {
             println!(
                 "target {}: {} existing account(s) adopted",

@@ -24,6 +24,10 @@ pub struct SyncArgs {
     /// Plan and show, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read every target in full instead of planning from what idsync knows of it (which
+    /// `full_read_every_minutes` otherwise decides).
+    #[arg(long)]
+    pub full_read: bool,
     /// Print one JSON document on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -68,8 +72,11 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
             &config,
             app,
             &store,
-            args.dry_run,
-            Trigger::Manual,
+            idsync_runner::RunOptions {
+                trigger: Trigger::Manual,
+                dry_run: args.dry_run,
+                full_read: args.full_read,
+            },
             progress,
         )
         .await

@@ -264,7 +264,7 @@ async fn existing_user_is_adopted() {
     let bb = target(&sim, BITBUCKET);
     assert_eq!(
         ok(bb.as_ref(), create_user("bob")).await,
-        Applied::UserKey(seeded)
+        Applied::Adopted(seeded)
     );
     assert_eq!(
         sim.users(Product::Bitbucket)

@@ -34,6 +34,7 @@ pub fn config(sim: &RunningAtlassianSim, kind: TargetKind) -> TargetConfig {
         concurrency: 4,
         max_requests_per_second: None,
         timeout_seconds: 10,
+        full_read_every_minutes: 0,
         deprovision: BitbucketDeprovision::RemoveLicensedGroups,
         licensed_groups: vec!["stash-users".into()],
     }
@@ -70,7 +71,7 @@ pub async fn fails(target: &dyn Target, op: Operation) -> TargetError {
 
 pub fn key_of(applied: Applied) -> String {
     match applied {
-        Applied::UserKey(key) => key,
+        Applied::UserKey(key) | Applied::Adopted(key) => key,
         other => panic!("expected a user key, got {other:?}"),
     }
 }

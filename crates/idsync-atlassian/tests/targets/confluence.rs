@@ -201,7 +201,7 @@ async fn existing_user_is_adopted() {
     let confluence = target(&sim, CONFLUENCE);
     assert_eq!(
         ok(confluence.as_ref(), create_user("bob")).await,
-        Applied::UserKey(seeded)
+        Applied::Adopted(seeded)
     );
     assert_eq!(sim.users(Product::Confluence).len(), 1);
 }

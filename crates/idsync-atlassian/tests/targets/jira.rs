@@ -307,7 +307,7 @@ async fn existing_user_is_adopted() {
     let jira = target(&sim, JIRA);
     assert_eq!(
         ok(jira.as_ref(), create_user("bob")).await,
-        Applied::UserKey(seeded)
+        Applied::Adopted(seeded)
     );
     assert_eq!(sim.users(Product::Jira).len(), 1);
 }

@@ -146,7 +146,7 @@ async fn existing_user_and_group_are_adopted() {
     let cloud = target(&sim, CLOUD);
     assert_eq!(
         ok(cloud.as_ref(), create_user("BOB@example.com")).await,
-        Applied::UserKey(seeded)
+        Applied::Adopted(seeded)
     );
     assert_eq!(
         ok(cloud.as_ref(), create_group("admins")).await,

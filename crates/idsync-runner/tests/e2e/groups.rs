@@ -209,7 +209,8 @@ rename = [{{ pattern = "^sg-(.*)$", with = "jira-$1" }}]
     );
     assert!(!w.has_group(kind, "jira-support"));
     w.atl.seed_group(product(kind), "jira-support");
-    let report = w.sync_ok(&config, "main").await;
+    // A group made by hand on the target is seen by the next full read.
+    let report = w.sync_full_ok(&config, "main").await;
     assert_eq!(
         ops_of(&report, name),
         vec![(

@@ -204,13 +204,26 @@ impl World {
     }
 
     pub async fn run(&self, config: &Config, app: &str, dry_run: bool) -> RunReport {
+        self.run_with(config, app, dry_run, false).await
+    }
+
+    pub async fn run_with(
+        &self,
+        config: &Config,
+        app: &str,
+        dry_run: bool,
+        full_read: bool,
+    ) -> RunReport {
         let store = self.store(config).await;
         idsync_runner::sync_app(
             config,
             app,
             store,
-            dry_run,
-            Trigger::Manual,
+            idsync_runner::RunOptions {
+                trigger: Trigger::Manual,
+                dry_run,
+                full_read,
+            },
             Arc::new(Quiet),
         )
         .await
@@ -220,6 +233,17 @@ impl World {
     /// A real sync of `app`; panics (with the report) unless it is done.
     pub async fn sync_ok(&self, config: &Config, app: &str) -> RunReport {
         let report = self.run(config, app, false).await;
+        Self::assert_done(report)
+    }
+
+    /// A real sync of `app` that reads every target in full, as the first run of the day (or
+    /// `idsync sync --full-read`) does: the way changes made by hand on a target are seen.
+    pub async fn sync_full_ok(&self, config: &Config, app: &str) -> RunReport {
+        let report = self.run_with(config, app, false, true).await;
+        Self::assert_done(report)
+    }
+
+    fn assert_done(report: RunReport) -> RunReport {
         assert_eq!(
             report.status,
             RunStatus::Done,
@@ -229,18 +253,21 @@ impl World {
         report
     }
 
-    /// A dry run of every app plans nothing at all.
+    /// A dry run of every app plans nothing at all: planned from what idsync knows of the
+    /// targets, and again from a full read of them (so what idsync knows must match them).
     pub async fn assert_converged(&self, config: &Config) {
-        for app in &config.apps {
-            let report = self.run(config, &app.name, true).await;
-            assert_eq!(report.status, RunStatus::Planned, "{}", pretty(&report));
-            let ops = all_ops(&report);
-            assert!(
-                ops.is_empty(),
-                "a second sync of {} should plan nothing, but plans {}",
-                app.name,
-                pretty(&ops)
-            );
+        for full_read in [false, true] {
+            for app in &config.apps {
+                let report = self.run_with(config, &app.name, true, full_read).await;
+                assert_eq!(report.status, RunStatus::Planned, "{}", pretty(&report));
+                let ops = all_ops(&report);
+                assert!(
+                    ops.is_empty(),
+                    "a second sync of {} (full read: {full_read}) should plan nothing, but plans {}",
+                    app.name,
+                    pretty(&ops)
+                );
+            }
         }
     }
 

@@ -77,8 +77,11 @@ async fn threshold_hold_and_approve(kind: TargetKind) {
         &config,
         "main",
         store,
-        false,
-        Trigger::Approval,
+        idsync_runner::RunOptions {
+            trigger: Trigger::Approval,
+            dry_run: false,
+            full_read: false,
+        },
         Arc::new(idsync_runner::Quiet),
     )
     .await
@@ -335,8 +338,11 @@ async fn crash_and_rerun(kind: TargetKind) {
             &crashing_config,
             "main",
             &store,
-            false,
-            Trigger::Manual,
+            idsync_runner::RunOptions {
+                trigger: Trigger::Manual,
+                dry_run: false,
+                full_read: false,
+            },
             Arc::new(CrashAfter {
                 after: 6,
                 seen: AtomicUsize::new(0),
@@ -352,6 +358,14 @@ async fn crash_and_rerun(kind: TargetKind) {
     // The next run finishes the job: the five accounts made before the crash are recognised
     // (their links were never recorded), no duplicates, every membership.
     let report = w.sync_ok(&config, "main").await;
+    // What idsync knew of the target before the crash misses what the crashed run did: the
+    // target is read in full.
+    assert_eq!(
+        report.targets[0].state,
+        idsync_runner::StateSource::FullRead,
+        "{}",
+        pretty(&report)
+    );
     // The crashed run is closed in the history, not left "running" for ever.
     assert!(
         report
