@@ -536,6 +536,15 @@ impl BitbucketDc {
 impl Target for BitbucketDc {
     target_basics!();
 
+    async fn add_members(
+        &self,
+        group: &str,
+        members: &[(String, String)],
+    ) -> Result<Applied, TargetError> {
+        let users: Vec<String> = members.iter().map(|(_, user)| user.clone()).collect();
+        BitbucketDc::add_members(self, group, &users).await
+    }
+
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
         // Bitbucket's pages carry no total, so each listing is read page by page; the two
         // run side by side.

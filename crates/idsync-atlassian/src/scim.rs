@@ -200,7 +200,7 @@ impl AtlassianCloud {
                 delete_user: true,
                 custom_attributes: true,
                 delete_group: true,
-                bulk_membership: false,
+                bulk_membership: true,
                 leads: false,
             },
             group_ids: Mutex::new(HashMap::new()),
@@ -502,9 +502,26 @@ impl AtlassianCloud {
     }
 
     async fn add_member(&self, group: &str, key: &str, user: &str) -> Result<Applied, TargetError> {
-        let what = format!("add user '{user}' to group '{group}'");
-        let operation =
-            json!({"op": "add", "path": "members", "value": [{"value": key, "display": user}]});
+        self.add_members_at_once(group, &[(key.to_owned(), user.to_owned())])
+            .await
+    }
+
+    /// One PATCH adds every listed member (RFC 7644 §3.5.2.1: `add` with a multi-valued
+    /// `members` value).
+    async fn add_members_at_once(
+        &self,
+        group: &str,
+        members: &[(String, String)],
+    ) -> Result<Applied, TargetError> {
+        let what = match members {
+            [(_, user)] => format!("add user '{user}' to group '{group}'"),
+            _ => format!("add {} users to group '{group}'", members.len()),
+        };
+        let value: Vec<Value> = members
+            .iter()
+            .map(|(key, user)| json!({"value": key, "display": user}))
+            .collect();
+        let operation = json!({"op": "add", "path": "members", "value": value});
         match self.patch_group(group, operation).await? {
             Some(reply) if reply.is_success() => Ok(Applied::Done),
             Some(reply) => Err(self.api.error(&reply, &what)),
@@ -540,6 +557,14 @@ impl AtlassianCloud {
 #[async_trait]
 impl Target for AtlassianCloud {
     target_basics!();
+
+    async fn add_members(
+        &self,
+        group: &str,
+        members: &[(String, String)],
+    ) -> Result<Applied, TargetError> {
+        self.add_members_at_once(group, members).await
+    }
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
         // Both listings at once; the API's request gate keeps the whole within `concurrency`.

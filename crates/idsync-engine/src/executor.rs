@@ -116,9 +116,16 @@ pub async fn execute(
                 }
             }
         }
-        let mut stream = futures::stream::iter(runnable)
-            .map(|planned| apply_with_retries(target, planned, options))
-            .buffer_unordered(options.concurrency.max(1));
+        let units = if kind == OperationKind::AddMembership && target.capabilities().bulk_membership
+        {
+            by_group(runnable)
+        } else {
+            runnable.into_iter().map(Unit::One).collect()
+        };
+        let mut stream = futures::stream::iter(units)
+            .map(|unit| apply_unit(target, unit, options))
+            .buffer_unordered(options.concurrency.max(1))
+            .flat_map(futures::stream::iter);
         while let Some(result) = stream.next().await {
             match (&result.planned.op, result.succeeded()) {
                 (Operation::CreateUser { user, .. }, true) => {
@@ -192,23 +199,124 @@ fn prepare(
     Ok(())
 }
 
+/// Members added to one group in one request at most: keeps request bodies and the cost of
+/// falling back to one request per member (when a batch is refused) small.
+const MAX_BATCH: usize = 500;
+
+/// What one request (or, for a refused batch, a few) carries out.
+enum Unit {
+    One(PlannedOperation),
+    /// Memberships of one group, added at once.
+    Members(Vec<PlannedOperation>),
+}
+
+/// Groups membership additions by group, in batches of at most [`MAX_BATCH`].
+fn by_group(ops: Vec<PlannedOperation>) -> Vec<Unit> {
+    let mut groups: Vec<(String, Vec<PlannedOperation>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for planned in ops {
+        let group = planned.op.group().unwrap_or_default().to_lowercase();
+        let i = *index.entry(group.clone()).or_insert_with(|| {
+            groups.push((group, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(planned);
+    }
+    let mut units = Vec::new();
+    for (_, mut ops) in groups {
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(MAX_BATCH));
+            let batch = std::mem::replace(&mut ops, rest);
+            units.push(match <[_; 1]>::try_from(batch) {
+                Ok([one]) => Unit::One(one),
+                Err(batch) => Unit::Members(batch),
+            });
+        }
+    }
+    units
+}
+
+async fn apply_unit(target: &dyn Target, unit: Unit, options: ExecOptions) -> Vec<OpResult> {
+    let batch = match unit {
+        Unit::One(planned) => return vec![apply_with_retries(target, planned, options).await],
+        Unit::Members(batch) => batch,
+    };
+    let started = Instant::now();
+    let mut group = String::new();
+    let mut members = Vec::with_capacity(batch.len());
+    for planned in &batch {
+        if let Operation::AddMembership {
+            group: g,
+            key,
+            user,
+        } = &planned.op
+        {
+            group.clone_from(g);
+            members.push((key.clone(), user.clone()));
+        }
+    }
+    let outcome = with_retries(target, options, "add_membership", || {
+        target.add_members(&group, &members)
+    })
+    .await;
+    if outcome.is_err() {
+        // One of them was refused (or the call is not there): one at a time, to give each
+        // its own result.
+        let mut results = Vec::with_capacity(batch.len());
+        for planned in batch {
+            results.push(apply_with_retries(target, planned, options).await);
+        }
+        return results;
+    }
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    batch
+        .into_iter()
+        .zip(members)
+        .map(|(planned, (key, _))| OpResult {
+            planned,
+            status: OpStatus::Done,
+            error: None,
+            error_kind: None,
+            key: Some(key),
+            duration_ms,
+        })
+        .collect()
+}
+
+/// Runs `call` again after transient errors, up to `options.retries` times.
+async fn with_retries<F, Fut>(
+    target: &dyn Target,
+    options: ExecOptions,
+    what: &str,
+    mut call: F,
+) -> Result<Applied, TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Applied, TargetError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(e) if e.is_transient() && attempt < options.retries => {
+                attempt += 1;
+                tracing::warn!(target = %target.name(), op = what, attempt, error = %e, "retrying");
+                tokio::time::sleep(options.retry_delay * attempt).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn apply_with_retries(
     target: &dyn Target,
     planned: PlannedOperation,
     options: ExecOptions,
 ) -> OpResult {
     let started = Instant::now();
-    let mut attempt = 0;
-    let outcome: Result<Applied, TargetError> = loop {
-        match target.apply(&planned.op).await {
-            Err(e) if e.is_transient() && attempt < options.retries => {
-                attempt += 1;
-                tracing::warn!(target = %planned.target, op = %planned.op.kind(), attempt, error = %e, "retrying");
-                tokio::time::sleep(options.retry_delay * attempt).await;
-            }
-            other => break other,
-        }
-    };
+    let outcome = with_retries(target, options, planned.op.kind().as_str(), || {
+        target.apply(&planned.op)
+    })
+    .await;
     let existing_key = match &planned.op {
         Operation::CreateUser { .. }
         | Operation::CreateGroup { .. }

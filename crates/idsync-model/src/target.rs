@@ -224,6 +224,26 @@ pub trait Target: Send + Sync {
     /// reported as [`Applied::AlreadyDone`], not as errors.
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError>;
 
+    /// Adds several accounts, each `(key, username)`, to one group in one request, on products
+    /// whose capabilities say `bulk_membership`. All or nothing: on an error the caller falls
+    /// back to one [`Operation::AddMembership`] at a time to learn which one failed.
+    async fn add_members(
+        &self,
+        group: &str,
+        members: &[(String, String)],
+    ) -> Result<Applied, TargetError> {
+        let _ = members;
+        Err(TargetError {
+            kind: TargetErrorKind::Unsupported,
+            target: self.name().to_owned(),
+            message: format!(
+                "cannot add several users to group '{group}' at once: {} has no such call",
+                self.kind()
+            ),
+            status: None,
+        })
+    }
+
     /// Requests sent so far, by kind (for tests and benchmarks).
     fn request_counts(&self) -> BTreeMap<String, u64>;
 }

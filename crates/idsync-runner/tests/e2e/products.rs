@@ -161,3 +161,47 @@ async fn bitbucket_deprovision_by_delete() {
     );
     w.assert_converged(&config).await;
 }
+
+/// Bitbucket and SCIM add many members to a group in one request; the others one at a time.
+async fn members_added_in_batches(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ids: Vec<String> = (0..6)
+        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
+        .collect();
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.groups]\nmapping = \"on_the_fly\"\n",
+    )]);
+    w.sync_ok(&config, "main").await;
+    add_group(
+        &tenant,
+        "devs",
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    w.atl.kit().reset_counters();
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, name, K::AddMembership),
+        6,
+        "{}",
+        pretty(&report)
+    );
+    let (fragment, expected) = match kind {
+        TargetKind::BitbucketDc => ("POST /bitbucket/rest/api/1.0/admin/groups/add-users", 1),
+        TargetKind::AtlassianCloud => ("PATCH /scim/directory/{directoryId}/Groups/{id}", 1),
+        TargetKind::JiraDc => ("POST /jira/rest/api/2/group/user", 6),
+        TargetKind::ConfluenceDc => ("/group/", 6),
+    };
+    assert_eq!(
+        w.atl.kit().count_matching(fragment),
+        expected,
+        "{:?}",
+        w.atl.kit().counters()
+    );
+    assert_eq!(w.members(kind, "devs").len(), 6);
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(members_added_in_batches: jira, confluence, bitbucket, cloud);
