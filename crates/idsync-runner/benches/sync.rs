@@ -148,6 +148,10 @@ fn print_report(report: &RunReport, wall: Duration) {
         if let Some(e) = &t.error {
             println!("  target {} failed: {e}", t.target);
         }
+        println!("  target {} state: {:?}", t.target, t.state);
+    }
+    for note in &report.notes {
+        println!("  note: {note}");
     }
 }
 
