@@ -14,7 +14,7 @@
 //!
 //! The stable account key is Bitbucket's numeric user id.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use idsync_config::{BitbucketDeprovision, TargetConfig};
@@ -382,10 +382,6 @@ impl BitbucketDc {
         if !reply.is_success() {
             return Err(self.api.error(&reply, &what));
         }
-        let created = self.find_user(user).await?.ok_or_else(|| {
-            self.api
-                .malformed(&what, "the user was created but cannot be found")
-        })?;
         if let Some((_, group)) = licensed {
             self.add_members(group, &[user.to_owned()])
                 .await
@@ -397,7 +393,7 @@ impl BitbucketDc {
                     ..e
                 })?;
         }
-        Ok(Applied::UserKey(created.key()))
+        Ok(Applied::CreatedWithoutKey)
     }
 
     /// https://developer.atlassian.com/server/bitbucket/rest/v814/api-group-permission-management/#api-api-latest-admin-users-put
@@ -535,6 +531,29 @@ impl BitbucketDc {
 #[async_trait]
 impl Target for BitbucketDc {
     target_basics!();
+
+    /// A few names are looked up one by one (a filtered list each); many at once by reading
+    /// the whole user list, a thousand per page, which is far fewer requests.
+    async fn keys_of(&self, usernames: &[String]) -> Result<HashMap<String, String>, TargetError> {
+        const LOOKUPS_AT_MOST: usize = 10;
+        let mut keys = HashMap::new();
+        if usernames.len() <= LOOKUPS_AT_MOST {
+            for name in usernames {
+                if let Some(user) = self.find_user(name).await? {
+                    keys.insert(name.to_lowercase(), user.key());
+                }
+            }
+            return Ok(keys);
+        }
+        let wanted: HashSet<String> = usernames.iter().map(|n| n.to_lowercase()).collect();
+        for user in self.users(None).await? {
+            let name = user.name.to_lowercase();
+            if wanted.contains(&name) {
+                keys.insert(name, user.key());
+            }
+        }
+        Ok(keys)
+    }
 
     async fn add_members(
         &self,

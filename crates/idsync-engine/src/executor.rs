@@ -122,11 +122,33 @@ pub async fn execute(
         } else {
             runnable.into_iter().map(Unit::One).collect()
         };
-        let mut stream = futures::stream::iter(units)
+        let stream = futures::stream::iter(units)
             .map(|unit| apply_unit(target, unit, options))
             .buffer_unordered(options.concurrency.max(1))
             .flat_map(futures::stream::iter);
-        while let Some(result) = stream.next().await {
+        // Accounts created without a key wait for one lookup of all of them, at the end of
+        // the phase; every other result is recorded as it comes.
+        let mut keyless = Vec::new();
+        let mut stream = std::pin::pin!(stream);
+        let mut later = Vec::new().into_iter();
+        loop {
+            let result = match stream.next().await {
+                Some(r) if created_without_key(&r) => {
+                    keyless.push(r);
+                    continue;
+                }
+                Some(r) => r,
+                None if !keyless.is_empty() => {
+                    later = learn_keys(target, options, std::mem::take(&mut keyless))
+                        .await
+                        .into_iter();
+                    continue;
+                }
+                None => match later.next() {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
             match (&result.planned.op, result.succeeded()) {
                 (Operation::CreateUser { user, .. }, true) => {
                     if let Some(key) = &result.key {
@@ -197,6 +219,45 @@ fn prepare(
         }
     }
     Ok(())
+}
+
+fn created_without_key(result: &OpResult) -> bool {
+    matches!(result.planned.op, Operation::CreateUser { .. })
+        && result.status == OpStatus::Done
+        && result.key.is_none()
+}
+
+/// Fills in the keys of accounts the target created without saying their key.
+async fn learn_keys(
+    target: &dyn Target,
+    options: ExecOptions,
+    mut results: Vec<OpResult>,
+) -> Vec<OpResult> {
+    let names: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.planned.op.user().map(str::to_owned))
+        .collect();
+    let keys = with_retries(target, options, "learn keys", || target.keys_of(&names)).await;
+    for r in &mut results {
+        let name = r.planned.op.user().unwrap_or_default().to_lowercase();
+        match &keys {
+            Ok(keys) => match keys.get(&name) {
+                Some(key) => r.key = Some(key.clone()),
+                None => {
+                    r.error = Some(format!(
+                        "account {name:?} was created but cannot be found to learn its key; the next run adopts it"
+                    ));
+                }
+            },
+            Err(e) => {
+                r.error = Some(format!(
+                    "account {name:?} was created but its key could not be learned ({}); the next run adopts it",
+                    e.message
+                ));
+            }
+        }
+    }
+    results
 }
 
 /// Members added to one group in one request at most: keeps request bodies and the cost of
@@ -284,15 +345,15 @@ async fn apply_unit(target: &dyn Target, unit: Unit, options: ExecOptions) -> Ve
 }
 
 /// Runs `call` again after transient errors, up to `options.retries` times.
-async fn with_retries<F, Fut>(
+async fn with_retries<T, F, Fut>(
     target: &dyn Target,
     options: ExecOptions,
     what: &str,
     mut call: F,
-) -> Result<Applied, TargetError>
+) -> Result<T, TargetError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Applied, TargetError>>,
+    Fut: std::future::Future<Output = Result<T, TargetError>>,
 {
     let mut attempt = 0;
     loop {
@@ -339,6 +400,8 @@ async fn apply_with_retries(
                 Applied::AlreadyDone => (OpStatus::AlreadyDone, existing_key),
                 Applied::UserKey(k) => (OpStatus::Done, Some(k)),
                 Applied::Adopted(k) => (OpStatus::AlreadyDone, Some(k)),
+                // Filled in for the whole phase at once: see `learn_keys`.
+                Applied::CreatedWithoutKey => (OpStatus::Done, None),
             };
             OpResult {
                 planned,

@@ -138,6 +138,10 @@ pub enum Applied {
     /// Asked to create a user, the target already had an account by that name, which was
     /// adopted: its key.
     Adopted(String),
+    /// A user was created, but the product's answer does not say its key (Bitbucket's create
+    /// call answers 204): the executor learns the keys of all such users at once, through
+    /// [`Target::keys_of`], instead of one lookup each.
+    CreatedWithoutKey,
     /// Nothing had to change: the target already was as asked (e.g. already a member).
     AlreadyDone,
 }
@@ -242,6 +246,16 @@ pub trait Target: Send + Sync {
             ),
             status: None,
         })
+    }
+
+    /// The account keys of these usernames, by lower-case username, for users created with
+    /// [`Applied::CreatedWithoutKey`]. Names not found are left out.
+    async fn keys_of(
+        &self,
+        usernames: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, TargetError> {
+        let _ = usernames;
+        Ok(std::collections::HashMap::new())
     }
 
     /// Requests sent so far, by kind (for tests and benchmarks).

@@ -59,6 +59,13 @@ fn main() -> ExitCode {
     // clap exits with 2 on bad usage, matching our contract.
     let cli = Cli::parse();
     init_logging();
+    // A script that asked for JSON reads stdout: a bad config or usage, found before any
+    // document was printed, comes there too as JSON (`check` prints its own).
+    let json = match &cli.command {
+        Command::Sync(args) => args.json,
+        Command::History(args) => args.json,
+        Command::Check(_) | Command::Demo(_) | Command::Approve(_) => false,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {
@@ -79,6 +86,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if json && matches!(error, exit::CliError::Usage(_)) {
+                let document = serde_json::json!({
+                    "error": format!("{error:#}"),
+                    "exit_code": error.exit_code(),
+                });
+                println!("{document:#}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

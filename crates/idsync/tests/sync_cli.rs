@@ -395,6 +395,15 @@ async fn a_bad_config_exits_2_naming_the_field() {
     let (_, stderr) = run(&["sync", "--config", config, "--dry-run"], 2).await;
     assert!(stderr.contains("mapping"), "{stderr}");
     assert!(stderr.contains("idsync.toml"), "{stderr}");
+    // Asked for JSON, the error comes on stdout as a JSON document as well.
+    let (document, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 2).await;
+    assert_eq!(document["exit_code"], 2);
+    assert!(
+        document["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("mapping")),
+        "{document}"
+    );
     // With the config put right, an unknown app is bad usage too.
     std::fs::write(config, &text).expect("written");
     let (_, stderr) = run(&["sync", "--config", config, "--app", "nope"], 2).await;

@@ -36,7 +36,7 @@ pub async fn lifecycle(sim: &RunningAtlassianSim) {
     assert!(sim.groups(Product::Bitbucket).contains(&"devs".to_owned()));
 
     // A new account gets its licence through the configured licensed group.
-    let key = key_of(ok(t, create_user("ada")).await);
+    let key = create_and_key(t, create_user("ada")).await;
     let ada = sim.user(Product::Bitbucket, "ada").expect("created");
     assert_eq!(ada.key, key);
     assert_eq!(
@@ -136,7 +136,7 @@ async fn delete_policy_deletes_on_deactivate() {
     let bb = build(&config);
     let t = bb.as_ref();
     assert_eq!(t.capabilities().deprovisioning, Deprovisioning::Delete);
-    let key = key_of(ok(t, create_user("del")).await);
+    let key = create_and_key(t, create_user("del")).await;
     assert_eq!(
         members(&sim, LICENSED),
         vec!["del".to_owned()],

@@ -227,7 +227,7 @@ async fn every_bitbucket_request_matches_the_8_14_openapi_document() {
     let mut delete_policy = config(&sim, idsync_model::TargetKind::BitbucketDc);
     delete_policy.deprovision = idsync_config::BitbucketDeprovision::Delete;
     let deleting = build(&delete_policy);
-    let key = key_of(ok(deleting.as_ref(), create_user("gone")).await);
+    let key = create_and_key(deleting.as_ref(), create_user("gone")).await;
     ok(deleting.as_ref(), deactivate(&key, "gone")).await;
 
     let requests = sim.bitbucket_requests();

@@ -69,6 +69,21 @@ pub async fn fails(target: &dyn Target, op: Operation) -> TargetError {
     }
 }
 
+/// Creates a user and returns its key, learning it the way the executor does when the product
+/// does not say it (Bitbucket).
+pub async fn create_and_key(target: &dyn Target, op: Operation) -> String {
+    let user = op.user().unwrap_or_default().to_lowercase();
+    match ok(target, op).await {
+        Applied::CreatedWithoutKey => target
+            .keys_of(std::slice::from_ref(&user))
+            .await
+            .expect("keys learned")
+            .remove(&user)
+            .expect("the new user is found"),
+        other => key_of(other),
+    }
+}
+
 pub fn key_of(applied: Applied) -> String {
     match applied {
         Applied::UserKey(key) | Applied::Adopted(key) => key,

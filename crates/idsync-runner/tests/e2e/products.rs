@@ -205,3 +205,51 @@ async fn members_added_in_batches(kind: TargetKind) {
 }
 
 crate::per_target!(members_added_in_batches: jira, confluence, bitbucket, cloud);
+
+/// Bitbucket's create call does not say the new account's id: a first sync of many users
+/// learns them all with one read of the user list, not one lookup per account.
+#[tokio::test]
+async fn bitbucket_learns_new_keys_in_one_read() {
+    let kind = TargetKind::BitbucketDc;
+    let tenant = tenant().await;
+    let ids: Vec<String> = (0..25)
+        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
+        .collect();
+    add_group(
+        &tenant,
+        "devs",
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let w = World::new(&[kind]).await;
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.groups]\nmapping = \"on_the_fly\"\n",
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(count(&report, "bitbucket", K::CreateUser), 25);
+    let kit = w.atl.kit();
+    assert_eq!(kit.count("POST /bitbucket/rest/api/1.0/admin/users"), 25);
+    // One read of the (empty) target before planning, one to learn the 25 new ids.
+    assert_eq!(
+        kit.count("GET /bitbucket/rest/api/1.0/admin/users"),
+        2,
+        "{:?}",
+        kit.counters()
+    );
+    // The ids learned are the accounts' own: links hold, a rename is a rename.
+    tenant
+        .update_user(
+            &ids[3],
+            serde_json::json!({"userPrincipalName": "renamed@contoso.com"}),
+        )
+        .expect("renamed");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, "bitbucket"),
+        vec![(K::RenameUser, "user3@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.members(kind, "devs").len(), 25);
+    w.assert_converged(&config).await;
+}

@@ -352,7 +352,14 @@ async fn crash_and_rerun(kind: TargetKind) {
     })
     .await;
     assert!(crashed.is_err(), "the run crashed");
-    assert_eq!(w.usernames(kind).len(), 5, "accounts after the crash");
+    // Bitbucket's new accounts are reported once their ids are learned, at the end of the
+    // creations: there the crash comes after all eight were made.
+    let made = if kind == TargetKind::BitbucketDc {
+        8
+    } else {
+        5
+    };
+    assert_eq!(w.usernames(kind).len(), made, "accounts after the crash");
     assert!(w.members(kind, "Devs").is_empty());
 
     // The next run finishes the job: the five accounts made before the crash are recognised
@@ -377,7 +384,7 @@ async fn crash_and_rerun(kind: TargetKind) {
     );
     assert_eq!(
         count(&report, name, K::CreateUser),
-        3,
+        8 - made,
         "{}",
         pretty(&report)
     );
@@ -392,7 +399,7 @@ async fn crash_and_rerun(kind: TargetKind) {
         .iter()
         .find(|t| t.target == name)
         .map_or(0, |t| t.adoptions.len());
-    assert_eq!(adopted, 5, "{}", pretty(&report));
+    assert_eq!(adopted, made, "{}", pretty(&report));
     let names: Vec<String> = (0..8).map(|i| format!("user{i}@contoso.com")).collect();
     assert_eq!(w.usernames(kind), names);
     assert_eq!(w.members(kind, "Devs"), names);
