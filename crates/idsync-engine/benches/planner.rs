@@ -1,8 +1,18 @@
 //! The planner alone on a synthetic directory: `cargo bench -p idsync-engine --bench planner --
 //! --users 100000 --groups 2000 --memberships 500000`. Prints the time of a first plan (empty
-//! target) and of a steady-state plan (target already in step, 1% churn), each the best of 3.
+//! target) and of a steady-state plan (target already in step, 1% churn), each the best of 3,
+//! then the peak heap of one more plan of each (a counting allocator, off while timing so that
+//! its atomics do not weigh on the times) and a digest of the whole plan: a change to the planner
+//! that must not change its output can be checked by comparing the digests before and after.
 
+// A global allocator is the only way to measure the planner's own peak heap, and implementing
+// one takes `unsafe`; it only forwards to the system allocator.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use idsync_config::{GroupRules, MappingMode, UserRules};
@@ -10,6 +20,86 @@ use idsync_engine::{CompiledGroupRules, CompiledUserRules, Link, PlanInput, plan
 use idsync_model::{
     ActualState, Capabilities, Deprovisioning, SourceGroup, SourceSnapshot, SourceUser, TargetUser,
 };
+
+/// Counts live heap bytes and their peak while `COUNTING` is set.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// `plan` only frees what it allocated, so `LIVE` (reset to 0 before it) stays the heap it holds;
+// the wrapping add and the guard only keep a stray free of an older block from faking a peak.
+fn count_alloc(size: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        let live = LIVE.fetch_add(size, Ordering::Relaxed).wrapping_add(size);
+        if live < isize::MAX as usize {
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+    }
+}
+
+fn count_free(size: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded to the system allocator with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count_alloc(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the pointer came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        count_free(layout.size());
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded to the system allocator with the caller's arguments.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count_alloc(new_size);
+            count_free(layout.size());
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the peak heap it added (the result included).
+fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LIVE.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    let out = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (out, PEAK.load(Ordering::Relaxed))
+}
+
+/// A digest of everything in a plan (`Debug` shows the fields serde skips, too).
+fn digest(plan: &impl std::fmt::Debug) -> u64 {
+    struct Sink(std::hash::DefaultHasher);
+    impl std::fmt::Write for Sink {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut sink = Sink(std::hash::DefaultHasher::new());
+    let _ = std::fmt::Write::write_fmt(&mut sink, format_args!("{plan:?}"));
+    sink.0.finish()
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1e6
+}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -101,11 +191,8 @@ fn main() {
     .expect("valid rules");
 
     let time = |actual: &ActualState, links: &[Link], managed: &BTreeSet<(String, String)>| {
-        let mut best = Duration::MAX;
-        let mut ops = 0;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let p = plan(&PlanInput {
+        let run = || {
+            plan(&PlanInput {
                 app: "bench",
                 target: "jira",
                 capabilities: &caps,
@@ -117,18 +204,25 @@ fn main() {
                 users: &user_rules,
                 groups: &group_rules,
                 nested_groups: true,
-            });
+            })
+        };
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let p = run();
             best = best.min(t.elapsed());
-            ops = p.operations.len();
+            drop(p);
         }
-        (best, ops)
+        let (p, peak) = peak_of(run);
+        (best, p.operations.len(), peak, digest(&p))
     };
 
     println!("planner: {users} users, {groups} groups, {memberships} memberships");
-    let (t, ops) = time(&ActualState::default(), &[], &BTreeSet::new());
+    let (t, ops, peak, digest) = time(&ActualState::default(), &[], &BTreeSet::new());
     println!(
-        "  first plan (empty target): {ops} operations in {} ms",
-        t.as_millis()
+        "  first plan (empty target): {ops} operations in {} ms, peak heap {:.1} MB, digest {digest:016x}",
+        t.as_millis(),
+        mb(peak)
     );
 
     // Steady state: every account and membership exists; then 1% of users differ.
@@ -171,9 +265,10 @@ fn main() {
         }
         actual.memberships.insert(g.display_name.clone(), keys);
     }
-    let (t, ops) = time(&actual, &links, &managed);
+    let (t, ops, peak, digest) = time(&actual, &links, &managed);
     println!(
-        "  steady state, 1% renamed: {ops} operations in {} ms",
-        t.as_millis()
+        "  steady state, 1% renamed: {ops} operations in {} ms, peak heap {:.1} MB, digest {digest:016x}",
+        t.as_millis(),
+        mb(peak)
     );
 }

@@ -10,12 +10,16 @@
 //! - an account linked to another app is left alone, with a warning (first owner wins);
 //! - when the source read was not complete, no removal of any kind is planned.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use idsync_config::{AdoptBy, LeaveAction};
 use idsync_model::{
     ActualState, Capabilities, Deprovisioning, LeadKind, Operation, OperationKind,
-    PlannedOperation, SourceSnapshot, SourceUser, TargetUser, UserChanges,
+    PlannedOperation, SourceSnapshot, TargetUser, UserChanges,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,8 +104,108 @@ impl TargetPlan {
     }
 }
 
-fn lower(s: &str) -> String {
-    s.to_lowercase()
+/// Lower case for comparing names the way the targets do. ASCII (nearly every name) is lowered
+/// without a copy when it is already lower case; anything else takes the full Unicode route.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
+}
+
+/// `lower(a) == lower(b)`, without allocating when both are ASCII. (Only both: a non-ASCII
+/// letter such as the Kelvin sign may lower to an ASCII one.)
+fn same_lower(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        lower(a) == lower(b)
+    }
+}
+
+/// A small, fast hasher for the plan's own indexes (ids, keys and names of one directory).
+/// SipHash, std's default, was a large part of a 100k-user plan; its resistance to crafted
+/// collisions buys little here, where every key comes from the customer's own directory and
+/// targets. Eight bytes per step with a folded 128-bit multiply, which mixes into both the low
+/// bits (the bucket) and the high bits (the tag) that `HashMap` uses.
+#[derive(Default, Clone, Copy)]
+struct FoldHasher(u64);
+
+const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            h = fold_mul(h ^ u64::from_le_bytes(word), MUL);
+        }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        // The length goes in too, so that trailing zero bytes still count.
+        h = fold_mul(h ^ u64::from_le_bytes(word), MUL ^ rest.len() as u64);
+        self.0 = h;
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = fold_mul(self.0 ^ u64::from(i), MUL);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.0 = fold_mul(self.0 ^ u64::from(i), MUL);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = fold_mul(self.0 ^ i, MUL);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        fold_mul(self.0, 0xC2B2_AE3D_27D4_EB4F)
+    }
+}
+
+/// Many short strings side by side. A hash map keyed by slices of it compares keys within a few
+/// hundred kilobytes that stay in cache, where keys borrowed from the input would each be read
+/// from wherever the input's allocation put them: a cache and TLB miss per lookup, which was
+/// most of the time of a 100k-user plan.
+fn concat<'s>(strings: impl Iterator<Item = &'s str>) -> String {
+    strings.collect()
+}
+
+/// The strings a [`concat`] was made of, in order, as slices of it.
+fn pieces<'c, 's>(
+    concat: &'c str,
+    strings: impl Iterator<Item = &'s str>,
+) -> impl Iterator<Item = &'c str> {
+    let mut at = 0;
+    strings.map(move |s| {
+        let piece = concat.get(at..at + s.len()).unwrap_or_default();
+        at += s.len();
+        piece
+    })
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+
+fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    FastMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
 }
 
 /// Target group names, interned once per plan: memberships are then compared by number, which
@@ -109,7 +213,7 @@ fn lower(s: &str) -> String {
 #[derive(Default)]
 struct GroupIndex {
     /// lower-case name → id
-    ids: HashMap<String, u32>,
+    ids: FastMap<String, u32>,
     names: Vec<GroupName>,
 }
 
@@ -129,9 +233,10 @@ struct GroupName {
 impl GroupIndex {
     fn intern(&mut self, name: &str) -> u32 {
         let lower = lower(name);
-        if let Some(id) = self.ids.get(&lower) {
+        if let Some(id) = self.ids.get(&*lower) {
             return *id;
         }
+        let lower = lower.into_owned();
         let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
         self.names.push(GroupName {
             lower: lower.clone(),
@@ -154,81 +259,270 @@ impl GroupIndex {
     }
 }
 
-/// Indexes over the actual state, built once per plan.
+/// Indexes over the actual state, built once per plan. Accounts are named by their position in
+/// `ActualState::users`; memberships are kept per account key (two accounts that share a key,
+/// which a sane target never reports, share its memberships), as one flat list.
 struct Actual<'a> {
-    by_key: HashMap<&'a str, &'a TargetUser>,
-    by_username: HashMap<String, &'a TargetUser>,
-    by_email: HashMap<String, &'a TargetUser>,
-    /// account key → the groups it is in (sorted ids)
-    groups_of: HashMap<&'a str, Vec<u32>>,
+    users: &'a [TargetUser],
+    /// account key → (its slot, the last account with that key)
+    by_key: FastMap<&'a str, (u32, u32)>,
+    /// account → the slot of its key
+    slot_of: Vec<u32>,
+    /// slot → its range in `members`
+    member_start: Vec<u32>,
+    /// the groups each key is in (sorted ids per slot), each with whether this app manages
+    /// that membership
+    members: Vec<(u32, bool)>,
+    /// Built on first use: only adoptions, renames and creations need them, which a plan of a
+    /// target in step hardly has.
+    by_username: OnceCell<FastMap<Cow<'a, str>, u32>>,
+    /// `None` for an email two accounts share: adopting either would be a guess.
+    by_email: OnceCell<FastMap<Cow<'a, str>, Option<u32>>>,
 }
 
 impl<'a> Actual<'a> {
-    fn new(state: &'a ActualState, index: &mut GroupIndex) -> Self {
-        let mut by_email = HashMap::new();
-        for u in &state.users {
-            if let Some(email) = &u.email {
-                // Two accounts with one email: adopting either would be a guess, so neither is.
-                by_email
-                    .entry(lower(email))
-                    .and_modify(|e| *e = None)
-                    .or_insert(Some(u));
-            }
-        }
+    /// `keys` is [`concat`] of the accounts' keys.
+    fn new(
+        state: &'a ActualState,
+        keys: &'a str,
+        managed: &'a BTreeSet<ManagedMembership>,
+        index: &mut GroupIndex,
+    ) -> Self {
         for group in &state.groups {
             let id = index.intern(group);
             let name = index.name_mut(id);
             name.on_target = true;
             name.spelling = group.clone();
         }
-        let mut groups_of: HashMap<&str, Vec<u32>> = HashMap::new();
-        for (group, keys) in &state.memberships {
+        let mut by_key: FastMap<&str, (u32, u32)> = fast_map(state.users.len());
+        let mut slot_of = Vec::with_capacity(state.users.len());
+        let account_keys = pieces(keys, state.users.iter().map(|u| u.key.as_str()));
+        for (i, key) in account_keys.enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let next = u32::try_from(by_key.len()).unwrap_or(u32::MAX);
+            let entry = by_key.entry(key).or_insert((next, i));
+            entry.1 = i;
+            slot_of.push(entry.0);
+        }
+        let slots = by_key.len();
+
+        // (slot, group, managed) for every membership of a known account. Both the members of
+        // a group and the managed memberships are sorted by key, so whether this app manages
+        // a membership is found by walking the two side by side, not by a lookup each.
+        let total: usize = state.memberships.values().map(BTreeSet::len).sum();
+        let mut pairs: Vec<(u32, (u32, bool))> = Vec::with_capacity(total);
+        for (group, members) in &state.memberships {
             let id = index.intern(group);
             index.name_mut(id).on_target = true;
-            for key in keys {
-                groups_of.entry(key.as_str()).or_default().push(id);
+            // Managed memberships name the group in lower case (as `GroupIndex` does).
+            let lower = index.name(id).lower.clone();
+            let mut managed_keys = managed
+                .range((lower.clone(), String::new())..)
+                .take_while(|(g, _)| *g == lower)
+                .map(|(_, k)| k.as_str())
+                .peekable();
+            for key in members {
+                let mut is_managed = false;
+                while let Some(m) = managed_keys.peek() {
+                    match (*m).cmp(key.as_str()) {
+                        Ordering::Less => {
+                            managed_keys.next();
+                        }
+                        Ordering::Equal => {
+                            is_managed = true;
+                            break;
+                        }
+                        Ordering::Greater => break,
+                    }
+                }
+                // Keys of no account are never asked about.
+                if let Some((slot, _)) = by_key.get(key.as_str()) {
+                    pairs.push((*slot, (id, is_managed)));
+                }
             }
         }
-        for ids in groups_of.values_mut() {
-            ids.sort_unstable();
-            ids.dedup();
+        // Grouped by slot with a counting sort: one flat list instead of a vector per account.
+        let mut member_start = vec![0u32; slots + 1];
+        for (slot, _) in &pairs {
+            member_start[*slot as usize + 1] += 1;
         }
+        for s in 0..slots {
+            member_start[s + 1] += member_start[s];
+        }
+        let mut fill = member_start.clone();
+        let mut members = vec![(0u32, false); pairs.len()];
+        for (slot, member) in pairs {
+            let at = &mut fill[slot as usize];
+            members[*at as usize] = member;
+            *at += 1;
+        }
+        drop(fill);
+        // Sort and dedup each slot (one group may be listed under two spellings: managed if
+        // either is), compacting the list as we go.
+        let mut write = 0usize;
+        for s in 0..slots {
+            let (from, to) = (member_start[s] as usize, member_start[s + 1] as usize);
+            members[from..to].sort_unstable();
+            member_start[s] = u32::try_from(write).unwrap_or(u32::MAX);
+            for r in from..to {
+                let (id, is_managed) = members[r];
+                if write > member_start[s] as usize && members[write - 1].0 == id {
+                    members[write - 1].1 |= is_managed;
+                } else {
+                    members[write] = (id, is_managed);
+                    write += 1;
+                }
+            }
+        }
+        member_start[slots] = u32::try_from(write).unwrap_or(u32::MAX);
+        members.truncate(write);
+
         Actual {
-            by_key: state.users.iter().map(|u| (u.key.as_str(), u)).collect(),
-            by_username: state
-                .users
-                .iter()
-                .map(|u| (lower(&u.username), u))
-                .collect(),
-            by_email: by_email
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|u| (k, u)))
-                .collect(),
-            groups_of,
+            users: &state.users,
+            by_key,
+            slot_of,
+            member_start,
+            members,
+            by_username: OnceCell::new(),
+            by_email: OnceCell::new(),
         }
     }
 
-    fn groups_of(&self, key: &str) -> &[u32] {
-        self.groups_of.get(key).map_or(&[], Vec::as_slice)
+    fn user(&self, account: u32) -> &'a TargetUser {
+        &self.users[account as usize]
+    }
+
+    /// The account with this key (the last one, should the target list two).
+    fn by_key(&self, key: &str) -> Option<u32> {
+        self.by_key.get(key).map(|(_, account)| *account)
+    }
+
+    fn by_username(&self, lower_username: &str) -> Option<u32> {
+        self.by_username
+            .get_or_init(|| {
+                let mut map = fast_map(self.users.len());
+                for (i, u) in self.users.iter().enumerate() {
+                    map.insert(lower(&u.username), u32::try_from(i).unwrap_or(u32::MAX));
+                }
+                map
+            })
+            .get(lower_username)
+            .copied()
+    }
+
+    fn by_email(&self, lower_email: &str) -> Option<u32> {
+        self.by_email
+            .get_or_init(|| {
+                let mut map: FastMap<Cow<'a, str>, Option<u32>> = fast_map(self.users.len());
+                for (i, u) in self.users.iter().enumerate() {
+                    if let Some(email) = &u.email {
+                        let i = u32::try_from(i).unwrap_or(u32::MAX);
+                        map.entry(lower(email))
+                            .and_modify(|e| *e = None)
+                            .or_insert(Some(i));
+                    }
+                }
+                map
+            })
+            .get(lower_email)
+            .copied()
+            .flatten()
+    }
+
+    /// The groups an account is in (sorted ids) and, for each, whether this app manages it.
+    fn groups_of(&self, account: u32) -> &[(u32, bool)] {
+        let slot = self.slot_of[account as usize] as usize;
+        &self.members[self.member_start[slot] as usize..self.member_start[slot + 1] as usize]
+    }
+}
+
+/// Source users numbered by object id (the same id twice, which a sane source never sends,
+/// shares a number).
+struct SourceSlots<'s> {
+    by_id: FastMap<&'s str, u32>,
+    /// The ids are strictly increasing, as the snapshot's map (ordered by id) has them unless a
+    /// key differs from its user's id: then a user's number is its position, no lookup needed.
+    in_order: bool,
+}
+
+impl<'s> SourceSlots<'s> {
+    fn new(concat: &'s str, ids: impl Iterator<Item = &'s str>) -> Self {
+        let mut by_id: FastMap<&str, u32> = fast_map(ids.size_hint().0);
+        let mut in_order = true;
+        let mut last: Option<&str> = None;
+        for id in pieces(concat, ids) {
+            in_order &= last.is_none_or(|last| last < id);
+            last = Some(id);
+            let next = u32::try_from(by_id.len()).unwrap_or(u32::MAX);
+            by_id.entry(id).or_insert(next);
+        }
+        SourceSlots { by_id, in_order }
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// The number of the user at `position` in the snapshot, whose id is `id`.
+    fn of_user(&self, position: usize, id: &str) -> Option<u32> {
+        if self.in_order {
+            u32::try_from(position).ok()
+        } else {
+            self.by_id.get(id).copied()
+        }
+    }
+
+    /// Calls `found` with the number of each member that is a user in the snapshot, in order.
+    fn of_members(&self, members: &BTreeSet<String>, mut found: impl FnMut(u32)) {
+        for member in members {
+            if let Some(slot) = self.by_id.get(member.as_str()) {
+                found(*slot);
+            }
+        }
     }
 }
 
 /// Why a user belongs in a target group.
 #[derive(Clone, Copy)]
-enum GroupReason<'s> {
-    SourceGroup(&'s str),
+enum GroupReason {
+    /// The mapping with this number (its text is made once per mapping, not per member).
+    SourceGroup(u32),
     AllUsers,
     NewUsers,
 }
 
-impl GroupReason<'_> {
-    fn text(self) -> String {
+/// Why a membership is removed while deprovisioning.
+#[derive(Clone, Copy)]
+enum Why {
+    Disabled,
+    OutOfScope,
+}
+
+impl Why {
+    fn text(self) -> &'static str {
         match self {
-            GroupReason::SourceGroup(name) => format!("member of source group {name:?}"),
-            GroupReason::AllUsers => "default group for all users".to_owned(),
-            GroupReason::NewUsers => "default group for new users".to_owned(),
+            Why::Disabled => "disabled at the source",
+            Why::OutOfScope => "no longer in scope at the source",
         }
     }
+
+    fn strip_text(self) -> &'static str {
+        match self {
+            Why::Disabled => "disabled at the source (users.strip_groups_on_deprovision)",
+            Why::OutOfScope => {
+                "no longer in scope at the source (users.strip_groups_on_deprovision)"
+            }
+        }
+    }
+}
+
+/// Why a membership is added or removed.
+#[derive(Clone, Copy)]
+enum MembershipReason {
+    Wanted(GroupReason),
+    NoLongerMapped,
+    Enforced,
+    Stripped(Why),
 }
 
 /// What a plan needs besides the builder: the indexes, shared by the helper functions.
@@ -236,40 +530,91 @@ struct Ctx<'a> {
     input: &'a PlanInput<'a>,
     actual: Actual<'a>,
     index: GroupIndex,
-    /// account key → groups whose membership this app manages (sorted ids)
-    managed_of: HashMap<&'a str, Vec<u32>>,
+    /// account key → the link that owns it (the last one listed), for adoptions and creations
+    owner_of_key: OnceCell<FastMap<&'a str, &'a Link>>,
+    /// lower-case username → the leads it holds (positions in `ActualState::leads`)
+    leads_of: OnceCell<FastMap<Cow<'a, str>, Vec<usize>>>,
 }
 
-impl Ctx<'_> {
-    fn manages(&self, key: &str, group: u32) -> bool {
-        self.managed_of
+impl<'a> Ctx<'a> {
+    fn owner_of_key(&self, key: &str) -> Option<&'a Link> {
+        self.owner_of_key
+            .get_or_init(|| {
+                let mut map = fast_map(self.input.links.len());
+                for l in self.input.links {
+                    map.insert(l.key.as_str(), l);
+                }
+                map
+            })
             .get(key)
-            .is_some_and(|ids| ids.binary_search(&group).is_ok())
+            .copied()
+    }
+
+    fn leads_of(&self, username: &str) -> &[usize] {
+        self.leads_of
+            .get_or_init(|| {
+                let mut map: FastMap<Cow<'a, str>, Vec<usize>> = fast_map(0);
+                for (i, lead) in self.input.actual.leads.iter().enumerate() {
+                    map.entry(lower(&lead.lead)).or_default().push(i);
+                }
+                map
+            })
+            .get(&*lower(username))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
-/// What the rules want for one source user on this target.
-struct Desired<'s> {
-    source: &'s SourceUser,
-    username: String,
-    email: Option<String>,
-    display_name: Option<String>,
-    attributes: BTreeMap<String, String>,
-    /// target groups (sorted ids, one reason each)
-    groups: Vec<(u32, GroupReason<'s>)>,
+/// The account a membership operation is about, shared by all of that user's memberships.
+struct Subject<'a> {
+    key: &'a str,
+    user: Cow<'a, str>,
+    source_id: Option<&'a str>,
 }
+
+/// A membership operation, kept small until the plan is complete: a first plan of 100k users
+/// has half a million of them, and a full `PlannedOperation` each (five strings) while planning
+/// would double the plan's peak memory.
+struct Membership {
+    group: u32,
+    subject: u32,
+    reason: MembershipReason,
+}
+
+const KINDS: usize = OperationKind::ALL.len();
 
 /// Accumulates operations and warnings; warnings of one kind are folded into one line.
 struct Builder<'a> {
     target: &'a str,
-    ops: Vec<PlannedOperation>,
+    /// Operations other than memberships, one list per kind (by `OperationKind as usize`, which
+    /// is plan order): the plan comes out in order without sorting.
+    ops: [Vec<PlannedOperation>; KINDS],
+    adds: Vec<Membership>,
+    removes: Vec<Membership>,
+    subjects: Vec<Subject<'a>>,
     warnings: Vec<String>,
     folded: BTreeMap<&'static str, (usize, String)>,
 }
 
 impl<'a> Builder<'a> {
+    fn new(target: &'a str) -> Self {
+        Builder {
+            target,
+            ops: std::array::from_fn(|_| Vec::new()),
+            adds: Vec::new(),
+            removes: Vec::new(),
+            subjects: Vec::new(),
+            warnings: Vec::new(),
+            folded: BTreeMap::new(),
+        }
+    }
+
     fn op(&mut self, op: Operation, reason: impl Into<String>, source_id: Option<&str>) {
-        self.ops.push(PlannedOperation {
+        let kind = op.kind();
+        debug_assert!(!matches!(
+            kind,
+            OperationKind::AddMembership | OperationKind::RemoveMembership
+        ));
+        self.ops[kind as usize].push(PlannedOperation {
             target: self.target.to_owned(),
             op,
             reason: reason.into(),
@@ -277,26 +622,125 @@ impl<'a> Builder<'a> {
         });
     }
 
+    /// The subject of one user's membership operations, made on the first of them.
+    fn subject(&mut self, made: &mut Option<u32>, make: impl FnOnce() -> Subject<'a>) -> u32 {
+        *made.get_or_insert_with(|| {
+            self.subjects.push(make());
+            u32::try_from(self.subjects.len() - 1).unwrap_or(u32::MAX)
+        })
+    }
+
+    fn add(&mut self, group: u32, subject: u32, reason: MembershipReason) {
+        self.adds.push(Membership {
+            group,
+            subject,
+            reason,
+        });
+    }
+
+    fn remove(&mut self, group: u32, subject: u32, reason: MembershipReason) {
+        self.removes.push(Membership {
+            group,
+            subject,
+            reason,
+        });
+    }
+
     fn warn(&mut self, warning: String) {
         self.warnings.push(warning);
     }
 
-    /// A warning that may apply to many users: reported once with a count and an example.
-    fn warn_folded(&mut self, what: &'static str, example: String) {
-        let entry = self.folded.entry(what).or_insert((0, example));
-        entry.0 += 1;
+    /// A warning that may apply to many users: reported once with a count and the first
+    /// example (made only for the first: the others would be thrown away).
+    fn warn_folded(&mut self, what: &'static str, example: impl FnOnce() -> String) {
+        self.folded.entry(what).or_insert_with(|| (0, example())).0 += 1;
     }
 
-    fn finish(mut self) -> (Vec<PlannedOperation>, Vec<String>) {
-        for (what, (count, example)) in std::mem::take(&mut self.folded) {
-            self.warnings
-                .push(format!("{what}: {count} user(s), e.g. {example}"));
+    /// The operations in plan order (by kind; within a kind, in the order they were planned:
+    /// source users by object id, which is deterministic), and the warnings. With
+    /// `keep_removals` false, removals are left out and only counted.
+    fn finish(
+        self,
+        index: &GroupIndex,
+        source_reasons: &[String],
+        keep_removals: bool,
+    ) -> (Vec<PlannedOperation>, Vec<String>, usize) {
+        let Builder {
+            target,
+            ops,
+            adds,
+            removes,
+            subjects,
+            mut warnings,
+            folded,
+        } = self;
+        for (what, (count, example)) in folded {
+            warnings.push(format!("{what}: {count} user(s), e.g. {example}"));
         }
-        // Plan order: by kind. The sort is stable, so within a kind operations keep the order
-        // they were planned in (source users by object id), which is deterministic; comparing
-        // names instead would cost more than the rest of a 100k-user plan.
-        self.ops.sort_by_key(|o| o.op.kind());
-        (self.ops, self.warnings)
+        let len = |kind: OperationKind| match kind {
+            OperationKind::AddMembership => adds.len(),
+            OperationKind::RemoveMembership => removes.len(),
+            _ => ops[kind as usize].len(),
+        };
+        let mut total = 0;
+        let mut held = 0;
+        for kind in OperationKind::ALL {
+            if keep_removals || !kind.is_removal() {
+                total += len(kind);
+            } else {
+                held += len(kind);
+            }
+        }
+        let materialize = |m: &Membership, add: bool| {
+            let group = index.name(m.group).spelling.clone();
+            let subject = &subjects[m.subject as usize];
+            let (key, user) = (subject.key.to_owned(), subject.user.as_ref().to_owned());
+            let reason = match m.reason {
+                MembershipReason::Wanted(GroupReason::SourceGroup(i)) => {
+                    source_reasons[i as usize].clone()
+                }
+                MembershipReason::Wanted(GroupReason::AllUsers) => {
+                    "default group for all users".to_owned()
+                }
+                MembershipReason::Wanted(GroupReason::NewUsers) => {
+                    "default group for new users".to_owned()
+                }
+                MembershipReason::NoLongerMapped => {
+                    "no longer in a source group mapped to this group".to_owned()
+                }
+                MembershipReason::Enforced => {
+                    "not in the mapped source group (memberships = enforce)".to_owned()
+                }
+                MembershipReason::Stripped(why) => why.strip_text().to_owned(),
+            };
+            PlannedOperation {
+                target: target.to_owned(),
+                op: if add {
+                    Operation::AddMembership { group, key, user }
+                } else {
+                    Operation::RemoveMembership { group, key, user }
+                },
+                reason,
+                source_id: subject.source_id.map(str::to_owned),
+            }
+        };
+        // Exactly sized: the list of a large plan is its biggest allocation.
+        let mut out = Vec::with_capacity(total);
+        for (kind, list) in OperationKind::ALL.into_iter().zip(ops) {
+            if !keep_removals && kind.is_removal() {
+                continue;
+            }
+            match kind {
+                OperationKind::AddMembership => {
+                    out.extend(adds.iter().map(|m| materialize(m, true)));
+                }
+                OperationKind::RemoveMembership => {
+                    out.extend(removes.iter().map(|m| materialize(m, false)));
+                }
+                _ => out.extend(list),
+            }
+        }
+        (out, warnings, held)
     }
 }
 
@@ -306,34 +750,34 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let rules = &input.users.config;
     let group_rules = &input.groups.config;
     let mut index = GroupIndex::default();
-    let actual = Actual::new(input.actual, &mut index);
-    let mut b = Builder {
-        target: input.target,
-        ops: Vec::new(),
-        warnings: Vec::new(),
-        folded: BTreeMap::new(),
-    };
+    let account_keys = concat(input.actual.users.iter().map(|u| u.key.as_str()));
+    let actual = Actual::new(
+        input.actual,
+        &account_keys,
+        input.managed_memberships,
+        &mut index,
+    );
+    let mut b = Builder::new(input.target);
 
-    // Links: whose is each account, and which account is each of our source users.
-    let owner_of_key: HashMap<&str, &Link> =
-        input.links.iter().map(|l| (l.key.as_str(), l)).collect();
-    let my_links: BTreeMap<&str, &Link> = input
-        .links
-        .iter()
-        .filter(|l| l.app == input.app)
-        .map(|l| (l.source_id.as_str(), l))
-        .collect();
+    // Links: which account is each of our source users. The other apps' links are only looked
+    // at (through `Ctx::owner_of_key`) when an account is about to be adopted or created.
+    // A source id linked twice: the last link listed wins. The flag records that the source
+    // user is still in scope.
+    let mut my_links: FastMap<&str, (&Link, bool)> = fast_map(input.links.len());
+    for l in input.links.iter().filter(|l| l.app == input.app) {
+        my_links.insert(l.source_id.as_str(), (l, false));
+    }
     let mut dropped_links = Vec::new();
     let mut adoptions = Vec::new();
     let mut claimed = Vec::new();
 
     // Group mapping → the target groups each source group (with its nested groups) feeds.
     let (mappings, mapping_warnings) = input.groups.resolve(input.snapshot);
-    for w in mapping_warnings {
-        b.warn(w);
-    }
-    let mut direct_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = HashMap::new();
-    for m in &mappings {
+    let mut direct_targets: FastMap<&str, Vec<(u32, GroupReason)>> = fast_map(mappings.len());
+    let mut source_reasons = Vec::with_capacity(mappings.len());
+    for (i, m) in mappings.iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        source_reasons.push(format!("member of source group {:?}", m.source_name));
         for t in &m.targets {
             let id = index.intern(t);
             let name = index.name_mut(id);
@@ -342,7 +786,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             direct_targets
                 .entry(m.source_id.as_str())
                 .or_default()
-                .push((id, GroupReason::SourceGroup(m.source_name.as_str())));
+                .push((id, GroupReason::SourceGroup(i)));
         }
     }
     let mut all_user_defaults = Vec::new();
@@ -361,8 +805,8 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     }
     // A user in a nested group is in every group above it: each source group feeds the targets
     // of its ancestors too. Worked out once per group, not once per user.
-    let group_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = if input.nested_groups {
-        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut group_targets: Vec<(&str, Vec<(u32, GroupReason)>)> = if input.nested_groups {
+        let mut parents: FastMap<&str, Vec<&str>> = fast_map(input.snapshot.groups.len());
         for g in input.snapshot.groups.values() {
             for child in &g.group_members {
                 parents
@@ -389,74 +833,48 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             })
             .collect()
     } else {
-        direct_targets
+        direct_targets.into_iter().collect()
     };
-    let mut user_targets: HashMap<&str, Vec<(u32, GroupReason<'_>)>> = HashMap::new();
-    for (group_id, targets) in &group_targets {
-        if let Some(group) = input.snapshot.groups.get(*group_id) {
-            for user in &group.user_members {
-                user_targets
-                    .entry(user.as_str())
-                    .or_default()
-                    .extend(targets.iter().copied());
+    // By source group id: when two source groups feed one target group, the reason given is
+    // that of the first of them by id (the lookup this replaces went in hash order, so which
+    // reason a plan gave could change from run to run).
+    group_targets.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+    // Source users by object id (the same id twice, which a sane source never sends, shares a
+    // slot, and the first of them in scope gets the groups, as before).
+    let source_ids = concat(input.snapshot.users.values().map(|u| u.id.as_str()));
+    let source_slots = SourceSlots::new(
+        &source_ids,
+        input.snapshot.users.values().map(|u| u.id.as_str()),
+    );
+    // Each user's source groups that map somewhere (positions in `group_targets`, in order),
+    // grouped by user with a counting sort into one flat list.
+    let (feeds_start, feeds) = {
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for (g, (group_id, _)) in group_targets.iter().enumerate() {
+            if let Some(group) = input.snapshot.groups.get(*group_id) {
+                let g = u32::try_from(g).unwrap_or(u32::MAX);
+                source_slots.of_members(&group.user_members, |slot| pairs.push((slot, g)));
             }
         }
-    }
-
-    // Desired users, one per username (first by source id wins; the other is reported).
-    let mut desired: Vec<Desired<'_>> = Vec::with_capacity(input.snapshot.users.len());
-    let mut seen_usernames: HashMap<String, &str> = HashMap::new();
-    for user in input.snapshot.users.values() {
-        let Some(username) = input.users.username(user) else {
-            b.warn_folded(
-                "skipped: the username attribute is empty",
-                format!("source user {}", user.id),
-            );
-            continue;
-        };
-        if let Some(first) = seen_usernames.get(&lower(&username)) {
-            b.warn(format!(
-                "skipped source user {}: username {username:?} is already produced by source user {first}",
-                user.id
-            ));
-            continue;
+        let slots = source_slots.len();
+        let mut start = vec![0u32; slots + 1];
+        for (slot, _) in &pairs {
+            start[*slot as usize + 1] += 1;
         }
-        seen_usernames.insert(lower(&username), user.id.as_str());
-        let mut groups = user_targets.remove(user.id.as_str()).unwrap_or_default();
-        groups.extend(
-            all_user_defaults
-                .iter()
-                .map(|id| (*id, GroupReason::AllUsers)),
-        );
-        // Stable sort, then the first reason of each group is kept.
-        groups.sort_by_key(|(id, _)| *id);
-        groups.dedup_by_key(|(id, _)| *id);
-        let display_name = input
-            .users
-            .display_name(user)
-            .or_else(|| Some(username.clone()));
-        desired.push(Desired {
-            email: input.users.email(user),
-            display_name,
-            attributes: input.users.custom_attributes(user),
-            groups,
-            username,
-            source: user,
-        });
-    }
-
-    if !rules.custom_attributes.is_empty() && !caps.custom_attributes {
-        b.warn(format!(
-            "{} has no custom attributes: users.custom_attributes ({}) are not synced to it",
-            input.target,
-            rules
-                .custom_attributes
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+        for s in 0..slots {
+            start[s + 1] += start[s];
+        }
+        let mut fill = start.clone();
+        let mut feeds = vec![0u32; pairs.len()];
+        for (slot, g) in pairs {
+            let at = &mut fill[slot as usize];
+            feeds[*at as usize] = g;
+            *at += 1;
+        }
+        (start, feeds)
+    };
+    let mut feeds_taken = vec![false; source_slots.len()];
 
     // Target groups the plan must create if they are missing.
     let mut needed = vec![false; index.names.len()];
@@ -469,34 +887,73 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         needed[*id as usize] = true;
     }
 
-    let mut managed_of: HashMap<&str, Vec<u32>> = HashMap::new();
-    for (group, key) in input.managed_memberships {
-        if let Some(id) = index.ids.get(group) {
-            managed_of.entry(key.as_str()).or_default().push(*id);
-        }
-    }
-    for ids in managed_of.values_mut() {
-        ids.sort_unstable();
-    }
     let enforce = group_rules.memberships == idsync_config::MembershipPolicy::Enforce;
     let ctx = Ctx {
         input,
         actual,
         index,
-        managed_of,
+        owner_of_key: OnceCell::new(),
+        leads_of: OnceCell::new(),
     };
     let actual = &ctx.actual;
 
+    // Warnings come in this order: the mapping's, the users skipped for their username, the
+    // custom attributes', then those of planning the users (pushed to the builder).
+    let mut username_warnings = Vec::new();
     let mut managed_users = 0usize;
-    let mut in_scope_ids: BTreeSet<&str> = BTreeSet::new();
+    // One username per target account: the first source user by id wins.
+    let mut seen_usernames: FastMap<String, &str> = fast_map(input.snapshot.users.len());
+    // The target groups one user should be in (sorted ids, one reason each); reused.
+    let mut groups: Vec<(u32, GroupReason)> = Vec::new();
 
-    for d in &desired {
-        let src = d.source;
-        in_scope_ids.insert(src.id.as_str());
+    for (position, src) in input.snapshot.users.values().enumerate() {
+        let Some(username) = input.users.username(src) else {
+            b.warn_folded("skipped: the username attribute is empty", || {
+                format!("source user {}", src.id)
+            });
+            continue;
+        };
+        let lower_username = lower(&username);
+        if let Some(first) = seen_usernames.get(&*lower_username) {
+            username_warnings.push(format!(
+                "skipped source user {}: username {username:?} is already produced by source user {first}",
+                src.id
+            ));
+            continue;
+        }
+        seen_usernames.insert(lower_username.into_owned(), src.id.as_str());
+
+        // What the rules want for this user.
+        groups.clear();
+        if let Some(slot) = source_slots.of_user(position, &src.id) {
+            let slot = slot as usize;
+            if !feeds_taken[slot] {
+                feeds_taken[slot] = true;
+                let range = feeds_start[slot] as usize..feeds_start[slot + 1] as usize;
+                for g in &feeds[range] {
+                    groups.extend(group_targets[*g as usize].1.iter().copied());
+                }
+            }
+        }
+        groups.extend(
+            all_user_defaults
+                .iter()
+                .map(|id| (*id, GroupReason::AllUsers)),
+        );
+        // Stable sort, then the first reason of each group is kept.
+        groups.sort_by_key(|(id, _)| *id);
+        groups.dedup_by_key(|(id, _)| *id);
+        let email = input.users.email_str(src);
+        let display_name = input
+            .users
+            .display_name_str(src)
+            .unwrap_or(username.as_str());
+
         // Which account is this user?
-        let mut account: Option<&TargetUser> = None;
-        if let Some(link) = my_links.get(src.id.as_str()) {
-            match actual.by_key.get(link.key.as_str()) {
+        let mut account: Option<u32> = None;
+        if let Some((link, in_scope)) = my_links.get_mut(src.id.as_str()) {
+            *in_scope = true;
+            match actual.by_key(&link.key) {
                 Some(a) => account = Some(a),
                 None => dropped_links.push((*link).clone()),
             }
@@ -505,43 +962,41 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             let mut candidate = None;
             for by in &rules.adopt_by {
                 let found = match by {
-                    AdoptBy::Username => actual.by_username.get(&lower(&d.username)),
-                    AdoptBy::Email => d
-                        .email
-                        .as_ref()
-                        .and_then(|e| actual.by_email.get(&lower(e))),
+                    AdoptBy::Username => actual.by_username(&lower(&username)),
+                    AdoptBy::Email => email.and_then(|e| actual.by_email(&lower(e))),
                 };
                 if let Some(found) = found {
-                    candidate = Some((*found, *by));
+                    candidate = Some((found, *by));
                     break;
                 }
             }
             if let Some((found, by)) = candidate {
-                match owner_of_key.get(found.key.as_str()) {
+                let found_user = actual.user(found);
+                match ctx.owner_of_key(&found_user.key) {
                     Some(owner) if owner.app != input.app => {
                         b.warn(format!(
                             "skipped {:?}: account {:?} is managed by app {:?} (first owner wins)",
-                            d.username, found.username, owner.app
+                            username, found_user.username, owner.app
                         ));
                         continue;
                     }
                     Some(owner) if owner.source_id != src.id => {
                         b.warn(format!(
                             "skipped {:?}: account {:?} is linked to another source user ({})",
-                            d.username, found.username, owner.source_id
+                            username, found_user.username, owner.source_id
                         ));
                         continue;
                     }
                     _ => {
                         let how = match by {
-                            AdoptBy::Username => "same username",
-                            AdoptBy::Email => "same email",
+                            AdoptBy::Username => "existing account adopted (same username)",
+                            AdoptBy::Email => "existing account adopted (same email)",
                         };
                         adoptions.push(Adoption {
                             source_id: src.id.clone(),
-                            key: found.key.clone(),
-                            user: found.username.clone(),
-                            reason: format!("existing account adopted ({how})"),
+                            key: found_user.key.clone(),
+                            user: found_user.username.clone(),
+                            reason: how.to_owned(),
                         });
                         account = Some(found);
                     }
@@ -549,46 +1004,43 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             }
         }
 
-        let Some(account) = account else {
+        let Some(account_id) = account else {
             // No account yet.
             if !src.enabled {
                 continue;
             }
             if !rules.create {
-                b.warn_folded(
-                    "not created because users.create = false",
-                    format!("{:?}", d.username),
-                );
+                b.warn_folded("not created because users.create = false", || {
+                    format!("{username:?}")
+                });
                 continue;
             }
-            if let Some(taken) = actual.by_username.get(&lower(&d.username)) {
-                let owner = owner_of_key
-                    .get(taken.key.as_str())
+            if let Some(taken) = actual.by_username(&lower(&username)) {
+                let owner = ctx
+                    .owner_of_key(&actual.user(taken).key)
                     .map(|l| format!("managed by app {:?}", l.app))
                     .unwrap_or_else(|| "not adoptable under users.adopt_by".to_owned());
                 b.warn(format!(
-                    "skipped {:?}: an account with that username exists ({owner})",
-                    d.username
+                    "skipped {username:?}: an account with that username exists ({owner})"
                 ));
                 continue;
             }
             let attributes = if caps.custom_attributes {
-                d.attributes.clone()
+                input.users.custom_attributes(src)
             } else {
                 BTreeMap::new()
             };
             b.op(
                 Operation::CreateUser {
-                    user: d.username.clone(),
-                    email: d.email.clone(),
-                    display_name: d.display_name.clone(),
+                    user: username.clone(),
+                    email: email.map(str::to_owned),
+                    display_name: Some(display_name.to_owned()),
                     attributes,
                     external_id: Some(src.id.clone()),
                 },
                 "in scope at the source, no account yet",
                 Some(&src.id),
             );
-            let mut groups = d.groups.clone();
             groups.extend(
                 new_user_defaults
                     .iter()
@@ -596,29 +1048,28 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             );
             groups.sort_by_key(|(id, _)| *id);
             groups.dedup_by_key(|(id, _)| *id);
-            for (group, reason) in groups {
-                let Some(spelled) = need_group(&mut needed, &ctx.index, group) else {
+            let mut subject = None;
+            for (group, reason) in &groups {
+                if !need_group(&mut needed, &ctx.index, *group) {
                     b.warn_folded(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        format!("{:?}", ctx.index.name(group).spelling),
+                        || format!("{:?}", ctx.index.name(*group).spelling),
                     );
                     continue;
-                };
-                b.op(
-                    Operation::AddMembership {
-                        group: spelled,
-                        // The key is only known once the account exists; the executor fills it.
-                        key: String::new(),
-                        user: d.username.clone(),
-                    },
-                    reason.text(),
-                    Some(&src.id),
-                );
+                }
+                let s = b.subject(&mut subject, || Subject {
+                    // The key is only known once the account exists; the executor fills it.
+                    key: "",
+                    user: Cow::Owned(username.clone()),
+                    source_id: Some(src.id.as_str()),
+                });
+                b.add(*group, s, MembershipReason::Wanted(*reason));
             }
             continue;
         };
 
         managed_users += 1;
+        let account = actual.user(account_id);
         let key = account.key.as_str();
         let will_be_active = if src.enabled {
             if !account.active {
@@ -633,10 +1084,9 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     );
                     true
                 } else {
-                    b.warn_folded(
-                        "not reactivated because users.reactivate = false",
-                        format!("{:?}", account.username),
-                    );
+                    b.warn_folded("not reactivated because users.reactivate = false", || {
+                        format!("{:?}", account.username)
+                    });
                     false
                 }
             } else {
@@ -648,71 +1098,73 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 deprovision(
                     &mut b,
                     &ctx,
-                    account,
+                    account_id,
                     rules.on_disable,
-                    "disabled at the source",
+                    Why::Disabled,
                     Some(&src.id),
                 );
             } else if rules.strip_groups_on_deprovision {
-                strip_memberships(&mut b, &ctx, account, "disabled at the source");
+                strip_memberships(&mut b, &ctx, account_id, Why::Disabled);
             }
             false
         };
 
         // Rename (the link follows the object id, so a UPN change is a rename, not a new user).
-        let mut username = account.username.clone();
-        if lower(&account.username) != lower(&d.username) {
+        let mut renamed = false;
+        if !same_lower(&account.username, &username) {
             if !rules.rename {
-                b.warn_folded(
-                    "not renamed because users.rename = false",
-                    format!("{:?} → {:?}", account.username, d.username),
-                );
+                b.warn_folded("not renamed because users.rename = false", || {
+                    format!("{:?} → {:?}", account.username, username)
+                });
             } else if !caps.rename_user {
-                b.warn_folded(
-                    "not renamed: this product cannot rename users",
-                    format!("{:?} → {:?}", account.username, d.username),
-                );
-            } else if let Some(other) = actual.by_username.get(&lower(&d.username)) {
+                b.warn_folded("not renamed: this product cannot rename users", || {
+                    format!("{:?} → {:?}", account.username, username)
+                });
+            } else if let Some(other) = actual.by_username(&lower(&username)) {
                 b.warn(format!(
                     "cannot rename {:?} to {:?}: another account ({}) has that username",
-                    account.username, d.username, other.key
+                    account.username,
+                    username,
+                    actual.user(other).key
                 ));
             } else {
                 b.op(
                     Operation::RenameUser {
                         key: key.to_owned(),
                         user: account.username.clone(),
-                        new_username: d.username.clone(),
+                        new_username: username.clone(),
                     },
                     "username attribute changed at the source",
                     Some(&src.id),
                 );
-                username = d.username.clone();
+                renamed = true;
             }
         }
+        // The name the account has once the operations before a later one are done.
+        let username_now: &str = if renamed {
+            &username
+        } else {
+            &account.username
+        };
 
         if rules.update {
             let mut changes = UserChanges::default();
             // A target that does not report e-mail addresses (Confluence's REST API never
             // does) gives `None`: nothing to compare with, so no update every run.
             if caps.update_email
-                && d.email.is_some()
-                && account.email.is_some()
-                && d.email.as_deref().map(lower) != account.email.as_deref().map(lower)
+                && let (Some(want), Some(has)) = (email, &account.email)
+                && !same_lower(want, has)
             {
-                changes.email = d.email.clone();
+                changes.email = Some(want.to_owned());
             }
-            if caps.update_display_name
-                && d.display_name.is_some()
-                && d.display_name != account.display_name
-            {
-                changes.display_name = d.display_name.clone();
+            if caps.update_display_name && account.display_name.as_deref() != Some(display_name) {
+                changes.display_name = Some(display_name.to_owned());
             }
             if !changes.is_empty() {
                 b.op(
                     Operation::UpdateUser {
                         key: key.to_owned(),
-                        user: username.clone(),
+                        user: username_now.to_owned(),
                         changes,
                     },
                     "details changed at the source",
@@ -720,15 +1172,15 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 );
             }
             if caps.custom_attributes {
-                for name in rules.custom_attributes.keys() {
-                    let want = d.attributes.get(name);
-                    if want != account.attributes.get(name) {
+                for (name, source) in &rules.custom_attributes {
+                    let want = src.attr(source);
+                    if want != account.attributes.get(name).map(String::as_str) {
                         b.op(
                             Operation::SetAttribute {
                                 key: key.to_owned(),
-                                user: username.clone(),
+                                user: username_now.to_owned(),
                                 name: name.clone(),
-                                value: want.cloned(),
+                                value: want.map(str::to_owned),
                             },
                             "custom attribute changed at the source",
                             Some(&src.id),
@@ -740,83 +1192,88 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
         // Memberships: only active users gain groups.
         if will_be_active {
-            let current = actual.groups_of(key);
-            for (group, reason) in &d.groups {
-                if current.binary_search(group).is_ok() {
+            let current = actual.groups_of(account_id);
+            let mut subject = None;
+            let subject_of = || Subject {
+                key,
+                user: if renamed {
+                    Cow::Owned(username.clone())
+                } else {
+                    Cow::Borrowed(account.username.as_str())
+                },
+                source_id: Some(src.id.as_str()),
+            };
+            for (group, reason) in &groups {
+                if let Ok(at) = current.binary_search_by_key(group, |(id, _)| *id) {
                     // Already as desired: from now on this app manages it.
-                    if !ctx.manages(key, *group) {
+                    if !current[at].1 {
                         claimed.push((ctx.index.name(*group).lower.clone(), key.to_owned()));
                     }
                     continue;
                 }
-                let Some(spelled) = need_group(&mut needed, &ctx.index, *group) else {
+                if !need_group(&mut needed, &ctx.index, *group) {
                     b.warn_folded(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        format!("{:?}", ctx.index.name(*group).spelling),
+                        || format!("{:?}", ctx.index.name(*group).spelling),
                     );
                     continue;
-                };
-                b.op(
-                    Operation::AddMembership {
-                        group: spelled,
-                        key: key.to_owned(),
-                        user: username.clone(),
-                    },
-                    reason.text(),
-                    Some(&src.id),
-                );
+                }
+                let s = b.subject(&mut subject, subject_of);
+                b.add(*group, s, MembershipReason::Wanted(*reason));
             }
             // Removals: memberships we manage that the rules no longer want, and under
             // `enforce`, any membership of this account in a group we map.
-            for group in current {
-                if d.groups.binary_search_by_key(group, |(id, _)| *id).is_ok() {
+            for (group, managed) in current {
+                if groups.binary_search_by_key(group, |(id, _)| *id).is_ok() {
                     continue;
                 }
                 let name = ctx.index.name(*group);
                 // A default group for new users is a one-time placement: the rules do not
                 // want it on later runs, yet it must not be taken away.
-                let managed = ctx.manages(key, *group) && !name.new_user_default;
+                let managed = *managed && !name.new_user_default;
                 let enforced = enforce && name.mapped;
                 if managed || enforced {
-                    b.op(
-                        Operation::RemoveMembership {
-                            group: name.spelling.clone(),
-                            key: key.to_owned(),
-                            user: username.clone(),
-                        },
+                    let s = b.subject(&mut subject, subject_of);
+                    b.remove(
+                        *group,
+                        s,
                         if managed {
-                            "no longer in a source group mapped to this group"
+                            MembershipReason::NoLongerMapped
                         } else {
-                            "not in the mapped source group (memberships = enforce)"
+                            MembershipReason::Enforced
                         },
-                        Some(&src.id),
                     );
                 }
             }
         }
     }
 
-    // Accounts of ours whose source user has left the scope (or was deleted at the source).
-    for link in my_links.values() {
-        if in_scope_ids.contains(link.source_id.as_str()) {
-            continue;
-        }
-        let Some(account) = actual.by_key.get(link.key.as_str()) else {
-            dropped_links.push((*link).clone());
+    // Accounts of ours whose source user has left the scope (or was deleted at the source), by
+    // source id.
+    let mut gone: Vec<&Link> = my_links
+        .into_values()
+        .filter(|(_, in_scope)| !in_scope)
+        .map(|(link, _)| link)
+        .collect();
+    gone.sort_unstable_by(|a, b| a.source_id.cmp(&b.source_id));
+    for link in gone {
+        let Some(account_id) = actual.by_key(&link.key) else {
+            dropped_links.push(link.clone());
             continue;
         };
         managed_users += 1;
+        let account = actual.user(account_id);
         if account.active || rules.on_leave == LeaveAction::Delete {
             deprovision(
                 &mut b,
                 &ctx,
-                account,
+                account_id,
                 rules.on_leave,
-                "no longer in scope at the source",
+                Why::OutOfScope,
                 Some(&link.source_id),
             );
         } else if rules.strip_groups_on_deprovision {
-            strip_memberships(&mut b, &ctx, account, "no longer in scope at the source");
+            strip_memberships(&mut b, &ctx, account_id, Why::OutOfScope);
         }
     }
 
@@ -836,16 +1293,27 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         }
     }
 
-    let (mut operations, mut warnings) = b.finish();
-    if !input.source_complete {
-        let before = operations.len();
-        operations.retain(|o| !o.op.kind().is_removal());
-        let held = before - operations.len();
-        if held > 0 {
-            warnings.push(format!(
-                "the source read was incomplete: {held} removal(s) and deprovisioning(s) held back until a complete read"
-            ));
-        }
+    let mut warnings = mapping_warnings;
+    warnings.append(&mut username_warnings);
+    if !rules.custom_attributes.is_empty() && !caps.custom_attributes {
+        warnings.push(format!(
+            "{} has no custom attributes: users.custom_attributes ({}) are not synced to it",
+            input.target,
+            rules
+                .custom_attributes
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let (operations, mut planned_warnings, held) =
+        b.finish(&ctx.index, &source_reasons, input.source_complete);
+    warnings.append(&mut planned_warnings);
+    if held > 0 {
+        warnings.push(format!(
+            "the source read was incomplete: {held} removal(s) and deprovisioning(s) held back until a complete read"
+        ));
     }
     dropped_links.sort();
     dropped_links.dedup();
@@ -860,56 +1328,53 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     }
 }
 
-/// Records that a group must exist and returns how to spell it, or `None` when it is missing
-/// and may not be created.
-fn need_group(needed: &mut [bool], index: &GroupIndex, group: u32) -> Option<String> {
+/// Records that a group must exist; false when it is missing and may not be created.
+fn need_group(needed: &mut [bool], index: &GroupIndex, group: u32) -> bool {
     let name = index.name(group);
     if !name.on_target {
         if !name.may_create {
-            return None;
+            return false;
         }
         needed[group as usize] = true;
     }
-    Some(name.spelling.clone())
+    true
 }
 
 /// Plans taking access away from one of our accounts, as `action` says and the target can.
-fn deprovision(
-    b: &mut Builder<'_>,
-    ctx: &Ctx<'_>,
-    account: &TargetUser,
+fn deprovision<'a>(
+    b: &mut Builder<'a>,
+    ctx: &Ctx<'a>,
+    account_id: u32,
     action: LeaveAction,
-    why: &str,
+    why: Why,
     source_id: Option<&str>,
 ) {
     let input = ctx.input;
     let rules = &input.users.config;
     let caps = input.capabilities;
+    let account = ctx.actual.user(account_id);
     let delete = match action {
         LeaveAction::Keep => return,
         LeaveAction::Delete => {
             if !rules.delete {
-                b.warn_folded(
-                    "not deleted because users.delete = false",
-                    format!("{:?}", account.username),
-                );
+                b.warn_folded("not deleted because users.delete = false", || {
+                    format!("{:?}", account.username)
+                });
                 return;
             }
             if !caps.delete_user {
-                b.warn_folded(
-                    "not deleted: this product cannot delete users",
-                    format!("{:?}", account.username),
-                );
+                b.warn_folded("not deleted: this product cannot delete users", || {
+                    format!("{:?}", account.username)
+                });
                 return;
             }
             true
         }
         LeaveAction::Deactivate => {
             if !rules.deactivate {
-                b.warn_folded(
-                    "not deactivated because users.deactivate = false",
-                    format!("{:?}", account.username),
-                );
+                b.warn_folded("not deactivated because users.deactivate = false", || {
+                    format!("{:?}", account.username)
+                });
                 return;
             }
             // A product without deactivation deletes only when its target says so.
@@ -920,16 +1385,14 @@ fn deprovision(
     if caps.leads {
         let mut blocked = None;
         let mut handovers = Vec::new();
-        for lead in &input.actual.leads {
-            if lower(&lead.lead) != lower(&account.username) {
-                continue;
-            }
+        for lead in ctx.leads_of(&account.username) {
+            let lead = &input.actual.leads[*lead];
             let default = match lead.kind {
                 LeadKind::Project => rules.default_project_lead.as_ref(),
                 LeadKind::Component => rules.default_component_lead.as_ref(),
             };
             match default {
-                Some(new_lead) if lower(new_lead) != lower(&account.username) => {
+                Some(new_lead) if !same_lower(new_lead, &account.username) => {
                     handovers.push((lead, new_lead.clone()));
                 }
                 _ if lead.kind == LeadKind::Project => {
@@ -941,8 +1404,11 @@ fn deprovision(
         }
         if let Some(lead) = blocked {
             b.warn(format!(
-                "cannot deprovision {:?} ({why}): they lead project {} ({}); set users.default_project_lead",
-                account.username, lead.id, lead.name
+                "cannot deprovision {:?} ({}): they lead project {} ({}); set users.default_project_lead",
+                account.username,
+                why.text(),
+                lead.id,
+                lead.name
             ));
             return;
         }
@@ -960,7 +1426,7 @@ fn deprovision(
         }
     }
     if rules.strip_groups_on_deprovision && !delete {
-        strip_memberships(b, ctx, account, why);
+        strip_memberships(b, ctx, account_id, why);
     }
     let op = if delete {
         Operation::DeleteUser {
@@ -973,21 +1439,52 @@ fn deprovision(
             user: account.username.clone(),
         }
     };
-    b.op(op, why, source_id);
+    b.op(op, why.text(), source_id);
 }
 
 /// Removes the memberships this app manages for an account being deprovisioned.
-fn strip_memberships(b: &mut Builder<'_>, ctx: &Ctx<'_>, account: &TargetUser, why: &str) {
-    for group in ctx.actual.groups_of(&account.key) {
-        if ctx.manages(&account.key, *group) {
-            b.op(
-                Operation::RemoveMembership {
-                    group: ctx.index.name(*group).spelling.clone(),
-                    key: account.key.clone(),
-                    user: account.username.clone(),
-                },
-                format!("{why} (users.strip_groups_on_deprovision)"),
-                None,
+fn strip_memberships<'a>(b: &mut Builder<'a>, ctx: &Ctx<'a>, account_id: u32, why: Why) {
+    let account = ctx.actual.user(account_id);
+    let mut subject = None;
+    for (group, managed) in ctx.actual.groups_of(account_id) {
+        if *managed {
+            let s = b.subject(&mut subject, || Subject {
+                key: &account.key,
+                user: Cow::Borrowed(&account.username),
+                source_id: None,
+            });
+            b.remove(*group, s, MembershipReason::Stripped(why));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_kinds_index_their_lists_in_plan_order() {
+        // `Builder` files operations under `kind as usize` and reads the lists back in
+        // `OperationKind::ALL` order: the two must agree.
+        for (i, kind) in OperationKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind}");
+        }
+    }
+
+    #[test]
+    fn lower_and_same_lower_agree_with_to_lowercase() {
+        for (a, b) in [
+            ("Ada", "ada"),
+            ("ADA", "adb"),
+            ("\u{212A}elvin", "kelvin"),
+            ("Ünï", "üNÏ"),
+            ("", ""),
+        ] {
+            assert_eq!(lower(a), a.to_lowercase());
+            assert_eq!(
+                same_lower(a, b),
+                a.to_lowercase() == b.to_lowercase(),
+                "{a} {b}"
             );
         }
     }

@@ -1,6 +1,7 @@
 //! Rules compiled from the config: how a source user becomes a target account (username, email,
 //! display name, custom attributes) and which target groups it belongs in.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use idsync_config::{GroupRules, MappingMode, RegexReplace, UserRules};
@@ -75,26 +76,46 @@ impl CompiledUserRules {
         let raw = std::iter::once(&rule.attribute)
             .chain(rule.fallback.iter())
             .find_map(|attr| user.attr(attr).filter(|v| !v.trim().is_empty()))?;
-        let mut name = raw.trim().to_owned();
+        let mut name = raw.trim();
         if rule.strip_domain
             && let Some(at) = name.find('@')
         {
-            name.truncate(at);
+            name = &name[..at];
         }
+        // The planner calls this for every user of a 100k-user directory: allocate once, and
+        // again only when a replacement matched or a letter has to be lowered.
+        let mut name = name.to_owned();
         for r in &self.replace {
-            name = r.pattern.replace_all(&name, r.with.as_str()).into_owned();
+            if let Cow::Owned(replaced) = r.pattern.replace_all(&name, r.with.as_str()) {
+                name = replaced;
+            }
         }
         if rule.lowercase {
-            name = name.to_lowercase();
+            if name.is_ascii() {
+                // Same result as `to_lowercase` for ASCII, without a second string.
+                name.make_ascii_lowercase();
+            } else {
+                name = name.to_lowercase();
+            }
         }
         (!name.is_empty()).then_some(name)
     }
 
     pub fn email(&self, user: &SourceUser) -> Option<String> {
+        self.email_str(user).map(str::to_owned)
+    }
+
+    /// [`Self::email`], borrowed from the user: the planner only copies it when it plans a change.
+    pub(crate) fn email_str<'u>(&self, user: &'u SourceUser) -> Option<&'u str> {
         first_present(user, &self.config.email)
     }
 
     pub fn display_name(&self, user: &SourceUser) -> Option<String> {
+        self.display_name_str(user).map(str::to_owned)
+    }
+
+    /// [`Self::display_name`], borrowed from the user.
+    pub(crate) fn display_name_str<'u>(&self, user: &'u SourceUser) -> Option<&'u str> {
         first_present(user, &self.config.display_name)
     }
 
@@ -122,11 +143,11 @@ impl CompiledUserRules {
     }
 }
 
-fn first_present(user: &SourceUser, attributes: &[String]) -> Option<String> {
+fn first_present<'u>(user: &'u SourceUser, attributes: &[String]) -> Option<&'u str> {
     attributes
         .iter()
         .find_map(|a| user.attr(a).filter(|v| !v.trim().is_empty()))
-        .map(|v| v.trim().to_owned())
+        .map(str::trim)
 }
 
 /// Group rules, ready to apply.
