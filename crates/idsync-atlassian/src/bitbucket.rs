@@ -382,17 +382,8 @@ impl BitbucketDc {
         if !reply.is_success() {
             return Err(self.api.error(&reply, &what));
         }
-        if let Some((_, group)) = licensed {
-            self.add_members(group, &[user.to_owned()])
-                .await
-                .map_err(|e| TargetError {
-                    message: format!(
-                        "user '{user}' was created but holds no licence yet: {}",
-                        e.message
-                    ),
-                    ..e
-                })?;
-        }
+        // The licence group (when not Bitbucket's default one) and the id come with
+        // `complete_creations`, for every new account at once.
         Ok(Applied::CreatedWithoutKey)
     }
 
@@ -532,27 +523,63 @@ impl BitbucketDc {
 impl Target for BitbucketDc {
     target_basics!();
 
-    /// A few names are looked up one by one (a filtered list each); many at once by reading
-    /// the whole user list, a thousand per page, which is far fewer requests.
-    async fn keys_of(&self, usernames: &[String]) -> Result<HashMap<String, String>, TargetError> {
+    /// New accounts get their licence group in batches (one at a time for a refused batch, to
+    /// tell who could not have one), then their ids: a few looked up one by one (a filtered
+    /// list each), many at once by reading the whole user list, a thousand per page.
+    async fn complete_creations(
+        &self,
+        usernames: &[String],
+    ) -> Result<HashMap<String, Result<String, TargetError>>, TargetError> {
         const LOOKUPS_AT_MOST: usize = 10;
-        let mut keys = HashMap::new();
+        const LICENCE_BATCH: usize = 500;
+        let mut refused: HashMap<String, TargetError> = HashMap::new();
+        if let Some((_, group)) = self.licensed() {
+            for batch in usernames.chunks(LICENCE_BATCH) {
+                if self.add_members(group, batch).await.is_ok() {
+                    continue;
+                }
+                for user in batch {
+                    if let Err(e) = self.add_members(group, std::slice::from_ref(user)).await {
+                        let message = format!(
+                            "user '{user}' was created but holds no licence yet: {}",
+                            e.message
+                        );
+                        refused.insert(user.to_lowercase(), TargetError { message, ..e });
+                    }
+                }
+            }
+        }
+        let mut keys: HashMap<String, String> = HashMap::new();
         if usernames.len() <= LOOKUPS_AT_MOST {
             for name in usernames {
                 if let Some(user) = self.find_user(name).await? {
                     keys.insert(name.to_lowercase(), user.key());
                 }
             }
-            return Ok(keys);
-        }
-        let wanted: HashSet<String> = usernames.iter().map(|n| n.to_lowercase()).collect();
-        for user in self.users(None).await? {
-            let name = user.name.to_lowercase();
-            if wanted.contains(&name) {
-                keys.insert(name, user.key());
+        } else {
+            let wanted: HashSet<String> = usernames.iter().map(|n| n.to_lowercase()).collect();
+            for user in self.users(None).await? {
+                let name = user.name.to_lowercase();
+                if wanted.contains(&name) {
+                    keys.insert(name, user.key());
+                }
             }
         }
-        Ok(keys)
+        Ok(usernames
+            .iter()
+            .map(|name| {
+                let name = name.to_lowercase();
+                let outcome = match (refused.remove(&name), keys.remove(&name)) {
+                    (Some(e), _) => Err(e),
+                    (None, Some(key)) => Ok(key),
+                    (None, None) => Err(self.api.malformed(
+                        &format!("create user '{name}'"),
+                        "the user was created but cannot be found",
+                    )),
+                };
+                (name, outcome)
+            })
+            .collect())
     }
 
     async fn add_members(

@@ -227,7 +227,7 @@ fn created_without_key(result: &OpResult) -> bool {
         && result.key.is_none()
 }
 
-/// Fills in the keys of accounts the target created without saying their key.
+/// Has the target complete the accounts it created without saying their key.
 async fn learn_keys(
     target: &dyn Target,
     options: ExecOptions,
@@ -237,23 +237,32 @@ async fn learn_keys(
         .iter()
         .filter_map(|r| r.planned.op.user().map(str::to_owned))
         .collect();
-    let keys = with_retries(target, options, "learn keys", || target.keys_of(&names)).await;
+    let completed = with_retries(target, options, "complete creations", || {
+        target.complete_creations(&names)
+    })
+    .await;
     for r in &mut results {
         let name = r.planned.op.user().unwrap_or_default().to_lowercase();
-        match &keys {
-            Ok(keys) => match keys.get(&name) {
-                Some(key) => r.key = Some(key.clone()),
-                None => {
-                    r.error = Some(format!(
-                        "account {name:?} was created but cannot be found to learn its key; the next run adopts it"
-                    ));
-                }
-            },
+        let outcome = match &completed {
+            Ok(completed) => completed.get(&name).cloned().unwrap_or_else(|| {
+                Err(TargetError {
+                    kind: TargetErrorKind::MalformedResponse,
+                    target: target.name().to_owned(),
+                    message: format!("the creation of account {name:?} was not completed"),
+                    status: None,
+                })
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        match outcome {
+            Ok(key) => r.key = Some(key),
+            // The account exists but is not ready for use: the creation counts as failed, so
+            // that what depends on it is skipped; the next run adopts the account. No error
+            // kind: unlike a refusal, this failure did change the target.
             Err(e) => {
-                r.error = Some(format!(
-                    "account {name:?} was created but its key could not be learned ({}); the next run adopts it",
-                    e.message
-                ));
+                r.status = OpStatus::Failed;
+                r.error = Some(format!("{}; the next run adopts the account", e.message));
+                r.error_kind = None;
             }
         }
     }

@@ -139,8 +139,8 @@ pub enum Applied {
     /// adopted: its key.
     Adopted(String),
     /// A user was created, but the product's answer does not say its key (Bitbucket's create
-    /// call answers 204): the executor learns the keys of all such users at once, through
-    /// [`Target::keys_of`], instead of one lookup each.
+    /// call answers 204), and what remains of the creation is done for all such users at once,
+    /// through [`Target::complete_creations`], instead of a few requests each.
     CreatedWithoutKey,
     /// Nothing had to change: the target already was as asked (e.g. already a member).
     AlreadyDone,
@@ -248,12 +248,14 @@ pub trait Target: Send + Sync {
         })
     }
 
-    /// The account keys of these usernames, by lower-case username, for users created with
-    /// [`Applied::CreatedWithoutKey`]. Names not found are left out.
-    async fn keys_of(
+    /// Completes the creation of accounts that gave [`Applied::CreatedWithoutKey`], all at once
+    /// (Bitbucket: grants their licence group in batches and learns their ids). Per lower-case
+    /// username: the account key, or why its creation could not be completed. `Err` when
+    /// nothing could be learned at all.
+    async fn complete_creations(
         &self,
         usernames: &[String],
-    ) -> Result<std::collections::HashMap<String, String>, TargetError> {
+    ) -> Result<std::collections::HashMap<String, Result<String, TargetError>>, TargetError> {
         let _ = usernames;
         Ok(std::collections::HashMap::new())
     }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use atlassian_sim::{AtlassianSim, SimConfig};
 use graph_sim::{GraphSim, TenantSpec};
-use idsync_runner::{Quiet, RunReport, Trigger};
+use idsync_runner::{RunReport, Trigger};
 
 /// Counts live heap bytes and their peak, so the planner's memory can be measured alone.
 struct Counting;
@@ -155,6 +155,15 @@ fn print_report(report: &RunReport, wall: Duration) {
     }
 }
 
+/// Prints each phase of a run with the time it started at, to see where a run's time goes.
+struct Phases(Instant);
+
+impl idsync_runner::Progress for Phases {
+    fn phase(&self, what: &str) {
+        println!("  {:>7.2}s {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let o = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -240,7 +249,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             dry_run: false,
             full_read: false,
         },
-        Arc::new(Quiet),
+        Arc::new(Phases(Instant::now())),
     )
     .await?;
     print_report(&first, t.elapsed());
@@ -294,7 +303,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             dry_run: false,
             full_read: false,
         },
-        Arc::new(Quiet),
+        Arc::new(Phases(Instant::now())),
     )
     .await?;
     print_report(&second, t.elapsed());

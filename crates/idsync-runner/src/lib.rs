@@ -342,6 +342,7 @@ pub async fn sync_app(
     .await;
 
     // 3. Plan each target.
+    progress.phase("planning");
     let mut plans: Vec<Planned> = Vec::new();
     let mut planner_ms = 0;
     for ((target, tc, r), known) in targets.into_iter().zip(reads) {
@@ -387,6 +388,7 @@ pub async fn sync_app(
             // Leads change by hand all the time: who leads what is read afresh before anyone
             // is deprovisioned, and the plan made again with it.
             match target.read_leads().await {
+                Ok(leads) if leads == known.state.leads => {}
                 Ok(leads) => {
                     known.state.leads = leads;
                     let planning = Instant::now();
@@ -506,6 +508,7 @@ pub async fn sync_app(
     }))
     .await;
 
+    progress.phase("recording");
     for (target, tc, plan, results, books, known, epoch) in applied {
         let known_source = known.source;
         store.apply_bookkeeping(&app.name, &tc.name, &books).await?;

@@ -75,11 +75,12 @@ pub async fn create_and_key(target: &dyn Target, op: Operation) -> String {
     let user = op.user().unwrap_or_default().to_lowercase();
     match ok(target, op).await {
         Applied::CreatedWithoutKey => target
-            .keys_of(std::slice::from_ref(&user))
+            .complete_creations(std::slice::from_ref(&user))
             .await
-            .expect("keys learned")
+            .expect("creation completed")
             .remove(&user)
-            .expect("the new user is found"),
+            .expect("the new user is reported")
+            .expect("the new user is complete"),
         other => key_of(other),
     }
 }
