@@ -447,8 +447,13 @@ impl BitbucketDc {
     }
 
     async fn deactivate(&self, user: &str) -> Result<Applied, TargetError> {
-        if self.licensed().is_none() {
+        let Some((licensed, _)) = self.licensed() else {
             return self.delete_user(user).await;
+        };
+        if let [only] = licensed.iter().collect::<Vec<_>>()[..] {
+            // One licence group (the usual case): removing the user from it is one request,
+            // where finding out first which groups they hold would be two.
+            return self.remove_member(only, user).await;
         }
         let held: Vec<String> = self
             .groups_of(user)

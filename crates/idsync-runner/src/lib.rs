@@ -316,12 +316,15 @@ pub async fn sync_app(
     report.notes.extend(read.notes.iter().cloned());
     // The snapshot is complete state, not a list of changes: keeping it now is safe whatever
     // happens to the rest of the run, and spares the next run a full read.
-    match serde_json::to_string(&read.state) {
-        Ok(text) => store.save_source_state(&app.name, &text).await?,
-        Err(e) => report
-            .notes
-            .push(format!("the source snapshot could not be saved: {e}")),
-    }
+    let save_source = async {
+        match serde_json::to_string(&read.state) {
+            Ok(text) => store
+                .save_source_state(&app.name, &text)
+                .await
+                .map(|()| None),
+            Err(e) => Ok(Some(format!("the source snapshot could not be saved: {e}"))),
+        }
+    };
 
     // 2. The targets, at once: read in full, or known from earlier runs.
     progress.phase("reading the targets");
@@ -335,17 +338,32 @@ pub async fn sync_app(
     // A full source read (first run, expired delta token) is a full reconciliation: the
     // targets are read in full too.
     let force_full_read = options.full_read || read.stats.mode != "delta";
+    // What the store holds for each target (links, managed memberships: large at 100k users)
+    // is loaded alongside, each target on its own connection.
     let reads = futures::future::join_all(targets.iter().map(|(t, tc, r)| {
         let attrs: Vec<String> = r.users.config.custom_attributes.keys().cloned().collect();
-        know_target(store, Arc::clone(t), tc, attrs, force_full_read)
-    }))
-    .await;
+        let app_name = &app.name;
+        async move {
+            let (known, links, managed) = futures::join!(
+                know_target(store, Arc::clone(t), tc, attrs, force_full_read),
+                store.links(&tc.name),
+                store.managed_memberships(app_name, &tc.name),
+            );
+            (known, links, managed)
+        }
+    }));
+    // Target futures first, so that their store queries run while the snapshot is written.
+    let (reads, saved) = futures::join!(reads, save_source);
+    if let Some(note) = saved? {
+        report.notes.push(note);
+    }
 
     // 3. Plan each target.
     progress.phase("planning");
     let mut plans: Vec<Planned> = Vec::new();
     let mut planner_ms = 0;
-    for ((target, tc, r), known) in targets.into_iter().zip(reads) {
+    for ((target, tc, r), (known, links, managed)) in targets.into_iter().zip(reads) {
+        let (links, managed) = (links?, managed?);
         let known = match known {
             Ok(k) => k,
             Err(KnowError::Store(e)) => return Err(e.into()),
@@ -361,8 +379,6 @@ pub async fn sync_app(
             report.notes.push(format!("{}: {note}", tc.name));
         }
         let mut known = known;
-        let links = store.links(&tc.name).await?;
-        let managed = store.managed_memberships(&app.name, &tc.name).await?;
         let plan_from = |actual: &ActualState| {
             idsync_engine::plan(&PlanInput {
                 app: &app.name,
@@ -503,22 +519,27 @@ pub async fn sync_app(
                     progress.applied(r);
                 })
                 .await;
-            (target, tc, plan, results, books, known, epoch)
+            // Recorded as soon as this target is done, while the others may still be busy.
+            let known_source = known.source;
+            let recorded = async {
+                store.apply_bookkeeping(&app_name, &tc.name, &books).await?;
+                match epoch {
+                    Some(epoch) => {
+                        keep_known_state(store, tc, target.as_ref(), known, &results, epoch?).await
+                    }
+                    None => Ok(None),
+                }
+            }
+            .await;
+            (target, tc, plan, results, known_source, recorded)
         }
     }))
     .await;
 
     progress.phase("recording");
-    for (target, tc, plan, results, books, known, epoch) in applied {
-        let known_source = known.source;
-        store.apply_bookkeeping(&app.name, &tc.name, &books).await?;
-        if let Some(epoch) = epoch {
-            let epoch = epoch?;
-            if let Some(note) =
-                keep_known_state(store, tc, target.as_ref(), known, &results, epoch).await?
-            {
-                report.notes.push(note);
-            }
+    for (target, tc, plan, results, known_source, recorded) in applied {
+        if let Some(note) = recorded? {
+            report.notes.push(note);
         }
         store.record_operations(run_id, &results).await?;
         record_totals(&mut report.totals, &results);

@@ -84,6 +84,10 @@ pub struct KnownTargetState {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// SQLite has one writer at a time, and a writer that waits on a long transaction (the
+    /// bookkeeping of a first sync at 100k users) can time out: the writes of this process take
+    /// turns here instead.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn now() -> String {
@@ -150,7 +154,10 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { location, source })?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            writer: std::sync::Arc::default(),
+        })
     }
 
     pub async fn source_state(&self, app: &str) -> Result<Option<String>, StoreError> {
@@ -162,6 +169,7 @@ impl Store {
     }
 
     pub async fn save_source_state(&self, app: &str, state: &str) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         sqlx::query(
             "INSERT INTO source_state (app, state, updated_at) VALUES (?, ?, ?)
              ON CONFLICT (app) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -209,6 +217,7 @@ impl Store {
     /// Called before a run writes to a target: the known state no longer holds, and any state
     /// saved for an earlier epoch never will. Returns the run's own epoch.
     pub async fn begin_target_writes(&self, target: &str) -> Result<i64, StoreError> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM target_state WHERE target = ?")
             .bind(target)
@@ -237,6 +246,7 @@ impl Store {
         epoch: i64,
         state: &str,
     ) -> Result<bool, StoreError> {
+        let _writing = self.writer.lock().await;
         let done = sqlx::query(
             "INSERT INTO target_state (target, fingerprint, read_at, epoch, state)
              SELECT ?, ?, ?, ?, ?
@@ -265,6 +275,7 @@ impl Store {
 
     /// Drops what idsync knew of a target: its next run reads it in full.
     pub async fn forget_target_state(&self, target: &str) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         sqlx::query("DELETE FROM target_state WHERE target = ?")
             .bind(target)
             .execute(&self.pool)
@@ -314,6 +325,7 @@ impl Store {
         target: &str,
         changes: &Bookkeeping,
     ) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let linked_at = now();
         for key in &changes.remove_links {
@@ -385,6 +397,7 @@ impl Store {
     /// finished (one run per app at a time, so a new run means the old one is gone). Returns
     /// their ids.
     pub async fn close_interrupted_runs(&self, app: &str) -> Result<Vec<i64>, StoreError> {
+        let _writing = self.writer.lock().await;
         let rows = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = ?,
                 error = 'the run stopped before it finished; the next run converges'
@@ -403,6 +416,7 @@ impl Store {
         trigger: &str,
         dry_run: bool,
     ) -> Result<i64, StoreError> {
+        let _writing = self.writer.lock().await;
         let row = sqlx::query(
             "INSERT INTO runs (app, trigger, dry_run, status, started_at) VALUES (?, ?, ?, 'running', ?) RETURNING id",
         )
@@ -421,6 +435,7 @@ impl Store {
         run_id: i64,
         results: &[OpResult],
     ) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         let next: i64 =
             sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
@@ -473,6 +488,7 @@ impl Store {
         summary: &serde_json::Value,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         sqlx::query(
             "UPDATE runs SET status = ?, finished_at = ?, counts = ?, summary = ?, error = ? WHERE id = ?",
         )
@@ -494,6 +510,7 @@ impl Store {
         plan: &serde_json::Value,
         deprovisions: usize,
     ) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         sqlx::query("UPDATE runs SET plan = ?, deprovisions = ? WHERE id = ?")
             .bind(plan.to_string())
             .bind(i64::try_from(deprovisions).unwrap_or(i64::MAX))
@@ -505,6 +522,7 @@ impl Store {
 
     /// Approves a held run: its deprovisions may be applied by the next run of its app.
     pub async fn approve_run(&self, run_id: i64) -> Result<RunRecord, StoreError> {
+        let _writing = self.writer.lock().await;
         let run = self
             .run(run_id)
             .await?
@@ -532,6 +550,7 @@ impl Store {
 
     /// Marks an approval as used by a later run.
     pub async fn consume_approval(&self, approved_run: i64, by_run: i64) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
         sqlx::query("UPDATE runs SET status = 'approved-applied', error = ? WHERE id = ?")
             .bind(format!("applied by run {by_run}"))
             .bind(approved_run)
