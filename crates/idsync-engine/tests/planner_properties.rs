@@ -9,13 +9,14 @@ use idsync_config::{
     GroupRules, LeaveAction, ManualMapping, MappingMode, MembershipPolicy, UserRules,
 };
 use idsync_engine::executor::{OpResult, OpStatus};
+use idsync_engine::known_state::state_after;
 use idsync_engine::outcome::{self, Bookkeeping};
 use idsync_engine::{
     CompiledGroupRules, CompiledUserRules, Link, ManagedMembership, PlanInput, TargetPlan, plan,
 };
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, Operation, SourceGroup, SourceSnapshot, SourceUser,
-    TargetUser,
+    ActualState, Capabilities, Deprovisioning, Operation, PlannedOperation, SourceGroup,
+    SourceSnapshot, SourceUser, TargetUser,
 };
 use proptest::prelude::*;
 
@@ -47,96 +48,30 @@ struct World {
 }
 
 impl World {
+    /// Applies one operation the way the target would, through the same model of a target
+    /// that incremental runs plan from (`known_state::state_after`): so convergence here also
+    /// shows that model to be faithful. Returns the key of a new account.
     fn apply(&mut self, op: &Operation) -> Option<String> {
-        let users = &mut self.actual.users;
-        match op {
-            Operation::CreateGroup { group } => {
-                self.actual.groups.insert(group.clone());
-            }
-            Operation::DeleteGroup { group } => {
-                self.actual.groups.remove(group);
-                self.actual.memberships.remove(group);
-            }
-            Operation::CreateUser {
-                user,
-                email,
-                display_name,
-                attributes,
-                external_id,
-            } => {
-                self.next_key += 1;
-                let key = format!("new{}", self.next_key);
-                users.push(TargetUser {
-                    key: key.clone(),
-                    username: user.clone(),
-                    email: email.clone(),
-                    display_name: display_name.clone(),
-                    active: true,
-                    attributes: attributes.clone(),
-                    external_id: external_id.clone(),
-                });
-                return Some(key);
-            }
-            Operation::RenameUser {
-                key, new_username, ..
-            } => {
-                if let Some(u) = users.iter_mut().find(|u| &u.key == key) {
-                    u.username = new_username.clone();
-                }
-            }
-            Operation::UpdateUser { key, changes, .. } => {
-                if let Some(u) = users.iter_mut().find(|u| &u.key == key) {
-                    if let Some(e) = &changes.email {
-                        u.email = Some(e.clone());
-                    }
-                    if let Some(d) = &changes.display_name {
-                        u.display_name = Some(d.clone());
-                    }
-                }
-            }
-            Operation::SetAttribute {
-                key, name, value, ..
-            } => {
-                if let Some(u) = users.iter_mut().find(|u| &u.key == key) {
-                    match value {
-                        Some(v) => u.attributes.insert(name.clone(), v.clone()),
-                        None => u.attributes.remove(name),
-                    };
-                }
-            }
-            Operation::ReactivateUser { key, .. } | Operation::DeactivateUser { key, .. } => {
-                let active = matches!(op, Operation::ReactivateUser { .. });
-                if let Some(u) = users.iter_mut().find(|u| &u.key == key) {
-                    u.active = active;
-                }
-            }
-            Operation::DeleteUser { key, .. } => {
-                users.retain(|u| &u.key != key);
-                for members in self.actual.memberships.values_mut() {
-                    members.remove(key);
-                }
-            }
-            Operation::AddMembership { group, key, .. } => {
-                self.actual
-                    .memberships
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(key.clone());
-            }
-            Operation::RemoveMembership { group, key, .. } => {
-                if let Some(m) = self.actual.memberships.get_mut(group) {
-                    m.remove(key);
-                }
-            }
-            Operation::HandOverLead { id, new_lead, .. } => {
-                for lead in &mut self.actual.leads {
-                    if &lead.id == id {
-                        lead.lead = new_lead.clone();
-                    }
-                }
-            }
-        }
-        None
+        let key = matches!(op, Operation::CreateUser { .. }).then(|| {
+            self.next_key += 1;
+            format!("new{}", self.next_key)
+        });
+        let result = OpResult {
+            planned: PlannedOperation {
+                target: "t".into(),
+                op: op.clone(),
+                reason: String::new(),
+                source_id: None,
+            },
+            status: OpStatus::Done,
+            error: None,
+            error_kind: None,
+            key: key.clone(),
+            duration_ms: 0,
+        };
+        self.actual = state_after(std::mem::take(&mut self.actual), &caps(), &[result])
+            .expect("every operation of a plan applies to the state it was planned from");
+        key
     }
 
     /// What the store does with bookkeeping (mirrors `idsync_store::Store::apply_bookkeeping`).

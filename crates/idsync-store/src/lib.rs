@@ -69,6 +69,89 @@ pub struct OperationRecord {
     pub duration_ms: i64,
 }
 
+/// Separates the account keys of one managed group in its row (see migration 0003).
+const MEMBER_SEPARATOR: char = '\n';
+
+/// Applies the managed-membership side of `changes` to the packed rows, rewriting only the
+/// groups that change. Dropped links lose their memberships in every group.
+async fn update_managed_groups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &str,
+    target: &str,
+    changes: &Bookkeeping,
+) -> Result<(), StoreError> {
+    use std::collections::{BTreeMap, HashSet};
+    if changes.add_managed.is_empty()
+        && changes.remove_managed.is_empty()
+        && changes.remove_links.is_empty()
+    {
+        return Ok(());
+    }
+    let rows =
+        sqlx::query("SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?")
+            .bind(app)
+            .bind(target)
+            .fetch_all(&mut **tx)
+            .await?;
+    let stored: BTreeMap<String, String> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+    let gone: HashSet<&str> = changes.remove_links.iter().map(String::as_str).collect();
+    // Per group: (keys to add, keys to remove).
+    let mut touched: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for (g, k) in &changes.add_managed {
+        touched.entry(g).or_default().0.push(k);
+    }
+    for (g, k) in &changes.remove_managed {
+        touched.entry(g).or_default().1.push(k);
+    }
+    if !gone.is_empty() {
+        for group in stored.keys() {
+            touched.entry(group).or_default();
+        }
+    }
+    for (group, (adds, removes)) in touched {
+        let before: BTreeSet<&str> = stored
+            .get(group)
+            .map(|m| {
+                m.split(MEMBER_SEPARATOR)
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut after = before.clone();
+        after.retain(|k| !gone.contains(k));
+        for k in removes {
+            after.remove(k);
+        }
+        after.extend(adds);
+        if after == before {
+            continue;
+        }
+        if after.is_empty() {
+            sqlx::query(
+                "DELETE FROM managed_groups WHERE app = ? AND target = ? AND group_name = ?",
+            )
+            .bind(app)
+            .bind(target)
+            .bind(group)
+            .execute(&mut **tx)
+            .await?;
+        } else {
+            let members = after.into_iter().collect::<Vec<_>>().join("\n");
+            sqlx::query(
+                "INSERT INTO managed_groups (app, target, group_name, members) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (app, target, group_name) DO UPDATE SET members = excluded.members",
+            )
+            .bind(app)
+            .bind(target)
+            .bind(group)
+            .bind(members)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// A target's state as idsync last knew it (see [`Store::known_target_state`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTargetState {
@@ -308,13 +391,26 @@ impl Store {
         target: &str,
     ) -> Result<BTreeSet<ManagedMembership>, StoreError> {
         let rows = sqlx::query(
-            "SELECT group_name, account_key FROM managed_memberships WHERE app = ? AND target = ?",
+            "SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?
+             ORDER BY group_name",
         )
         .bind(app)
         .bind(target)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        // Rows in group order and keys sorted within each: the set is built from sorted input.
+        let mut pairs = Vec::new();
+        for row in rows {
+            let group: String = row.get(0);
+            let members: String = row.get(1);
+            pairs.extend(
+                members
+                    .split(MEMBER_SEPARATOR)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| (group.clone(), k.to_owned())),
+            );
+        }
+        Ok(pairs.into_iter().collect())
     }
 
     /// Writes what a (partly) applied plan means for links and managed memberships, in one
@@ -334,14 +430,6 @@ impl Store {
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "DELETE FROM managed_memberships WHERE app = ? AND target = ? AND account_key = ?",
-            )
-            .bind(app)
-            .bind(target)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
         }
         for link in &changes.upsert_links {
             // A source object has one account per target: replace an older link of it.
@@ -367,28 +455,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (group, key) in &changes.remove_managed {
-            sqlx::query(
-                "DELETE FROM managed_memberships WHERE app = ? AND target = ? AND group_name = ? AND account_key = ?",
-            )
-            .bind(app)
-            .bind(target)
-            .bind(group)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (group, key) in &changes.add_managed {
-            sqlx::query(
-                "INSERT OR IGNORE INTO managed_memberships (app, target, group_name, account_key) VALUES (?, ?, ?, ?)",
-            )
-            .bind(app)
-            .bind(target)
-            .bind(group)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        }
+        update_managed_groups(&mut tx, app, target, changes).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,75 @@
+//! Managed memberships, packed one row per group: what goes in comes out, per app and target.
+
+use std::collections::BTreeSet;
+
+use idsync_engine::outcome::Bookkeeping;
+use idsync_store::Store;
+
+fn pair(group: &str, key: &str) -> (String, String) {
+    (group.to_owned(), key.to_owned())
+}
+
+#[tokio::test]
+async fn added_removed_and_dropped_with_their_links() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_file(&dir.path().join("idsync.db"))
+        .await
+        .expect("store opens");
+    let first = Bookkeeping {
+        add_managed: BTreeSet::from([
+            pair("devs", "K1"),
+            pair("devs", "K2"),
+            pair("ops", "K2"),
+            pair("qa", "K3"),
+        ]),
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("main", "jira", &first)
+        .await
+        .expect("kept");
+    // Another app and another target keep their own.
+    store
+        .apply_bookkeeping("other", "jira", &first)
+        .await
+        .expect("kept");
+    assert_eq!(
+        store
+            .managed_memberships("main", "jira")
+            .await
+            .expect("read"),
+        first.add_managed
+    );
+
+    let second = Bookkeeping {
+        remove_links: vec!["K2".to_owned()],
+        remove_managed: BTreeSet::from([pair("qa", "K3")]),
+        add_managed: BTreeSet::from([pair("devs", "K4")]),
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("main", "jira", &second)
+        .await
+        .expect("kept");
+    assert_eq!(
+        store
+            .managed_memberships("main", "jira")
+            .await
+            .expect("read"),
+        BTreeSet::from([pair("devs", "K1"), pair("devs", "K4")])
+    );
+    assert_eq!(
+        store
+            .managed_memberships("other", "jira")
+            .await
+            .expect("read"),
+        first.add_managed
+    );
+    assert!(
+        store
+            .managed_memberships("main", "wiki")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
