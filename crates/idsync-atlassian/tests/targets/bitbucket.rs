@@ -99,7 +99,12 @@ pub async fn lifecycle(sim: &RunningAtlassianSim) {
 
     // Deprovisioning removes the licensed groups only; reactivating gives one back.
     assert_eq!(ok(t, deactivate(&key, "ada.l")).await, Applied::Done);
-    assert_eq!(ok(t, deactivate(&key, "ada.l")).await, Applied::AlreadyDone);
+    // Again: with one licence group it is a single removal, and Bitbucket does not say
+    // whether the user still was a member; either way it succeeds and changes nothing.
+    assert!(matches!(
+        ok(t, deactivate(&key, "ada.l")).await,
+        Applied::Done | Applied::AlreadyDone
+    ));
     assert!(members(sim, LICENSED).is_empty());
     assert!(members(sim, "devs").contains(&"ada.l".to_owned()));
     let (one, _) = t
