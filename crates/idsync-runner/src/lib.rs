@@ -499,10 +499,11 @@ pub async fn sync_app(
             let Planned {
                 target,
                 tc,
-                plan,
+                mut plan,
                 known,
             } = planned;
-            // What the store knows of the target stops holding the moment this run writes.
+            // What the store knows of the target stops holding the moment this run writes; if
+            // the store cannot record that, nothing is written to the target.
             let epoch = if plan.operations.is_empty() {
                 None
             } else {
@@ -513,12 +514,17 @@ pub async fn sync_app(
                 concurrency: tc.concurrency.max(1),
                 ..ExecOptions::default()
             };
-            let results =
-                idsync_engine::execute(target.as_ref(), plan.operations.clone(), options, |r| {
+            // The executor takes the operations: the report needs only the plan's other parts.
+            let operations = std::mem::take(&mut plan.operations);
+            let results = if matches!(epoch, Some(Err(_))) {
+                Vec::new()
+            } else {
+                idsync_engine::execute(target.as_ref(), operations, options, |r| {
                     outcome::from_result(&app_name, r, &mut books);
                     progress.applied(r);
                 })
-                .await;
+                .await
+            };
             // Recorded as soon as this target is done, while the others may still be busy.
             let known_source = known.source;
             let recorded = async {
