@@ -14,6 +14,7 @@ use idsync_model::{
 };
 
 use crate::executor::{OpResult, OpStatus};
+use crate::planner::{FastMap, fast_map};
 
 /// Why the state after a run cannot be known without reading the target again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,12 +27,10 @@ pub fn state_after(
     capabilities: &Capabilities,
     results: &[OpResult],
 ) -> Result<ActualState, InDoubt> {
-    let mut position: HashMap<String, usize> = before
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.key.clone(), i))
-        .collect();
+    let mut position: FastMap<String, usize> = fast_map(before.users.len());
+    for (i, u) in before.users.iter().enumerate() {
+        position.insert(u.key.clone(), i);
+    }
     // Group names compare without case on every Atlassian product; keep the target's spelling.
     let mut group_names: HashMap<String, String> = before
         .groups
@@ -68,7 +67,7 @@ pub fn state_after(
                 .or_insert_with(|| group.to_owned())
                 .clone()
         };
-        let user_at = |position: &HashMap<String, usize>, key: &str| -> Result<usize, InDoubt> {
+        let user_at = |position: &FastMap<String, usize>, key: &str| -> Result<usize, InDoubt> {
             position.get(key).copied().ok_or_else(|| {
                 InDoubt(format!(
                     "{} changed account {key:?}, which idsync did not know",

@@ -134,7 +134,7 @@ fn same_lower(a: &str, b: &str) -> bool {
 /// targets. Eight bytes per step with a folded 128-bit multiply, which mixes into both the low
 /// bits (the bucket) and the high bits (the tag) that `HashMap` uses.
 #[derive(Default, Clone, Copy)]
-struct FoldHasher(u64);
+pub(crate) struct FoldHasher(u64);
 
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -202,9 +202,9 @@ fn pieces<'c, 's>(
     })
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
 
-fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+pub(crate) fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
     FastMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
 }
 

@@ -28,6 +28,7 @@
 
 pub mod error;
 pub mod graph;
+pub mod packed;
 mod read;
 pub mod token;
 

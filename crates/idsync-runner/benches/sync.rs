@@ -336,7 +336,7 @@ async fn planner_alone(
     let app = &config.apps[0];
     let users = idsync_engine::CompiledUserRules::compile(&app.users, "users")?;
     let groups = idsync_engine::CompiledGroupRules::compile(&app.groups, "groups")?;
-    let state: idsync_entra::DirectoryState = serde_json::from_str(
+    let state = idsync_entra::DirectoryState::unpack(
         &store
             .source_state(&app.name)
             .await?
@@ -351,7 +351,12 @@ async fn planner_alone(
     );
     for tc in &config.targets {
         let target = idsync_atlassian::build_target(tc)?;
-        let actual = target.read_state(&[]).await?;
+        // What the incremental run left in the store is what the target holds.
+        let known = store
+            .known_target_state(&tc.name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no known state of {}", tc.name))?;
+        let actual = idsync_engine::packed::unpack_target_state(&known.state)?;
         let links = store.links(&tc.name).await?;
         let managed = store.managed_memberships(&app.name, &tc.name).await?;
         let base = LIVE.load(Ordering::Relaxed);

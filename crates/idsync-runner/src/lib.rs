@@ -282,26 +282,26 @@ pub async fn sync_app(
         ));
     }
 
-    // 1. The source.
+    // 1. The source, and at the same time what the store holds for each target (links,
+    // managed memberships and the known state: large at 100k users, and decoded off the async
+    // threads).
     progress.phase("reading the source");
-    let previous = match store.source_state(&app.name).await? {
-        Some(text) => match serde_json::from_str::<DirectoryState>(&text) {
-            Ok(state) => Some(state),
-            Err(e) => {
-                report.notes.push(format!(
-                    "the stored source snapshot could not be read ({e}); reading the source in full"
-                ));
-                None
-            }
-        },
-        None => None,
-    };
     let attributes = attributes_needed(app, &rules);
-    let read = match EntraSource::new(app, &attributes) {
-        Ok(source) => source.read(previous).await,
-        Err(e) => Err(e),
-    };
-    let read = match read {
+    let mut targets: Vec<(Arc<dyn Target>, &TargetConfig, Arc<TargetRules>)> = Vec::new();
+    for (tc, r) in target_configs.iter().zip(rules) {
+        match idsync_atlassian::build_target(tc) {
+            Ok(t) => targets.push((t, tc, Arc::new(r))),
+            Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
+        }
+    }
+    let stored = futures::future::try_join_all(targets.iter().map(|(_, tc, r)| {
+        let fingerprint = fingerprint(tc, &custom_attributes(r));
+        stored_for_target(store, &app.name, tc, fingerprint, options.full_read)
+    }));
+    let source = read_source(store, app, &attributes, &mut report.notes);
+    let (stored, read) = futures::join!(stored, source);
+    let stored = stored?;
+    let read = match read? {
         Ok(read) => read,
         Err(e) => {
             // A failed read plans nothing at all: above all, no deactivations.
@@ -317,53 +317,41 @@ pub async fn sync_app(
     // The snapshot is complete state, not a list of changes: keeping it now is safe whatever
     // happens to the rest of the run, and spares the next run a full read.
     let save_source = async {
-        match serde_json::to_string(&read.state) {
-            Ok(text) => store
-                .save_source_state(&app.name, &text)
+        let state = read.state;
+        match blocking(move || state.pack()).await {
+            Ok(bytes) => store
+                .save_source_state(&app.name, &bytes)
                 .await
                 .map(|()| None),
-            Err(e) => Ok(Some(format!("the source snapshot could not be saved: {e}"))),
+            Err(e) => Ok(Some(e.to_string())),
         }
     };
+    let snapshot = Arc::new(read.snapshot);
 
-    // 2. The targets, at once: read in full, or known from earlier runs.
+    // 2. The targets: read in full, or known from earlier runs. A full source read (first
+    // run, expired delta token) is a full reconciliation: the targets are read in full too.
     progress.phase("reading the targets");
-    let mut targets: Vec<(Arc<dyn Target>, &TargetConfig, &TargetRules)> = Vec::new();
-    for (tc, r) in target_configs.iter().zip(&rules) {
-        match idsync_atlassian::build_target(tc) {
-            Ok(t) => targets.push((t, tc, r)),
-            Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
-        }
-    }
-    // A full source read (first run, expired delta token) is a full reconciliation: the
-    // targets are read in full too.
     let force_full_read = options.full_read || read.stats.mode != "delta";
-    // What the store holds for each target (links, managed memberships: large at 100k users)
-    // is loaded alongside, each target on its own connection.
-    let reads = futures::future::join_all(targets.iter().map(|(t, tc, r)| {
-        let attrs: Vec<String> = r.users.config.custom_attributes.keys().cloned().collect();
-        let app_name = &app.name;
-        async move {
-            let (known, links, managed) = futures::join!(
-                know_target(store, Arc::clone(t), tc, attrs, force_full_read),
-                store.links(&tc.name),
-                store.managed_memberships(app_name, &tc.name),
-            );
-            (known, links, managed)
-        }
+    let reads = futures::future::join_all(targets.iter().zip(stored).map(|((t, tc, r), s)| {
+        know_target(
+            store,
+            Arc::clone(t),
+            tc,
+            custom_attributes(r),
+            s,
+            force_full_read,
+        )
     }));
-    // Target futures first, so that their store queries run while the snapshot is written.
     let (reads, saved) = futures::join!(reads, save_source);
     if let Some(note) = saved? {
         report.notes.push(note);
     }
 
-    // 3. Plan each target.
+    // 3. Plan each target, all at once, each on a thread of its own.
     progress.phase("planning");
-    let mut plans: Vec<Planned> = Vec::new();
-    let mut planner_ms = 0;
-    for ((target, tc, r), (known, links, managed)) in targets.into_iter().zip(reads) {
-        let (links, managed) = (links?, managed?);
+    let mut jobs: Vec<PlanJob> = Vec::new();
+    let mut job_targets: Vec<&TargetConfig> = Vec::new();
+    for ((target, tc, r), known) in targets.into_iter().zip(reads) {
         let known = match known {
             Ok(k) => k,
             Err(KnowError::Store(e)) => return Err(e.into()),
@@ -375,41 +363,42 @@ pub async fn sync_app(
                 continue;
             }
         };
-        if let Some(note) = &known.note {
+        if let Some(note) = &known.known.note {
             report.notes.push(format!("{}: {note}", tc.name));
         }
-        let mut known = known;
-        let plan_from = |actual: &ActualState| {
-            idsync_engine::plan(&PlanInput {
-                app: &app.name,
-                target: &tc.name,
-                capabilities: target.capabilities(),
-                snapshot: &read.snapshot,
-                source_complete: true,
-                actual,
-                links: &links,
-                managed_memberships: &managed,
-                users: &r.users,
-                groups: &r.groups,
-                nested_groups: app.nested_groups,
-            })
-        };
-        let planning = Instant::now();
-        let mut plan = plan_from(&known.state);
-        planner_ms += millis(planning);
-        if target.capabilities().leads
-            && known.source != StateSource::FullRead
+        job_targets.push(tc);
+        jobs.push(PlanJob {
+            app: app.name.clone(),
+            target_name: tc.name.clone(),
+            target,
+            snapshot: Arc::clone(&snapshot),
+            known: known.known,
+            links: known.links,
+            managed: known.managed,
+            rules: r,
+            nested_groups: app.nested_groups,
+        });
+    }
+    let mut planner_ms = 0;
+    let mut plans: Vec<Planned> = Vec::new();
+    let planned = futures::future::join_all(jobs.into_iter().map(plan_one)).await;
+    for ((job, plan, ms), tc) in planned.into_iter().zip(job_targets) {
+        planner_ms += ms;
+        let mut plan = plan;
+        let mut job = job;
+        if job.target.capabilities().leads
+            && job.known.source != StateSource::FullRead
             && plan.deprovisions() > 0
         {
             // Leads change by hand all the time: who leads what is read afresh before anyone
             // is deprovisioned, and the plan made again with it.
-            match target.read_leads().await {
-                Ok(leads) if leads == known.state.leads => {}
+            match job.target.read_leads().await {
+                Ok(leads) if leads == job.known.state.leads => {}
                 Ok(leads) => {
-                    known.state.leads = leads;
-                    let planning = Instant::now();
-                    plan = plan_from(&known.state);
-                    planner_ms += millis(planning);
+                    job.known.state.leads = leads;
+                    let (again, replanned, ms) = plan_one(job).await;
+                    (job, plan) = (again, replanned);
+                    planner_ms += ms;
                 }
                 Err(e) => {
                     report.targets.push(TargetReport::failed(
@@ -421,10 +410,10 @@ pub async fn sync_app(
             }
         }
         plans.push(Planned {
-            target,
+            target: job.target,
             tc,
             plan,
-            known,
+            known: job.known,
         });
     }
     report.planner_ms = planner_ms;
@@ -527,16 +516,17 @@ pub async fn sync_app(
             };
             // Recorded as soon as this target is done, while the others may still be busy.
             let known_source = known.source;
-            let recorded = async {
-                store.apply_bookkeeping(&app_name, &tc.name, &books).await?;
-                match epoch {
-                    Some(epoch) => {
-                        keep_known_state(store, tc, target.as_ref(), known, &results, epoch?).await
-                    }
-                    None => Ok(None),
+            let (results, recorded) = match (
+                store.apply_bookkeeping(&app_name, &tc.name, &books).await,
+                epoch,
+            ) {
+                (Err(e), _) => (results, Err(RunError::from(e))),
+                (Ok(()), Some(Ok(epoch))) => {
+                    keep_known_state(store, tc, Arc::clone(&target), known, results, epoch).await
                 }
-            }
-            .await;
+                (Ok(()), Some(Err(e))) => (results, Err(RunError::from(e))),
+                (Ok(()), None) => (results, Ok(None)),
+            };
             (target, tc, plan, results, known_source, recorded)
         }
     }))
@@ -621,6 +611,112 @@ fn fingerprint(tc: &TargetConfig, attributes: &[String]) -> String {
     format!("{} {} {}", tc.kind, tc.base_url, attributes.join(","))
 }
 
+/// Runs CPU-heavy work (decoding and encoding stored states, planning) on tokio's blocking
+/// threads, so that it neither stalls the async threads nor waits behind other targets' work.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels blocking work; nothing is left to do then.
+            Err(e) => panic!("blocking work was cancelled: {e}"),
+        },
+    }
+}
+
+/// The custom attributes a target's rules write, which its reads must bring back.
+fn custom_attributes(rules: &TargetRules) -> Vec<String> {
+    rules
+        .users
+        .config
+        .custom_attributes
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Reads the app's source, from its stored snapshot when there is one (a delta read).
+/// `Ok(Err(_))` is a failed read; `Err(_)` a store that failed.
+async fn read_source(
+    store: &Store,
+    app: &AppConfig,
+    attributes: &BTreeSet<String>,
+    notes: &mut Vec<String>,
+) -> Result<Result<idsync_entra::SourceRead, idsync_entra::EntraError>, RunError> {
+    let previous = match store.source_state(&app.name).await? {
+        Some(bytes) => match blocking(move || DirectoryState::unpack(&bytes)).await {
+            Ok(state) => Some(state),
+            Err(e) => {
+                notes.push(format!(
+                    "the stored source snapshot could not be read ({e}); reading the source in full"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(match EntraSource::new(app, attributes) {
+        Ok(source) => source.read(previous).await,
+        Err(e) => Err(e),
+    })
+}
+
+/// What the store holds for one target.
+struct StoredTarget {
+    links: Vec<idsync_engine::Link>,
+    managed: BTreeSet<idsync_engine::ManagedMembership>,
+    /// The known state when it may be planned from: recent enough, read with the same
+    /// fingerprint, and not refused by `--full-read` or `full_read_every_minutes = 0`.
+    known: Option<Result<(i64, ActualState), String>>,
+    fingerprint: String,
+}
+
+/// Loads what the store holds for a target, decoding its known state off the async threads.
+async fn stored_for_target(
+    store: &Store,
+    app: &str,
+    tc: &TargetConfig,
+    fingerprint: String,
+    full_read: bool,
+) -> Result<StoredTarget, RunError> {
+    let known = async {
+        let max_age =
+            i64::try_from(tc.full_read_every_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+        if tc.full_read_every_minutes == 0 || full_read {
+            return Ok(None);
+        }
+        let Some(known) = store.known_target_state(&tc.name).await? else {
+            return Ok(None);
+        };
+        if known.fingerprint != fingerprint || unix_now().saturating_sub(known.read_at) >= max_age {
+            return Ok(None);
+        }
+        let read_at = known.read_at;
+        let state = blocking(move || idsync_engine::packed::unpack_target_state(&known.state))
+            .await
+            .map_err(|e| e.to_string());
+        Ok::<_, idsync_store::StoreError>(Some(state.map(|s| (read_at, s))))
+    };
+    let (known, links, managed) = futures::join!(
+        known,
+        store.links(&tc.name),
+        store.managed_memberships(app, &tc.name),
+    );
+    Ok(StoredTarget {
+        links: links?,
+        managed: managed?,
+        known: known?,
+        fingerprint,
+    })
+}
+
+/// A target as this run knows it, with what the store holds for it.
+struct TargetInputs {
+    known: KnownTarget,
+    links: Vec<idsync_engine::Link>,
+    managed: BTreeSet<idsync_engine::ManagedMembership>,
+}
+
 /// The target's state: what idsync knows of it when that is recent enough and the run does not
 /// call for a full read, otherwise read in full (and kept for the runs to come).
 async fn know_target(
@@ -628,38 +724,41 @@ async fn know_target(
     target: Arc<dyn Target>,
     tc: &TargetConfig,
     attributes: Vec<String>,
+    stored: StoredTarget,
     force_full_read: bool,
-) -> Result<KnownTarget, KnowError> {
-    let fingerprint = fingerprint(tc, &attributes);
+) -> Result<TargetInputs, KnowError> {
+    let StoredTarget {
+        links,
+        managed,
+        known,
+        fingerprint,
+    } = stored;
     let now = unix_now();
-    let keeps = tc.full_read_every_minutes > 0;
-    let max_age = i64::try_from(tc.full_read_every_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
     let mut note = None;
-    if keeps
-        && !force_full_read
-        && let Some(known) = store.known_target_state(&tc.name).await?
-        && known.fingerprint == fingerprint
-        && now.saturating_sub(known.read_at) < max_age
-    {
-        match serde_json::from_str::<ActualState>(&known.state) {
-            Ok(state) => {
-                let minutes = u64::try_from(now.saturating_sub(known.read_at) / 60).unwrap_or(0);
-                return Ok(KnownTarget {
-                    state,
-                    source: StateSource::Known {
-                        read_minutes_ago: minutes,
-                    },
-                    read_at: known.read_at,
-                    fingerprint,
-                    note: None,
-                });
-            }
-            Err(e) => {
-                note = Some(format!(
-                    "what idsync knew of the target could not be read back ({e}); it was read in full"
-                ));
-            }
+    match known {
+        Some(Ok((read_at, state))) if !force_full_read => {
+            let minutes = u64::try_from(now.saturating_sub(read_at) / 60).unwrap_or(0);
+            let known = KnownTarget {
+                state,
+                source: StateSource::Known {
+                    read_minutes_ago: minutes,
+                },
+                read_at,
+                fingerprint,
+                note: None,
+            };
+            return Ok(TargetInputs {
+                known,
+                links,
+                managed,
+            });
         }
+        Some(Err(e)) if !force_full_read => {
+            note = Some(format!(
+                "what idsync knew of the target could not be read back ({e}); it was read in full"
+            ));
+        }
+        _ => {}
     }
     // The epoch before the read: if a run starts writing while this one reads, what was read
     // may miss its changes and is not kept.
@@ -668,23 +767,75 @@ async fn know_target(
         .read_state(&attributes)
         .await
         .map_err(KnowError::Target)?;
-    if keeps {
-        match serde_json::to_string(&state) {
-            Ok(text) => {
+    let state = Arc::new(state);
+    if tc.full_read_every_minutes > 0 {
+        let to_pack = Arc::clone(&state);
+        match blocking(move || idsync_engine::packed::pack_target_state(&to_pack)).await {
+            Ok(bytes) => {
                 store
-                    .save_target_state(&tc.name, &fingerprint, now, epoch, &text)
+                    .save_target_state(&tc.name, &fingerprint, now, epoch, &bytes)
                     .await?;
             }
             Err(e) => note = Some(format!("its state could not be kept: {e}")),
         }
     }
-    Ok(KnownTarget {
-        state,
-        source: StateSource::FullRead,
-        read_at: now,
-        fingerprint,
-        note,
+    let state = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+    Ok(TargetInputs {
+        known: KnownTarget {
+            state,
+            source: StateSource::FullRead,
+            read_at: now,
+            fingerprint,
+            note,
+        },
+        links,
+        managed,
     })
+}
+
+/// One target's plan to make: everything it is made from, owned, so that each can be made on
+/// a thread of its own.
+struct PlanJob {
+    app: String,
+    target_name: String,
+    target: Arc<dyn Target>,
+    snapshot: Arc<idsync_model::SourceSnapshot>,
+    known: KnownTarget,
+    links: Vec<idsync_engine::Link>,
+    managed: BTreeSet<idsync_engine::ManagedMembership>,
+    rules: Arc<TargetRules>,
+    nested_groups: bool,
+}
+
+impl PlanJob {
+    /// The plan, and how long the planner took (ms).
+    fn plan(&self) -> (TargetPlan, u64) {
+        let planning = Instant::now();
+        let plan = idsync_engine::plan(&PlanInput {
+            app: &self.app,
+            target: &self.target_name,
+            capabilities: self.target.capabilities(),
+            snapshot: &self.snapshot,
+            source_complete: true,
+            actual: &self.known.state,
+            links: &self.links,
+            managed_memberships: &self.managed,
+            users: &self.rules.users,
+            groups: &self.rules.groups,
+            nested_groups: self.nested_groups,
+        });
+        (plan, millis(planning))
+    }
+}
+
+/// Plans one target on a blocking thread: the planner is pure CPU work, and the targets'
+/// plans are made side by side.
+async fn plan_one(job: PlanJob) -> (PlanJob, TargetPlan, u64) {
+    blocking(move || {
+        let (plan, ms) = job.plan();
+        (job, plan, ms)
+    })
+    .await
 }
 
 /// After a run wrote to a target: keeps what the target now holds, or says why the next run
@@ -692,30 +843,42 @@ async fn know_target(
 async fn keep_known_state(
     store: &Store,
     tc: &TargetConfig,
-    target: &dyn Target,
+    target: Arc<dyn Target>,
     known: KnownTarget,
-    results: &[OpResult],
+    results: Vec<OpResult>,
     epoch: i64,
-) -> Result<Option<String>, RunError> {
+) -> (Vec<OpResult>, Result<Option<String>, RunError>) {
     if tc.full_read_every_minutes == 0 {
-        return Ok(None);
+        return (results, Ok(None));
     }
-    let after = known_state::state_after(known.state, target.capabilities(), results);
-    let text = after
-        .map_err(|e| e.to_string())
-        .and_then(|state| serde_json::to_string(&state).map_err(|e| e.to_string()));
-    match text {
-        Ok(text) => {
-            store
-                .save_target_state(&tc.name, &known.fingerprint, known.read_at, epoch, &text)
-                .await?;
-            Ok(None)
-        }
+    let KnownTarget {
+        state,
+        read_at,
+        fingerprint,
+        ..
+    } = known;
+    // Working out the state and encoding it is CPU work on a state of 100k accounts or more.
+    let (results, packed) = blocking(move || {
+        let packed = known_state::state_after(state, target.capabilities(), &results)
+            .map_err(|e| e.to_string())
+            .and_then(|after| {
+                idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())
+            });
+        (results, packed)
+    })
+    .await;
+    let kept = match packed {
+        Ok(bytes) => store
+            .save_target_state(&tc.name, &fingerprint, read_at, epoch, &bytes)
+            .await
+            .map(|_| None)
+            .map_err(RunError::from),
         Err(why) => Ok(Some(format!(
             "{}: {why}; the next run reads the target in full",
             tc.name
         ))),
-    }
+    };
+    (results, kept)
 }
 
 fn record_totals(totals: &mut BTreeMap<OperationKind, KindTotals>, results: &[OpResult]) {

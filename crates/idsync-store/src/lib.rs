@@ -37,6 +37,19 @@ pub enum StoreError {
     },
     #[error("run {0} does not exist")]
     NoSuchRun(i64),
+    #[error("state store: reading was cancelled because the program is shutting down")]
+    Cancelled,
+}
+
+impl StoreError {
+    /// Work handed to a blocking thread did not finish: a panic there goes on here; a
+    /// cancellation (only when the runtime shuts down) is an error.
+    fn from_join(e: tokio::task::JoinError) -> StoreError {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => StoreError::Cancelled,
+        }
+    }
 }
 
 /// One run as the history shows it.
@@ -160,8 +173,8 @@ pub struct KnownTargetState {
     /// When the target was last read in full (unix seconds).
     pub read_at: i64,
     pub epoch: i64,
-    /// JSON of the state.
-    pub state: String,
+    /// The state in its stored form (`idsync_engine::packed`).
+    pub state: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,15 +256,16 @@ impl Store {
         })
     }
 
-    pub async fn source_state(&self, app: &str) -> Result<Option<String>, StoreError> {
+    /// What the app last read from its source, in its stored form (`idsync_entra::packed`).
+    pub async fn source_state(&self, app: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT state FROM source_state WHERE app = ?")
             .bind(app)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
-    pub async fn save_source_state(&self, app: &str, state: &str) -> Result<(), StoreError> {
+    pub async fn save_source_state(&self, app: &str, state: &[u8]) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
         sqlx::query(
             "INSERT INTO source_state (app, state, updated_at) VALUES (?, ?, ?)
@@ -327,7 +341,7 @@ impl Store {
         fingerprint: &str,
         read_at: i64,
         epoch: i64,
-        state: &str,
+        state: &[u8],
     ) -> Result<bool, StoreError> {
         let _writing = self.writer.lock().await;
         let done = sqlx::query(
@@ -374,15 +388,18 @@ impl Store {
         .bind(target)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Link {
-                app: r.get(0),
-                source_id: r.get(1),
-                key: r.get(2),
-                username: r.get(3),
-            })
-            .collect())
+        // Decoding 100k rows is CPU work: off the async threads, beside the other targets'.
+        let links = tokio::task::spawn_blocking(move || {
+            rows.into_iter()
+                .map(|r| Link {
+                    app: r.get(0),
+                    source_id: r.get(1),
+                    key: r.get(2),
+                    username: r.get(3),
+                })
+                .collect()
+        });
+        links.await.map_err(StoreError::from_join)
     }
 
     pub async fn managed_memberships(
@@ -399,18 +416,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         // Rows in group order and keys sorted within each: the set is built from sorted input.
-        let mut pairs = Vec::new();
-        for row in rows {
-            let group: String = row.get(0);
-            let members: String = row.get(1);
-            pairs.extend(
-                members
-                    .split(MEMBER_SEPARATOR)
-                    .filter(|k| !k.is_empty())
-                    .map(|k| (group.clone(), k.to_owned())),
-            );
-        }
-        Ok(pairs.into_iter().collect())
+        // A million pairs at 100k users: built off the async threads, beside other targets'.
+        let managed = tokio::task::spawn_blocking(move || {
+            let mut pairs = Vec::new();
+            for row in rows {
+                let group: String = row.get(0);
+                let members: String = row.get(1);
+                pairs.extend(
+                    members
+                        .split(MEMBER_SEPARATOR)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| (group.clone(), k.to_owned())),
+                );
+            }
+            pairs.into_iter().collect()
+        });
+        managed.await.map_err(StoreError::from_join)
     }
 
     /// Writes what a (partly) applied plan means for links and managed memberships, in one

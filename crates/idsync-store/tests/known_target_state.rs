@@ -18,7 +18,7 @@ async fn a_full_read_is_kept_until_a_run_writes() {
     let epoch = store.target_epoch("jira").await.expect("epoch");
     assert!(
         store
-            .save_target_state("jira", "fp", 100, epoch, "{\"users\":[]}")
+            .save_target_state("jira", "fp", 100, epoch, b"{\"users\":[]}")
             .await
             .expect("saved")
     );
@@ -28,7 +28,7 @@ async fn a_full_read_is_kept_until_a_run_writes() {
         .expect("read")
         .expect("kept");
     assert_eq!((known.fingerprint.as_str(), known.read_at), ("fp", 100));
-    assert_eq!(known.state, "{\"users\":[]}");
+    assert_eq!(known.state, b"{\"users\":[]}");
     // Another target is not affected.
     assert_eq!(store.known_target_state("wiki").await.expect("read"), None);
 
@@ -37,7 +37,7 @@ async fn a_full_read_is_kept_until_a_run_writes() {
     assert_eq!(store.known_target_state("jira").await.expect("read"), None);
     assert!(
         store
-            .save_target_state("jira", "fp", 100, writing, "{\"after\":1}")
+            .save_target_state("jira", "fp", 100, writing, b"{\"after\":1}")
             .await
             .expect("saved")
     );
@@ -47,7 +47,7 @@ async fn a_full_read_is_kept_until_a_run_writes() {
             .await
             .expect("read")
             .map(|k| k.state),
-        Some("{\"after\":1}".to_owned())
+        Some(b"{\"after\":1}".to_vec())
     );
     store.forget_target_state("jira").await.expect("forgotten");
     assert_eq!(store.known_target_state("jira").await.expect("read"), None);
@@ -61,7 +61,7 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
     let b = store.begin_target_writes("jira").await.expect("begun");
     assert!(
         !store
-            .save_target_state("jira", "fp", 1, read_at, "{\"a\":1}")
+            .save_target_state("jira", "fp", 1, read_at, b"{\"a\":1}")
             .await
             .expect("refused"),
         "A's read may miss B's changes"
@@ -70,13 +70,13 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
     let c = store.begin_target_writes("jira").await.expect("begun");
     assert!(
         !store
-            .save_target_state("jira", "fp", 1, b, "{\"b\":1}")
+            .save_target_state("jira", "fp", 1, b, b"{\"b\":1}")
             .await
             .expect("refused")
     );
     assert!(
         store
-            .save_target_state("jira", "fp", 1, c, "{\"c\":1}")
+            .save_target_state("jira", "fp", 1, c, b"{\"c\":1}")
             .await
             .expect("saved")
     );
@@ -86,6 +86,58 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
             .await
             .expect("read")
             .map(|k| k.state),
-        Some("{\"c\":1}".to_owned())
+        Some(b"{\"c\":1}".to_vec())
+    );
+}
+
+/// Stores made before migration 0004 kept both states as JSON text; the migration keeps them,
+/// as bytes the packed readers still understand.
+#[tokio::test]
+async fn states_kept_as_json_survive_the_move_to_packed_states() {
+    use sqlx::Connection;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("idsync.db");
+    drop(Store::open_file(&path).await.expect("store opens"));
+    // Put the tables back as migration 0003 left them, with JSON in them, and forget 0004.
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connects");
+    for statement in [
+        "DROP TABLE source_state",
+        "CREATE TABLE source_state (app TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL)",
+        r#"INSERT INTO source_state VALUES ('hr', '{"select":[]}', '2026-01-01T00:00:00Z')"#,
+        "DROP TABLE target_state",
+        "CREATE TABLE target_state (target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, read_at INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL)",
+        r#"INSERT INTO target_state VALUES ('jira', 'fp', 100, 0, '{"users":[]}')"#,
+        "INSERT OR IGNORE INTO target_epochs VALUES ('jira', 0)",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut db)
+            .await
+            .expect(statement);
+    }
+    db.close().await.expect("closes");
+
+    let store = Store::open_file(&path).await.expect("store migrates");
+    assert_eq!(
+        store.source_state("hr").await.expect("read"),
+        Some(b"{\"select\":[]}".to_vec())
+    );
+    let known = store
+        .known_target_state("jira")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(known.state, b"{\"users\":[]}");
+    // And new states are kept as bytes.
+    store
+        .save_source_state("hr", &[0, 159, 146, 150])
+        .await
+        .expect("saved");
+    assert_eq!(
+        store.source_state("hr").await.expect("read"),
+        Some(vec![0, 159, 146, 150])
     );
 }

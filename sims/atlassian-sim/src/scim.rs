@@ -6,7 +6,7 @@
 //! the operations under .../rest/api-group-users/ and .../rest/api-group-groups/; RFC 7643/7644
 //! where Atlassian's docs are silent (marked [U]); api-contracts.md F.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -1045,7 +1045,7 @@ fn change_group(
 }
 
 struct GroupChange {
-    members: BTreeSet<String>,
+    members: HashSet<String>,
     external_id: Option<Option<String>>,
 }
 
@@ -1066,7 +1066,7 @@ async fn replace_group(
         }
         let members = match get_ci(&doc, "members") {
             Some(value) if !value.is_null() => member_ids(dir, value)?.into_iter().collect(),
-            _ => BTreeSet::new(),
+            _ => HashSet::new(),
         };
         let external_id = get_ci(&doc, "externalId")
             .and_then(Value::as_str)
@@ -1098,7 +1098,7 @@ fn apply_group_op(
     dir: &Dir,
     group: &GroupRec,
     op: &PatchOp,
-    members: &mut BTreeSet<String>,
+    members: &mut HashSet<String>,
     external_id: &mut Option<Option<String>>,
 ) -> Result<(), Response> {
     let Some(path) = &op.path else {
