@@ -2,37 +2,24 @@
 //!
 //! At 100k users a target state is about 100k accounts and 800k memberships. As JSON that is
 //! tens of megabytes per target, and parsing and writing it took seconds of every incremental
-//! run. Here each member is a small index into the accounts instead of its key repeated, and
-//! the encoding is postcard (varints, no field names): a few megabytes, read back in tens of
-//! milliseconds.
+//! run. Here each member is an index into the accounts (a varint of two or three bytes) instead
+//! of its key in quotes, and the encoding is postcard (varints, no field names).
 //!
 //! The form is private to idsync and versioned by its leading magic bytes. States kept as JSON
 //! by earlier versions are still read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use idsync_model::stored::{self, Stored, as_index};
 use idsync_model::{ActualState, Lead, LeadKind, TargetUser};
+
+pub use idsync_model::stored::{PackError, UnpackError};
 use serde::{Deserialize, Serialize};
 
 use crate::planner::{FastMap, fast_map};
 
 /// Leads every packed state; the last byte is the form's version.
 const MAGIC: &[u8] = b"idsync-target-state\x01";
-
-/// A state that could not be put in its stored form (postcard only refuses sequences of unknown
-/// length, which these structs do not have; kept as an error all the same).
-#[derive(Debug, thiserror::Error)]
-#[error("the state could not be encoded: {0}")]
-pub struct PackError(#[from] postcard::Error);
-
-/// A kept state that cannot be read back. The caller reads the target in full instead.
-#[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    #[error("it is in no form this version of idsync knows")]
-    UnknownForm,
-    #[error("it is damaged: {0}")]
-    Damaged(String),
-}
 
 #[derive(Serialize, Deserialize)]
 struct PackedState<'a> {
@@ -125,17 +112,15 @@ pub fn pack_target_state(state: &ActualState) -> Result<Vec<u8>, PackError> {
             })
             .collect(),
     };
-    Ok(postcard::to_extend(&packed, MAGIC.to_vec())?)
+    stored::pack(MAGIC, &packed)
 }
 
 /// Reads back [`pack_target_state`]'s output, or a state kept as JSON by an earlier version.
 pub fn unpack_target_state(bytes: &[u8]) -> Result<ActualState, UnpackError> {
-    if bytes.first() == Some(&b'{') {
-        return serde_json::from_slice(bytes).map_err(|e| UnpackError::Damaged(e.to_string()));
-    }
-    let body = bytes.strip_prefix(MAGIC).ok_or(UnpackError::UnknownForm)?;
-    let packed: PackedState =
-        postcard::from_bytes(body).map_err(|e| UnpackError::Damaged(e.to_string()))?;
+    let packed: PackedState = match stored::unpack(MAGIC, bytes)? {
+        Stored::Json => return stored::from_json(bytes),
+        Stored::Packed(packed) => packed,
+    };
     let users: Vec<TargetUser> = packed
         .users
         .iter()
@@ -191,12 +176,6 @@ pub fn unpack_target_state(bytes: &[u8]) -> Result<ActualState, UnpackError> {
             })
             .collect(),
     })
-}
-
-/// An index into the accounts. A target with more than four billion accounts and memberships
-/// is not one idsync will meet; saturating keeps this total rather than panicking.
-fn as_index(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -275,7 +254,6 @@ mod tests {
             Err(UnpackError::UnknownForm)
         ));
         // A member index past the end.
-        let mut bad = MAGIC.to_vec();
         let forged = PackedState {
             users: Vec::new(),
             groups: vec!["g"],
@@ -283,7 +261,7 @@ mod tests {
             memberships: vec![("g", vec![7])],
             leads: Vec::new(),
         };
-        bad.extend(postcard::to_stdvec(&forged).expect("serializes"));
+        let bad = stored::pack(MAGIC, &forged).expect("packs");
         assert!(matches!(
             unpack_target_state(&bad),
             Err(UnpackError::Damaged(_))

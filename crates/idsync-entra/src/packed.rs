@@ -10,27 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use idsync_model::stored::{self, Stored, as_index};
 use idsync_model::{SourceGroup, SourceUser};
+
+pub use idsync_model::stored::{PackError, UnpackError};
 use serde::{Deserialize, Serialize};
 
 use crate::DirectoryState;
 
 /// Leads every packed state; the last byte is the form's version.
 const MAGIC: &[u8] = b"idsync-directory-state\x01";
-
-/// A state that could not be put in its stored form.
-#[derive(Debug, thiserror::Error)]
-#[error("the source snapshot could not be encoded: {0}")]
-pub struct PackError(#[from] postcard::Error);
-
-/// A kept state that cannot be read back. The caller reads the source in full instead.
-#[derive(Debug, thiserror::Error)]
-pub enum UnpackError {
-    #[error("it is in no form this version of idsync knows")]
-    UnknownForm,
-    #[error("it is damaged: {0}")]
-    Damaged(String),
-}
 
 #[derive(Serialize, Deserialize)]
 struct PackedDirectory<'a> {
@@ -143,18 +132,16 @@ impl DirectoryState {
                 .collect(),
             origin: &self.origin,
         };
-        Ok(postcard::to_extend(&packed, MAGIC.to_vec())?)
+        stored::pack(MAGIC, &packed)
     }
 
     /// Reads back [`DirectoryState::pack`]'s output, or a state kept as JSON by an earlier
     /// version.
     pub fn unpack(bytes: &[u8]) -> Result<DirectoryState, UnpackError> {
-        if bytes.first() == Some(&b'{') {
-            return serde_json::from_slice(bytes).map_err(|e| UnpackError::Damaged(e.to_string()));
-        }
-        let body = bytes.strip_prefix(MAGIC).ok_or(UnpackError::UnknownForm)?;
-        let packed: PackedDirectory =
-            postcard::from_bytes(body).map_err(|e| UnpackError::Damaged(e.to_string()))?;
+        let packed: PackedDirectory = match stored::unpack(MAGIC, bytes)? {
+            Stored::Json => return stored::from_json(bytes),
+            Stored::Packed(packed) => packed,
+        };
         let out_of_range =
             |what: &str, i: u32| UnpackError::Damaged(format!("{what} {i} is out of range"));
         let id_of = |i: u32| -> Result<&str, UnpackError> {
@@ -238,11 +225,6 @@ fn member_index<'s>(
         other_ids.push(id);
         as_index(first_other + other_ids.len() - 1)
     })
-}
-
-/// An index into the ids. Saturating keeps this total for sizes idsync will never meet.
-fn as_index(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

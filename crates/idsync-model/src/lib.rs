@@ -6,6 +6,7 @@
 
 pub mod operation;
 pub mod source;
+pub mod stored;
 pub mod target;
 
 pub use operation::{Operation, OperationKind, PlannedOperation};
