@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use idsync_config::{GroupRules, MappingMode, UserRules};
-use idsync_engine::{CompiledGroupRules, CompiledUserRules, Link, PlanInput, plan};
+use idsync_engine::{
+    CompiledGroupRules, CompiledUserRules, Link, ManagedMemberships, PlanInput, plan,
+};
 use idsync_model::{
     ActualState, Capabilities, Deprovisioning, SourceGroup, SourceSnapshot, SourceUser, TargetUser,
 };
@@ -190,7 +192,7 @@ fn main() {
     )
     .expect("valid rules");
 
-    let time = |actual: &ActualState, links: &[Link], managed: &BTreeSet<(String, String)>| {
+    let time = |actual: &ActualState, links: &[Link], managed: &ManagedMemberships| {
         let run = || {
             plan(&PlanInput {
                 app: "bench",
@@ -218,7 +220,7 @@ fn main() {
     };
 
     println!("planner: {users} users, {groups} groups, {memberships} memberships");
-    let (t, ops, peak, digest) = time(&ActualState::default(), &[], &BTreeSet::new());
+    let (t, ops, peak, digest) = time(&ActualState::default(), &[], &ManagedMemberships::default());
     println!(
         "  first plan (empty target): {ops} operations in {} ms, peak heap {:.1} MB, digest {digest:016x}",
         t.as_millis(),
@@ -265,6 +267,7 @@ fn main() {
         }
         actual.memberships.insert(g.display_name.clone(), keys);
     }
+    let managed: ManagedMemberships = managed.into_iter().collect();
     let (t, ops, peak, digest) = time(&actual, &links, &managed);
     println!(
         "  steady state, 1% renamed: {ops} operations in {} ms, peak heap {:.1} MB, digest {digest:016x}",

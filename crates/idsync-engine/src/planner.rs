@@ -23,6 +23,7 @@ use idsync_model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::managed::ManagedMemberships;
 use crate::rules::{CompiledGroupRules, CompiledUserRules};
 
 /// The lasting tie between a source object and a target account, owned by one app.
@@ -59,7 +60,7 @@ pub struct PlanInput<'a> {
     /// Links of every app on this target (other apps' links protect their accounts).
     pub links: &'a [Link],
     /// Memberships this app manages on this target.
-    pub managed_memberships: &'a BTreeSet<ManagedMembership>,
+    pub managed_memberships: &'a ManagedMemberships,
     pub users: &'a CompiledUserRules,
     pub groups: &'a CompiledGroupRules,
     pub nested_groups: bool,
@@ -285,7 +286,7 @@ impl<'a> Actual<'a> {
     fn new(
         state: &'a ActualState,
         keys: &'a str,
-        managed: &'a BTreeSet<ManagedMembership>,
+        managed: &'a ManagedMemberships,
         index: &mut GroupIndex,
     ) -> Self {
         for group in &state.groups {
@@ -316,11 +317,7 @@ impl<'a> Actual<'a> {
             index.name_mut(id).on_target = true;
             // Managed memberships name the group in lower case (as `GroupIndex` does).
             let lower = index.name(id).lower.clone();
-            let mut managed_keys = managed
-                .range((lower.clone(), String::new())..)
-                .take_while(|(g, _)| *g == lower)
-                .map(|(_, k)| k.as_str())
-                .peekable();
+            let mut managed_keys = managed.keys(&lower).peekable();
             for key in members {
                 let mut is_managed = false;
                 while let Some(m) = managed_keys.peek() {

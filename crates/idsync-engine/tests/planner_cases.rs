@@ -63,7 +63,7 @@ fn nested_groups_with_a_cycle_give_every_group_once() {
     .expect("valid");
     let caps = caps();
     let actual = ActualState::default();
-    let managed = BTreeSet::new();
+    let managed = idsync_engine::ManagedMemberships::default();
     for (nested, expected) in [(true, vec!["a", "b", "c"]), (false, vec!["c"])] {
         let p = plan(&PlanInput {
             app: "corp",

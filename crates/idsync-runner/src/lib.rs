@@ -664,7 +664,7 @@ async fn read_source(
 /// What the store holds for one target.
 struct StoredTarget {
     links: Vec<idsync_engine::Link>,
-    managed: BTreeSet<idsync_engine::ManagedMembership>,
+    managed: idsync_engine::ManagedMemberships,
     /// The known state when it may be planned from: recent enough, read with the same
     /// fingerprint, and not refused by `--full-read` or `full_read_every_minutes = 0`.
     known: Option<Result<(i64, ActualState), String>>,
@@ -714,7 +714,7 @@ async fn stored_for_target(
 struct TargetInputs {
     known: KnownTarget,
     links: Vec<idsync_engine::Link>,
-    managed: BTreeSet<idsync_engine::ManagedMembership>,
+    managed: idsync_engine::ManagedMemberships,
 }
 
 /// The target's state: what idsync knows of it when that is recent enough and the run does not
@@ -802,7 +802,7 @@ struct PlanJob {
     snapshot: Arc<idsync_model::SourceSnapshot>,
     known: KnownTarget,
     links: Vec<idsync_engine::Link>,
-    managed: BTreeSet<idsync_engine::ManagedMembership>,
+    managed: idsync_engine::ManagedMemberships,
     rules: Arc<TargetRules>,
     nested_groups: bool,
 }

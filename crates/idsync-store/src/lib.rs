@@ -9,7 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use idsync_engine::outcome::Bookkeeping;
-use idsync_engine::{Link, ManagedMembership, OpResult};
+use idsync_engine::{Link, ManagedMemberships, OpResult};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -83,7 +83,7 @@ pub struct OperationRecord {
 }
 
 /// Separates the account keys of one managed group in its row (see migration 0003).
-const MEMBER_SEPARATOR: char = '\n';
+const MEMBER_SEPARATOR: char = idsync_engine::managed::KEY_SEPARATOR;
 
 /// Applies the managed-membership side of `changes` to the packed rows, rewriting only the
 /// groups that change. Dropped links lose their memberships in every group.
@@ -149,7 +149,10 @@ async fn update_managed_groups(
             .execute(&mut **tx)
             .await?;
         } else {
-            let members = after.into_iter().collect::<Vec<_>>().join("\n");
+            let members = after
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(&MEMBER_SEPARATOR.to_string());
             sqlx::query(
                 "INSERT INTO managed_groups (app, target, group_name, members) VALUES (?, ?, ?, ?)
                  ON CONFLICT (app, target, group_name) DO UPDATE SET members = excluded.members",
@@ -406,7 +409,7 @@ impl Store {
         &self,
         app: &str,
         target: &str,
-    ) -> Result<BTreeSet<ManagedMembership>, StoreError> {
+    ) -> Result<ManagedMemberships, StoreError> {
         let rows = sqlx::query(
             "SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?
              ORDER BY group_name",
@@ -415,21 +418,9 @@ impl Store {
         .bind(target)
         .fetch_all(&self.pool)
         .await?;
-        // Rows in group order and keys sorted within each: the set is built from sorted input.
-        // A million pairs at 100k users: built off the async threads, beside other targets'.
+        // Kept as stored, one string of sorted keys per group: no million small strings.
         let managed = tokio::task::spawn_blocking(move || {
-            let mut pairs = Vec::new();
-            for row in rows {
-                let group: String = row.get(0);
-                let members: String = row.get(1);
-                pairs.extend(
-                    members
-                        .split(MEMBER_SEPARATOR)
-                        .filter(|k| !k.is_empty())
-                        .map(|k| (group.clone(), k.to_owned())),
-                );
-            }
-            pairs.into_iter().collect()
+            ManagedMemberships::from_joined(rows.into_iter().map(|row| (row.get(0), row.get(1))))
         });
         managed.await.map_err(StoreError::from_join)
     }

@@ -38,7 +38,7 @@ async fn added_removed_and_dropped_with_their_links() {
             .managed_memberships("main", "jira")
             .await
             .expect("read"),
-        first.add_managed
+        first.add_managed.iter().cloned().collect()
     );
 
     let second = Bookkeeping {
@@ -56,14 +56,16 @@ async fn added_removed_and_dropped_with_their_links() {
             .managed_memberships("main", "jira")
             .await
             .expect("read"),
-        BTreeSet::from([pair("devs", "K1"), pair("devs", "K4")])
+        [pair("devs", "K1"), pair("devs", "K4")]
+            .into_iter()
+            .collect()
     );
     assert_eq!(
         store
             .managed_memberships("other", "jira")
             .await
             .expect("read"),
-        first.add_managed
+        first.add_managed.iter().cloned().collect()
     );
     assert!(
         store
