@@ -8,7 +8,9 @@
 //! The form is private to idsync and versioned by its leading magic bytes. States kept as JSON
 //! by earlier versions are still read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 
 use idsync_model::stored::{self, Stored, as_index};
 use idsync_model::{SourceGroup, SourceUser};
@@ -63,7 +65,8 @@ struct PackedGroup<'a> {
 impl DirectoryState {
     /// The state in its stored form.
     pub fn pack<'s>(&'s self) -> Result<Vec<u8>, PackError> {
-        let mut names: HashMap<&str, u32> = HashMap::new();
+        // foldhash, not SipHash: half a million 36-character ids are looked up here.
+        let mut names: HashMap<&str, u32> = HashMap::default();
         let mut attribute_names: Vec<&str> = Vec::new();
         let users = self
             .users
@@ -84,8 +87,10 @@ impl DirectoryState {
                     .collect(),
             })
             .collect();
-        let mut index: HashMap<&str, u32> =
-            HashMap::with_capacity(self.users.len() + self.groups.len());
+        let mut index: HashMap<&str, u32> = HashMap::with_capacity_and_hasher(
+            self.users.len() + self.groups.len(),
+            Default::default(),
+        );
         for (i, u) in self.users.values().enumerate() {
             index.entry(&u.id).or_insert(as_index(i));
         }
@@ -159,39 +164,50 @@ impl DirectoryState {
                     .ok_or_else(|| out_of_range("member index", i))
             }
         };
-        let mut users = BTreeMap::new();
-        for u in &packed.users {
-            let mut attributes = BTreeMap::new();
-            for &(name, value) in &u.attributes {
-                let name = packed
-                    .attribute_names
-                    .get(name as usize)
-                    .ok_or_else(|| out_of_range("attribute name", name))?;
-                attributes.insert((*name).to_owned(), value.to_owned());
-            }
-            let user = SourceUser {
-                id: u.id.to_owned(),
-                enabled: u.enabled,
-                attributes,
-            };
-            users.insert(user.id.clone(), user);
-        }
-        let mut groups = BTreeMap::new();
-        for g in &packed.groups {
-            let ids = |members: &[u32]| {
-                members
+        // Collected, not inserted one by one: the packed lists are in key order, so the maps
+        // are built in bulk.
+        let users = packed
+            .users
+            .iter()
+            .map(|u| {
+                let attributes = u
+                    .attributes
                     .iter()
-                    .map(|&i| id_of(i).map(str::to_owned))
-                    .collect::<Result<_, _>>()
-            };
-            let group = SourceGroup {
-                id: g.id.to_owned(),
-                display_name: g.display_name.to_owned(),
-                user_members: ids(&g.user_members)?,
-                group_members: ids(&g.group_members)?,
-            };
-            groups.insert(group.id.clone(), group);
-        }
+                    .map(|&(name, value)| {
+                        packed
+                            .attribute_names
+                            .get(name as usize)
+                            .map(|name| ((*name).to_owned(), value.to_owned()))
+                            .ok_or_else(|| out_of_range("attribute name", name))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let user = SourceUser {
+                    id: u.id.to_owned(),
+                    enabled: u.enabled,
+                    attributes,
+                };
+                Ok((user.id.clone(), user))
+            })
+            .collect::<Result<BTreeMap<_, _>, UnpackError>>()?;
+        let ids = |members: &[u32]| {
+            members
+                .iter()
+                .map(|&i| id_of(i).map(str::to_owned))
+                .collect::<Result<_, _>>()
+        };
+        let groups = packed
+            .groups
+            .iter()
+            .map(|g| {
+                let group = SourceGroup {
+                    id: g.id.to_owned(),
+                    display_name: g.display_name.to_owned(),
+                    user_members: ids(&g.user_members)?,
+                    group_members: ids(&g.group_members)?,
+                };
+                Ok((group.id.clone(), group))
+            })
+            .collect::<Result<BTreeMap<_, _>, UnpackError>>()?;
         Ok(DirectoryState {
             select: packed.select.iter().map(|s| (*s).to_owned()).collect(),
             users,
