@@ -299,7 +299,8 @@ pub async fn sync_app(
         stored_for_target(store, &app.name, tc, fingerprint, options.full_read)
     }));
     let source = read_source(store, app, &attributes, &mut report.notes);
-    let (stored, read) = futures::join!(stored, source);
+    // The source first: its snapshot is the longest chain (load, decode, delta read, scope).
+    let (read, stored) = futures::join!(source, stored);
     let stored = stored?;
     let read = match read? {
         Ok(read) => read,

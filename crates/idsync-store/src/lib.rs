@@ -242,7 +242,8 @@ impl Store {
         location: String,
     ) -> Result<Store, StoreError> {
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            // Each target's stored state loads on a connection of its own, alongside the source.
+            .max_connections(8)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
@@ -522,37 +523,49 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .get(0);
-        for (i, r) in results.iter().enumerate() {
-            let subject = r
-                .planned
-                .op
-                .user()
-                .or(r.planned.op.group())
-                .unwrap_or_default()
-                .to_owned();
-            let detail = serde_json::to_string(&r.planned).map_err(|source| StoreError::Json {
-                what: "operation".into(),
-                source,
-            })?;
-            let status = serde_json::to_value(r.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO operations (run_id, seq, target, kind, subject, detail, status, error, duration_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(next + 1 + i as i64)
-            .bind(&r.planned.target)
-            .bind(r.planned.op.kind().as_str())
-            .bind(subject)
-            .bind(detail)
-            .bind(status)
-            .bind(&r.error)
-            .bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: one statement per row cost a round trip to SQLite's thread
+        // each, 80 s for the 2.7M operations of a first sync at 100k users. 9 values a row stay
+        // well under SQLite's limit of 32,766 bound values per statement.
+        const ROWS_PER_STATEMENT: usize = 1000;
+        for (chunk_index, chunk) in results.chunks(ROWS_PER_STATEMENT).enumerate() {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let detail =
+                    serde_json::to_string(&r.planned).map_err(|source| StoreError::Json {
+                        what: "operation".into(),
+                        source,
+                    })?;
+                let status = serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                rows.push((r, detail, status));
+            }
+            let first_seq = next + 1 + (chunk_index * ROWS_PER_STATEMENT) as i64;
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO operations (run_id, seq, target, kind, subject, detail, status, error, duration_ms) ",
+            );
+            insert.push_values(
+                rows.into_iter().enumerate(),
+                |mut row, (i, (r, detail, status))| {
+                    let subject = r
+                        .planned
+                        .op
+                        .user()
+                        .or(r.planned.op.group())
+                        .unwrap_or_default();
+                    row.push_bind(run_id)
+                        .push_bind(first_seq + i as i64)
+                        .push_bind(r.planned.target.clone())
+                        .push_bind(r.planned.op.kind().as_str())
+                        .push_bind(subject.to_owned())
+                        .push_bind(detail)
+                        .push_bind(status)
+                        .push_bind(r.error.clone())
+                        .push_bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
+                },
+            );
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
