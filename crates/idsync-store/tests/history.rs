@@ -16,12 +16,12 @@ fn result(n: usize, target: &str) -> OpResult {
             reason: format!("reason {n}"),
             source_id: Some(format!("id{n}")),
         },
-        status: if n % 7 == 0 {
+        status: if n.is_multiple_of(7) {
             OpStatus::Failed
         } else {
             OpStatus::Done
         },
-        error: (n % 7 == 0).then(|| format!("refused {n}")),
+        error: (n.is_multiple_of(7)).then(|| format!("refused {n}")),
         error_kind: None,
         key: None,
         duration_ms: n as u64,
