@@ -410,13 +410,24 @@ pub async fn sync_app(
                 }
             }
         }
+        let PlanJob {
+            target,
+            known,
+            links,
+            managed,
+            ..
+        } = job;
         plans.push(Planned {
-            target: job.target,
+            target,
             tc,
             plan,
-            known: job.known,
+            known,
         });
+        // What only planning needed is freed on a blocking thread, off the run's path: at 100k
+        // users that is millions of small allocations.
+        drop(tokio::task::spawn_blocking(move || drop((links, managed))));
     }
+    drop(tokio::task::spawn_blocking(move || drop(snapshot)));
     report.planner_ms = planner_ms;
 
     // 4. The guard, over the whole app.
@@ -517,16 +528,19 @@ pub async fn sync_app(
             };
             // Recorded as soon as this target is done, while the others may still be busy.
             let known_source = known.source;
-            let (results, recorded) = match (
-                store.apply_bookkeeping(&app_name, &tc.name, &books).await,
-                epoch,
-            ) {
-                (Err(e), _) => (results, Err(RunError::from(e))),
+            let (fingerprint, read_at) = (known.fingerprint.clone(), known.read_at);
+            // The bookkeeping (links, managed memberships) and working out what the target now
+            // holds are independent: the second runs on a blocking thread meanwhile. What the
+            // target holds is only kept once the bookkeeping is.
+            let after = after_run(tc, Arc::clone(&target), known, results);
+            let (booked, (results, after)) =
+                futures::join!(store.apply_bookkeeping(&app_name, &tc.name, &books), after);
+            let recorded = match (booked, epoch) {
+                (Err(e), _) | (Ok(()), Some(Err(e))) => Err(RunError::from(e)),
                 (Ok(()), Some(Ok(epoch))) => {
-                    keep_known_state(store, tc, Arc::clone(&target), known, results, epoch).await
+                    keep_known_state(store, tc, &fingerprint, read_at, after, epoch).await
                 }
-                (Ok(()), Some(Err(e))) => (results, Err(RunError::from(e))),
-                (Ok(()), None) => (results, Ok(None)),
+                (Ok(()), None) => Ok(None),
             };
             (target, tc, plan, results, known_source, recorded)
         }
@@ -839,47 +853,55 @@ async fn plan_one(job: PlanJob) -> (PlanJob, TargetPlan, u64) {
     .await
 }
 
+/// What a target holds after a run, packed to be kept: `None` when it is not kept
+/// (`full_read_every_minutes = 0`), `Err` with why the next run must read the target in full.
+type AfterRun = Option<Result<Vec<u8>, String>>;
+
+/// Works out what the target holds now that `results` are applied, and packs it, on a blocking
+/// thread (CPU work on a state of 100k accounts or more). Gives the results back.
+async fn after_run(
+    tc: &TargetConfig,
+    target: Arc<dyn Target>,
+    known: KnownTarget,
+    results: Vec<OpResult>,
+) -> (Vec<OpResult>, AfterRun) {
+    if tc.full_read_every_minutes == 0 {
+        return (results, None);
+    }
+    blocking(move || {
+        let packed = known_state::state_after(known.state, target.capabilities(), &results)
+            .map_err(|e| e.to_string())
+            .and_then(|after| {
+                idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())
+            });
+        (results, Some(packed))
+    })
+    .await
+}
+
 /// After a run wrote to a target: keeps what the target now holds, or says why the next run
 /// has to read it in full.
 async fn keep_known_state(
     store: &Store,
     tc: &TargetConfig,
-    target: Arc<dyn Target>,
-    known: KnownTarget,
-    results: Vec<OpResult>,
+    fingerprint: &str,
+    read_at: i64,
+    after: AfterRun,
     epoch: i64,
-) -> (Vec<OpResult>, Result<Option<String>, RunError>) {
-    if tc.full_read_every_minutes == 0 {
-        return (results, Ok(None));
-    }
-    let KnownTarget {
-        state,
-        read_at,
-        fingerprint,
-        ..
-    } = known;
-    // Working out the state and encoding it is CPU work on a state of 100k accounts or more.
-    let (results, packed) = blocking(move || {
-        let packed = known_state::state_after(state, target.capabilities(), &results)
-            .map_err(|e| e.to_string())
-            .and_then(|after| {
-                idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())
-            });
-        (results, packed)
-    })
-    .await;
-    let kept = match packed {
-        Ok(bytes) => store
-            .save_target_state(&tc.name, &fingerprint, read_at, epoch, &bytes)
-            .await
-            .map(|_| None)
-            .map_err(RunError::from),
-        Err(why) => Ok(Some(format!(
+) -> Result<Option<String>, RunError> {
+    match after {
+        None => Ok(None),
+        Some(Ok(bytes)) => {
+            store
+                .save_target_state(&tc.name, fingerprint, read_at, epoch, &bytes)
+                .await?;
+            Ok(None)
+        }
+        Some(Err(why)) => Ok(Some(format!(
             "{}: {why}; the next run reads the target in full",
             tc.name
         ))),
-    };
-    (results, kept)
+    }
 }
 
 fn record_totals(totals: &mut BTreeMap<OperationKind, KindTotals>, results: &[OpResult]) {

@@ -386,24 +386,35 @@ impl Store {
 
     /// Every app's links on one target.
     pub async fn links(&self, target: &str) -> Result<Vec<Link>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT app, source_id, account_key, username FROM links WHERE target = ? ORDER BY app, source_id",
+        // One JSON array built inside SQLite rather than a row each: at 100k links per target,
+        // handing rows over one value at a time cost about a second per target.
+        let text: String = sqlx::query(
+            "SELECT json_group_array(json_array(app, source_id, account_key, username)
+                                     ORDER BY app, source_id)
+             FROM links WHERE target = ?",
         )
         .bind(target)
-        .fetch_all(&self.pool)
-        .await?;
-        // Decoding 100k rows is CPU work: off the async threads, beside the other targets'.
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
         let links = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .map(|r| Link {
-                    app: r.get(0),
-                    source_id: r.get(1),
-                    key: r.get(2),
-                    username: r.get(3),
+            serde_json::from_str::<Vec<(String, String, String, String)>>(&text)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|(app, source_id, key, username)| Link {
+                            app,
+                            source_id,
+                            key,
+                            username,
+                        })
+                        .collect()
                 })
-                .collect()
+                .map_err(|source| StoreError::Json {
+                    what: "links".into(),
+                    source,
+                })
         });
-        links.await.map_err(StoreError::from_join)
+        links.await.map_err(StoreError::from_join)?
     }
 
     pub async fn managed_memberships(
