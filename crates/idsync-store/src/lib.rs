@@ -85,6 +85,78 @@ pub struct OperationRecord {
 /// Separates the account keys of one managed group in its row (see migration 0003).
 const MEMBER_SEPARATOR: char = idsync_engine::managed::KEY_SEPARATOR;
 
+/// Keeps `links`, many per statement (a statement each cost a round trip to SQLite's thread per
+/// renamed or new account). A source object has one account per target: the last link given
+/// for it wins, and replaces any older link of it.
+async fn upsert_links(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+    links: &[Link],
+    linked_at: &str,
+) -> Result<(), StoreError> {
+    // Five values a link to delete, six to insert: well under SQLite's 32,766 a statement.
+    const LINKS_PER_STATEMENT: usize = 500;
+    let mut last: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::with_capacity(links.len());
+    for (i, link) in links.iter().enumerate() {
+        last.insert((&link.app, &link.source_id), i);
+    }
+    let links: Vec<&Link> = links
+        .iter()
+        .enumerate()
+        .filter(|(i, link)| last.get(&(link.app.as_str(), link.source_id.as_str())) == Some(i))
+        .map(|(_, link)| link)
+        .collect();
+    for chunk in links.chunks(LINKS_PER_STATEMENT) {
+        // Older links of these source objects, to other accounts.
+        let mut delete = sqlx::QueryBuilder::new("DELETE FROM links WHERE target = ");
+        delete
+            .push_bind(target)
+            .push(" AND (app, source_id) IN (VALUES ");
+        let mut pairs = delete.separated(", ");
+        for link in chunk {
+            pairs
+                .push("(")
+                .push_bind_unseparated(link.app.as_str())
+                .push_unseparated(", ")
+                .push_bind_unseparated(link.source_id.as_str())
+                .push_unseparated(")");
+        }
+        delete.push(") AND (app, source_id, account_key) NOT IN (VALUES ");
+        let mut triples = delete.separated(", ");
+        for link in chunk {
+            triples
+                .push("(")
+                .push_bind_unseparated(link.app.as_str())
+                .push_unseparated(", ")
+                .push_bind_unseparated(link.source_id.as_str())
+                .push_unseparated(", ")
+                .push_bind_unseparated(link.key.as_str())
+                .push_unseparated(")");
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO links (target, account_key, app, source_id, username, linked_at) ",
+        );
+        insert.push_values(chunk, |mut row, link| {
+            row.push_bind(target)
+                .push_bind(link.key.as_str())
+                .push_bind(link.app.as_str())
+                .push_bind(link.source_id.as_str())
+                .push_bind(link.username.as_str())
+                .push_bind(linked_at);
+        });
+        insert.push(
+            " ON CONFLICT (target, account_key) DO UPDATE SET
+                app = excluded.app, source_id = excluded.source_id, username = excluded.username",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Applies the managed-membership side of `changes` to the packed rows, rewriting only the
 /// groups that change. Dropped links lose their memberships in every group.
 async fn update_managed_groups(
@@ -455,30 +527,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for link in &changes.upsert_links {
-            // A source object has one account per target: replace an older link of it.
-            sqlx::query("DELETE FROM links WHERE app = ? AND target = ? AND source_id = ? AND account_key <> ?")
-                .bind(&link.app)
-                .bind(target)
-                .bind(&link.source_id)
-                .bind(&link.key)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO links (target, account_key, app, source_id, username, linked_at)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (target, account_key) DO UPDATE SET
-                    app = excluded.app, source_id = excluded.source_id, username = excluded.username",
-            )
-            .bind(target)
-            .bind(&link.key)
-            .bind(&link.app)
-            .bind(&link.source_id)
-            .bind(&link.username)
-            .bind(&linked_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        upsert_links(&mut tx, target, &changes.upsert_links, &linked_at).await?;
         update_managed_groups(&mut tx, app, target, changes).await?;
         tx.commit().await?;
         Ok(())

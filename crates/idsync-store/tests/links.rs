@@ -52,3 +52,55 @@ async fn links_come_back_whole_and_in_order() {
     );
     assert_eq!(store.links("wiki").await.expect("read"), other.upsert_links);
 }
+
+/// A source object has one account per target: a new account replaces its old link, the last
+/// of two links given at once wins, and many links at once are all kept.
+#[tokio::test]
+async fn a_source_object_keeps_one_link_per_target() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_file(&dir.path().join("idsync.db"))
+        .await
+        .expect("store opens");
+    let many: Vec<Link> = (0..1234)
+        .map(|n| {
+            link(
+                "hr",
+                &format!("id-{n:05}"),
+                &format!("K{n}"),
+                &format!("user{n}"),
+            )
+        })
+        .collect();
+    let books = Bookkeeping {
+        upsert_links: many.clone(),
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("hr", "jira", &books)
+        .await
+        .expect("kept");
+    assert_eq!(store.links("jira").await.expect("read"), many);
+
+    let books = Bookkeeping {
+        upsert_links: vec![
+            // id-00001's account was replaced by a new one.
+            link("hr", "id-00001", "NEW1", "user1"),
+            // id-00002 linked twice in one run: the last one given wins.
+            link("hr", "id-00002", "X", "first"),
+            link("hr", "id-00002", "NEW2", "second"),
+            // A rename keeps the account.
+            link("hr", "id-00003", "K3", "renamed"),
+        ],
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("hr", "jira", &books)
+        .await
+        .expect("kept");
+    let links = store.links("jira").await.expect("read");
+    assert_eq!(links.len(), 1234);
+    assert_eq!(links[1], link("hr", "id-00001", "NEW1", "user1"));
+    assert_eq!(links[2], link("hr", "id-00002", "NEW2", "second"));
+    assert_eq!(links[3], link("hr", "id-00003", "K3", "renamed"));
+    assert_eq!(links[4], many[4]);
+}
