@@ -193,6 +193,9 @@ async fn update_managed_groups(
             touched.entry(group).or_default();
         }
     }
+    // Groups left empty, and groups with their new keys: written many per statement.
+    let mut emptied: Vec<&str> = Vec::new();
+    let mut rewritten: Vec<(&str, String)> = Vec::new();
     for (group, (adds, removes)) in touched {
         let before: BTreeSet<&str> = stored
             .get(group)
@@ -212,30 +215,44 @@ async fn update_managed_groups(
             continue;
         }
         if after.is_empty() {
-            sqlx::query(
-                "DELETE FROM managed_groups WHERE app = ? AND target = ? AND group_name = ?",
-            )
-            .bind(app)
-            .bind(target)
-            .bind(group)
-            .execute(&mut **tx)
-            .await?;
+            emptied.push(group);
         } else {
             let members = after
                 .into_iter()
                 .collect::<Vec<_>>()
                 .join(&MEMBER_SEPARATOR.to_string());
-            sqlx::query(
-                "INSERT INTO managed_groups (app, target, group_name, members) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (app, target, group_name) DO UPDATE SET members = excluded.members",
-            )
-            .bind(app)
-            .bind(target)
-            .bind(group)
-            .bind(members)
-            .execute(&mut **tx)
-            .await?;
+            rewritten.push((group, members));
         }
+    }
+    const GROUPS_PER_STATEMENT: usize = 500;
+    for chunk in emptied.chunks(GROUPS_PER_STATEMENT) {
+        let mut delete = sqlx::QueryBuilder::new("DELETE FROM managed_groups WHERE app = ");
+        delete
+            .push_bind(app)
+            .push(" AND target = ")
+            .push_bind(target)
+            .push(" AND group_name IN (");
+        let mut names = delete.separated(", ");
+        for group in chunk {
+            names.push_bind(*group);
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+    }
+    for chunk in rewritten.chunks(GROUPS_PER_STATEMENT) {
+        let mut upsert = sqlx::QueryBuilder::new(
+            "INSERT INTO managed_groups (app, target, group_name, members) ",
+        );
+        upsert.push_values(chunk, |mut row, (group, members)| {
+            row.push_bind(app)
+                .push_bind(target)
+                .push_bind(*group)
+                .push_bind(members.as_str());
+        });
+        upsert.push(
+            " ON CONFLICT (app, target, group_name) DO UPDATE SET members = excluded.members",
+        );
+        upsert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
