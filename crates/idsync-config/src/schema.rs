@@ -362,6 +362,9 @@ pub struct GuardConfig {
     /// Hold a plan that deactivates or deletes more than this many accounts.
     #[serde(default = "default_max_count")]
     pub max_deprovision_count: u64,
+    /// How long a held run may be approved, and an approval used, after the run was held.
+    #[serde(default = "default_approval_expires_minutes")]
+    pub approval_expires_minutes: u64,
 }
 
 impl Default for GuardConfig {
@@ -369,8 +372,13 @@ impl Default for GuardConfig {
         GuardConfig {
             max_deprovision_percent: default_max_percent(),
             max_deprovision_count: default_max_count(),
+            approval_expires_minutes: default_approval_expires_minutes(),
         }
     }
+}
+
+fn default_approval_expires_minutes() -> u64 {
+    24 * 60
 }
 
 fn default_max_percent() -> f64 {

@@ -1,8 +1,16 @@
 //! The executor: applies a target's plan in order, with bounded concurrency inside each kind of
 //! operation, retries for transient failures, and a record of every result. One failure never
 //! stops the run; operations that depend on a failed one are skipped and say why.
+//!
+//! What it does is made durable as it goes, through a [`Journal`]: before a phase (one kind of
+//! operation) is sent, the journal records what a crash during the phase must not lose (the
+//! accounts about to be created, the memberships about to be added); results are recorded in
+//! batches as they come, and every batch of a phase before the next phase starts, since later
+//! phases depend on earlier ones (memberships of new accounts). A run killed at any point thus
+//! leaves a store that knows every account and membership it may have written.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -47,6 +55,30 @@ impl OpResult {
     }
 }
 
+/// Where the executor makes its progress durable (the state store, in the runner).
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Called before a phase's operations are sent, with them as they will be sent (keys of
+    /// accounts created earlier in the run filled in). Nothing is sent until it returns `Ok`.
+    async fn before_phase(&self, operations: &[PlannedOperation]) -> Result<(), String>;
+    /// Results, in the order they came, at most [`ExecOptions::record_every`] at a time; every
+    /// result of a phase is recorded before the next phase starts.
+    async fn record(&self, results: &[OpResult]) -> Result<(), String>;
+}
+
+/// A journal that keeps nothing: for plans applied where no crash can matter (tests, tools).
+pub struct NoJournal;
+
+#[async_trait::async_trait]
+impl Journal for NoJournal {
+    async fn before_phase(&self, _operations: &[PlannedOperation]) -> Result<(), String> {
+        Ok(())
+    }
+    async fn record(&self, _results: &[OpResult]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ExecOptions {
     /// Operations in flight at once on this target.
@@ -55,6 +87,9 @@ pub struct ExecOptions {
     /// already retries throttling; this covers errors that outlast it).
     pub retries: u32,
     pub retry_delay: Duration,
+    /// Results handed to the journal at once at most: what a crash can leave unrecorded is at
+    /// most this many results (plus what is in flight), which the next run finds again.
+    pub record_every: usize,
 }
 
 impl Default for ExecOptions {
@@ -63,17 +98,26 @@ impl Default for ExecOptions {
             concurrency: 4,
             retries: 2,
             retry_delay: Duration::from_millis(500),
+            record_every: 200,
         }
     }
 }
 
-/// Applies `ops` (already in plan order) to `target`. `on_result` sees each result as it comes,
-/// for progress display and for recording links as the run goes (so a run killed half way
-/// leaves a store that matches what was done).
+/// Why an operation was not sent once the journal failed.
+fn journal_failed(why: &str) -> String {
+    format!(
+        "not sent: idsync could not record its progress in the state store ({why}); the next run takes over"
+    )
+}
+
+/// Applies `ops` (already in plan order) to `target`, making its progress durable through
+/// `journal` (see the module docs). `on_result` sees each result as it comes (progress display).
+/// Once the journal fails, nothing more is sent: what is left is skipped and says why.
 pub async fn execute(
     target: &dyn Target,
     ops: Vec<PlannedOperation>,
     options: ExecOptions,
+    journal: &dyn Journal,
     mut on_result: impl FnMut(&OpResult),
 ) -> Vec<OpResult> {
     let mut results = Vec::with_capacity(ops.len());
@@ -83,6 +127,9 @@ pub async fn execute(
     let mut failed_groups: HashSet<String> = HashSet::new();
     // new username (lower case) → old username, for renames that failed
     let mut failed_renames: HashMap<String, String> = HashMap::new();
+    // Set once the journal fails: nothing more is sent.
+    let mut journal_error: Option<String> = None;
+    let record_every = options.record_every.max(1);
 
     let mut phase_start = 0;
     while phase_start < ops.len() {
@@ -92,29 +139,39 @@ pub async fn execute(
             .position(|o| o.op.kind() != kind)
             .map_or(ops.len(), |n| phase_start + n);
         let mut runnable = Vec::new();
+        let mut skipped = Vec::new();
         for planned in &ops[phase_start..phase_end] {
             let mut planned = planned.clone();
-            match prepare(
-                &mut planned,
-                &created,
-                &failed_users,
-                &failed_groups,
-                &failed_renames,
-            ) {
+            let verdict = match &journal_error {
+                Some(why) => Err(journal_failed(why)),
+                None => prepare(
+                    &mut planned,
+                    &created,
+                    &failed_users,
+                    &failed_groups,
+                    &failed_renames,
+                ),
+            };
+            match verdict {
                 Ok(()) => runnable.push(planned),
-                Err(why) => {
-                    let result = OpResult {
-                        planned,
-                        status: OpStatus::Skipped,
-                        error: Some(why),
-                        error_kind: None,
-                        key: None,
-                        duration_ms: 0,
-                    };
-                    on_result(&result);
-                    results.push(result);
-                }
+                Err(why) => skipped.push(skip(planned, why)),
             }
+        }
+        if !runnable.is_empty()
+            && let Err(why) = journal.before_phase(&runnable).await
+        {
+            skipped.extend(
+                runnable
+                    .drain(..)
+                    .map(|planned| skip(planned, journal_failed(&why))),
+            );
+            journal_error = Some(why);
+        }
+        // Skipped operations changed nothing; they are recorded with the phase's first batch.
+        let mut pending: Vec<OpResult> = Vec::with_capacity(record_every.min(ops.len()));
+        for result in skipped {
+            on_result(&result);
+            pending.push(result);
         }
         let units = if kind == OperationKind::AddMembership && target.capabilities().bulk_membership
         {
@@ -122,8 +179,20 @@ pub async fn execute(
         } else {
             runnable.into_iter().map(Unit::One).collect()
         };
+        // Once the journal fails mid-phase, units not yet started are not sent either.
+        let stopped = AtomicBool::new(journal_error.is_some());
+        let stopped = &stopped;
         let stream = futures::stream::iter(units)
-            .map(|unit| apply_unit(target, unit, options))
+            .map(|unit| async move {
+                if stopped.load(Ordering::Relaxed) {
+                    unit.into_operations()
+                        .into_iter()
+                        .map(|planned| skip(planned, journal_failed("see the first error")))
+                        .collect()
+                } else {
+                    apply_unit(target, unit, options).await
+                }
+            })
             .buffer_unordered(options.concurrency.max(1))
             .flat_map(futures::stream::iter);
         // Accounts created without a key wait for one lookup of all of them, at the end of
@@ -172,11 +241,49 @@ pub async fn execute(
                 _ => {}
             }
             on_result(&result);
-            results.push(result);
+            pending.push(result);
+            if pending.len() >= record_every {
+                flush(journal, &mut pending, &mut results, &mut journal_error).await;
+                stopped.store(journal_error.is_some(), Ordering::Relaxed);
+            }
         }
+        // The next phase may depend on this one: all of it is recorded first.
+        flush(journal, &mut pending, &mut results, &mut journal_error).await;
         phase_start = phase_end;
     }
     results
+}
+
+/// A result for an operation that was not sent.
+fn skip(planned: PlannedOperation, why: String) -> OpResult {
+    OpResult {
+        planned,
+        status: OpStatus::Skipped,
+        error: Some(why),
+        error_kind: None,
+        key: None,
+        duration_ms: 0,
+    }
+}
+
+/// Hands `pending` to the journal and moves it to `results`. A journal that fails stops the
+/// sending of anything more (the results themselves stand: they happened).
+async fn flush(
+    journal: &dyn Journal,
+    pending: &mut Vec<OpResult>,
+    results: &mut Vec<OpResult>,
+    journal_error: &mut Option<String>,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    if journal_error.is_none()
+        && let Err(why) = journal.record(pending).await
+    {
+        tracing::error!(error = %why, "recording the run's progress failed; nothing more is sent");
+        *journal_error = Some(why);
+    }
+    results.append(pending);
 }
 
 /// Fills in what earlier operations produced, or says why the operation cannot run.
@@ -278,6 +385,15 @@ enum Unit {
     One(PlannedOperation),
     /// Memberships of one group, added at once.
     Members(Vec<PlannedOperation>),
+}
+
+impl Unit {
+    fn into_operations(self) -> Vec<PlannedOperation> {
+        match self {
+            Unit::One(planned) => vec![planned],
+            Unit::Members(batch) => batch,
+        }
+    }
 }
 
 /// Groups membership additions by group, in batches of at most [`MAX_BATCH`].

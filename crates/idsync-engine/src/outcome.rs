@@ -2,11 +2,13 @@
 //! memberships it now manages. Kept pure so that the runner, the tests and a crash-and-rerun all
 //! agree on the bookkeeping.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use idsync_model::Operation;
+use serde::{Deserialize, Serialize};
 
-use crate::executor::OpResult;
+use idsync_model::{ActualState, Operation, PlannedOperation, TargetErrorKind, TargetUser};
+
+use crate::executor::{OpResult, OpStatus};
 use crate::planner::{Link, ManagedMembership, TargetPlan};
 
 /// Changes to the store after (part of) a plan was applied.
@@ -17,6 +19,89 @@ pub struct Bookkeeping {
     pub remove_links: Vec<String>,
     pub add_managed: BTreeSet<ManagedMembership>,
     pub remove_managed: BTreeSet<ManagedMembership>,
+    /// Usernames (lower case) whose [`CreateIntent`] is settled: the account is linked, or the
+    /// creation surely did not happen.
+    pub settled_creates: Vec<String>,
+}
+
+impl Bookkeeping {
+    pub fn is_empty(&self) -> bool {
+        self.upsert_links.is_empty()
+            && self.remove_links.is_empty()
+            && self.add_managed.is_empty()
+            && self.remove_managed.is_empty()
+            && self.settled_creates.is_empty()
+    }
+}
+
+/// An account about to be created, recorded before the request is sent: if the run dies before
+/// the creation's result is recorded, the next run finds the account by this and links it
+/// (see [`claim_interrupted_creations`]), so that it is never left unmanaged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateIntent {
+    pub app: String,
+    pub source_id: String,
+    pub username: String,
+    /// The e-mail sent with the creation: an account found under the username with another
+    /// e-mail is not the one idsync created.
+    pub email: Option<String>,
+}
+
+/// What must be durable before a phase of operations is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Intentions {
+    pub creates: Vec<CreateIntent>,
+    /// Memberships about to be added: managed from now on, so that one added just before a
+    /// crash is still idsync's to remove later. A definite failure takes them back.
+    pub claims: BTreeSet<ManagedMembership>,
+}
+
+impl Intentions {
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.claims.is_empty()
+    }
+}
+
+/// The intentions of a phase about to be sent.
+pub fn intentions(app: &str, operations: &[PlannedOperation]) -> Intentions {
+    let mut i = Intentions::default();
+    for planned in operations {
+        match &planned.op {
+            Operation::CreateUser { user, email, .. } => {
+                if let Some(source_id) = &planned.source_id {
+                    i.creates.push(CreateIntent {
+                        app: app.to_owned(),
+                        source_id: source_id.clone(),
+                        username: user.clone(),
+                        email: email.clone(),
+                    });
+                }
+            }
+            Operation::AddMembership { group, key, .. } if !key.is_empty() => {
+                i.claims.insert((group.to_lowercase(), key.clone()));
+            }
+            _ => {}
+        }
+    }
+    i
+}
+
+/// True when the operation surely left the target as it was: skipped, or refused for a reason
+/// that is not a timeout, an outage or an answer that could not be read.
+fn changed_nothing(result: &OpResult) -> bool {
+    match result.status {
+        OpStatus::Skipped => true,
+        OpStatus::Failed => matches!(
+            result.error_kind,
+            Some(kind) if !matches!(
+                kind,
+                TargetErrorKind::RateLimited
+                    | TargetErrorKind::Unavailable
+                    | TargetErrorKind::MalformedResponse
+            )
+        ),
+        OpStatus::Planned | OpStatus::Done | OpStatus::AlreadyDone => false,
+    }
 }
 
 /// What follows from the plan itself whatever the results: adoptions become links, memberships
@@ -41,6 +126,20 @@ pub fn from_plan(app: &str, plan: &TargetPlan) -> Bookkeeping {
 /// What follows from one operation's result.
 pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
     if !result.succeeded() {
+        // What the journal recorded before sending is taken back when nothing happened; an
+        // uncertain failure keeps it, for the next run to settle.
+        if changed_nothing(result) {
+            match &result.planned.op {
+                Operation::CreateUser { user, .. } => {
+                    into.settled_creates.push(user.to_lowercase());
+                }
+                Operation::AddMembership { group, key, .. } if !key.is_empty() => {
+                    into.remove_managed
+                        .insert((group.to_lowercase(), key.clone()));
+                }
+                _ => {}
+            }
+        }
         return;
     }
     let source_id = result.planned.source_id.clone();
@@ -53,6 +152,7 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
                     key: key.clone(),
                     username: user.clone(),
                 });
+                into.settled_creates.push(user.to_lowercase());
             }
         }
         Operation::RenameUser {
@@ -79,4 +179,59 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
         }
         _ => {}
     }
+}
+
+/// Settles the creations that a run recorded and did not see through (it was killed, or the
+/// target's answer was lost), from a full read of the target: an account found under the
+/// intended username, linked to nobody and (when an e-mail was sent) with that e-mail, is the one
+/// idsync created, and is linked to its source user; any other intent is dropped (the creation
+/// never happened, or the name now belongs to someone else). Returns the bookkeeping and a note
+/// per intent that could not be honoured.
+pub fn claim_interrupted_creations(
+    intents: &[CreateIntent],
+    actual: &ActualState,
+    links: &[Link],
+) -> (Bookkeeping, Vec<String>) {
+    let mut b = Bookkeeping::default();
+    let mut notes = Vec::new();
+    if intents.is_empty() {
+        return (b, notes);
+    }
+    let linked_keys: HashSet<&str> = links.iter().map(|l| l.key.as_str()).collect();
+    let by_username: HashMap<String, &TargetUser> = actual
+        .users
+        .iter()
+        .map(|u| (u.username.to_lowercase(), u))
+        .collect();
+    for intent in intents {
+        let lower = intent.username.to_lowercase();
+        let Some(account) = by_username.get(&lower) else {
+            b.settled_creates.push(lower);
+            continue;
+        };
+        b.settled_creates.push(lower);
+        // A target that does not show e-mails leaves the username to decide.
+        let same_email = match (&intent.email, &account.email) {
+            (Some(sent), Some(found)) => sent.eq_ignore_ascii_case(found),
+            (Some(_), None) | (None, _) => true,
+        };
+        if linked_keys.contains(account.key.as_str()) {
+            // Linked meanwhile (by this app's own bookkeeping, or another app): nothing to do.
+            continue;
+        }
+        if !same_email {
+            notes.push(format!(
+                "account {:?} was not claimed: an interrupted run meant to create it, but it holds another e-mail",
+                account.username
+            ));
+            continue;
+        }
+        b.upsert_links.push(Link {
+            app: intent.app.clone(),
+            source_id: intent.source_id.clone(),
+            key: account.key.clone(),
+            username: account.username.clone(),
+        });
+    }
+    (b, notes)
 }

@@ -248,6 +248,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             trigger: Trigger::Manual,
             dry_run: false,
             full_read: false,
+            wait: false,
         },
         Arc::new(Phases(Instant::now())),
     )
@@ -302,6 +303,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             trigger: Trigger::Manual,
             dry_run: false,
             full_read: false,
+            wait: false,
         },
         Arc::new(Phases(Instant::now())),
     )

@@ -23,7 +23,7 @@ use idsync_engine::{
     guard,
 };
 use idsync_entra::{DirectoryState, EntraSource};
-use idsync_model::{ActualState, OperationKind, Target};
+use idsync_model::{ActualState, Operation, OperationKind, PlannedOperation, Target};
 use idsync_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -104,8 +104,11 @@ pub struct RunOptions {
     pub trigger: Trigger,
     /// Plan only; apply nothing.
     pub dry_run: bool,
-    /// Read every target in full, whatever idsync knows of it.
+    /// Read the source and every target in full, whatever idsync knows of them.
     pub full_read: bool,
+    /// When another run of the app is in progress: wait for it to end (`true`) or give up at
+    /// once with [`RunError::Busy`].
+    pub wait: bool,
 }
 
 impl RunOptions {
@@ -114,6 +117,7 @@ impl RunOptions {
             trigger: Trigger::Manual,
             dry_run: false,
             full_read: false,
+            wait: false,
         }
     }
 }
@@ -192,6 +196,9 @@ pub enum RunError {
     Rules(#[from] idsync_engine::RuleError),
     #[error(transparent)]
     Store(#[from] idsync_store::StoreError),
+    /// Another run of the app is in progress.
+    #[error(transparent)]
+    Busy(idsync_store::StoreError),
 }
 
 /// The rules in force for one target of an app (overrides applied), compiled.
@@ -233,7 +240,8 @@ fn millis(since: Instant) -> u64 {
 }
 
 /// Runs one app: see the crate docs. Errors are only returned for problems with idsync itself
-/// (store, rules); a failed source or target read is a run with status `failed` or `partial`.
+/// (store, rules) and for an app that another run is syncing ([`RunError::Busy`]); a failed
+/// source or target read is a run with status `failed` or `partial`.
 pub async fn sync_app(
     config: &Config,
     app_name: &str,
@@ -256,9 +264,18 @@ pub async fn sync_app(
         .iter()
         .map(|t| target_rules(app, app_index, &t.name))
         .collect::<Result<_, _>>()?;
-    let interrupted = store.close_interrupted_runs(&app.name).await?;
+    // One run of an app at a time, dry runs included (they read and keep state too). Held
+    // until this function returns; the operating system drops it if the process dies.
+    let lease = store
+        .lock_app(&app.name, options.wait)
+        .await
+        .map_err(|e| match e {
+            idsync_store::StoreError::Busy { .. } => RunError::Busy(e),
+            e => RunError::Store(e),
+        })?;
+    let interrupted = store.close_interrupted_runs(&lease, &app.name).await?;
     let run_id = store
-        .start_run(&app.name, trigger.as_str(), dry_run)
+        .start_run(&lease, &app.name, trigger.as_str(), dry_run)
         .await?;
     let mut report = RunReport {
         run_id,
@@ -278,13 +295,13 @@ pub async fn sync_app(
 
     for id in interrupted {
         report.notes.push(format!(
-            "run {id} had stopped before it finished; it is marked interrupted"
+            "run {id} had stopped before it finished (its process died); it is marked interrupted, and this run takes over"
         ));
     }
 
     // 1. The source, and at the same time what the store holds for each target (links,
-    // managed memberships and the known state: large at 100k users, and decoded off the async
-    // threads).
+    // managed memberships, creations an interrupted run left unsettled, and the known state:
+    // large at 100k users, and decoded off the async threads).
     progress.phase("reading the source");
     let attributes = attributes_needed(app, &rules);
     let mut targets: Vec<(Arc<dyn Target>, &TargetConfig, Arc<TargetRules>)> = Vec::new();
@@ -298,7 +315,13 @@ pub async fn sync_app(
         let fingerprint = fingerprint(tc, &custom_attributes(r));
         stored_for_target(store, &app.name, tc, fingerprint, options.full_read)
     }));
-    let source = read_source(store, app, &attributes, &mut report.notes);
+    let source = read_source(
+        store,
+        app,
+        &attributes,
+        options.full_read,
+        &mut report.notes,
+    );
     // The source first: its snapshot is the longest chain (load, decode, delta read, scope).
     let (read, stored) = futures::join!(source, stored);
     let stored = stored?;
@@ -315,17 +338,12 @@ pub async fn sync_app(
     };
     report.source = serde_json::to_value(&read.stats).unwrap_or_default();
     report.notes.extend(read.notes.iter().cloned());
-    // The snapshot is complete state, not a list of changes: keeping it now is safe whatever
-    // happens to the rest of the run, and spares the next run a full read.
-    let save_source = async {
+    let users_in_scope = read.stats.users_in_scope;
+    // Packed now (alongside the target reads), kept only once the guard lets the run go on:
+    // a read the guard holds must not become the baseline of later runs.
+    let pack_source = {
         let state = read.state;
-        match blocking(move || state.pack()).await {
-            Ok(bytes) => store
-                .save_source_state(&app.name, &bytes)
-                .await
-                .map(|()| None),
-            Err(e) => Ok(Some(e.to_string())),
-        }
+        blocking(move || state.pack())
     };
     let snapshot = Arc::new(read.snapshot);
 
@@ -336,6 +354,7 @@ pub async fn sync_app(
     let reads = futures::future::join_all(targets.iter().zip(stored).map(|((t, tc, r), s)| {
         know_target(
             store,
+            &app.name,
             Arc::clone(t),
             tc,
             custom_attributes(r),
@@ -343,10 +362,7 @@ pub async fn sync_app(
             force_full_read,
         )
     }));
-    let (reads, saved) = futures::join!(reads, save_source);
-    if let Some(note) = saved? {
-        report.notes.push(note);
-    }
+    let (reads, packed_source) = futures::join!(reads, pack_source);
 
     // 3. Plan each target, all at once, each on a thread of its own.
     progress.phase("planning");
@@ -431,55 +447,72 @@ pub async fn sync_app(
     report.planner_ms = planner_ms;
 
     // 4. The guard, over the whole app.
-    let deprovisions: usize = plans.iter().map(|p| p.plan.deprovisions()).sum();
+    let deprovisions: BTreeSet<guard::Deprovision> = plans
+        .iter()
+        .flat_map(|p| {
+            p.plan.operations.iter().filter_map(|o| match &o.op {
+                Operation::DeactivateUser { key, .. } | Operation::DeleteUser { key, .. } => {
+                    Some((p.tc.name.clone(), key.clone()))
+                }
+                _ => None,
+            })
+        })
+        .collect();
     let managed_users: usize = plans.iter().map(|p| p.plan.managed_users).sum();
-    let approval = store.pending_approval(&app.name).await?;
-    let approved = approval.map_or(0, |(_, n)| n);
-    let hold = guard::check(&app.guard, deprovisions, managed_users, approved);
+    let approval = store.pending_approval(&app.name, unix_now()).await?;
+    let previous_users_in_scope = store.source_users_in_scope(&app.name).await?;
+    let guard_input = guard::GuardInput {
+        deprovisions: &deprovisions,
+        managed_users,
+        users_in_scope,
+        previous_users_in_scope,
+        approved: approval.as_ref().map(|a| &a.held),
+    };
+    let hold = guard::check(&app.guard, &guard_input);
+    if let Some(note) = guard::shrink_note(&app.guard, &guard_input) {
+        report.notes.push(note);
+    }
+    if let Some(approval) = &approval
+        && !dry_run
+    {
+        // An approval is good for this one run, whatever it does: left unused, it would let
+        // through a later, unrelated plan.
+        store.use_approval(approval.run_id, run_id).await?;
+        report.notes.push(format!(
+            "applying with the approval of run {} (its {} deprovision(s) and no others)",
+            approval.run_id,
+            approval.held.accounts.len()
+        ));
+    }
 
     for Planned { plan, .. } in &plans {
         for o in &plan.operations {
             report.totals.entry(o.op.kind()).or_default().planned += 1;
         }
     }
+    if hold.is_none() {
+        // The read becomes the baseline of the next delta read.
+        match packed_source {
+            Ok(bytes) => {
+                store
+                    .save_source_state(&app.name, &bytes, users_in_scope)
+                    .await?
+            }
+            Err(e) => report
+                .notes
+                .push(format!("the source snapshot could not be kept: {e}")),
+        }
+    }
     if dry_run || hold.is_some() {
-        for Planned {
-            target,
-            tc,
-            plan,
-            known,
-        } in &plans
-        {
-            report.targets.push(TargetReport {
-                target: tc.name.clone(),
-                kind: target.kind().to_string(),
-                error: None,
-                state: known.source,
-                managed_users: plan.managed_users,
-                adoptions: plan.adoptions.clone(),
-                warnings: plan.warnings.clone(),
-                operations: plan
-                    .operations
-                    .iter()
-                    .map(|p| OpResult {
-                        planned: p.clone(),
-                        status: OpStatus::Planned,
-                        error: None,
-                        error_kind: None,
-                        key: None,
-                        duration_ms: 0,
-                    })
-                    .collect(),
-            });
+        for planned in &plans {
+            report.targets.push(planned.report_unapplied());
         }
         if let Some(hold) = hold {
             let plan_json = serde_json::to_value(&report.targets).unwrap_or_default();
-            store
-                .hold_run(run_id, &plan_json, hold.deprovisions)
-                .await?;
+            store.hold_run(run_id, &plan_json, &hold.held).await?;
             report.notes.push(format!(
-                "held: {}. Review the plan, then run `idsync approve --config FILE {run_id}` and sync again",
-                hold.reason
+                "held: {}. Review the plan, then run `idsync approve --config FILE {run_id}` within guard.approval_expires_minutes = {}",
+                hold.reason, app.guard.approval_expires_minutes
             ));
             report.hold = Some(hold);
             report.status = RunStatus::Held;
@@ -489,90 +522,27 @@ pub async fn sync_app(
         return finish(store, report, started).await;
     }
 
-    // 5. Apply, every target at once, each within its own concurrency.
+    // 5. Apply, every target at once, each within its own concurrency, recording as it goes.
     let total: usize = plans.iter().map(|p| p.plan.operations.len()).sum();
     progress.planned(total);
     progress.phase("applying");
-    let applied = futures::future::join_all(plans.into_iter().map(|planned| {
-        let progress = Arc::clone(&progress);
-        let app_name = app.name.clone();
-        async move {
-            let Planned {
-                target,
-                tc,
-                mut plan,
-                known,
-            } = planned;
-            // What the store knows of the target stops holding the moment this run writes; if
-            // the store cannot record that, nothing is written to the target.
-            let epoch = if plan.operations.is_empty() {
-                None
-            } else {
-                Some(store.begin_target_writes(&tc.name).await)
-            };
-            let mut books = outcome::from_plan(&app_name, &plan);
-            let options = ExecOptions {
-                concurrency: tc.concurrency.max(1),
-                ..ExecOptions::default()
-            };
-            // The executor takes the operations: the report needs only the plan's other parts.
-            let operations = std::mem::take(&mut plan.operations);
-            let results = if matches!(epoch, Some(Err(_))) {
-                Vec::new()
-            } else {
-                idsync_engine::execute(target.as_ref(), operations, options, |r| {
-                    outcome::from_result(&app_name, r, &mut books);
-                    progress.applied(r);
-                })
-                .await
-            };
-            // Recorded as soon as this target is done, while the others may still be busy.
-            let known_source = known.source;
-            let (fingerprint, read_at) = (known.fingerprint.clone(), known.read_at);
-            // The bookkeeping (links, managed memberships) and working out what the target now
-            // holds are independent: the second runs on a blocking thread meanwhile. What the
-            // target holds is only kept once the bookkeeping is.
-            let after = after_run(tc, Arc::clone(&target), known, results);
-            let (booked, (results, after)) =
-                futures::join!(store.apply_bookkeeping(&app_name, &tc.name, &books), after);
-            let recorded = match (booked, epoch) {
-                (Err(e), _) | (Ok(()), Some(Err(e))) => Err(RunError::from(e)),
-                (Ok(()), Some(Ok(epoch))) => {
-                    keep_known_state(store, tc, &fingerprint, read_at, after, epoch).await
-                }
-                (Ok(()), None) => Ok(None),
-            };
-            (target, tc, plan, results, known_source, recorded)
-        }
-    }))
+    let applied = futures::future::join_all(
+        plans
+            .into_iter()
+            .map(|planned| apply_target(store, run_id, &app.name, planned, Arc::clone(&progress))),
+    )
     .await;
 
     progress.phase("recording");
-    for (target, tc, plan, results, known_source, recorded) in applied {
-        if let Some(note) = recorded? {
+    for applied in applied {
+        let (report_of_target, note) = applied?;
+        if let Some(note) = note {
             report.notes.push(note);
         }
-        store.record_operations(run_id, &results).await?;
-        record_totals(&mut report.totals, &results);
-        report.targets.push(TargetReport {
-            target: tc.name.clone(),
-            kind: target.kind().to_string(),
-            error: None,
-            state: known_source,
-            managed_users: plan.managed_users,
-            adoptions: plan.adoptions,
-            warnings: plan.warnings,
-            operations: results,
-        });
+        record_totals(&mut report.totals, &report_of_target.operations);
+        report.targets.push(report_of_target);
     }
-    if let Some((approved_run, _)) = approval
-        && deprovisions > 0
-    {
-        store.consume_approval(approved_run, run_id).await?;
-        report.notes.push(format!(
-            "applied the deprovisions approved in run {approved_run}"
-        ));
-    }
+    drop(lease);
     let any_failed = report.totals.values().any(|t| t.failed + t.skipped > 0)
         || report.targets.iter().any(|t| t.error.is_some());
     let all_targets_failed =
@@ -587,12 +557,145 @@ pub async fn sync_app(
     finish(store, report, started).await
 }
 
+/// Applies one target's plan, making every step durable as it goes (see [`RunJournal`]), then
+/// keeps what the target holds afterwards. Returns the target's report and a note for the run.
+async fn apply_target(
+    store: &Store,
+    run_id: i64,
+    app: &str,
+    planned: Planned<'_>,
+    progress: Arc<dyn Progress>,
+) -> Result<(TargetReport, Option<String>), RunError> {
+    let Planned {
+        target,
+        tc,
+        mut plan,
+        known,
+    } = planned;
+    // What follows from the plan itself (adoptions, memberships already as wanted, links to
+    // accounts deleted by hand) is kept before anything is written.
+    store
+        .apply_bookkeeping(app, &tc.name, &outcome::from_plan(app, &plan))
+        .await?;
+    // What the store knows of the target stops holding the moment this run writes; if the
+    // store cannot record that, nothing is written to the target.
+    let epoch = if plan.operations.is_empty() {
+        None
+    } else {
+        Some(store.begin_target_writes(&tc.name).await)
+    };
+    let options = ExecOptions {
+        concurrency: tc.concurrency.max(1),
+        ..ExecOptions::default()
+    };
+    // The executor takes the operations: the report needs only the plan's other parts.
+    let operations = std::mem::take(&mut plan.operations);
+    let results = if matches!(epoch, Some(Err(_))) {
+        Vec::new()
+    } else {
+        let journal = RunJournal {
+            store,
+            run_id,
+            app,
+            target: &tc.name,
+        };
+        idsync_engine::execute(target.as_ref(), operations, options, &journal, |r| {
+            progress.applied(r)
+        })
+        .await
+    };
+    let known_source = known.source;
+    let (fingerprint, read_at) = (known.fingerprint.clone(), known.read_at);
+    let (results, after) = after_run(tc, Arc::clone(&target), known, results).await;
+    let note = match epoch {
+        Some(Err(e)) => return Err(e.into()),
+        Some(Ok(epoch)) => keep_known_state(store, tc, &fingerprint, read_at, after, epoch).await?,
+        None => None,
+    };
+    Ok((
+        TargetReport {
+            target: tc.name.clone(),
+            kind: target.kind().to_string(),
+            error: None,
+            state: known_source,
+            managed_users: plan.managed_users,
+            adoptions: plan.adoptions,
+            warnings: plan.warnings,
+            operations: results,
+        },
+        note,
+    ))
+}
+
+/// Makes a run's progress on one target durable as the executor goes: before each phase, the
+/// accounts it will create and the memberships it will add; after each batch of results, their
+/// history rows and bookkeeping, in one transaction.
+struct RunJournal<'a> {
+    store: &'a Store,
+    run_id: i64,
+    app: &'a str,
+    target: &'a str,
+}
+
+#[async_trait::async_trait]
+impl idsync_engine::executor::Journal for RunJournal<'_> {
+    async fn before_phase(&self, operations: &[PlannedOperation]) -> Result<(), String> {
+        let intentions = outcome::intentions(self.app, operations);
+        self.store
+            .record_intentions(self.run_id, self.target, self.app, &intentions)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn record(&self, results: &[OpResult]) -> Result<(), String> {
+        let mut books = outcome::Bookkeeping::default();
+        for r in results {
+            outcome::from_result(self.app, r, &mut books);
+        }
+        // Every membership added was claimed before its phase was sent: claiming it again
+        // would rewrite the group's row for nothing (a million memberships at 100k users).
+        books.add_managed.clear();
+        self.store
+            .record_progress(self.run_id, self.app, self.target, results, &books)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// One target's plan, with what it was planned from.
 struct Planned<'c> {
     target: Arc<dyn Target>,
     tc: &'c TargetConfig,
     plan: TargetPlan,
     known: KnownTarget,
+}
+
+impl Planned<'_> {
+    /// The target's report for a plan that is not applied (a dry run, a held plan).
+    fn report_unapplied(&self) -> TargetReport {
+        TargetReport {
+            target: self.tc.name.clone(),
+            kind: self.target.kind().to_string(),
+            error: None,
+            state: self.known.source,
+            managed_users: self.plan.managed_users,
+            adoptions: self.plan.adoptions.clone(),
+            warnings: self.plan.warnings.clone(),
+            operations: self
+                .plan
+                .operations
+                .iter()
+                .map(|p| OpResult {
+                    planned: p.clone(),
+                    status: OpStatus::Planned,
+                    error: None,
+                    error_kind: None,
+                    key: None,
+                    duration_ms: 0,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A target's state as this run knows it.
@@ -650,15 +753,24 @@ fn custom_attributes(rules: &TargetRules) -> Vec<String> {
         .collect()
 }
 
-/// Reads the app's source, from its stored snapshot when there is one (a delta read).
+/// Reads the app's source, from its stored snapshot when there is one (a delta read), unless
+/// `full_read`.
 /// `Ok(Err(_))` is a failed read; `Err(_)` a store that failed.
 async fn read_source(
     store: &Store,
     app: &AppConfig,
     attributes: &BTreeSet<String>,
+    full_read: bool,
     notes: &mut Vec<String>,
 ) -> Result<Result<idsync_entra::SourceRead, idsync_entra::EntraError>, RunError> {
-    let previous = match store.source_state(&app.name).await? {
+    // `--full-read` reads the source afresh too: whatever the stored snapshot holds (a
+    // damaged or doubtful read) is not carried over.
+    let stored = if full_read {
+        None
+    } else {
+        store.source_state(&app.name).await?
+    };
+    let previous = match stored {
         Some(bytes) => match blocking(move || DirectoryState::unpack(&bytes)).await {
             Ok(state) => Some(state),
             Err(e) => {
@@ -683,6 +795,8 @@ struct StoredTarget {
     /// The known state when it may be planned from: recent enough, read with the same
     /// fingerprint, and not refused by `--full-read` or `full_read_every_minutes = 0`.
     known: Option<Result<(i64, ActualState), String>>,
+    /// Creations an interrupted run left unsettled: the target is read in full to settle them.
+    intents: Vec<idsync_engine::outcome::CreateIntent>,
     fingerprint: String,
 }
 
@@ -712,15 +826,17 @@ async fn stored_for_target(
             .map_err(|e| e.to_string());
         Ok::<_, idsync_store::StoreError>(Some(state.map(|s| (read_at, s))))
     };
-    let (known, links, managed) = futures::join!(
+    let (known, links, managed, intents) = futures::join!(
         known,
         store.links(&tc.name),
         store.managed_memberships(app, &tc.name),
+        store.create_intents(app, &tc.name),
     );
     Ok(StoredTarget {
         links: links?,
         managed: managed?,
         known: known?,
+        intents: intents?,
         fingerprint,
     })
 }
@@ -736,6 +852,7 @@ struct TargetInputs {
 /// call for a full read, otherwise read in full (and kept for the runs to come).
 async fn know_target(
     store: &Store,
+    app: &str,
     target: Arc<dyn Target>,
     tc: &TargetConfig,
     attributes: Vec<String>,
@@ -743,11 +860,13 @@ async fn know_target(
     force_full_read: bool,
 ) -> Result<TargetInputs, KnowError> {
     let StoredTarget {
-        links,
+        mut links,
         managed,
         known,
+        intents,
         fingerprint,
     } = stored;
+    let force_full_read = force_full_read || !intents.is_empty();
     let now = unix_now();
     let mut note = None;
     match known {
@@ -795,6 +914,28 @@ async fn know_target(
         }
     }
     let state = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+    if !intents.is_empty() {
+        // An interrupted run created accounts it did not get to link: they are linked now,
+        // before planning, so that they are managed like any other (deprovisioned when their
+        // user leaves) instead of left behind.
+        let (claimed, unclaimed) =
+            idsync_engine::outcome::claim_interrupted_creations(&intents, &state, &links);
+        store.apply_bookkeeping(app, &tc.name, &claimed).await?;
+        let found = claimed.upsert_links.len();
+        links.extend(claimed.upsert_links);
+        let mut said = format!(
+            "{} creation(s) of an interrupted run settled: {found} account(s) found and linked",
+            intents.len()
+        );
+        for n in unclaimed {
+            said.push_str("; ");
+            said.push_str(&n);
+        }
+        note = Some(match note {
+            Some(earlier) => format!("{earlier}; {said}"),
+            None => said,
+        });
+    }
     Ok(TargetInputs {
         known: KnownTarget {
             state,

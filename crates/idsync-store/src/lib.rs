@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
-use idsync_engine::outcome::Bookkeeping;
+use idsync_engine::guard::Held;
+use idsync_engine::outcome::{Bookkeeping, CreateIntent, Intentions};
 use idsync_engine::{Link, ManagedMemberships, OpResult};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -39,6 +40,46 @@ pub enum StoreError {
     NoSuchRun(i64),
     #[error("state store: reading was cancelled because the program is shutting down")]
     Cancelled,
+    #[error("{}", busy_message(app, run.as_ref()))]
+    Busy {
+        app: String,
+        run: Option<RunInProgress>,
+    },
+    #[error(
+        "cannot take the lock of app {app:?} (it keeps two runs of the app from overlapping): {source}"
+    )]
+    Lock { app: String, source: std::io::Error },
+    #[error("run {run} cannot be approved: {why}")]
+    NotApprovable { run: i64, why: String },
+}
+
+/// A run of an app that holds its lock, as far as the history tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInProgress {
+    pub id: i64,
+    pub pid: Option<i64>,
+    pub started_at: String,
+}
+
+fn busy_message(app: &str, run: Option<&RunInProgress>) -> String {
+    let who = match run {
+        Some(r) => format!(
+            "run {} (process {}, started {})",
+            r.id,
+            r.pid
+                .map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+            r.started_at
+        ),
+        None => "another run".to_owned(),
+    };
+    format!(
+        "app {app:?} is being synced by {who}: one run of an app at a time. Wait for it to end (or use --wait)"
+    )
+}
+
+/// An app's names as a file name: hex, so any app name is a safe one.
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 impl StoreError {
@@ -67,6 +108,14 @@ pub struct RunRecord {
     pub deprovisions: i64,
     pub approved_deprovisions: i64,
     pub error: Option<String>,
+}
+
+/// An approval not used yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The held run that was approved.
+    pub run_id: i64,
+    pub held: Held,
 }
 
 /// One operation of a run as the history shows it.
@@ -157,6 +206,9 @@ async fn upsert_links(
     Ok(())
 }
 
+/// Groups named in one statement at most (one bound value each, or four to a row written).
+const GROUPS_PER_STATEMENT: usize = 500;
+
 /// Applies the managed-membership side of `changes` to the packed rows, rewriting only the
 /// groups that change. Dropped links lose their memberships in every group.
 async fn update_managed_groups(
@@ -172,14 +224,47 @@ async fn update_managed_groups(
     {
         return Ok(());
     }
-    let rows =
-        sqlx::query("SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?")
-            .bind(app)
-            .bind(target)
-            .fetch_all(&mut **tx)
-            .await?;
-    let stored: BTreeMap<String, String> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
     let gone: HashSet<&str> = changes.remove_links.iter().map(String::as_str).collect();
+    // Only the groups that change are read, unless accounts left (they leave every group):
+    // progress is recorded many times a run, and a target at 100k users manages a million
+    // memberships.
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    if gone.is_empty() {
+        let names: BTreeSet<&str> = changes
+            .add_managed
+            .iter()
+            .chain(&changes.remove_managed)
+            .map(|(g, _)| g.as_str())
+            .collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        for chunk in names.chunks(GROUPS_PER_STATEMENT) {
+            let mut select = sqlx::QueryBuilder::new(
+                "SELECT group_name, members FROM managed_groups WHERE app = ",
+            );
+            select
+                .push_bind(app)
+                .push(" AND target = ")
+                .push_bind(target)
+                .push(" AND group_name IN (");
+            let mut list = select.separated(", ");
+            for name in chunk {
+                list.push_bind(*name);
+            }
+            select.push(")");
+            for r in select.build().fetch_all(&mut **tx).await? {
+                stored.insert(r.get(0), r.get(1));
+            }
+        }
+    } else {
+        let rows = sqlx::query(
+            "SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?",
+        )
+        .bind(app)
+        .bind(target)
+        .fetch_all(&mut **tx)
+        .await?;
+        stored = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+    }
     // Per group: (keys to add, keys to remove).
     let mut touched: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
     for (g, k) in &changes.add_managed {
@@ -224,7 +309,6 @@ async fn update_managed_groups(
             rewritten.push((group, members));
         }
     }
-    const GROUPS_PER_STATEMENT: usize = 500;
     for chunk in emptied.chunks(GROUPS_PER_STATEMENT) {
         let mut delete = sqlx::QueryBuilder::new("DELETE FROM managed_groups WHERE app = ");
         delete
@@ -257,6 +341,95 @@ async fn update_managed_groups(
     Ok(())
 }
 
+/// Everything [`Bookkeeping`] asks for, inside a transaction.
+async fn write_bookkeeping(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &str,
+    target: &str,
+    changes: &Bookkeeping,
+) -> Result<(), StoreError> {
+    for key in &changes.remove_links {
+        sqlx::query("DELETE FROM links WHERE target = ? AND account_key = ?")
+            .bind(target)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    upsert_links(tx, target, &changes.upsert_links, &now()).await?;
+    update_managed_groups(tx, app, target, changes).await?;
+    for chunk in changes.settled_creates.chunks(GROUPS_PER_STATEMENT) {
+        let mut delete = sqlx::QueryBuilder::new("DELETE FROM create_intents WHERE target = ");
+        delete.push_bind(target).push(" AND username IN (");
+        let mut names = delete.separated(", ");
+        for name in chunk {
+            names.push_bind(name.as_str());
+        }
+        delete.push(")");
+        delete.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Appends operation results to a run's history, numbered after those already recorded.
+async fn insert_operations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    run_id: i64,
+    results: &[OpResult],
+) -> Result<(), StoreError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
+        .bind(run_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .get(0);
+    // Many rows per statement: one statement per row cost a round trip to SQLite's thread
+    // each, 80 s for the 2.7M operations of a first sync at 100k users. 9 values a row stay
+    // well under SQLite's limit of 32,766 bound values per statement.
+    const ROWS_PER_STATEMENT: usize = 1000;
+    for (chunk_index, chunk) in results.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let detail = serde_json::to_string(&r.planned).map_err(|source| StoreError::Json {
+                what: "operation".into(),
+                source,
+            })?;
+            let status = serde_json::to_value(r.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            rows.push((r, detail, status));
+        }
+        let first_seq = next + 1 + (chunk_index * ROWS_PER_STATEMENT) as i64;
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO operations (run_id, seq, target, kind, subject, detail, status, error, duration_ms) ",
+        );
+        insert.push_values(
+            rows.into_iter().enumerate(),
+            |mut row, (i, (r, detail, status))| {
+                let subject = r
+                    .planned
+                    .op
+                    .user()
+                    .or(r.planned.op.group())
+                    .unwrap_or_default();
+                row.push_bind(run_id)
+                    .push_bind(first_seq + i as i64)
+                    .push_bind(r.planned.target.clone())
+                    .push_bind(r.planned.op.kind().as_str())
+                    .push_bind(subject.to_owned())
+                    .push_bind(detail)
+                    .push_bind(status)
+                    .push_bind(r.error.clone())
+                    .push_bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
+            },
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// A target's state as idsync last knew it (see [`Store::known_target_state`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTargetState {
@@ -276,6 +449,110 @@ pub struct Store {
     /// bookkeeping of a first sync at 100k users) can time out: the writes of this process take
     /// turns here instead.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where the apps' locks are (see [`Store::lock_app`]).
+    locks: LockPlace,
+}
+
+/// Where an app's lock lives: a file beside the database, locked by the operating system
+/// (released when the process dies, however it dies), or, for a store in memory, this process.
+#[derive(Debug, Clone)]
+enum LockPlace {
+    Folder(std::path::PathBuf),
+    Memory(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>),
+}
+
+pub use lease::AppLease;
+
+mod lease {
+    //! An app's lock. A file lock (`flock`) rather than a row in the database: a row would
+    //! outlive a killed process and leave the next run to guess whether its owner is alive; the
+    //! operating system drops a file lock the moment its process dies.
+
+    use std::collections::HashSet;
+    use std::fs::{File, OpenOptions};
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    /// Held while a run of the app goes on; dropping it lets the next run in.
+    #[derive(Debug)]
+    pub struct AppLease {
+        held: Held,
+    }
+
+    #[derive(Debug)]
+    enum Held {
+        /// The open, locked file: closing it unlocks it.
+        File(#[allow(dead_code)] File),
+        Memory {
+            held: Arc<Mutex<HashSet<String>>>,
+            app: String,
+        },
+    }
+
+    impl Drop for AppLease {
+        fn drop(&mut self) {
+            if let Held::Memory { held, app } = &self.held {
+                held.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(app);
+            }
+        }
+    }
+
+    /// Locks `path` (created if need be), waiting for it or not. `Ok(None)`: held by another.
+    pub(crate) fn lock_file(
+        folder: PathBuf,
+        path: PathBuf,
+        wait: bool,
+    ) -> std::io::Result<Option<AppLease>> {
+        std::fs::create_dir_all(&folder)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
+        if wait {
+            file.lock()?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        // Who holds it, for a person looking at the folder.
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Some(AppLease {
+            held: Held::File(file),
+        }))
+    }
+
+    pub(crate) async fn lock_in_memory(
+        held: &Arc<Mutex<HashSet<String>>>,
+        app: &str,
+        wait: bool,
+    ) -> std::io::Result<Option<AppLease>> {
+        loop {
+            let taken = held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(app.to_owned());
+            if taken {
+                return Ok(Some(AppLease {
+                    held: Held::Memory {
+                        held: Arc::clone(held),
+                        app: app.to_owned(),
+                    },
+                }));
+            }
+            if !wait {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn now() -> String {
@@ -309,7 +586,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
-        Self::open_with(options, location).await
+        // The locks sit beside the database: every process that opens this file sees them.
+        let mut locks = path.as_os_str().to_owned();
+        locks.push(".locks");
+        Self::open_with(options, location, LockPlace::Folder(locks.into())).await
     }
 
     /// Opens a `sqlite://PATH` URL (or `sqlite::memory:` for tests).
@@ -323,12 +603,24 @@ impl Store {
             location: url.to_owned(),
             source,
         })?;
-        Self::open_with(options, url.to_owned()).await
+        // Only this process sees a database in memory, so only it needs to know its locks; a
+        // file named some other way keeps them beside it, as `open_file` does.
+        let filename = options.get_filename().as_os_str();
+        let locks =
+            if url.contains(":memory:") || url.contains("mode=memory") || filename.is_empty() {
+                LockPlace::Memory(Default::default())
+            } else {
+                let mut folder = filename.to_owned();
+                folder.push(".locks");
+                LockPlace::Folder(folder.into())
+            };
+        Self::open_with(options, url.to_owned(), locks).await
     }
 
     async fn open_with(
         options: SqliteConnectOptions,
         location: String,
+        locks: LockPlace,
     ) -> Result<Store, StoreError> {
         let pool = SqlitePoolOptions::new()
             // Each target's stored state loads on a connection of its own, alongside the source.
@@ -346,6 +638,7 @@ impl Store {
         Ok(Store {
             pool,
             writer: std::sync::Arc::default(),
+            locks,
         })
     }
 
@@ -358,18 +651,39 @@ impl Store {
         Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
-    pub async fn save_source_state(&self, app: &str, state: &[u8]) -> Result<(), StoreError> {
+    /// Keeps what the app read from its source, to read only changes next time. Only a read
+    /// the run went on with is kept: one the guard held is not the baseline for later runs.
+    pub async fn save_source_state(
+        &self,
+        app: &str,
+        state: &[u8],
+        users_in_scope: usize,
+    ) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
         sqlx::query(
-            "INSERT INTO source_state (app, state, updated_at) VALUES (?, ?, ?)
-             ON CONFLICT (app) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            "INSERT INTO source_state (app, state, updated_at, users_in_scope) VALUES (?, ?, ?, ?)
+             ON CONFLICT (app) DO UPDATE SET state = excluded.state,
+                updated_at = excluded.updated_at, users_in_scope = excluded.users_in_scope",
         )
         .bind(app)
         .bind(state)
         .bind(now())
+        .bind(i64::try_from(users_in_scope).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// How many users the last kept source read had in scope (`None`: no read kept yet, or
+    /// kept by a version that did not count them).
+    pub async fn source_users_in_scope(&self, app: &str) -> Result<Option<usize>, StoreError> {
+        let row = sqlx::query("SELECT users_in_scope FROM source_state WHERE app = ?")
+            .bind(app)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .and_then(|r| r.get::<Option<i64>, _>(0))
+            .and_then(|n| usize::try_from(n).ok()))
     }
 
     /// The target's write epoch: bumped by [`Store::begin_target_writes`]. Read it before a full
@@ -526,38 +840,171 @@ impl Store {
         managed.await.map_err(StoreError::from_join)
     }
 
-    /// Writes what a (partly) applied plan means for links and managed memberships, in one
-    /// transaction.
+    /// Writes what a (partly) applied plan means for links, managed memberships and intended
+    /// creations, in one transaction.
     pub async fn apply_bookkeeping(
         &self,
         app: &str,
         target: &str,
         changes: &Bookkeeping,
     ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        let linked_at = now();
-        for key in &changes.remove_links {
-            sqlx::query("DELETE FROM links WHERE target = ? AND account_key = ?")
-                .bind(target)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        upsert_links(&mut tx, target, &changes.upsert_links, &linked_at).await?;
-        update_managed_groups(&mut tx, app, target, changes).await?;
+        write_bookkeeping(&mut tx, app, target, changes).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Closes the runs of an app still marked running: their process stopped before they
-    /// finished (one run per app at a time, so a new run means the old one is gone). Returns
-    /// their ids.
-    pub async fn close_interrupted_runs(&self, app: &str) -> Result<Vec<i64>, StoreError> {
+    /// Before a phase of a run's writes is sent: the accounts it is about to create and the
+    /// memberships it is about to add (see [`idsync_engine::outcome::Intentions`]).
+    pub async fn record_intentions(
+        &self,
+        run_id: i64,
+        target: &str,
+        app: &str,
+        intentions: &Intentions,
+    ) -> Result<(), StoreError> {
+        if intentions.is_empty() {
+            return Ok(());
+        }
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        // Seven values a row: well under SQLite's 32,766 a statement.
+        const INTENTS_PER_STATEMENT: usize = 1000;
+        for chunk in intentions.creates.chunks(INTENTS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO create_intents (target, username, app, source_id, display, email, run_id) ",
+            );
+            insert.push_values(chunk, |mut row, intent| {
+                row.push_bind(target)
+                    .push_bind(intent.username.to_lowercase())
+                    .push_bind(intent.app.as_str())
+                    .push_bind(intent.source_id.as_str())
+                    .push_bind(intent.username.as_str())
+                    .push_bind(intent.email.as_deref())
+                    .push_bind(run_id);
+            });
+            insert.push(
+                " ON CONFLICT (target, username) DO UPDATE SET app = excluded.app,
+                    source_id = excluded.source_id, display = excluded.display,
+                    email = excluded.email, run_id = excluded.run_id",
+            );
+            insert.build().execute(&mut *tx).await?;
+        }
+        let claims = Bookkeeping {
+            add_managed: intentions.claims.clone(),
+            ..Bookkeeping::default()
+        };
+        update_managed_groups(&mut tx, app, target, &claims).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A batch of a run's results on one target: its history rows and what they mean for the
+    /// bookkeeping, in one transaction, so that the history never shows a write the
+    /// bookkeeping does not know, nor the other way round.
+    pub async fn record_progress(
+        &self,
+        run_id: i64,
+        app: &str,
+        target: &str,
+        results: &[OpResult],
+        changes: &Bookkeeping,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        insert_operations(&mut tx, run_id, results).await?;
+        write_bookkeeping(&mut tx, app, target, changes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creations of an app on a target that a run recorded and did not see through.
+    pub async fn create_intents(
+        &self,
+        app: &str,
+        target: &str,
+    ) -> Result<Vec<CreateIntent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source_id, display, email FROM create_intents WHERE app = ? AND target = ?
+             ORDER BY username",
+        )
+        .bind(app)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CreateIntent {
+                app: app.to_owned(),
+                source_id: r.get(0),
+                username: r.get(1),
+                email: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Takes the app's lock, so that its runs never overlap: held until the lease is dropped,
+    /// and released by the operating system if the process dies, so a run that was killed never
+    /// blocks the next one. With `wait`, waits for the run in progress to end; otherwise a run
+    /// in progress is [`StoreError::Busy`].
+    pub async fn lock_app(&self, app: &str, wait: bool) -> Result<AppLease, StoreError> {
+        let lease = match &self.locks {
+            LockPlace::Folder(folder) => {
+                let path = folder.join(format!("{}.lock", hex(app)));
+                let folder = folder.clone();
+                // Waiting for a file lock blocks the thread: not an async one.
+                tokio::task::spawn_blocking(move || lease::lock_file(folder, path, wait))
+                    .await
+                    .map_err(StoreError::from_join)?
+            }
+            LockPlace::Memory(held) => lease::lock_in_memory(held, app, wait).await,
+        };
+        match lease {
+            Ok(Some(lease)) => Ok(lease),
+            Ok(None) => Err(self.busy(app).await),
+            Err(e) => Err(StoreError::Lock {
+                app: app.to_owned(),
+                source: e,
+            }),
+        }
+    }
+
+    async fn busy(&self, app: &str) -> StoreError {
+        let running = sqlx::query(
+            "SELECT id, pid, started_at FROM runs WHERE app = ? AND status = 'running'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(app)
+        .fetch_optional(&self.pool)
+        .await
+        .ok()
+        .flatten();
+        StoreError::Busy {
+            app: app.to_owned(),
+            run: running.map(|r| RunInProgress {
+                id: r.get(0),
+                pid: r.get(1),
+                started_at: r.get(2),
+            }),
+        }
+    }
+
+    /// Closes the runs of an app still marked running. Call it holding the app's lock
+    /// ([`Store::lock_app`]): a run marked running whose lock is free is known to have stopped
+    /// (its process died). Returns their ids.
+    pub async fn close_interrupted_runs(
+        &self,
+        _lease: &AppLease,
+        app: &str,
+    ) -> Result<Vec<i64>, StoreError> {
         let _writing = self.writer.lock().await;
         let rows = sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = ?,
-                error = 'the run stopped before it finished; the next run converges'
+                error = 'the process running it stopped before the run finished (it no longer held the app''s lock); what it did is in its operations, and the next run converges'
              WHERE app = ? AND status = 'running' RETURNING id",
         )
         .bind(now())
@@ -569,18 +1016,20 @@ impl Store {
 
     pub async fn start_run(
         &self,
+        _lease: &AppLease,
         app: &str,
         trigger: &str,
         dry_run: bool,
     ) -> Result<i64, StoreError> {
         let _writing = self.writer.lock().await;
         let row = sqlx::query(
-            "INSERT INTO runs (app, trigger, dry_run, status, started_at) VALUES (?, ?, ?, 'running', ?) RETURNING id",
+            "INSERT INTO runs (app, trigger, dry_run, status, started_at, pid) VALUES (?, ?, ?, 'running', ?, ?) RETURNING id",
         )
         .bind(app)
         .bind(trigger)
         .bind(dry_run)
         .bind(now())
+        .bind(i64::from(std::process::id()))
         .fetch_one(&self.pool)
         .await?;
         Ok(row.get(0))
@@ -594,56 +1043,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        let next: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM operations WHERE run_id = ?")
-                .bind(run_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-        // Many rows per statement: one statement per row cost a round trip to SQLite's thread
-        // each, 80 s for the 2.7M operations of a first sync at 100k users. 9 values a row stay
-        // well under SQLite's limit of 32,766 bound values per statement.
-        const ROWS_PER_STATEMENT: usize = 1000;
-        for (chunk_index, chunk) in results.chunks(ROWS_PER_STATEMENT).enumerate() {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for r in chunk {
-                let detail =
-                    serde_json::to_string(&r.planned).map_err(|source| StoreError::Json {
-                        what: "operation".into(),
-                        source,
-                    })?;
-                let status = serde_json::to_value(r.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                rows.push((r, detail, status));
-            }
-            let first_seq = next + 1 + (chunk_index * ROWS_PER_STATEMENT) as i64;
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO operations (run_id, seq, target, kind, subject, detail, status, error, duration_ms) ",
-            );
-            insert.push_values(
-                rows.into_iter().enumerate(),
-                |mut row, (i, (r, detail, status))| {
-                    let subject = r
-                        .planned
-                        .op
-                        .user()
-                        .or(r.planned.op.group())
-                        .unwrap_or_default();
-                    row.push_bind(run_id)
-                        .push_bind(first_seq + i as i64)
-                        .push_bind(r.planned.target.clone())
-                        .push_bind(r.planned.op.kind().as_str())
-                        .push_bind(subject.to_owned())
-                        .push_bind(detail)
-                        .push_bind(status)
-                        .push_bind(r.error.clone())
-                        .push_bind(i64::try_from(r.duration_ms).unwrap_or(i64::MAX));
-                },
-            );
-            insert.build().execute(&mut *tx).await?;
-        }
+        insert_operations(&mut tx, run_id, results).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -672,59 +1072,146 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a run held by the guard, keeping its plan for review.
+    /// Marks a run held by the guard, keeping its plan for review and the accounts it would
+    /// deprovision (target, account key): an approval covers exactly those.
     pub async fn hold_run(
         &self,
         run_id: i64,
         plan: &serde_json::Value,
-        deprovisions: usize,
+        held: &Held,
     ) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
-        sqlx::query("UPDATE runs SET plan = ?, deprovisions = ? WHERE id = ?")
-            .bind(plan.to_string())
-            .bind(i64::try_from(deprovisions).unwrap_or(i64::MAX))
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        let accounts =
+            serde_json::to_string(&held.accounts).map_err(|source| StoreError::Json {
+                what: "runs.held_deprovisions".into(),
+                source,
+            })?;
+        sqlx::query(
+            "UPDATE runs SET plan = ?, deprovisions = ?, held_deprovisions = ?, held_empty_source = ?
+             WHERE id = ?",
+        )
+        .bind(plan.to_string())
+        .bind(i64::try_from(held.accounts.len()).unwrap_or(i64::MAX))
+        .bind(accounts)
+        .bind(held.empty_source)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// Approves a held run: its deprovisions may be applied by the next run of its app.
-    pub async fn approve_run(&self, run_id: i64) -> Result<RunRecord, StoreError> {
+    /// Approves a held run: the next run of its app that applies may deprovision the accounts
+    /// its plan named, until `expires_at` (unix seconds). Refused for a run that is not held,
+    /// that a later run of its app superseded, or that is older than `max_age_seconds`.
+    pub async fn approve_run(
+        &self,
+        run_id: i64,
+        max_age_seconds: i64,
+        expires_at: i64,
+    ) -> Result<RunRecord, StoreError> {
         let _writing = self.writer.lock().await;
         let run = self
             .run(run_id)
             .await?
             .ok_or(StoreError::NoSuchRun(run_id))?;
-        sqlx::query("UPDATE runs SET status = 'approved', approved_deprovisions = deprovisions WHERE id = ?")
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        let refuse = |why: String| StoreError::NotApprovable { run: run_id, why };
+        if run.status != "held" {
+            return Err(refuse(format!(
+                "it is {}, not held: only a run held by the guard can be approved",
+                run.status
+            )));
+        }
+        let later: Option<i64> = sqlx::query(
+            "SELECT id FROM runs WHERE app = ? AND id > ? AND dry_run = 0 ORDER BY id LIMIT 1",
+        )
+        .bind(&run.app)
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.get(0));
+        if let Some(later) = later {
+            return Err(refuse(format!(
+                "run {later} of app {:?} came after it, so its plan is out of date. Sync again; if that run is held, review and approve it",
+                run.app
+            )));
+        }
+        let held_at = run
+            .finished_at
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .map_or(0, OffsetDateTime::unix_timestamp);
+        let age = OffsetDateTime::now_utc().unix_timestamp() - held_at;
+        if age > max_age_seconds {
+            return Err(refuse(format!(
+                "it was held {} minutes ago, longer than guard.approval_expires_minutes allows: sync again and review the new plan",
+                age / 60
+            )));
+        }
+        sqlx::query(
+            "UPDATE runs SET status = 'approved', approved_deprovisions = deprovisions,
+                approval_expires_at = ? WHERE id = ?",
+        )
+        .bind(expires_at)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(run)
     }
 
-    /// The deprovisions approved for an app and not yet used, and the run that approved them.
-    pub async fn pending_approval(&self, app: &str) -> Result<Option<(i64, usize)>, StoreError> {
+    /// The approval an app's next run may use: given, not used yet and not expired at `now`
+    /// (unix seconds). Approvals that expired are marked so on the way.
+    pub async fn pending_approval(
+        &self,
+        app: &str,
+        now_unix: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        {
+            let _writing = self.writer.lock().await;
+            sqlx::query(
+                "UPDATE runs SET status = 'approval-expired'
+                 WHERE app = ? AND status = 'approved' AND COALESCE(approval_expires_at, 0) <= ?",
+            )
+            .bind(app)
+            .bind(now_unix)
+            .execute(&self.pool)
+            .await?;
+        }
         let row = sqlx::query(
-            "SELECT id, approved_deprovisions FROM runs WHERE app = ? AND status = 'approved' ORDER BY id DESC LIMIT 1",
+            "SELECT id, held_deprovisions, held_empty_source FROM runs
+             WHERE app = ? AND status = 'approved' ORDER BY id DESC LIMIT 1",
         )
         .bind(app)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| {
-            let n: i64 = r.get(1);
-            (r.get(0), usize::try_from(n).unwrap_or(0))
+        let Some(row) = row else { return Ok(None) };
+        let accounts: Vec<(String, String)> = match row.get::<Option<String>, _>(1) {
+            Some(text) => serde_json::from_str(&text).map_err(|source| StoreError::Json {
+                what: "runs.held_deprovisions".into(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Some(Approval {
+            run_id: row.get(0),
+            held: Held {
+                accounts: accounts.into_iter().collect(),
+                empty_source: row.get(2),
+            },
         }))
     }
 
-    /// Marks an approval as used by a later run.
-    pub async fn consume_approval(&self, approved_run: i64, by_run: i64) -> Result<(), StoreError> {
+    /// Marks an approval as used by `by_run`, whatever that run goes on to do: an approval is
+    /// good for one run only.
+    pub async fn use_approval(&self, approved_run: i64, by_run: i64) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
-        sqlx::query("UPDATE runs SET status = 'approved-applied', error = ? WHERE id = ?")
-            .bind(format!("applied by run {by_run}"))
-            .bind(approved_run)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET status = 'approval-used', approval_used_by = ?, error = ? WHERE id = ?",
+        )
+        .bind(by_run)
+        .bind(format!("approval used by run {by_run}"))
+        .bind(approved_run)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

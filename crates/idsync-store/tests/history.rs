@@ -36,7 +36,11 @@ async fn every_result_is_kept_in_order_across_targets() {
     let store = Store::open_file(&dir.path().join("idsync.db"))
         .await
         .expect("store opens");
-    let run = store.start_run("hr", "manual", false).await.expect("run");
+    let lease = store.lock_app("hr", false).await.expect("locked");
+    let run = store
+        .start_run(&lease, "hr", "manual", false)
+        .await
+        .expect("run");
     let jira: Vec<OpResult> = (0..2345).map(|n| result(n, "jira")).collect();
     let wiki: Vec<OpResult> = (0..3).map(|n| result(n, "wiki")).collect();
     store.record_operations(run, &jira).await.expect("kept");

@@ -133,7 +133,7 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
     assert_eq!(known.state, b"{\"users\":[]}");
     // And new states are kept as bytes.
     store
-        .save_source_state("hr", &[0, 159, 146, 150])
+        .save_source_state("hr", &[0, 159, 146, 150], 0)
         .await
         .expect("saved");
     assert_eq!(

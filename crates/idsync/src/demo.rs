@@ -162,6 +162,7 @@ async fn sync(
             trigger: Trigger::Manual,
             dry_run: false,
             full_read: false,
+            wait: false,
         },
         Arc::new(Quiet),
     )

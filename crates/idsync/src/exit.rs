@@ -9,6 +9,9 @@ pub enum CliError {
     /// A plan was held by a guard and awaits approval: exit 3.
     #[error("{0}")]
     Held(String),
+    /// Another run of the same app is in progress: exit 4.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else that failed: exit 1.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -20,6 +23,7 @@ impl CliError {
             CliError::Failed(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Held(_) => 3,
+            CliError::Busy(_) => 4,
         }
     }
 }

@@ -88,15 +88,31 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
         .await
         .map_err(failed)?
         .ok_or_else(|| CliError::Usage(format!("there is no run {}", args.run_id)))?;
-    if run.status != "held" {
-        return Err(CliError::Usage(format!(
-            "run {} is {}, not held: only a run held by the guard can be approved",
-            run.id, run.status
-        )));
-    }
-    store.approve_run(run.id).await.map_err(failed)?;
+    let guard = config
+        .apps
+        .iter()
+        .find(|a| a.name == run.app)
+        .map(|a| a.guard)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "run {} belongs to app {:?}, which is no longer in the config",
+                run.id, run.app
+            ))
+        })?;
+    let window =
+        i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+    let expires_at = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .saturating_add(window);
+    store
+        .approve_run(run.id, window, expires_at)
+        .await
+        .map_err(|e| match e {
+            idsync_store::StoreError::NotApprovable { .. } => CliError::Usage(e.to_string()),
+            e => failed(e),
+        })?;
     eprintln!(
-        "approved run {}: app {:?} may now deactivate or delete up to {} account(s); syncing it",
+        "approved run {}: app {:?} may now deactivate or delete the {} account(s) its plan named, and no others; syncing it",
         run.id, run.app, run.deprovisions
     );
     // The approved run is planned afresh, so that what is applied matches the source and the
@@ -109,6 +125,7 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
             trigger: idsync_runner::Trigger::Approval,
             dry_run: false,
             full_read: false,
+            wait: false,
         },
         std::sync::Arc::new(idsync_runner::Quiet),
     )

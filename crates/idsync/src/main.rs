@@ -2,7 +2,7 @@
 //! Microsoft Entra ID.
 //!
 //! Exit codes (a contract scripts rely on): 0 done, 1 failed, 2 bad usage or config,
-//! 3 held by a guard.
+//! 3 held by a guard, 4 another run of the app is in progress.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -31,6 +31,10 @@ pub struct SyncArgs {
     /// Print one JSON document on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// If another run of the app is in progress, wait for it to end instead of exiting with
+    /// code 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 struct Bar(ProgressBar);
@@ -76,11 +80,15 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
                 trigger: Trigger::Manual,
                 dry_run: args.dry_run,
                 full_read: args.full_read,
+                wait: args.wait,
             },
             progress,
         )
         .await
-        .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        .map_err(|e| match e {
+            idsync_runner::RunError::Busy(busy) => CliError::Busy(busy.to_string()),
+            e => CliError::Failed(anyhow::Error::new(e)),
+        })?;
         if let Some(b) = bar {
             b.finish_and_clear();
         }

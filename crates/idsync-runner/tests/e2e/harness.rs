@@ -223,6 +223,7 @@ impl World {
                 trigger: Trigger::Manual,
                 dry_run,
                 full_read,
+                wait: false,
             },
             Arc::new(Quiet),
         )
@@ -417,4 +418,14 @@ macro_rules! per_target {
             )+
         }
     };
+}
+
+/// Approves a held run as `idsync approve` does, with the default window of a day.
+pub async fn approve(
+    store: &Store,
+    run_id: i64,
+) -> Result<idsync_store::RunRecord, idsync_store::StoreError> {
+    let day = 24 * 60 * 60;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    store.approve_run(run_id, day, now + day).await
 }

@@ -8,6 +8,7 @@ mod harness;
 
 mod adoption;
 mod groups;
+mod integrity;
 mod known_state;
 mod lifecycle;
 mod mapping;

@@ -72,7 +72,7 @@ async fn threshold_hold_and_approve(kind: TargetKind) {
 
     // Approve (as `idsync approve` does), then the sync goes through.
     let store = w.store(&config).await;
-    store.approve_run(again.run_id).await.expect("approved");
+    approve(store, again.run_id).await.expect("approved");
     let report = idsync_runner::sync_app(
         &config,
         "main",
@@ -81,6 +81,7 @@ async fn threshold_hold_and_approve(kind: TargetKind) {
             trigger: Trigger::Approval,
             dry_run: false,
             full_read: false,
+            wait: false,
         },
         Arc::new(idsync_runner::Quiet),
     )
@@ -342,6 +343,7 @@ async fn crash_and_rerun(kind: TargetKind) {
                 trigger: Trigger::Manual,
                 dry_run: false,
                 full_read: false,
+                wait: false,
             },
             Arc::new(CrashAfter {
                 after: 6,
