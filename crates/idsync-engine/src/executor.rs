@@ -98,7 +98,7 @@ impl Default for ExecOptions {
             concurrency: 4,
             retries: 2,
             retry_delay: Duration::from_millis(500),
-            record_every: 200,
+            record_every: 500,
         }
     }
 }
