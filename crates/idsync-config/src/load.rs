@@ -945,6 +945,18 @@ impl Checker<'_> {
                 ),
             );
         }
+        // A held run must stay approvable for a while, and an approval must not outlive the
+        // situation it was given for by weeks.
+        const MAX_APPROVAL_MINUTES: u64 = 30 * 24 * 60;
+        if !(1..=MAX_APPROVAL_MINUTES).contains(&guard.approval_expires_minutes) {
+            self.report(
+                &at(&["guard", "approval_expires_minutes"]),
+                format!(
+                    "{} is out of range; give a number of minutes from 1 to {MAX_APPROVAL_MINUTES} (30 days; default 1440, a day)",
+                    guard.approval_expires_minutes
+                ),
+            );
+        }
     }
 
     fn check_user_rules(&mut self, base: &[Seg], rules: &UserRules) {

@@ -392,3 +392,21 @@ fn the_example_in_docs_config_md_loads() {
     let password = config.targets[1].password.as_ref().expect("password");
     assert_eq!(password.expose(), "pw");
 }
+
+#[test]
+fn approvals_expire_within_bounds() {
+    let config = parse(GOOD).expect("valid");
+    assert_eq!(config.apps[0].guard.approval_expires_minutes, 1440);
+    for minutes in ["0", "50000"] {
+        let text = edit(
+            "targets = [\"jira\"]\n",
+            &format!(
+                "targets = [\"jira\"]\n\n[apps.guard]\napproval_expires_minutes = {minutes}\n"
+            ),
+        );
+        let (field, line, message) = problem(&text);
+        assert_eq!(field, "apps[0].guard.approval_expires_minutes", "{message}");
+        assert!(line.is_some(), "{message}");
+        assert!(message.contains("from 1 to 43200"), "{message}");
+    }
+}

@@ -58,7 +58,10 @@ impl Target for MemoryTarget<'_> {
         Ok(None)
     }
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
-        self.log.lock().expect("log").push(Event::Sent(describe(op)));
+        self.log
+            .lock()
+            .expect("log")
+            .push(Event::Sent(describe(op)));
         Ok(match op {
             Operation::CreateUser { user, .. } => Applied::UserKey(format!("key-{user}")),
             _ => Applied::Done,
@@ -155,24 +158,34 @@ fn options() -> ExecOptions {
 #[tokio::test]
 async fn each_phase_is_announced_before_it_is_sent_and_recorded_before_the_next() {
     let log = Log::default();
-    let target = MemoryTarget { log: &log, caps: caps() };
+    let target = MemoryTarget {
+        log: &log,
+        caps: caps(),
+    };
     let journal = LoggingJournal {
         log: &log,
         fail_at: None,
         records: Mutex::new(0),
     };
     let results = execute(&target, plan(), options(), &journal, |_| {}).await;
-    assert!(results.iter().all(|r| r.status == OpStatus::Done), "{results:?}");
+    assert!(
+        results.iter().all(|r| r.status == OpStatus::Done),
+        "{results:?}"
+    );
     let log = log.into_inner().expect("log");
     let position = |wanted: &dyn Fn(&Event) -> bool| {
         log.iter()
             .position(|e| wanted(e))
             .unwrap_or_else(|| panic!("not in {log:?}"))
     };
-    let first_create_sent = position(&|e| matches!(e, Event::Sent(s) if s.starts_with("create_user")));
-    let creates_announced = position(&|e| matches!(e, Event::Before(ops) if ops[0].starts_with("create_user")));
-    let members_announced = position(&|e| matches!(e, Event::Before(ops) if ops[0].starts_with("add_membership")));
-    let first_member_sent = position(&|e| matches!(e, Event::Sent(s) if s.starts_with("add_membership")));
+    let first_create_sent =
+        position(&|e| matches!(e, Event::Sent(s) if s.starts_with("create_user")));
+    let creates_announced =
+        position(&|e| matches!(e, Event::Before(ops) if ops[0].starts_with("create_user")));
+    let members_announced =
+        position(&|e| matches!(e, Event::Before(ops) if ops[0].starts_with("add_membership")));
+    let first_member_sent =
+        position(&|e| matches!(e, Event::Sent(s) if s.starts_with("add_membership")));
     assert!(creates_announced < first_create_sent, "{log:?}");
     assert!(members_announced < first_member_sent, "{log:?}");
     // Every creation is recorded before the memberships that depend on it are announced.
@@ -185,7 +198,11 @@ async fn each_phase_is_announced_before_it_is_sent_and_recorded_before_the_next(
         .sum();
     assert_eq!(recorded_creates, 3, "{log:?}");
     // Batches are at most `record_every` long.
-    assert!(log.iter().all(|e| !matches!(e, Event::Recorded(r) if r.len() > 2)), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|e| !matches!(e, Event::Recorded(r) if r.len() > 2)),
+        "{log:?}"
+    );
     // The memberships went out with the new accounts' keys.
     assert!(results.iter().any(|r| matches!(&r.planned.op,
         Operation::AddMembership { key, .. } if key == "key-ada")));
@@ -194,7 +211,10 @@ async fn each_phase_is_announced_before_it_is_sent_and_recorded_before_the_next(
 #[tokio::test]
 async fn once_the_journal_fails_nothing_more_is_sent() {
     let log = Log::default();
-    let target = MemoryTarget { log: &log, caps: caps() };
+    let target = MemoryTarget {
+        log: &log,
+        caps: caps(),
+    };
     let journal = LoggingJournal {
         log: &log,
         fail_at: Some(1),
@@ -203,7 +223,8 @@ async fn once_the_journal_fails_nothing_more_is_sent() {
     let results = execute(&target, plan(), options(), &journal, |_| {}).await;
     let log = log.into_inner().expect("log");
     assert!(
-        !log.iter().any(|e| matches!(e, Event::Sent(s) if s.starts_with("add_membership"))),
+        !log.iter()
+            .any(|e| matches!(e, Event::Sent(s) if s.starts_with("add_membership"))),
         "no membership is sent after the journal failed: {log:?}"
     );
     let skipped: Vec<&OpResult> = results
@@ -212,9 +233,10 @@ async fn once_the_journal_fails_nothing_more_is_sent() {
         .collect();
     assert!(skipped.len() >= 3, "{results:?}");
     assert!(
-        skipped
-            .iter()
-            .all(|r| r.error.as_deref().is_some_and(|e| e.contains("state store"))),
+        skipped.iter().all(|r| r
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("state store"))),
         "{skipped:?}"
     );
     assert_eq!(results.len(), 6, "every operation has a result");

@@ -99,7 +99,8 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("idsync.db");
     drop(Store::open_file(&path).await.expect("store opens"));
-    // Put the tables back as migration 0003 left them, with JSON in them, and forget 0004.
+    // Put the tables back as migration 0003 left them, with JSON in them, and forget what came
+    // after.
     let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("connects");
@@ -111,7 +112,14 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "CREATE TABLE target_state (target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, read_at INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL)",
         r#"INSERT INTO target_state VALUES ('jira', 'fp', 100, 0, '{"users":[]}')"#,
         "INSERT OR IGNORE INTO target_epochs VALUES ('jira', 0)",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
+        // And what 0005 added, so that it runs again after 0004.
+        "DROP TABLE create_intents",
+        "ALTER TABLE runs DROP COLUMN held_deprovisions",
+        "ALTER TABLE runs DROP COLUMN held_empty_source",
+        "ALTER TABLE runs DROP COLUMN approval_expires_at",
+        "ALTER TABLE runs DROP COLUMN approval_used_by",
+        "ALTER TABLE runs DROP COLUMN pid",
+        "DELETE FROM _sqlx_migrations WHERE version >= 4",
     ] {
         sqlx::query(statement)
             .execute(&mut db)

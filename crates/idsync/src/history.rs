@@ -125,7 +125,8 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
             trigger: idsync_runner::Trigger::Approval,
             dry_run: false,
             full_read: false,
-            wait: false,
+            // A run of the app in progress finishes first; this one then applies the approval.
+            wait: true,
         },
         std::sync::Arc::new(idsync_runner::Quiet),
     )

@@ -413,3 +413,64 @@ async fn a_bad_config_exits_2_naming_the_field() {
     );
     assert!(atl.users(Product::Jira).is_empty());
 }
+
+/// A second `idsync sync` of an app while the first is applying exits 4, naming the run in
+/// progress, and changes nothing; the first finishes as if alone, and is never marked
+/// interrupted. `--wait` waits its turn instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_of_an_app_in_progress_exits_4() {
+    let (graph, atl, _ids) = world().await;
+    let dir = folder("busy");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    // Slow enough that the first run is still applying when the second comes.
+    atl.kit().set_latency(std::time::Duration::from_millis(400));
+    let first = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(["sync", "--config", &config, "--json"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("first sync starts");
+    // Until the first run has written to a target: it holds the lock by then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while atl
+        .kit()
+        .counters()
+        .keys()
+        .all(|k| k.starts_with("GET ") || k == "total")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never wrote"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, stderr) = run(&["sync", "--config", &config], 4).await;
+    assert!(
+        stderr.contains("is being synced by run 1") && stderr.contains("--wait"),
+        "{stderr}"
+    );
+    let waiting = tokio::spawn({
+        let config = config.clone();
+        async move { run(&["sync", "--config", &config, "--wait", "--json"], 0).await }
+    });
+    let out = first.wait_with_output().await.expect("first sync ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    atl.kit().set_latency(std::time::Duration::ZERO);
+    let (second, _) = waiting.await.expect("joined");
+    assert_eq!(second["run_id"], 2, "{second:#}");
+    assert!(
+        operations(&second).is_empty(),
+        "the waiting run found the work done"
+    );
+
+    let (history, _) = run(&["history", "--config", &config, "--json"], 0).await;
+    let statuses: Vec<&str> = history["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["done", "done"], "{history:#}");
+}
