@@ -175,7 +175,7 @@ async fn each_phase_is_announced_before_it_is_sent_and_recorded_before_the_next(
     let log = log.into_inner().expect("log");
     let position = |wanted: &dyn Fn(&Event) -> bool| {
         log.iter()
-            .position(|e| wanted(e))
+            .position(wanted)
             .unwrap_or_else(|| panic!("not in {log:?}"))
     };
     let first_create_sent =
