@@ -265,7 +265,9 @@ pub async fn sync_app(
         .map(|t| target_rules(app, app_index, &t.name))
         .collect::<Result<_, _>>()?;
     // One run of an app at a time, dry runs included (they read and keep state too). Held
-    // until this function returns; the operating system drops it if the process dies.
+    // until this function returns, after the run's end is recorded (a run that is still
+    // `running` with its lock free is taken for dead); the operating system drops it if the
+    // process dies.
     let lease = store
         .lock_app(&app.name, options.wait)
         .await
@@ -542,7 +544,6 @@ pub async fn sync_app(
         record_totals(&mut report.totals, &report_of_target.operations);
         report.targets.push(report_of_target);
     }
-    drop(lease);
     let any_failed = report.totals.values().any(|t| t.failed + t.skipped > 0)
         || report.targets.iter().any(|t| t.error.is_some());
     let all_targets_failed =
