@@ -200,8 +200,35 @@ pub async fn execute(
         let mut keyless = Vec::new();
         let mut stream = std::pin::pin!(stream);
         let mut later = Vec::new().into_iter();
+        // Results are recorded while the next ones come in: one batch at a time, of whatever
+        // arrived while the previous batch was being recorded (at most `record_every`). A kill
+        // thus loses little history, and the target never waits for the store.
+        let mut recording: Option<Recording<'_>> = None;
         loop {
-            let result = match stream.next().await {
+            if recording.is_none() && journal_error.is_none() && !pending.is_empty() {
+                let take = pending.len().min(record_every);
+                let batch: Vec<OpResult> = pending.drain(..take).collect();
+                recording = Some(Box::pin(async move {
+                    let outcome = journal.record(&batch).await;
+                    (outcome, batch)
+                }));
+            }
+            let next = tokio::select! {
+                biased;
+                (outcome, batch) = async {
+                    match recording.as_mut() {
+                        Some(r) => r.await,
+                        None => std::future::pending().await,
+                    }
+                }, if recording.is_some() => {
+                    recording = None;
+                    recorded(outcome, batch, &mut results, &mut journal_error);
+                    stopped.store(journal_error.is_some(), Ordering::Relaxed);
+                    continue;
+                }
+                next = stream.next() => next,
+            };
+            let result = match next {
                 Some(r) if created_without_key(&r) => {
                     keyless.push(r);
                     continue;
@@ -242,16 +269,47 @@ pub async fn execute(
             }
             on_result(&result);
             pending.push(result);
-            if pending.len() >= record_every {
-                flush(journal, &mut pending, &mut results, &mut journal_error).await;
-                stopped.store(journal_error.is_some(), Ordering::Relaxed);
-            }
         }
         // The next phase may depend on this one: all of it is recorded first.
-        flush(journal, &mut pending, &mut results, &mut journal_error).await;
+        if let Some(r) = recording.take() {
+            let (outcome, batch) = r.await;
+            recorded(outcome, batch, &mut results, &mut journal_error);
+        }
+        while !pending.is_empty() {
+            let take = pending.len().min(record_every);
+            let batch: Vec<OpResult> = pending.drain(..take).collect();
+            let outcome = if journal_error.is_none() {
+                journal.record(&batch).await
+            } else {
+                Ok(())
+            };
+            recorded(outcome, batch, &mut results, &mut journal_error);
+        }
         phase_start = phase_end;
     }
     results
+}
+
+/// A batch of results being recorded by the journal, handed back with the outcome.
+type Recording<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (Result<(), String>, Vec<OpResult>)> + Send + 'a>,
+>;
+
+/// Takes a recorded batch into the results. A journal that failed stops the sending of
+/// anything more (the results themselves stand: they happened).
+fn recorded(
+    outcome: Result<(), String>,
+    mut batch: Vec<OpResult>,
+    results: &mut Vec<OpResult>,
+    journal_error: &mut Option<String>,
+) {
+    if let Err(why) = outcome
+        && journal_error.is_none()
+    {
+        tracing::error!(error = %why, "recording the run's progress failed; nothing more is sent");
+        *journal_error = Some(why);
+    }
+    results.append(&mut batch);
 }
 
 /// A result for an operation that was not sent.
@@ -264,26 +322,6 @@ fn skip(planned: PlannedOperation, why: String) -> OpResult {
         key: None,
         duration_ms: 0,
     }
-}
-
-/// Hands `pending` to the journal and moves it to `results`. A journal that fails stops the
-/// sending of anything more (the results themselves stand: they happened).
-async fn flush(
-    journal: &dyn Journal,
-    pending: &mut Vec<OpResult>,
-    results: &mut Vec<OpResult>,
-    journal_error: &mut Option<String>,
-) {
-    if pending.is_empty() {
-        return;
-    }
-    if journal_error.is_none()
-        && let Err(why) = journal.record(pending).await
-    {
-        tracing::error!(error = %why, "recording the run's progress failed; nothing more is sent");
-        *journal_error = Some(why);
-    }
-    results.append(pending);
 }
 
 /// Fills in what earlier operations produced, or says why the operation cannot run.
