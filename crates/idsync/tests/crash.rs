@@ -173,7 +173,8 @@ impl World {
 
     /// The id of the newest run in the history (0 when there is none).
     async fn last_run_id(&self) -> i64 {
-        let (code, doc, stderr) = idsync_json(&["history", "--config", self.config(), "--json"]).await;
+        let (code, doc, stderr) =
+            idsync_json(&["history", "--config", self.config(), "--json"]).await;
         assert_eq!(code, Some(0), "idsync history: {stderr}");
         doc["runs"]
             .as_array()
@@ -285,10 +286,7 @@ impl TargetState {
                 (g.to_lowercase(), members)
             })
             .collect();
-        let licensed = groups
-            .get(BITBUCKET_LICENSED)
-            .cloned()
-            .unwrap_or_default();
+        let licensed = groups.get(BITBUCKET_LICENSED).cloned().unwrap_or_default();
         let accounts = atl
             .users(product)
             .into_iter()
@@ -725,14 +723,8 @@ async fn killed_case(
             "still planning operations after {MAX_RERUNS} reruns"
         ));
     }
-    let (code, doc, stderr) = idsync_json(&[
-        "sync",
-        "--config",
-        world.config(),
-        "--full-read",
-        "--json",
-    ])
-    .await;
+    let (code, doc, stderr) =
+        idsync_json(&["sync", "--config", world.config(), "--full-read", "--json"]).await;
     let full = operations(&doc);
     if code != Some(0) {
         problems.push(format!(
@@ -796,9 +788,7 @@ async fn run_scenario(scenario: Scenario, kills: &[(bool, &str, Kill)]) {
     for (adopt, label, kill) in kills {
         let at = match *kill {
             Kill::SourceRead(n) => KillAt::SourceRead(n),
-            Kill::Share(share) => {
-                KillAt::Writes(((run_writes as f64 * share) as u64).max(1))
-            }
+            Kill::Share(share) => KillAt::Writes(((run_writes as f64 * share) as u64).max(1)),
         };
         let (problems, story) = killed_case(scenario, *adopt, at, label, &want).await;
         let adopt = if *adopt { "" } else { " adopt_by = []" };
@@ -811,7 +801,10 @@ async fn run_scenario(scenario: Scenario, kills: &[(bool, &str, Kill)]) {
     report.push(format!("({:.0?} in all)", started.elapsed()));
     let report = report.join("\n");
     eprintln!("{report}");
-    assert!(!failed, "a killed run left the targets unlike its twin:\n{report}");
+    assert!(
+        !failed,
+        "a killed run left the targets unlike its twin:\n{report}"
+    );
 }
 
 /// Where to kill, before the twin says how many writes a run makes.

@@ -271,15 +271,13 @@ impl SimKit {
         lock(&self.faults).clone()
     }
 
-    /// Turns on seeded random faults (replacing any chaos in force) and resets the count of
-    /// faults it injected.
+    /// Turns on seeded random faults, replacing any chaos in force.
     pub fn set_chaos(&self, config: ChaosConfig) {
         let rng = SmallRng::seed_from_u64(config.seed);
         *lock(&self.chaos) = Some(Chaos { config, rng });
-        lock(&self.chaos_hits).clear();
     }
 
-    /// Turns random faults off (the counts of what it injected are kept).
+    /// Turns random faults off (the counts of what they injected are kept).
     pub fn clear_chaos(&self) {
         *lock(&self.chaos) = None;
     }
@@ -289,12 +287,13 @@ impl SimKit {
         lock(&self.chaos).as_ref().map(|c| c.config.clone())
     }
 
-    /// Faults injected by chaos since it was last set, by kind (`status 503`, `drop`, ...).
+    /// Faults injected by chaos, by kind (`status 503`, `drop`, ...), since the kit was made or
+    /// its counters were last reset.
     pub fn chaos_injected(&self) -> BTreeMap<String, u64> {
         lock(&self.chaos_hits).clone()
     }
 
-    /// Total faults injected by chaos since it was last set.
+    /// Total faults injected by chaos (see [`SimKit::chaos_injected`]).
     pub fn chaos_injected_total(&self) -> u64 {
         lock(&self.chaos_hits).values().sum()
     }
@@ -328,8 +327,10 @@ impl SimKit {
             .sum()
     }
 
+    /// Clears the request counters and the counts of faults chaos injected.
     pub fn reset_counters(&self) {
         lock(&self.counters).clear();
+        lock(&self.chaos_hits).clear();
     }
 
     /// Records one request under `key` (the middleware does this for every product request;
@@ -354,7 +355,7 @@ impl SimKit {
         }
         let rate = chaos.config.rate;
         // NaN or nothing at all: no draw (and no panic in `random_bool`).
-        if !(rate > 0.0) || !chaos.rng.random_bool(rate.min(1.0)) {
+        if rate.is_nan() || rate <= 0.0 || !chaos.rng.random_bool(rate.min(1.0)) {
             return None;
         }
         let pick = chaos.rng.random_range(0..chaos.config.kinds.len());
@@ -483,7 +484,7 @@ struct LatencyBody {
 /// HTTP control of the shared knobs, for simulators run as a separate process:
 /// - `POST /_sim/faults` with a [`FaultRule`] as JSON, `GET` lists pending ones, `DELETE` clears;
 /// - `PUT /_sim/latency` with `{"millis": N}`;
-/// - `GET /_sim/counters`, `DELETE /_sim/counters`;
+/// - `GET /_sim/counters`, `DELETE /_sim/counters` (also clears the counts of chaos faults);
 /// - `PUT /_sim/chaos` with a [`ChaosConfig`] as JSON, `GET` gives `{"chaos": config or null,
 ///   "injected": {kind: count}}`, `DELETE` turns it off.
 pub fn control_router(kit: Arc<SimKit>) -> Router {

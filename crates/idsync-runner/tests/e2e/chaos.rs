@@ -21,7 +21,7 @@ use atlassian_sim::FaultKind;
 const MAX_RUNS: usize = 8;
 
 const TENANT_SEED: u64 = 0xFA17;
-const CHAOS_SEED: u64 = 0x5EED_0F_C4A05;
+const CHAOS_SEED: u64 = 0xC4A0_5EED;
 
 /// The default small tenant: 50 users (guests, disabled users, users without mail among them),
 /// 10 groups, nesting, a duplicate group name.
@@ -224,6 +224,8 @@ fn diff(got: &States, want: &States) -> Vec<String> {
 const APP_TOML: &str = "[apps.groups]\nmapping = \"on_the_fly\"\n";
 
 async fn world(tenant: &RunningGraphSim) -> (World, Config) {
+    // Pages of two objects: a full read takes a few dozen Graph requests, for faults to hit.
+    tenant.set_page_cap(Some(2));
     let w = World::new(&ALL_TARGETS).await;
     let config = w.write_config(&[App::new(tenant, APP_TOML)]);
     (w, config)
@@ -334,6 +336,7 @@ async fn random_faults_on_graph_and_every_target_converge_like_a_world_without_t
     atl_kit.set_chaos(target_chaos());
 
     let mut reports = until_converged(&w, &config, None, "first sync").await;
+    let graph_faults_first = graph_kit.chaos_injected_total();
 
     // A burst of faults on Graph beyond what retries can ride out: reads fail, and such a run
     // must plan nothing (above all, deprovision no one) although the source has changed.
@@ -372,11 +375,28 @@ async fn random_faults_on_graph_and_every_target_converge_like_a_world_without_t
 
     graph_kit.set_chaos(ChaosConfig::transient(0.10, CHAOS_SEED + 1));
     reports.extend(until_converged(&w, &config, Some(&change), "after the change").await);
+    // The delta links expire: the source is read in full again (and so every target), under
+    // faults; nothing may come of it.
+    tenant.expire_delta_tokens();
+    let full_reads = until_converged(&w, &config, Some(&change), "after a full read").await;
+    assert_eq!(full_reads.len(), 1, "a full re-read changes nothing");
+    reports.extend(full_reads);
 
     let graph_faults = graph_kit.chaos_injected_total();
     let target_faults = atl_kit.chaos_injected();
     graph_kit.clear_chaos();
     atl_kit.clear_chaos();
+    let statuses: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{}:{}", r.status.as_str(), all_ops(r).len()))
+        .collect();
+    eprintln!(
+        "{} runs (status:operations) {}; faults injected: Graph {graph_faults} of {} requests ({graph_faults_first} before the change), targets {target_faults:?} of {} requests",
+        reports.len(),
+        statuses.join(" "),
+        graph_kit.count("total"),
+        atl_kit.count("total"),
+    );
     assert!(graph_faults > 0, "Graph saw faults");
     assert!(
         target_faults.values().sum::<u64>() > 20,
@@ -404,7 +424,10 @@ async fn random_faults_on_graph_and_every_target_converge_like_a_world_without_t
         let accounts = &got[name].0;
         for user in change.delete.iter().chain(&change.disable) {
             if let Some((active, _, _)) = accounts.get(user) {
-                assert!(!active, "{user} left or was disabled, yet is active on {name}");
+                assert!(
+                    !active,
+                    "{user} left or was disabled, yet is active on {name}"
+                );
             }
         }
         assert!(
