@@ -16,7 +16,9 @@
 //! before any run got to create it).
 //!
 //! The killed run must also be accounted for: `idsync history` shows it as interrupted (not
-//! `running`), with the operations it applied recorded once it had started writing.
+//! `running`), with the operations it applied recorded once it had started writing. Last, every
+//! user is disabled at the source and idsync syncs once more: no account may stay active, which
+//! shows that every account idsync made is linked to its user (no orphans).
 //!
 //! Every case runs to its end and records its problems; the test fails at the end with all of
 //! them, so one run shows every kill point that goes wrong.
@@ -194,6 +196,40 @@ impl World {
 
     fn done(self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Every user is disabled at the source and idsync syncs once more: then no account may be
+    /// active on any target. An account still active is one idsync made but does not manage
+    /// (an orphan, linked to no user). Returns what is wrong.
+    async fn everyone_leaves(&self) -> Vec<String> {
+        for id in self.graph.user_ids() {
+            self.graph.disable_user(&id).expect("disabled");
+        }
+        let (code, doc, stderr) = idsync_json(&["sync", "--config", self.config(), "--json"]).await;
+        let mut problems = Vec::new();
+        if code != Some(0) {
+            problems.push(format!(
+                "the sync after every user was disabled exited {code:?} ({}): {}",
+                doc["status"].as_str().unwrap_or("?"),
+                stderr.lines().last().unwrap_or("")
+            ));
+        }
+        for (name, state) in self.state() {
+            let active: Vec<&String> = state
+                .accounts
+                .iter()
+                .filter(|(_, a)| a.active)
+                .map(|(n, _)| n)
+                .collect();
+            if !active.is_empty() {
+                problems.push(format!(
+                    "{name}: {} accounts still active after every user was disabled at the source (orphans, not linked to their users): {}",
+                    active.len(),
+                    some(&active)
+                ));
+            }
+        }
+        problems
     }
 }
 
@@ -604,6 +640,19 @@ async fn sync_killed(world: &World, at: KillAt) -> Killed {
     }
 }
 
+/// `POST /bitbucket/rest/api/1.0/admin/groups/add-users` → `bitbucket POST groups/add-users`.
+fn short_route(key: &str) -> String {
+    let (method, path) = key.split_once(' ').unwrap_or(("", key));
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let product = segments.first().copied().unwrap_or("");
+    let markers = ["api", "admin", "2", "1.0", "latest", "{directoryId}"];
+    let rest = segments
+        .iter()
+        .rposition(|s| markers.contains(s))
+        .map_or(&segments[1..], |i| &segments[i + 1..]);
+    format!("{product} {method} {}", rest.join("/"))
+}
+
 // ----- one case: kill, change, rerun, compare -----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,6 +714,8 @@ async fn twin(scenario: Scenario) -> (BTreeMap<&'static str, TargetState>, u64) 
             "the twin's {name} has the tenant's accounts"
         );
     }
+    let problems = world.everyone_leaves().await;
+    assert!(problems.is_empty(), "the twin: {problems:#?}");
     world.done();
     (state, run_writes)
 }
@@ -682,16 +733,15 @@ async fn killed_case(
     let last_before = world.last_run_id().await;
     let killed = sync_killed(&world, at).await;
     let mut problems = Vec::new();
+    let routes: Vec<String> = killed
+        .by_route
+        .iter()
+        .map(|(k, v)| format!("{} ×{v}", short_route(k)))
+        .collect();
     let mut story = format!(
         "killed after {} writes ({})",
         killed.writes,
-        some(
-            &killed
-                .by_route
-                .iter()
-                .map(|(k, v)| format!("{k} ×{v}"))
-                .collect::<Vec<_>>()
-        )
+        routes.join(", ")
     );
     change.apply(&world.graph);
 
@@ -773,6 +823,7 @@ async fn killed_case(
             ));
         }
     }
+    problems.extend(world.everyone_leaves().await);
     world.done();
     (problems, story)
 }
@@ -800,7 +851,9 @@ async fn run_scenario(scenario: Scenario, kills: &[(bool, &str, Kill)]) {
     }
     report.push(format!("({:.0?} in all)", started.elapsed()));
     let report = report.join("\n");
-    eprintln!("{report}");
+    if !failed {
+        eprintln!("{report}");
+    }
     assert!(
         !failed,
         "a killed run left the targets unlike its twin:\n{report}"
