@@ -39,7 +39,7 @@ mod scim;
 mod state;
 
 pub use ratelimit::RateLimit;
-pub use sim_kit::{FaultKind, FaultRule, SimKit};
+pub use sim_kit::{ChaosConfig, FaultKind, FaultRule, SimKit};
 pub use state::RecordedRequest;
 
 use state::{Component, Project, State, UserRec, lower, now_rfc3339};

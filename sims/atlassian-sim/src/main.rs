@@ -17,6 +17,13 @@ struct Args {
     /// Latency added to every product request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Share of product requests answered with a random transient fault (429, 500, 502, 503,
+    /// dropped connection); see `PUT /_sim/chaos` for finer control.
+    #[arg(long, default_value_t = 0.0)]
+    chaos_rate: f64,
+    /// Seed of the random faults.
+    #[arg(long, default_value_t = 0)]
+    chaos_seed: u64,
     /// Users seeded into every product (user0001 ... userNNNN).
     #[arg(long, default_value_t = 0)]
     seed_users: usize,
@@ -32,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
     let sim = AtlassianSim::new(config.clone());
     sim.kit()
         .set_latency(Duration::from_millis(args.latency_ms));
+    if args.chaos_rate > 0.0 {
+        sim.kit().set_chaos(sim_kit::ChaosConfig::transient(
+            args.chaos_rate,
+            args.chaos_seed,
+        ));
+    }
     for i in 1..=args.seed_users {
         let name = format!("user{i:04}");
         for product in Product::ALL {

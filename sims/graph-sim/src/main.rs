@@ -31,6 +31,13 @@ struct Args {
     /// Latency added to every product request.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Share of product requests answered with a random transient fault (429, 500, 502, 503,
+    /// dropped connection); see `PUT /_sim/chaos` for finer control.
+    #[arg(long, default_value_t = 0.0)]
+    chaos_rate: f64,
+    /// Seed of the random faults.
+    #[arg(long, default_value_t = 0)]
+    chaos_seed: u64,
     /// Load the tenant from this JSON file instead of generating one.
     #[arg(long)]
     tenant_json: Option<std::path::PathBuf>,
@@ -63,6 +70,12 @@ async fn main() -> anyhow::Result<()> {
     };
     sim.kit()
         .set_latency(Duration::from_millis(args.latency_ms));
+    if args.chaos_rate > 0.0 {
+        sim.kit().set_chaos(sim_kit::ChaosConfig::transient(
+            args.chaos_rate,
+            args.chaos_seed,
+        ));
+    }
     let running = sim
         .start_on(SocketAddr::new(args.bind, args.port))
         .await

@@ -6,6 +6,11 @@
 //! per request, and request counters keyed by method and route. Every knob can be driven from Rust
 //! (the [`SimKit`] handle) or over HTTP under `/_sim/` (see [`control_router`]), so a simulator
 //! started as a binary can be steered by a test in another process.
+//!
+//! Besides scripted faults there is a seeded random mode, "chaos" ([`SimKit::set_chaos`]): each
+//! product request is hit, with a given probability, by one of a list of faults. The draws come
+//! from a seeded RNG, so a seed gives the same sequence of draws; which request meets which
+//! draw still depends on the order requests arrive in.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +27,8 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// What a scripted fault does to a request it matches.
@@ -42,6 +49,100 @@ pub enum FaultKind {
     /// Send a `200` with the start of a body, then break the connection: the client sees a
     /// response cut short, exactly as when a proxy or the network drops mid-transfer.
     Drop,
+    /// Run the handler (a write takes effect), then answer as [`FaultKind::Drop`] does: the
+    /// client cannot tell whether its request was applied, as when the network fails after the
+    /// server did the work.
+    DropAfter,
+}
+
+impl FaultKind {
+    /// A short label for counting: `status 429`, `delay`, `drop`, `drop_after`.
+    pub fn label(&self) -> String {
+        match self {
+            FaultKind::Status { status, .. } => format!("status {status}"),
+            FaultKind::Delay { .. } => "delay".to_owned(),
+            FaultKind::Drop => "drop".to_owned(),
+            FaultKind::DropAfter => "drop_after".to_owned(),
+        }
+    }
+}
+
+/// Seeded random faults: every product request that matches the filters is hit, with
+/// probability `rate`, by one of `kinds` picked uniformly. Scripted faults ([`FaultRule`]) are
+/// checked first; chaos only applies to requests none of them takes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChaosConfig {
+    /// Share of matching requests to hit, `0.0..=1.0`.
+    pub rate: f64,
+    /// The faults to pick from (uniformly); an empty list hits nothing.
+    pub kinds: Vec<FaultKind>,
+    /// Seed of the RNG: the same seed gives the same sequence of draws.
+    #[serde(default)]
+    pub seed: u64,
+    /// Only requests with this method; any method when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Only requests whose path (with query) contains this text; any path when absent.
+    #[serde(default)]
+    pub path_contains: Option<String>,
+}
+
+impl ChaosConfig {
+    /// The transient failures a client must ride out: `429` with `Retry-After: 0`, `500`,
+    /// `502`, `503` with `Retry-After: 0`, and a connection dropped half way through the
+    /// answer (before the handler ran).
+    pub fn transient(rate: f64, seed: u64) -> Self {
+        let status = |status: u16, retry_after: Option<u64>| FaultKind::Status {
+            status,
+            retry_after,
+            body: None,
+        };
+        ChaosConfig {
+            rate,
+            kinds: vec![
+                status(429, Some(0)),
+                status(500, None),
+                status(502, None),
+                status(503, Some(0)),
+                FaultKind::Drop,
+            ],
+            seed,
+            method: None,
+            path_contains: None,
+        }
+    }
+
+    /// Adds a kind of fault to pick from.
+    pub fn with_kind(mut self, kind: FaultKind) -> Self {
+        self.kinds.push(kind);
+        self
+    }
+
+    pub fn on_path(mut self, fragment: impl Into<String>) -> Self {
+        self.path_contains = Some(fragment.into());
+        self
+    }
+
+    pub fn on_method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    fn matches(&self, method: &Method, path_and_query: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path_and_query.contains(p))
+    }
+}
+
+/// Chaos in force: its config and the RNG drawing from it.
+struct Chaos {
+    config: ChaosConfig,
+    rng: SmallRng,
 }
 
 /// One scripted fault: which requests it matches, how many it lets pass first, and how many
@@ -122,6 +223,9 @@ pub type PathErrorBody = Arc<dyn Fn(&str, StatusCode) -> serde_json::Value + Sen
 /// The shared knobs of one simulator.
 pub struct SimKit {
     faults: Mutex<Vec<FaultRule>>,
+    chaos: Mutex<Option<Chaos>>,
+    /// Faults chaos has injected, by [`FaultKind::label`].
+    chaos_hits: Mutex<BTreeMap<String, u64>>,
     latency_micros: AtomicU64,
     counters: Mutex<BTreeMap<String, u64>>,
     error_body: PathErrorBody,
@@ -145,6 +249,8 @@ impl SimKit {
     pub fn with_path_error_body(error_body: PathErrorBody) -> Arc<Self> {
         Arc::new(SimKit {
             faults: Mutex::new(Vec::new()),
+            chaos: Mutex::new(None),
+            chaos_hits: Mutex::new(BTreeMap::new()),
             latency_micros: AtomicU64::new(0),
             counters: Mutex::new(BTreeMap::new()),
             error_body,
@@ -163,6 +269,33 @@ impl SimKit {
     /// Faults still waiting to fire (`times` not yet used up).
     pub fn pending_faults(&self) -> Vec<FaultRule> {
         lock(&self.faults).clone()
+    }
+
+    /// Turns on seeded random faults, replacing any chaos in force.
+    pub fn set_chaos(&self, config: ChaosConfig) {
+        let rng = SmallRng::seed_from_u64(config.seed);
+        *lock(&self.chaos) = Some(Chaos { config, rng });
+    }
+
+    /// Turns random faults off (the counts of what they injected are kept).
+    pub fn clear_chaos(&self) {
+        *lock(&self.chaos) = None;
+    }
+
+    /// The chaos in force, if any.
+    pub fn chaos(&self) -> Option<ChaosConfig> {
+        lock(&self.chaos).as_ref().map(|c| c.config.clone())
+    }
+
+    /// Faults injected by chaos, by kind (`status 503`, `drop`, ...), since the kit was made or
+    /// its counters were last reset.
+    pub fn chaos_injected(&self) -> BTreeMap<String, u64> {
+        lock(&self.chaos_hits).clone()
+    }
+
+    /// Total faults injected by chaos (see [`SimKit::chaos_injected`]).
+    pub fn chaos_injected_total(&self) -> u64 {
+        lock(&self.chaos_hits).values().sum()
     }
 
     /// Latency added before every product request is handled.
@@ -194,8 +327,10 @@ impl SimKit {
             .sum()
     }
 
+    /// Clears the request counters and the counts of faults chaos injected.
     pub fn reset_counters(&self) {
         lock(&self.counters).clear();
+        lock(&self.chaos_hits).clear();
     }
 
     /// Records one request under `key` (the middleware does this for every product request;
@@ -205,8 +340,31 @@ impl SimKit {
         *counters.entry(key.to_owned()).or_default() += 1;
     }
 
-    /// Finds the fault that applies to this request, consuming one use of it.
+    /// Finds the fault that applies to this request, consuming one use of it: a scripted
+    /// fault, else (maybe) one drawn by chaos.
     fn take_fault(&self, method: &Method, path_and_query: &str) -> Option<FaultKind> {
+        self.take_scripted_fault(method, path_and_query)
+            .or_else(|| self.draw_chaos(method, path_and_query))
+    }
+
+    fn draw_chaos(&self, method: &Method, path_and_query: &str) -> Option<FaultKind> {
+        let mut chaos = lock(&self.chaos);
+        let chaos = chaos.as_mut()?;
+        if chaos.config.kinds.is_empty() || !chaos.config.matches(method, path_and_query) {
+            return None;
+        }
+        let rate = chaos.config.rate;
+        // NaN or nothing at all: no draw (and no panic in `random_bool`).
+        if rate.is_nan() || rate <= 0.0 || !chaos.rng.random_bool(rate.min(1.0)) {
+            return None;
+        }
+        let pick = chaos.rng.random_range(0..chaos.config.kinds.len());
+        let kind = chaos.config.kinds[pick].clone();
+        *lock(&self.chaos_hits).entry(kind.label()).or_default() += 1;
+        Some(kind)
+    }
+
+    fn take_scripted_fault(&self, method: &Method, path_and_query: &str) -> Option<FaultKind> {
         let mut faults = lock(&self.faults);
         let index = faults
             .iter()
@@ -293,6 +451,11 @@ pub async fn middleware(State(kit): State<Arc<SimKit>>, request: Request, next: 
             response
         }
         Some(FaultKind::Drop) => dropped_response(),
+        Some(FaultKind::DropAfter) => {
+            // The work is done; only the answer is lost.
+            drop(next.run(request).await);
+            dropped_response()
+        }
     }
 }
 
@@ -321,9 +484,30 @@ struct LatencyBody {
 /// HTTP control of the shared knobs, for simulators run as a separate process:
 /// - `POST /_sim/faults` with a [`FaultRule`] as JSON, `GET` lists pending ones, `DELETE` clears;
 /// - `PUT /_sim/latency` with `{"millis": N}`;
-/// - `GET /_sim/counters`, `DELETE /_sim/counters`.
+/// - `GET /_sim/counters`, `DELETE /_sim/counters` (also clears the counts of chaos faults);
+/// - `PUT /_sim/chaos` with a [`ChaosConfig`] as JSON, `GET` gives `{"chaos": config or null,
+///   "injected": {kind: count}}`, `DELETE` turns it off.
 pub fn control_router(kit: Arc<SimKit>) -> Router {
     Router::new()
+        .route(
+            "/_sim/chaos",
+            get(|State(kit): State<Arc<SimKit>>| async move {
+                Json(serde_json::json!({
+                    "chaos": kit.chaos(),
+                    "injected": kit.chaos_injected(),
+                }))
+            })
+            .put(
+                |State(kit): State<Arc<SimKit>>, Json(config): Json<ChaosConfig>| async move {
+                    kit.set_chaos(config);
+                    StatusCode::NO_CONTENT
+                },
+            )
+            .delete(|State(kit): State<Arc<SimKit>>| async move {
+                kit.clear_chaos();
+                StatusCode::NO_CONTENT
+            }),
+        )
         .route(
             "/_sim/faults",
             get(|State(kit): State<Arc<SimKit>>| async move { Json(kit.pending_faults()) })
@@ -443,6 +627,57 @@ mod tests {
         assert!(kit.take_fault(&get, "/users").is_some());
         assert_eq!(kit.take_fault(&get, "/users"), None, "used up");
         assert!(kit.pending_faults().is_empty());
+    }
+
+    #[test]
+    fn chaos_is_seeded_and_near_its_rate() {
+        let draws = |seed: u64| {
+            let kit = SimKit::new(Arc::new(|_| serde_json::json!({})));
+            kit.set_chaos(ChaosConfig::transient(0.1, seed));
+            let hits: Vec<Option<FaultKind>> = (0..2000)
+                .map(|_| kit.take_fault(&Method::POST, "/jira/rest/api/2/user"))
+                .collect();
+            (hits, kit.chaos_injected_total())
+        };
+        let (a, total) = draws(7);
+        let (b, _) = draws(7);
+        assert_eq!(a, b, "the same seed draws the same faults");
+        let (c, _) = draws(8);
+        assert_ne!(a, c, "another seed draws others");
+        assert!((140..=260).contains(&total), "about 10% of 2000: {total}");
+        let kinds: std::collections::BTreeSet<String> =
+            a.iter().flatten().map(FaultKind::label).collect();
+        assert_eq!(kinds.len(), 5, "every kind drawn: {kinds:?}");
+    }
+
+    #[test]
+    fn chaos_filters_yield_to_scripted_faults_and_turn_off() {
+        let kit = SimKit::new(Arc::new(|_| serde_json::json!({})));
+        kit.set_chaos(ChaosConfig {
+            rate: 1.0,
+            kinds: vec![FaultKind::Drop],
+            seed: 1,
+            method: Some("POST".into()),
+            path_contains: Some("/jira/".into()),
+        });
+        assert_eq!(kit.take_fault(&Method::GET, "/jira/x"), None);
+        assert_eq!(kit.take_fault(&Method::POST, "/confluence/x"), None);
+        assert_eq!(
+            kit.take_fault(&Method::POST, "/jira/x"),
+            Some(FaultKind::Drop)
+        );
+        kit.inject(FaultRule::once(FaultKind::DropAfter));
+        assert_eq!(
+            kit.take_fault(&Method::POST, "/jira/x"),
+            Some(FaultKind::DropAfter),
+            "a scripted fault comes first"
+        );
+        assert_eq!(kit.chaos_injected().get("drop"), Some(&1));
+        kit.clear_chaos();
+        assert_eq!(kit.take_fault(&Method::POST, "/jira/x"), None);
+        let json = serde_json::to_value(ChaosConfig::transient(0.1, 3)).expect("serialises");
+        let back: ChaosConfig = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, ChaosConfig::transient(0.1, 3));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod harness;
 
 mod adoption;
+mod chaos;
 mod groups;
 mod integrity;
 mod known_state;
