@@ -5,7 +5,11 @@
 //! - [`HttpClient::send`]: sends a request, reads the whole body, and retries transient failures
 //!   — 429/503/504 after the server's `Retry-After` (seconds or HTTP-date, capped), other 5xx and
 //!   transport errors after exponential backoff with jitter — a bounded number of times;
-//! - [`RequestCounter`]: requests sent, by kind, for tests and benchmarks.
+//! - [`RequestCounter`]: requests sent, by kind, for tests and benchmarks;
+//! - [`same_origin`]: the check every client makes before following a link a server handed
+//!   out (next pages, delta rounds, task status), so that credentials only go where the
+//!   configuration points;
+//! - [`redact_url`]: a URL fit for messages, logs and history (no user info, no query).
 //!
 //! Nothing here logs request headers or bodies: they carry tokens and secrets.
 
@@ -17,6 +21,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use url::Url;
 
 /// `idsync/<version>`: sent on every request so that upstream logs can tell idsync apart.
 pub const USER_AGENT: &str = concat!("idsync/", env!("CARGO_PKG_VERSION"));
@@ -46,6 +51,67 @@ pub enum HttpError {
         attempts: usize,
         body: Bytes,
     },
+}
+
+/// A link a server handed out that points away from the configured base URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to follow the link {link} given by the server: it is not on {base} (scheme, host \
+     and port must be the same), and the credentials for {base} are never sent elsewhere; if the \
+     service moved, change the configured URL"
+)]
+pub struct ForeignLink {
+    /// The link, redacted ([`redact_url`]).
+    pub link: String,
+    /// The configured base URL, redacted.
+    pub base: String,
+}
+
+/// Checks that `link` is on the same origin (scheme, host and port, compared exactly) as the
+/// configured `base`, before a client sends its credentials there.
+///
+/// Why not a string prefix: `https://graph.microsoft.com.evil.net/`,
+/// `https://graph.microsoft.com:8443/` and `https://graph.microsoft.com@evil.net/` all start
+/// with `https://graph.microsoft.com`. `Url::origin` compares the parsed parts instead (default
+/// ports included: `https://h` and `https://h:443` are the same origin), and an opaque origin
+/// (a scheme that is not http-like) never equals another, so such links are refused too.
+pub fn same_origin(link: &Url, base: &Url) -> Result<(), ForeignLink> {
+    if link.origin() == base.origin() {
+        Ok(())
+    } else {
+        Err(ForeignLink {
+            link: redact_url(link.as_str()),
+            base: redact_url(base.as_str()),
+        })
+    }
+}
+
+/// `url` fit to be shown or stored: without user info (`user:password@`), query string and
+/// fragment, any of which may carry a secret (Bitbucket's create-user takes the password in
+/// the query; a misconfigured base URL may hold `user:pass@`). Text that does not parse as a
+/// URL is cut the same way by hand.
+pub fn redact_url(url: &str) -> String {
+    if let Ok(mut parsed) = Url::parse(url)
+        && !parsed.cannot_be_a_base()
+    {
+        // Both setters only fail on URLs that cannot hold user info, excluded above.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        parsed.set_query(None);
+        parsed.set_fragment(None);
+        return parsed.to_string();
+    }
+    let cut = without_query(url);
+    // `scheme://userinfo@host/...`: drop everything between `://` and the last `@` before the
+    // path.
+    if let Some((scheme, rest)) = cut.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        if let Some(at) = authority.rfind('@') {
+            return format!("{scheme}://{}{path}", &authority[at + 1..]);
+        }
+    }
+    cut
 }
 
 /// A response whose body was read completely.
@@ -247,8 +313,8 @@ impl HttpClient {
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
         // Defence in depth: whatever the caller passes, logs and errors show no query string
-        // (it may carry a password or a token).
-        let url = without_query(url);
+        // or user info (either may carry a password or a token).
+        let url = redact_url(url);
         let url = url.as_str();
         let mut attempts = 0usize;
         let max_retry_after = self.policy.max_retry_after;
@@ -432,6 +498,81 @@ mod tests {
         assert_eq!(
             without_query("https://g.example/v1.0/users"),
             "https://g.example/v1.0/users"
+        );
+    }
+
+    #[test]
+    fn messages_show_no_user_info() {
+        assert_eq!(
+            redact_url("https://idsync:hunter2@jira.example.com/rest/api/2/user?password=x#f"),
+            "https://jira.example.com/rest/api/2/user"
+        );
+        assert_eq!(
+            redact_url("https://token@graph.example/v1.0/users"),
+            "https://graph.example/v1.0/users"
+        );
+        assert_eq!(
+            redact_url("https://jira.example.com/"),
+            "https://jira.example.com/"
+        );
+        // Not a URL: cut by hand all the same.
+        assert_eq!(
+            redact_url("https://a:b@[bad host/x?password=hunter2"),
+            "https://[bad host/x"
+        );
+        assert_eq!(redact_url("not a url?secret=1"), "not a url");
+    }
+
+    #[test]
+    fn links_are_followed_only_on_the_same_origin() {
+        let base = Url::parse("https://graph.microsoft.com").expect("url");
+        let ok = |link: &str| same_origin(&Url::parse(link).expect("url"), &base);
+        assert!(ok("https://graph.microsoft.com/v1.0/users?$skiptoken=x").is_ok());
+        assert!(ok("https://graph.microsoft.com:443/v1.0/users").is_ok());
+        assert!(ok("HTTPS://GRAPH.MICROSOFT.COM/v1.0/users").is_ok());
+        for foreign in [
+            "https://graph.microsoft.com.evil.net/v1.0/users",
+            "https://graph.microsoft.com@evil.net/v1.0/users",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "http://graph.microsoft.com/v1.0/users",
+            "https://evil.net/graph.microsoft.com/v1.0/users",
+            "file:///etc/passwd",
+        ] {
+            let error = ok(foreign).expect_err(foreign);
+            let message = error.to_string();
+            assert!(
+                message.contains("https://graph.microsoft.com/"),
+                "{message}"
+            );
+            assert!(message.contains("not on"), "{message}");
+        }
+        // The message shows the link without user info or query.
+        let error =
+            ok("https://user:hunter2@evil.net/v1.0/users?$deltatoken=t").expect_err("foreign");
+        assert_eq!(error.link, "https://evil.net/v1.0/users");
+        assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn errors_show_no_user_info() {
+        let http = HttpClient::new(
+            build_client(&ClientOptions::default()).expect("client"),
+            RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::fast()
+            },
+            RequestCounter::new(),
+        );
+        // Nothing listens on port 1: the connection is refused at once.
+        let url = "http://idsync:hunter2@127.0.0.1:1/users";
+        let error = http
+            .send("users", url, |c| c.get(url))
+            .await
+            .expect_err("refused");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(
+            error.to_string().contains("http://127.0.0.1:1/users"),
+            "{error}"
         );
     }
 
