@@ -47,11 +47,23 @@ pub enum EntraError {
     DeltaReset { what: String, reason: String },
 
     /// A response that is not what Graph sends (truncated or malformed JSON, missing `value`).
-    #[error("{what}: unexpected response from {url}: {detail}")]
+    // The URL is shown redacted: Graph's links carry skip and delta tokens in their query.
+    #[error(
+        "{what}: unexpected response from {}: {detail}",
+        idsync_http::redact_url(url)
+    )]
     Malformed {
         what: String,
         url: String,
         detail: String,
+    },
+
+    /// Graph handed out a link (`@odata.nextLink`, `@odata.deltaLink`, or a stored deltaLink)
+    /// to another origin than `graph_url`; it is not followed, so the token never goes there.
+    #[error("{what}: {source}")]
+    ForeignLink {
+        what: String,
+        source: idsync_http::ForeignLink,
     },
 
     /// Network failures and transient errors that outlasted the retries.
@@ -70,6 +82,7 @@ impl EntraError {
             EntraError::Scope { .. } => "scope",
             EntraError::DeltaReset { .. } => "delta_reset",
             EntraError::Malformed { .. } => "malformed_response",
+            EntraError::ForeignLink { .. } => "foreign_link",
             EntraError::Http(_) => "http",
         }
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use idsync_http::{HttpClient, HttpResponse};
-use reqwest::StatusCode;
+use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
@@ -82,9 +82,11 @@ pub struct Page {
 pub struct GraphClient {
     http: HttpClient,
     tokens: Arc<TokenProvider>,
-    /// `{graph_url}` without a trailing slash: every link we follow must start with it, so the
-    /// bearer token never goes to another host.
-    origin: String,
+    /// `{graph_url}` without a trailing slash, to build request URLs from.
+    root: String,
+    /// `graph_url` parsed: every URL we send the token to must be on its origin (scheme, host,
+    /// port), links the server hands out included.
+    base: Url,
     client_id: String,
 }
 
@@ -92,20 +94,36 @@ impl GraphClient {
     pub fn new(
         http: HttpClient,
         tokens: Arc<TokenProvider>,
-        graph_url: &str,
+        graph_url: &Url,
         client_id: &str,
     ) -> Self {
         GraphClient {
             http,
             tokens,
-            origin: graph_url.trim_end_matches('/').to_owned(),
+            root: graph_url.as_str().trim_end_matches('/').to_owned(),
+            base: graph_url.clone(),
             client_id: client_id.to_owned(),
         }
     }
 
     /// `{graph_url}/v1.0{path}`
     pub fn url(&self, path_and_query: &str) -> String {
-        format!("{}/v1.0{path_and_query}", self.origin)
+        format!("{}/v1.0{path_and_query}", self.root)
+    }
+
+    /// Refuses a URL that is not on `graph_url`'s origin before anything is sent: next and
+    /// delta links come from the server (and delta links from the store), and the bearer token
+    /// must go to Graph only.
+    fn check_origin(&self, kind: CallKind, url: &str) -> Result<(), EntraError> {
+        let parsed = Url::parse(url).map_err(|e| EntraError::Malformed {
+            what: kind.what().into(),
+            url: idsync_http::redact_url(url),
+            detail: format!("the link is not a URL ({e})"),
+        })?;
+        idsync_http::same_origin(&parsed, &self.base).map_err(|source| EntraError::ForeignLink {
+            what: kind.what().into(),
+            source,
+        })
     }
 
     /// An authenticated GET. A 401 (token expired or revoked early) gets one new token and one
@@ -116,16 +134,7 @@ impl GraphClient {
         url: &str,
         prefer: Option<&str>,
     ) -> Result<HttpResponse, EntraError> {
-        if !url.starts_with(&self.origin) {
-            return Err(EntraError::Malformed {
-                what: kind.what().into(),
-                url: url.to_owned(),
-                detail: format!(
-                    "a link that leaves graph_url {}; refusing to send the token there",
-                    self.origin
-                ),
-            });
-        }
+        self.check_origin(kind, url)?;
         let mut retried_401 = false;
         loop {
             let token = self.tokens.token().await?;
@@ -254,5 +263,57 @@ impl GraphClient {
                 (None, delta) => return Ok(delta),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idsync_http::{ClientOptions, RequestCounter, RetryPolicy};
+
+    fn client(graph_url: &str) -> GraphClient {
+        let http = HttpClient::new(
+            idsync_http::build_client(&ClientOptions::default()).expect("client"),
+            RetryPolicy::fast(),
+            RequestCounter::new(),
+        );
+        let tokens = Arc::new(TokenProvider::new(
+            http.clone(),
+            "https://login.microsoftonline.com",
+            "contoso.onmicrosoft.com",
+            "client",
+            secrecy::SecretString::from("secret"),
+            graph_url,
+        ));
+        let base = Url::parse(graph_url).expect("url");
+        GraphClient::new(http, tokens, &base, "client")
+    }
+
+    #[test]
+    fn only_links_on_the_graph_origin_are_followed() {
+        let graph = client("https://graph.microsoft.com");
+        let kind = CallKind::UsersDelta;
+        assert!(
+            graph
+                .check_origin(kind, "https://graph.microsoft.com/v1.0/users?$skiptoken=x")
+                .is_ok()
+        );
+        for foreign in [
+            // All of these start with "https://graph.microsoft.com".
+            "https://graph.microsoft.com.evil.net/v1.0/users",
+            "https://graph.microsoft.com@evil.net/v1.0/users",
+            "https://graph.microsoft.com:8443/v1.0/users",
+        ] {
+            match graph.check_origin(kind, foreign) {
+                Err(EntraError::ForeignLink { source, .. }) => {
+                    assert_eq!(source.base, "https://graph.microsoft.com/");
+                }
+                other => panic!("{foreign}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            graph.check_origin(kind, "/v1.0/users"),
+            Err(EntraError::Malformed { .. })
+        ));
     }
 }

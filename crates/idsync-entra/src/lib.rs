@@ -204,7 +204,7 @@ impl EntraSource {
             nested_groups: app.nested_groups,
             select: select.into_iter().collect(),
             origin: format!("{graph_url} {}", app.tenant_id.to_ascii_lowercase()),
-            graph: GraphClient::new(http, tokens, graph_url, &app.client_id),
+            graph: GraphClient::new(http, tokens, &app.graph_url, &app.client_id),
             counter,
         })
     }

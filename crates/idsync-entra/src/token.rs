@@ -151,9 +151,10 @@ impl TokenProvider {
                     code: 0,
                     error: "unreachable".into(),
                     message: format!(
-                        "cannot reach the token endpoint {url}: {message}. Check authority_url \
+                        "cannot reach the token endpoint {}: {message}. Check authority_url \
                          (https://login.microsoftonline.com for the public cloud) and that this \
-                         host can reach it (proxy, firewall)."
+                         host can reach it (proxy, firewall).",
+                        idsync_http::redact_url(url)
                     ),
                 },
                 other => EntraError::Http(other),

@@ -835,3 +835,85 @@ async fn malformed_json_never_yields_a_snapshot() {
         "{error}"
     );
 }
+
+// ----- links to other hosts -----
+
+/// A listener on loopback that counts the connections made to it: the host a forged link
+/// points at, which must never see a request (and so never the token).
+async fn bystander() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let port = listener.local_addr().expect("bound").port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(connection);
+        }
+    });
+    (port, hits)
+}
+
+/// A link that starts with `graph_url` (so a string-prefix check lets it through) but whose
+/// host is the bystander: `http://127.0.0.1:<graph port>@127.0.0.1:<bystander port>/…` has the
+/// user info `127.0.0.1:<graph port>`.
+fn forged_link(sim: &RunningGraphSim, port: u16, path: &str) -> String {
+    format!(
+        "{}@127.0.0.1:{port}{path}",
+        sim.graph_url().trim_end_matches('/')
+    )
+}
+
+fn assert_refused(error: &EntraError, sim: &RunningGraphSim, port: u16) {
+    assert!(matches!(error, EntraError::ForeignLink { .. }), "{error:?}");
+    let message = error.to_string();
+    // Names the link (host and port, without the user info) and the configured graph_url.
+    assert!(
+        message.contains(&format!("http://127.0.0.1:{port}/v1.0/users/delta")),
+        "{message}"
+    );
+    assert!(message.contains(sim.graph_url()), "{message}");
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_origin_is_refused_before_the_token_is_sent() {
+    let sim = start(&TenantSpec::sized(20, 3)).await;
+    let (port, hits) = bystander().await;
+    let link = forged_link(&sim, port, "/v1.0/users/delta?$skiptoken=next");
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Status {
+            status: 200,
+            retry_after: None,
+            body: Some(json!({"value": [], "@odata.nextLink": link})),
+        })
+        .on_path("/users/delta"),
+    );
+    let error = source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect_err("a link to another host is not followed");
+    assert_refused(&error, &sim, port);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_stored_delta_link_to_another_origin_is_refused_before_the_token_is_sent() {
+    let sim = start(&TenantSpec::sized(20, 3)).await;
+    let source = source(&app(&sim, ""));
+    let first = source.read(None).await.expect("full read");
+    let (port, hits) = bystander().await;
+    let mut state = first.state;
+    state.users_delta_link = Some(forged_link(
+        &sim,
+        port,
+        "/v1.0/users/delta?$deltatoken=stored",
+    ));
+    let error = source
+        .read(Some(state))
+        .await
+        .expect_err("a link to another host is not followed");
+    assert_refused(&error, &sim, port);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
