@@ -410,3 +410,67 @@ fn approvals_expire_within_bounds() {
         assert!(message.contains("from 1 to 43200"), "{message}");
     }
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_shown() {
+    for (value, line) in [("12345", 9), ("12345.5", 9), ("true", 9)] {
+        let text = edit(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret = {value}"),
+        );
+        let (field, at, message) = problem(&text);
+        assert_eq!(field, "apps[0].client_secret");
+        assert_eq!(at, Some(line));
+        assert!(!message.contains(value), "{message}");
+        assert!(message.contains("must be a string"), "{message}");
+    }
+    let text = edit("token = \"pat\"", "token = 987654321");
+    let error = parse(&text).expect_err("refused");
+    assert!(!error.to_string().contains("987654321"), "{error}");
+}
+
+#[test]
+fn secret_files_are_bounded_and_must_be_regular_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let load = |path: &str| {
+        let text = edit(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret = \"file:{path}\""),
+        );
+        let file = dir.path().join("idsync.toml");
+        std::fs::write(&file, &text).expect("write");
+        idsync_config::load_with_env(&file, &Env::new())
+    };
+
+    std::fs::write(dir.path().join("big"), vec![b'x'; 64 * 1024 + 1]).expect("write");
+    let message = load("big").expect_err("too big").to_string();
+    assert!(message.contains("big"), "{message}");
+    assert!(message.contains("larger than 64 KiB"), "{message}");
+
+    std::fs::write(dir.path().join("limit"), vec![b'x'; 64 * 1024]).expect("write");
+    let config = load("limit").expect("64 KiB is allowed");
+    assert_eq!(config.apps[0].client_secret.expose().len(), 64 * 1024);
+
+    let message = load(".").expect_err("a directory").to_string();
+    assert!(message.contains("is a directory"), "{message}");
+
+    // A device that never ends: refused before reading (this would not return otherwise).
+    #[cfg(unix)]
+    {
+        let message = load("/dev/zero").expect_err("a device").to_string();
+        assert!(message.contains("/dev/zero"), "{message}");
+        assert!(message.contains("not a regular file"), "{message}");
+        assert!(
+            message.contains("regular file that holds only the secret"),
+            "{message}"
+        );
+
+        // A FIFO: opening it would block until someone writes to it.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let message = load("fifo").expect_err("a FIFO").to_string();
+            assert!(message.contains("not a regular file"), "{message}");
+        }
+    }
+}
