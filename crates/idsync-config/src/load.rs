@@ -30,7 +30,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::schema::{
-    AppConfig, Config, GroupRules, LeaveAction, RegexReplace, Scope, TargetConfig, UserRules,
+    AppConfig, Config, GroupRules, LeaveAction, MAX_CONCURRENCY, MAX_REQUESTS_PER_SECOND,
+    MIN_REQUESTS_PER_SECOND, RegexReplace, Scope, TargetConfig, UserRules,
 };
 
 /// A config that cannot be used.
@@ -200,9 +201,15 @@ pub fn parse_with_env(text: &str, file: &Path, env: &Env) -> Result<Config, Conf
         doc: &doc,
         overrides: &overrides,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     checker.check(&config);
     if checker.problems.is_empty() {
+        config.warnings = checker
+            .warnings
+            .iter()
+            .map(|w| render_problems(file, std::slice::from_ref(w)))
+            .collect();
         Ok(config)
     } else {
         Err(invalid(checker.problems))
@@ -641,10 +648,22 @@ struct Checker<'a> {
     doc: &'a Document,
     overrides: &'a Overrides,
     problems: Vec<Problem>,
+    /// Same form as problems, but the file is used all the same.
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn report(&mut self, path: &[Seg], message: impl Into<String>) {
+        let problem = self.locate(path, message.into());
+        self.problems.push(problem);
+    }
+
+    fn warn(&mut self, path: &[Seg], message: impl Into<String>) {
+        let warning = self.locate(path, message.into());
+        self.warnings.push(warning);
+    }
+
+    fn locate(&self, path: &[Seg], message: String) -> Problem {
         let field = render_path(path);
         let env_var = self.overrides.by_path.get(&field).cloned();
         let line = if env_var.is_some() {
@@ -655,12 +674,43 @@ impl Checker<'_> {
                 .and_then(|root| span_of(root, path))
                 .map(|s| self.doc.line_of(s.start))
         };
-        self.problems.push(Problem {
+        Problem {
             field,
             line,
             env_var,
-            message: message.into(),
-        });
+            message,
+        }
+    }
+
+    /// A URL idsync sends credentials to must not carry credentials itself: they would show up
+    /// in logs, messages and the store. `instead` says where they belong. False when refused.
+    fn refuse_credentials_in(&mut self, path: &[Seg], url: &url::Url, instead: &str) -> bool {
+        if url.username().is_empty() && url.password().is_none() {
+            return true;
+        }
+        self.report(
+            path,
+            format!(
+                "'{}' holds credentials (user:password@); remove them from the URL and {instead}",
+                redact_url(url.as_str())
+            ),
+        );
+        false
+    }
+
+    /// Plain http to another machine sends tokens and user data unencrypted: allowed (a lab,
+    /// a TLS-terminating proxy on the same network), but warned about.
+    fn warn_plain_http(&mut self, path: &[Seg], url: &url::Url) {
+        if url.scheme() == "http" && !is_loopback(url) {
+            self.warn(
+                path,
+                format!(
+                    "'{}' is plain http: credentials and user data cross the network \
+                     unencrypted; use https://",
+                    redact_url(url.as_str())
+                ),
+            );
+        }
     }
 
     fn check(&mut self, config: &Config) {
@@ -672,7 +722,8 @@ impl Checker<'_> {
                 self.report(
                     &[Seg::key("store"), Seg::key("url")],
                     format!(
-                        "'{url}' is not a store URL; use sqlite://PATH or postgres://USER@HOST/DB"
+                        "'{}' is not a store URL; use sqlite://PATH or postgres://USER@HOST/DB",
+                        redact_url(url)
                     ),
                 );
             }
@@ -734,9 +785,18 @@ impl Checker<'_> {
                 &at("base_url"),
                 format!(
                     "'{}' is not an http(s) URL; use e.g. https://jira.example.com",
-                    t.base_url
+                    redact_url(t.base_url.as_str())
                 ),
             );
+        } else if self.refuse_credentials_in(
+            &at("base_url"),
+            &t.base_url,
+            &format!(
+                "set `token` (or `username` + `password`) in this [[targets]] entry, or {}",
+                target_env_var(&t.name, "token")
+            ),
+        ) {
+            self.warn_plain_http(&at("base_url"), &t.base_url);
         }
         let has_token = t.token.as_ref().is_some_and(|s| !s.expose().is_empty());
         let has_user = t.username.as_ref().is_some_and(|s| !s.is_empty());
@@ -778,18 +838,28 @@ impl Checker<'_> {
                 ),
             );
         }
-        if t.concurrency == 0 {
-            self.report(&at("concurrency"), "must be at least 1");
+        if !(1..=MAX_CONCURRENCY).contains(&t.concurrency) {
+            self.report(
+                &at("concurrency"),
+                format!(
+                    "{} is out of range; give 1 to {MAX_CONCURRENCY} (default 4)",
+                    t.concurrency
+                ),
+            );
         }
         if t.timeout_seconds == 0 {
             self.report(&at("timeout_seconds"), "must be at least 1");
         }
+        // `contains` is false for NaN too.
         if let Some(rps) = t.max_requests_per_second
-            && !(rps.is_finite() && rps > 0.0)
+            && !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&rps)
         {
             self.report(
                 &at("max_requests_per_second"),
-                format!("{rps} is not a positive number; remove it for no limit"),
+                format!(
+                    "{rps} is out of range; give {MIN_REQUESTS_PER_SECOND} to \
+                     {MAX_REQUESTS_PER_SECOND} requests per second, or remove it for no limit"
+                ),
             );
         }
         if t.kind == idsync_model::TargetKind::BitbucketDc && t.licensed_groups.is_empty() {
@@ -841,13 +911,23 @@ impl Checker<'_> {
             ("authority_url", &app.authority_url),
             ("graph_url", &app.graph_url),
         ] {
+            let shown = redact_url(url.as_str());
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                self.report(&at(&[field]), format!("'{url}' is not an http(s) URL"));
-            } else if url.query().is_some() || !url.path().trim_end_matches('/').is_empty() {
+                self.report(&at(&[field]), format!("'{shown}' is not an http(s) URL"));
+                continue;
+            }
+            let instead = format!(
+                "give the app's secret as `client_secret` (or {})",
+                app_env_var(&app.name, "client_secret")
+            );
+            if !self.refuse_credentials_in(&at(&[field]), url, &instead) {
+                continue;
+            }
+            if url.query().is_some() || !url.path().trim_end_matches('/').is_empty() {
                 self.report(
                     &at(&[field]),
                     format!(
-                        "'{url}' has a path or query; give the root only, e.g. {}",
+                        "'{shown}' has a path or query; give the root only, e.g. {}",
                         if field == "graph_url" {
                             "https://graph.microsoft.com (or https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn)"
                         } else {
@@ -855,6 +935,8 @@ impl Checker<'_> {
                         }
                     ),
                 );
+            } else {
+                self.warn_plain_http(&at(&[field]), url);
             }
         }
         match &app.scope {
@@ -1070,6 +1152,47 @@ impl Checker<'_> {
                 self.report(&p, regex_message(&r.pattern, &e));
             }
         }
+    }
+}
+
+/// `url` without user info, query and fragment, for messages: any of them may hold a secret.
+/// (`idsync_http::redact_url` does the same for the HTTP clients; the config crate does not
+/// depend on the HTTP stack.) Text that is not a URL (a store URL such as `sqlite:x.db`) is cut
+/// by hand the same way.
+pub fn redact_url(url: &str) -> String {
+    if let Ok(mut parsed) = url::Url::parse(url)
+        && !parsed.cannot_be_a_base()
+    {
+        // Both setters only fail on URLs that cannot hold user info, excluded above.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        parsed.set_query(None);
+        parsed.set_fragment(None);
+        return parsed.to_string();
+    }
+    let cut = url.split(['?', '#']).next().unwrap_or_default();
+    if let Some((scheme, rest)) = cut.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            return format!("{scheme}://{host}{path}");
+        }
+    }
+    cut.to_owned()
+}
+
+/// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`), where plain http
+/// does not cross a network.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name.to_ascii_lowercase().ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

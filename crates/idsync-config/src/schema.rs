@@ -27,6 +27,11 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    /// Things the loader found worth a warning but not worth refusing the file for (plain
+    /// `http://` to a host other than this one), each as `FILE:LINE: field: message`. Not part
+    /// of the file; commands print them.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -442,6 +447,19 @@ pub struct TargetConfig {
 fn default_concurrency() -> usize {
     4
 }
+
+/// `concurrency` may be 1 to this. Each unit is a request in flight against one server; more
+/// than a few dozen only gets a product to throttle or fall over, and the bound keeps the
+/// value far below what a semaphore can hold (an absurd value used to panic).
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// The lowest `max_requests_per_second`: one request every 1000 s. Far lower rates make the
+/// rate limiter's period overflow (a panic); no sync can run that slowly anyway.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.001;
+
+/// The highest `max_requests_per_second`: beyond this the limiter's period rounds towards
+/// zero nanoseconds, and a limit that high is no limit; leave the field out instead.
+pub const MAX_REQUESTS_PER_SECOND: f64 = 10_000.0;
 
 fn default_full_read_every() -> u64 {
     24 * 60

@@ -412,6 +412,156 @@ fn approvals_expire_within_bounds() {
 }
 
 #[test]
+fn concurrency_and_rate_are_bounded() {
+    for (value, ok) in [
+        ("0", false),
+        ("1", true),
+        ("256", true),
+        ("257", false),
+        ("9223372036854775807", false),
+    ] {
+        let text = edit(
+            "token = \"pat\"",
+            &format!("token = \"pat\"\nconcurrency = {value}"),
+        );
+        if ok {
+            parse(&text).unwrap_or_else(|e| panic!("concurrency {value}: {e}"));
+            continue;
+        }
+        let error = parse(&text).expect_err(value);
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("/etc/idsync/idsync.toml:21: targets[0].concurrency:"),
+            "{shown}"
+        );
+        assert!(shown.contains("1 to 256"), "{shown}");
+    }
+    for (value, ok) in [
+        ("1e-30", false),
+        ("0.0", false),
+        ("-1.0", false),
+        ("nan", false),
+        ("inf", false),
+        ("-inf", false),
+        ("1e300", false),
+        ("0.0009", false),
+        ("0.001", true),
+        ("2.5", true),
+        ("10000.0", true),
+        ("10000.5", false),
+    ] {
+        let text = edit(
+            "token = \"pat\"",
+            &format!("token = \"pat\"\nmax_requests_per_second = {value}"),
+        );
+        if ok {
+            parse(&text).unwrap_or_else(|e| panic!("max_requests_per_second {value}: {e}"));
+            continue;
+        }
+        let error = parse(&text).expect_err(value);
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with("/etc/idsync/idsync.toml:21: targets[0].max_requests_per_second:"),
+            "{shown}"
+        );
+        assert!(shown.contains("0.001 to 10000"), "{shown}");
+    }
+}
+
+#[test]
+fn credentials_in_urls_are_refused_without_showing_them() {
+    let text = edit(
+        "base_url = \"https://jira.example.com\"",
+        "base_url = \"https://idsync:hunter2@jira.example.com/jira?x=1\"",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "targets[0].base_url");
+    assert_eq!(line, Some(19));
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.contains("https://jira.example.com/jira"),
+        "{message}"
+    );
+    assert!(message.contains("`token`"), "says where they go: {message}");
+
+    for field in ["authority_url", "graph_url"] {
+        let text = edit(
+            "client_secret = \"s3cret\"",
+            &format!(
+                "client_secret = \"s3cret\"\n{field} = \"https://app:hunter2@login.example.com\""
+            ),
+        );
+        let (found, line, message) = problem(&text);
+        assert_eq!(found, format!("apps[0].{field}"));
+        assert_eq!(line, Some(10));
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(
+            message.contains("client_secret"),
+            "says where they go: {message}"
+        );
+    }
+
+    // From the environment: the variable is named, the password is not shown.
+    let error = parse_with_env(
+        GOOD,
+        Path::new("/etc/idsync/idsync.toml"),
+        &env(&[(
+            "IDSYNC_TARGET_JIRA_BASE_URL",
+            "https://idsync:hunter2@jira.example.com",
+        )]),
+    )
+    .expect_err("refused");
+    let shown = error.to_string();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("IDSYNC_TARGET_JIRA_BASE_URL"), "{shown}");
+}
+
+#[test]
+fn plain_http_to_another_host_is_a_warning() {
+    let config = parse(GOOD).expect("valid");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let text = edit(
+        "base_url = \"https://jira.example.com\"",
+        "base_url = \"http://jira.example.com\"",
+    );
+    let config = parse(&text).expect("allowed, with a warning");
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = &config.warnings[0];
+    assert!(
+        warning.starts_with("/etc/idsync/idsync.toml:19: targets[0].base_url:"),
+        "{warning}"
+    );
+    assert!(warning.contains("plain http"), "{warning}");
+
+    let text = edit(
+        "client_secret = \"s3cret\"",
+        "client_secret = \"s3cret\"\ngraph_url = \"http://graph.example.com\"",
+    );
+    let config = parse(&text).expect("allowed, with a warning");
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].contains("apps[0].graph_url"),
+        "{:?}",
+        config.warnings
+    );
+
+    // This machine: no network crossed, no warning.
+    for local in [
+        "http://localhost:8080",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+    ] {
+        let text = edit(
+            "base_url = \"https://jira.example.com\"",
+            &format!("base_url = \"{local}\""),
+        );
+        let config = parse(&text).expect("valid");
+        assert!(config.warnings.is_empty(), "{local}: {:?}", config.warnings);
+    }
+}
+
+#[test]
 fn a_secret_of_the_wrong_type_is_not_shown() {
     for (value, line) in [("12345", 9), ("12345.5", 9), ("true", 9)] {
         let text = edit(
