@@ -144,6 +144,8 @@ pub(crate) struct Api {
     pub kind: TargetKind,
     /// Base URL with a trailing slash, so that relative templates join below it.
     base: Url,
+    /// The base URL as messages show it ([`idsync_http::redact_url`]).
+    shown: String,
     auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     pacing: Mutex<Pacing>,
@@ -192,6 +194,28 @@ impl Api {
                 config.name
             )));
         }
+        // The config checks bound these; a TargetConfig built some other way must not panic
+        // here (a semaphore refuses more than usize::MAX >> 3 permits; the limiter's period
+        // overflows for tiny rates).
+        if !(1..=idsync_config::MAX_CONCURRENCY).contains(&config.concurrency) {
+            return Err(config_error(format!(
+                "target '{}': concurrency {} is out of range; give 1 to {}",
+                config.name,
+                config.concurrency,
+                idsync_config::MAX_CONCURRENCY
+            )));
+        }
+        let limiter = match config.max_requests_per_second {
+            None => None,
+            Some(rps) => Some(rate_limiter(rps).ok_or_else(|| {
+                config_error(format!(
+                    "target '{}': max_requests_per_second {rps} is out of range; give {} to {}, or leave it out for no limit",
+                    config.name,
+                    idsync_config::MIN_REQUESTS_PER_SECOND,
+                    idsync_config::MAX_REQUESTS_PER_SECOND
+                ))
+            })?),
+        };
         let mut base = config.base_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -200,7 +224,8 @@ impl Api {
         if base.cannot_be_a_base() {
             return Err(config_error(format!(
                 "target '{}': base_url {} cannot hold paths",
-                config.name, config.base_url
+                config.name,
+                idsync_http::redact_url(config.base_url.as_str())
             )));
         }
         let client = build_client(&ClientOptions {
@@ -208,21 +233,17 @@ impl Api {
             ..ClientOptions::default()
         })
         .map_err(|e| config_error(e.to_string()))?;
-        let limiter = config
-            .max_requests_per_second
-            .filter(|rps| rps.is_finite() && *rps > 0.0)
-            .and_then(|rps| Quota::with_period(Duration::from_secs_f64(1.0 / rps)))
-            .map(|quota| RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)));
         Ok(Api {
             name: config.name.clone(),
             kind: config.kind,
+            shown: idsync_http::redact_url(base.as_str()),
             base,
             auth,
             limiter,
             pacing: Mutex::new(Pacing::default()),
             http: HttpClient::new(client, RetryPolicy::default(), RequestCounter::new()),
-            concurrency: config.concurrency.max(1),
-            gate: tokio::sync::Semaphore::new(config.concurrency.max(1)),
+            concurrency: config.concurrency,
+            gate: tokio::sync::Semaphore::new(config.concurrency),
         })
     }
 
@@ -253,16 +274,27 @@ impl Api {
 
     /// A GET of a link the server handed out for the next page (Confluence `_links.next`),
     /// relative to the base URL or absolute on the same origin; counted under `template`. A
-    /// link to another origin is refused: the credentials must not travel there.
+    /// link to another origin (scheme, host and port compared exactly) is refused: the
+    /// credentials must not travel there.
     pub fn follow(&self, template: &'static str, link: &str) -> Result<Call, TargetError> {
         let url = if link.starts_with("http://") || link.starts_with("https://") {
             Url::parse(link).ok()
         } else {
             self.base.join(link.trim_start_matches('/')).ok()
         };
-        let url = url
-            .filter(|u| u.origin() == self.base.origin())
-            .ok_or_else(|| self.malformed(template, &format!("unusable next-page link {link}")))?;
+        let url = url.ok_or_else(|| {
+            self.malformed(
+                template,
+                &format!("unusable next-page link {}", idsync_http::redact_url(link)),
+            )
+        })?;
+        idsync_http::same_origin(&url, &self.base).map_err(|e| {
+            self.err(
+                TargetErrorKind::MalformedResponse,
+                format!("{template}: {e}"),
+                None,
+            )
+        })?;
         Ok(Call {
             method: Method::GET,
             template,
@@ -395,7 +427,7 @@ impl Api {
             }
             other => self.err(
                 TargetErrorKind::Unavailable,
-                format!("{other}; check that {} is reachable", self.base),
+                format!("{other}; check that {} is reachable", self.shown),
                 None,
             ),
         })?;
@@ -433,7 +465,7 @@ impl Api {
         serde_json::from_slice(&reply.body).map_err(|e| {
             self.err(
                 TargetErrorKind::MalformedResponse,
-                format!("{what}: the response could not be understood ({e}); is base_url {} the right product and context path?", self.base),
+                format!("{what}: the response could not be understood ({e}); is base_url {} the right product and context path?", self.shown),
                 Some(reply.status.as_u16()),
             )
         })
@@ -472,7 +504,7 @@ impl Api {
             TargetErrorKind::Unauthorized,
             format!(
                 "{} ({}) refused the credentials (HTTP 401): {credential} of [[targets]] '{}' is wrong, expired or revoked. Create a new one for an administrator account and update the configuration.",
-                self.base, self.kind, self.name
+                self.shown, self.kind, self.name
             ),
             Some(401),
         )
@@ -518,6 +550,20 @@ impl Api {
     }
 }
 
+/// A limiter of `rps` requests per second, one at a time (no burst); `None` when `rps` is
+/// outside the bounds the config checks allow (NaN, infinite, zero, negative, too small or too
+/// large), where the period would overflow or round to nothing.
+fn rate_limiter(rps: f64) -> Option<DefaultDirectRateLimiter> {
+    if !(idsync_config::MIN_REQUESTS_PER_SECOND..=idsync_config::MAX_REQUESTS_PER_SECOND)
+        .contains(&rps)
+    {
+        return None;
+    }
+    let period = Duration::try_from_secs_f64(1.0 / rps).ok()?;
+    let quota = Quota::with_period(period)?;
+    Some(RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)))
+}
+
 const ADVICE_LICENCE: &str = "No licence seat is left: free seats (deactivate or remove unused accounts) or raise the licence's user tier, then sync again";
 const ADVICE_READ_ONLY: &str = "Users and groups here come from a read-only directory (LDAP/Crowd): make the change in that directory, or give idsync a writable directory";
 const ADVICE_FORBIDDEN: &str = "The account behind the configured credentials lacks the permission: it needs (system) administrator rights";
@@ -546,6 +592,110 @@ fn unquoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use idsync_config::{BitbucketDeprovision, Secret};
+
+    fn config(base_url: &str) -> TargetConfig {
+        TargetConfig {
+            name: "wiki".into(),
+            kind: TargetKind::ConfluenceDc,
+            base_url: base_url.parse().expect("url"),
+            token: Some(Secret::new("pat")),
+            username: None,
+            password: None,
+            concurrency: 4,
+            max_requests_per_second: None,
+            timeout_seconds: 10,
+            full_read_every_minutes: 0,
+            deprovision: BitbucketDeprovision::RemoveLicensedGroups,
+            licensed_groups: vec!["stash-users".into()],
+        }
+    }
+
+    fn refusal(config: &TargetConfig) -> String {
+        match Api::new(config) {
+            Ok(_) => panic!("{config:?} was accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn next_links_are_followed_only_on_the_base_urls_origin() {
+        let api = Api::new(&config("https://example.com/wiki")).expect("api");
+        let relative = api
+            .follow("rest/api/group", "/rest/api/group?start=200&limit=200")
+            .expect("relative link");
+        assert_eq!(
+            relative.url.as_str(),
+            "https://example.com/wiki/rest/api/group?start=200&limit=200"
+        );
+        api.follow(
+            "rest/api/group",
+            "https://example.com/wiki/rest/api/group?start=400",
+        )
+        .expect("absolute link on the same origin");
+        for foreign in [
+            "https://example.com.evil.net/wiki/rest/api/group?start=200",
+            "https://example.com@evil.net/wiki/rest/api/group",
+            "https://example.com:8443/wiki/rest/api/group",
+            "http://example.com/wiki/rest/api/group",
+        ] {
+            let error = api
+                .follow("rest/api/group", foreign)
+                .err()
+                .unwrap_or_else(|| panic!("{foreign} was followed"));
+            assert_eq!(error.kind, TargetErrorKind::MalformedResponse);
+            // Names the link (redacted) and the configured base URL.
+            assert!(
+                error.message.contains(&idsync_http::redact_url(foreign)),
+                "{}",
+                error.message
+            );
+            assert!(
+                error.message.contains("https://example.com/wiki/"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_concurrency_and_rates_are_refused_not_panicked_on() {
+        for concurrency in [0, idsync_config::MAX_CONCURRENCY + 1, (1usize << 63) - 1] {
+            let mut c = config("https://example.com/wiki");
+            c.concurrency = concurrency;
+            let message = refusal(&c);
+            assert!(message.contains("concurrency"), "{message}");
+            assert!(message.contains("1 to 256"), "{message}");
+        }
+        for rps in [1e-30, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let mut c = config("https://example.com/wiki");
+            c.max_requests_per_second = Some(rps);
+            let message = refusal(&c);
+            assert!(message.contains("max_requests_per_second"), "{message}");
+        }
+        for rps in [
+            idsync_config::MIN_REQUESTS_PER_SECOND,
+            2.5,
+            idsync_config::MAX_REQUESTS_PER_SECOND,
+        ] {
+            let mut c = config("https://example.com/wiki");
+            c.max_requests_per_second = Some(rps);
+            let api = Api::new(&c).expect("a rate within the bounds");
+            assert!(api.limiter.is_some());
+        }
+    }
+
+    #[test]
+    fn messages_show_the_base_url_without_user_info() {
+        let api = Api::new(&config("https://idsync:hunter2@example.com/wiki")).expect("api");
+        let error = api.unauthorized();
+        assert!(!error.message.contains("hunter2"), "{}", error.message);
+        assert!(
+            error.message.contains("https://example.com/wiki/"),
+            "{}",
+            error.message
+        );
+    }
 
     #[test]
     fn keywords_inside_quotes_do_not_count() {
