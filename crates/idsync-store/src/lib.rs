@@ -568,16 +568,70 @@ fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
     })
 }
 
+/// Creates `dir` and its missing parents, owner-only on unix (see [`Store::open_file`]).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // The mode given at creation passes through the umask; set it exactly.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Creates the database file empty (which SQLite takes as a new database), owner-only on unix,
+/// before SQLite opens it: SQLite would create it with 0644 less the umask. An existing file
+/// is left alone.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            // The mode given at creation passes through the umask; set it exactly.
+            Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the SQLite file at `path` and brings its schema up to date.
+    ///
+    /// The store holds names, e-mail addresses and memberships, so on unix the folders this
+    /// creates are owner-only (0700) and a new database file is 0600 whatever the umask; SQLite
+    /// gives its `-wal` and `-shm` files the database file's mode. Existing folders and files
+    /// are left as they are (an administrator may have chosen their modes).
     pub async fn open_file(path: &Path) -> Result<Store, StoreError> {
         let location = path.display().to_string();
+        let io_error = |e: std::io::Error| StoreError::Open {
+            location: location.clone(),
+            source: sqlx::Error::Io(e),
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                location: location.clone(),
-                source: sqlx::Error::Io(e),
-            })?;
+            create_private_dir(parent).map_err(io_error)?;
         }
+        create_private_file(path).map_err(io_error)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
