@@ -132,11 +132,11 @@ fn describe_scope(app: &AppConfig) -> String {
 }
 
 fn print_app(check: &AppCheck) {
-    println!("app {}: {}", check.app, check.scope);
+    outln!("app {}: {}", check.app, check.scope);
     let read = match &check.result {
         Ok(read) => read,
         Err(error) => {
-            println!("  FAILED after {} ms: {error}", check.elapsed_ms);
+            outln!("  FAILED after {} ms: {error}", check.elapsed_ms);
             return;
         }
     };
@@ -187,9 +187,9 @@ fn print_app(check: &AppCheck) {
     ] {
         t.add_row(vec![Cell::new(what), Cell::new(count)]);
     }
-    println!("{t}");
+    outln!("{t}");
     for note in &read.notes {
-        println!("  note: {note}");
+        outln!("  note: {note}");
     }
 }
 
@@ -242,7 +242,7 @@ fn config_error_json(args: &CheckArgs, error: &ConfigError) -> Value {
 
 fn print_json(value: &Value) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("error: cannot render the JSON document: {e}"),
     }
 }

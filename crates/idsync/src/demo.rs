@@ -45,8 +45,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .start()
         .await
         .context("starting the simulated Atlassian products")?;
-    println!("simulated Entra tenant:   {}", graph.base_url);
-    println!("simulated Atlassian:      {}", atlassian.base_url);
+    outln!("simulated Entra tenant:   {}", graph.base_url);
+    outln!("simulated Atlassian:      {}", atlassian.base_url);
 
     // An account that already exists in Jira before the first sync, to show adoption.
     let snapshot = graph.snapshot();
@@ -91,7 +91,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let config = idsync_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = idsync_store::Store::open_file(&config.data_dir.join("idsync.db")).await?;
 
-    println!("\n── first sync: every user and group in the tenant ──");
+    outln!("\n── first sync: every user and group in the tenant ──");
     let first = sync(&config, &store).await?;
     output::print_run(&first);
 
@@ -127,14 +127,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         graph.add_member(group, &joiner)?;
     }
     changes.push("added a new joiner to a group".to_owned());
-    println!("\n── in Entra meanwhile: {} ──", changes.join("; "));
-    println!("── second sync: only the changes are read (delta) ──");
+    outln!("\n── in Entra meanwhile: {} ──", changes.join("; "));
+    outln!("── second sync: only the changes are read (delta) ──");
     let second = sync(&config, &store).await?;
     output::print_run(&second);
 
-    println!("\nconfig: {}", config_path.display());
-    println!("state:  {}", config.data_dir.join("idsync.db").display());
-    println!(
+    outln!("\nconfig: {}", config_path.display());
+    outln!("state:  {}", config.data_dir.join("idsync.db").display());
+    outln!(
         "history: idsync history --config {}   (the simulators stop when the demo ends)",
         config_path.display()
     );

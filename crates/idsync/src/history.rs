@@ -49,7 +49,7 @@ pub async fn run(args: HistoryArgs) -> Result<(), CliError> {
             if let Some(plan) = held_plan {
                 doc["plan"] = plan;
             }
-            println!("{doc:#}");
+            outln!("{doc:#}");
         } else {
             output::print_run_record(&run, &operations);
             if let Some(plan) = &held_plan {
@@ -64,7 +64,7 @@ pub async fn run(args: HistoryArgs) -> Result<(), CliError> {
         .map_err(failed)?;
     if args.json {
         let doc = serde_json::json!({ "runs": runs });
-        println!("{doc:#}");
+        outln!("{doc:#}");
     } else {
         output::print_history(&runs);
     }

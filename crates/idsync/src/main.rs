@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// First: the other modules print with its `outln!`.
+#[macro_use]
+mod stdout;
+
 mod check;
 mod demo;
 mod exit;
@@ -82,6 +86,13 @@ fn main() -> ExitCode {
             Command::Approve(args) => history::approve(args).await,
         }
     });
+    // A closed stdout (`| head`) is not a failure; any other write error is.
+    let result = result.and_then(|()| match stdout::failure() {
+        Some(e) => Err(exit::CliError::Failed(anyhow::anyhow!(
+            "cannot write to stdout: {e}"
+        ))),
+        None => Ok(()),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -91,7 +102,7 @@ fn main() -> ExitCode {
                     "error": format!("{error:#}"),
                     "exit_code": error.exit_code(),
                 });
-                println!("{document:#}");
+                outln!("{document:#}");
             }
             ExitCode::from(error.exit_code())
         }

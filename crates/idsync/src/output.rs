@@ -14,7 +14,7 @@ fn table(header: &[&str]) -> Table {
 /// The summary of one run: per kind of operation, how many were planned and how they ended.
 pub fn print_run(report: &RunReport) {
     let what = if report.dry_run { "dry run" } else { "run" };
-    println!(
+    outln!(
         "app {} — {what} {} — {} in {:.1}s (planner {} ms)",
         report.app,
         report.run_id,
@@ -34,7 +34,7 @@ pub fn print_run(report: &RunReport) {
         .filter_map(|k| source.get(*k).map(|v| format!("{k}: {v}")))
         .collect();
         if !fields.is_empty() {
-            println!("source: {}", fields.join(", "));
+            outln!("source: {}", fields.join(", "));
         }
     }
     let mut t = table(&[
@@ -56,33 +56,33 @@ pub fn print_run(report: &RunReport) {
         ]);
     }
     if report.totals.is_empty() {
-        println!("nothing to do: every target is in step with the source");
+        outln!("nothing to do: every target is in step with the source");
     } else {
-        println!("{t}");
+        outln!("{t}");
     }
     for target in &report.targets {
         if let Some(e) = &target.error {
-            println!("target {}: {e}", target.target);
+            outln!("target {}: {e}", target.target);
         }
         match target.state {
             idsync_runner::StateSource::FullRead => {
-                println!("target {}: read in full", target.target);
+                outln!("target {}: read in full", target.target);
             }
-            idsync_runner::StateSource::Known { read_minutes_ago } => println!(
+            idsync_runner::StateSource::Known { read_minutes_ago } => outln!(
                 "target {}: planned from what idsync knows (read in full {read_minutes_ago} min ago, kept up to date since)",
                 target.target
             ),
             idsync_runner::StateSource::None => {}
         }
         if !target.adoptions.is_empty() {
-            println!(
+            outln!(
                 "target {}: {} existing account(s) adopted",
                 target.target,
                 target.adoptions.len()
             );
         }
         for w in &target.warnings {
-            println!("target {}: warning: {w}", target.target);
+            outln!("target {}: warning: {w}", target.target);
         }
         let failures: Vec<_> = target
             .operations
@@ -91,7 +91,7 @@ pub fn print_run(report: &RunReport) {
             .take(20)
             .collect();
         for f in &failures {
-            println!(
+            outln!(
                 "target {}: {} {} failed: {}",
                 target.target,
                 f.planned.op.kind(),
@@ -103,7 +103,7 @@ pub fn print_run(report: &RunReport) {
     if report.dry_run {
         for target in &report.targets {
             for o in target.operations.iter().take(50) {
-                println!(
+                outln!(
                     "  {} {} {} — {}",
                     target.target,
                     o.planned.op.kind(),
@@ -112,7 +112,7 @@ pub fn print_run(report: &RunReport) {
                 );
             }
             if target.operations.len() > 50 {
-                println!(
+                outln!(
                     "  … and {} more on {} (use --json for all)",
                     target.operations.len() - 50,
                     target.target
@@ -121,16 +121,16 @@ pub fn print_run(report: &RunReport) {
         }
     }
     for note in &report.notes {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
     if let Some(e) = &report.error {
-        println!("error: {e}");
+        outln!("error: {e}");
     }
 }
 
 pub fn print_history(runs: &[RunRecord]) {
     if runs.is_empty() {
-        println!("no runs yet");
+        outln!("no runs yet");
         return;
     }
     let mut t = table(&[
@@ -166,13 +166,13 @@ pub fn print_history(runs: &[RunRecord]) {
             Cell::new(r.error.as_deref().unwrap_or("")),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn print_run_record(run: &RunRecord, operations: &[OperationRecord]) {
     print_history(std::slice::from_ref(run));
     if operations.is_empty() {
-        println!("no operations recorded");
+        outln!("no operations recorded");
         return;
     }
     let mut t = table(&[
@@ -195,7 +195,7 @@ pub fn print_run_record(run: &RunRecord, operations: &[OperationRecord]) {
             Cell::new(o.error.as_deref().unwrap_or("")),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// The plan a held run kept for review (the targets' planned operations, as JSON).
@@ -203,7 +203,7 @@ pub fn print_held_plan(plan: &serde_json::Value) {
     let Some(targets) = plan.as_array() else {
         return;
     };
-    println!("plan held for approval:");
+    outln!("plan held for approval:");
     let mut t = table(&["target", "operation", "subject", "reason"]);
     for target in targets {
         let name = target["target"].as_str().unwrap_or("");
@@ -217,5 +217,5 @@ pub fn print_held_plan(plan: &serde_json::Value) {
             ]);
         }
     }
-    println!("{t}");
+    outln!("{t}");
 }

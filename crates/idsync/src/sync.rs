@@ -104,7 +104,7 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
             serde_json::to_value(&reports).map(|runs| serde_json::json!({ "runs": runs }))
         }
         .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
-        println!("{doc:#}");
+        outln!("{doc:#}");
     }
     exit_for(&reports)
 }

@@ -139,3 +139,37 @@ async fn a_bad_config_exits_2_with_file_and_line() {
     assert_eq!(doc["error"]["problems"][0]["line"], 11);
     cleanup(&config);
 }
+
+#[tokio::test]
+async fn a_closed_stdout_ends_check_quietly() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(&sim, "closed", None, "");
+    let path = config.to_str().expect("utf-8 path");
+    for args in [
+        &["check", "--config", path][..],
+        &["check", "--config", path, "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // As after `idsync check | head -0`: nobody reads any more.
+        drop(reader);
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::from(writer))
+            // Not `output()`: tokio's replaces stdout with a pipe of its own.
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("idsync starts")
+            .wait_with_output()
+            .await
+            .expect("idsync runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+    cleanup(&config);
+}

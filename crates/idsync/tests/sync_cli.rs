@@ -305,6 +305,40 @@ async fn dry_run_plan_then_apply_then_nothing_then_history() {
     )
     .await;
     assert_eq!(detail["operations"].as_array().expect("ops").len(), 10);
+
+    // Nobody reading stdout any more (`| head` has exited): each command ends quietly, with its
+    // usual exit code and no panic.
+    for args in [
+        &["sync", "--config", config, "--dry-run", "--json"][..],
+        &["sync", "--config", config, "--dry-run"],
+        &["history", "--config", config],
+        &["history", "--config", config, "--json"],
+        &["history", "--config", config, "--run", &applied_id],
+    ] {
+        let out = closed_stdout(args).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+/// Runs idsync with stdout a pipe whose reading end is already closed, as after `| head` has
+/// read what it wanted and exited.
+async fn closed_stdout(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::from(writer))
+        // Not `output()`: tokio's replaces stdout with a pipe of its own.
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("idsync starts")
+        .wait_with_output()
+        .await
+        .expect("idsync runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
