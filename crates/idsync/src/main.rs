@@ -4,6 +4,7 @@
 //! Exit codes (a contract scripts rely on): 0 done, 1 failed, 2 bad usage or config,
 //! 3 held by a guard, 4 another run of the app is in progress.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -116,5 +117,12 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .init();
+}
+
+/// Colour codes only for a person at a terminal: in a log file, a pipe or a service's journal
+/// they are noise. `NO_COLOR` (https://no-color.org) turns them off on a terminal too.
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -173,3 +173,25 @@ async fn a_closed_stdout_ends_check_quietly() {
     }
     cleanup(&config);
 }
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(&sim, "colour", None, "");
+    let path = config.to_str().expect("utf-8 path");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(["check", "--config", path])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .await
+        .expect("idsync runs");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("signing in"), "logs are written: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+    cleanup(&config);
+}
