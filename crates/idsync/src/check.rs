@@ -1,16 +1,20 @@
-//! `idsync check`: validate the config, sign in, read the source in its scope, print counts.
+//! `idsync check`: validate the config, sign in, read the source in its scope, print counts;
+//! and set up the client of every target the apps feed, as `sync` would (nothing is sent to
+//! the targets), so that a setting only the client refuses fails here too.
 //!
 //! It changes nothing anywhere and keeps no state: the read is always a full one. The console's
 //! "Test configuration" runs the same thing with `--json`.
 //!
-//! Exit codes: 0 when every app was read, 1 when an app could not be (sign-in, permission,
-//! scope, network), 2 when the config itself is wrong.
+//! Exit codes: 0 when every app was read and every target's client set up, 1 when an app could
+//! not be read (sign-in, permission, scope, network) or a target's client not set up, 2 when
+//! the config itself is wrong.
 
 use std::time::Instant;
 
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
-use idsync_config::{AppConfig, ConfigError, Scope};
+use idsync_config::{AppConfig, Config, ConfigError, Scope, TargetConfig};
 use idsync_entra::{EntraError, EntraSource, SourceRead};
+use idsync_model::TargetError;
 use serde_json::{Value, json};
 
 use crate::CheckArgs;
@@ -23,6 +27,15 @@ struct AppCheck {
     scope: String,
     result: Result<SourceRead, EntraError>,
     elapsed_ms: u64,
+}
+
+/// The outcome for one target: its client could be set up, or why not.
+struct TargetCheck {
+    target: String,
+    kind: String,
+    /// `base_url`, redacted.
+    base_url: String,
+    result: Result<(), TargetError>,
 }
 
 pub async fn run(args: CheckArgs) -> Result<(), CliError> {
@@ -48,6 +61,9 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             return Err(error);
         }
     };
+    let targets = check_targets(&config, &names, |t| {
+        idsync_atlassian::build_target(t).map(|_| ())
+    });
     let mut checks = Vec::new();
     for name in &names {
         let Some(app) = config.app(name) else {
@@ -56,34 +72,103 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
         tracing::info!(app = %name, "signing in and reading the source");
         checks.push(check_app(app).await);
     }
-    let failed: Vec<&AppCheck> = checks.iter().filter(|c| c.result.is_err()).collect();
+    let mut failures: Vec<String> = checks
+        .iter()
+        .filter(|c| c.result.is_err())
+        .map(|c| format!("app {:?}: {}", c.app, error_text(c)))
+        .collect();
+    failures.extend(targets.iter().filter_map(|t| {
+        t.result
+            .as_ref()
+            .err()
+            .map(|e| format!("target {:?}: {}", t.target, e.message))
+    }));
     if args.json {
         print_json(&json!({
             "config": args.config.display().to_string(),
-            "ok": failed.is_empty(),
+            "ok": failures.is_empty(),
+            "warnings": config.warnings,
             "apps": checks.iter().map(app_json).collect::<Vec<_>>(),
+            "targets": targets.iter().map(target_json).collect::<Vec<_>>(),
         }));
     } else {
+        for warning in &config.warnings {
+            outln!("warning: {warning}");
+        }
         for check in &checks {
             print_app(check);
         }
+        for target in &targets {
+            print_target(target);
+        }
     }
-    match failed.as_slice() {
+    match failures.as_slice() {
         [] => Ok(()),
-        [one] => Err(CliError::Failed(anyhow::anyhow!(
-            "app {:?}: {}",
-            one.app,
-            error_text(one)
-        ))),
+        [one] => Err(CliError::Failed(anyhow::anyhow!("{one}"))),
         many => Err(CliError::Failed(anyhow::anyhow!(
-            "{} apps could not be read: {}",
+            "{} checks failed: {}",
             many.len(),
-            many.iter()
-                .map(|c| format!("app {:?}: {}", c.app, error_text(c)))
-                .collect::<Vec<_>>()
-                .join("; ")
+            many.join("; ")
         ))),
     }
+}
+
+/// Sets up (with `build`) the client of every target the apps `names` feed, in the config's
+/// order, each once. Nothing is sent: this finds what `sync` would refuse before its first
+/// request (credentials, limits, TLS setup).
+fn check_targets(
+    config: &Config,
+    names: &[String],
+    build: impl Fn(&TargetConfig) -> Result<(), TargetError>,
+) -> Vec<TargetCheck> {
+    let fed = |target: &TargetConfig| {
+        names
+            .iter()
+            .filter_map(|n| config.app(n))
+            .any(|app| app.targets.is_empty() || app.targets.contains(&target.name))
+    };
+    config
+        .targets
+        .iter()
+        .filter(|t| fed(t))
+        .map(|t| TargetCheck {
+            target: t.name.clone(),
+            kind: t.kind.to_string(),
+            base_url: idsync_config::load::redact_url(t.base_url.as_str()),
+            result: build(t),
+        })
+        .collect()
+}
+
+fn print_target(check: &TargetCheck) {
+    match &check.result {
+        Ok(()) => outln!(
+            "target {} ({}, {}): client set up (not contacted)",
+            check.target,
+            check.kind,
+            check.base_url
+        ),
+        Err(e) => outln!(
+            "target {} ({}, {}): FAILED: {}",
+            check.target,
+            check.kind,
+            check.base_url,
+            e.message
+        ),
+    }
+}
+
+fn target_json(check: &TargetCheck) -> Value {
+    let mut doc = json!({
+        "target": check.target,
+        "kind": check.kind,
+        "base_url": check.base_url,
+        "ok": check.result.is_ok(),
+    });
+    if let Err(e) = &check.result {
+        doc["error"] = json!({"kind": e.kind, "message": e.message});
+    }
+    doc
 }
 
 fn error_text(check: &AppCheck) -> String {
@@ -244,5 +329,93 @@ fn print_json(value: &Value) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("error: cannot render the JSON document: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idsync_model::TargetErrorKind;
+
+    fn config() -> Config {
+        let text = r#"
+[[apps]]
+name = "corp"
+kind = "entra"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "s"
+targets = ["jira", "cloud"]
+
+[[apps]]
+name = "lab"
+kind = "entra"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "s"
+targets = ["wiki"]
+
+[[targets]]
+name = "jira"
+kind = "jira-dc"
+base_url = "https://jira.example.com"
+token = "t"
+
+[[targets]]
+name = "wiki"
+kind = "confluence-dc"
+base_url = "https://example.com/wiki"
+token = "t"
+
+[[targets]]
+name = "cloud"
+kind = "atlassian-cloud"
+base_url = "https://api.atlassian.com/scim/directory/d"
+token = "t"
+"#;
+        idsync_config::parse_with_env(
+            text,
+            std::path::Path::new("idsync.toml"),
+            &idsync_config::Env::new(),
+        )
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+
+    #[test]
+    fn every_target_an_app_feeds_is_set_up_and_failures_are_reported_per_target() {
+        let config = config();
+        let names = vec!["corp".to_owned()];
+        let checks = check_targets(&config, &names, |t| {
+            if t.name == "cloud" {
+                Err(TargetError {
+                    kind: TargetErrorKind::Rejected,
+                    target: t.name.clone(),
+                    message: "no client for you".into(),
+                    status: None,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let shown: Vec<(&str, bool)> = checks
+            .iter()
+            .map(|c| (c.target.as_str(), c.result.is_ok()))
+            .collect();
+        // `wiki` is fed by the other app only.
+        assert_eq!(shown, vec![("jira", true), ("cloud", false)]);
+        let doc = target_json(&checks[1]);
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["error"]["message"], "no client for you");
+        assert_eq!(
+            doc["base_url"],
+            "https://api.atlassian.com/scim/directory/d"
+        );
+
+        let all = vec!["corp".to_owned(), "lab".to_owned()];
+        let checks = check_targets(&config, &all, |t| {
+            idsync_atlassian::build_target(t).map(|_| ())
+        });
+        assert_eq!(checks.len(), 3);
+        assert!(checks.iter().all(|c| c.result.is_ok()));
     }
 }

@@ -8,8 +8,13 @@ use idsync_store::Store;
 use crate::exit::CliError;
 
 /// Loads and checks the config: any problem is a usage error (exit 2) naming file and line.
+/// Warnings (plain http to another host) go to stderr, where they do not disturb `--json`.
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
-    idsync_config::load(path).map_err(|e| CliError::Usage(e.to_string()))
+    let config = idsync_config::load(path).map_err(|e| CliError::Usage(e.to_string()))?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(config)
 }
 
 /// Opens the store the config names (`store.url`, else `{data_dir}/idsync.db`).

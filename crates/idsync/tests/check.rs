@@ -141,6 +141,65 @@ async fn a_bad_config_exits_2_with_file_and_line() {
 }
 
 #[tokio::test]
+async fn check_sets_up_every_target_client_and_shows_warnings() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    // Plain http to another host: allowed, with a warning. Nothing is sent to the target.
+    let config = write_config(
+        &sim,
+        "targets",
+        None,
+        "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"http://jira.example.com\"\n\
+         token = \"pat\"\n",
+    );
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["targets"][0]["target"], "jira");
+    assert_eq!(doc["targets"][0]["ok"], true);
+    let warning = doc["warnings"][0].as_str().unwrap_or_default();
+    assert!(warning.contains("targets[0].base_url"), "{doc:#}");
+    assert!(warning.contains("plain http"), "{doc:#}");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("target jira (jira-dc, http://jira.example.com/): client set up"),
+        "{shown}"
+    );
+    assert!(shown.contains("warning: "), "{shown}");
+    cleanup(&config);
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(&sim, "colour", None, "");
+    let path = config.to_str().expect("utf-8 path");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
+        .args(["check", "--config", path])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .await
+        .expect("idsync runs");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("signing in"), "logs are written: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
+    cleanup(&config);
+}
+
+#[tokio::test]
 async fn a_closed_stdout_ends_check_quietly() {
     let sim = GraphSim::new(&TenantSpec::sized(20, 3))
         .start()
@@ -171,27 +230,5 @@ async fn a_closed_stdout_ends_check_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
-    cleanup(&config);
-}
-
-#[tokio::test]
-async fn logs_to_a_pipe_carry_no_colour_codes() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
-    let config = write_config(&sim, "colour", None, "");
-    let path = config.to_str().expect("utf-8 path");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
-        .args(["check", "--config", path])
-        .env("RUST_LOG", "info")
-        .env_remove("NO_COLOR")
-        .output()
-        .await
-        .expect("idsync runs");
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("signing in"), "logs are written: {stderr}");
-    assert!(!stderr.contains('\u{1b}'), "no escape codes: {stderr:?}");
     cleanup(&config);
 }
