@@ -17,7 +17,8 @@ use crate::output;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the demo writes its config and state store (emptied first).
+    /// Where the demo writes its config and state store. A folder an earlier demo made is
+    /// emptied first; any other folder must be empty (or not exist yet).
     #[arg(long, default_value = ".idsync/demo")]
     pub data_dir: PathBuf,
     /// Users in the simulated tenant.
@@ -29,6 +30,9 @@ pub struct DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), CliError> {
+    // First, so that a folder that is not the demo's is refused (bad usage: exit 2) before
+    // anything starts.
+    prepare_data_dir(&args.data_dir).map_err(|e| CliError::Usage(format!("{e:#}")))?;
     demo(args).await.map_err(CliError::Failed)
 }
 
@@ -67,12 +71,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    if args.data_dir.exists() {
-        std::fs::remove_dir_all(&args.data_dir)
-            .with_context(|| format!("emptying {}", args.data_dir.display()))?;
-    }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let config_path = args.data_dir.join("idsync.toml");
     let creds = graph.credentials();
     let sims = atlassian.config().clone();
@@ -147,6 +145,47 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ) {
         anyhow::bail!("the demo sync did not complete; see the errors above");
     }
+    Ok(())
+}
+
+/// The file that marks a folder as made by `idsync demo`, and so safe for the next demo to
+/// empty.
+const MARKER: &str = ".idsync-demo";
+
+/// Makes `dir` an empty folder holding only the marker. `--data-dir` is whatever the user
+/// typed, so a folder is deleted only when an earlier demo made it (it holds the marker); an
+/// empty folder is used as it is, and anything else (a file, a link, a folder with other
+/// things in it) is refused.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let shown = dir.display();
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("looking at {shown}")),
+        Ok(meta) if !meta.is_dir() => anyhow::bail!(
+            "--data-dir {shown} exists and is not a folder (a file or a symbolic link); give \
+             a folder for the demo, e.g. --data-dir .idsync/demo"
+        ),
+        Ok(_) if dir.join(MARKER).is_file() => {
+            std::fs::remove_dir_all(dir).with_context(|| format!("emptying {shown}"))?;
+        }
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).with_context(|| format!("looking into {shown}"))?;
+            if entries.next().is_some() {
+                anyhow::bail!(
+                    "--data-dir {shown} is not empty and was not made by `idsync demo` (it has \
+                     no {MARKER} file), so the demo will not delete what is in it; give a new \
+                     or empty folder, e.g. --data-dir .idsync/demo"
+                );
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {shown}"))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "Made by `idsync demo`: the next demo with this --data-dir deletes this folder.\n",
+    )
+    .with_context(|| format!("writing {}", dir.join(MARKER).display()))?;
     Ok(())
 }
 
@@ -243,4 +282,58 @@ custom_attributes = {{ department = "department" }}
         bitbucket_token = sims.bitbucket_token,
         scim_token = sims.scim_token,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("idsync-demo-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn only_a_folder_a_demo_made_is_emptied() {
+        // Not there yet: created, with the marker.
+        let dir = folder("new");
+        prepare_data_dir(&dir).expect("created");
+        assert!(dir.join(MARKER).is_file());
+
+        // Made by a demo: emptied and marked again.
+        std::fs::write(dir.join("idsync.db"), "old state").expect("write");
+        prepare_data_dir(&dir).expect("emptied");
+        assert!(!dir.join("idsync.db").exists());
+        assert!(dir.join(MARKER).is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+
+        // Empty: used as it is.
+        let dir = folder("empty");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        prepare_data_dir(&dir).expect("used");
+        assert!(dir.join(MARKER).is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+
+        // Somebody else's: refused, and left exactly as it was.
+        let dir = folder("precious");
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        std::fs::write(dir.join("thesis.tex"), "years of work").expect("write");
+        let error = prepare_data_dir(&dir).expect_err("refused").to_string();
+        assert!(error.contains("not made by `idsync demo`"), "{error}");
+        assert!(error.contains(MARKER), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("thesis.tex")).expect("still there"),
+            "years of work"
+        );
+        assert!(dir.join("sub").is_dir());
+        assert!(!dir.join(MARKER).exists());
+
+        // A file: refused.
+        let file = dir.join("thesis.tex");
+        let error = prepare_data_dir(&file).expect_err("refused").to_string();
+        assert!(error.contains("not a folder"), "{error}");
+        assert!(file.is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
