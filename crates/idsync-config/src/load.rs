@@ -1156,30 +1156,7 @@ impl Checker<'_> {
 }
 
 /// `url` without user info, query and fragment, for messages: any of them may hold a secret.
-/// (`idsync_http::redact_url` does the same for the HTTP clients; the config crate does not
-/// depend on the HTTP stack.) Text that is not a URL (a store URL such as `sqlite:x.db`) is cut
-/// by hand the same way.
-pub fn redact_url(url: &str) -> String {
-    if let Ok(mut parsed) = url::Url::parse(url)
-        && !parsed.cannot_be_a_base()
-    {
-        // Both setters only fail on URLs that cannot hold user info, excluded above.
-        let _ = parsed.set_username("");
-        let _ = parsed.set_password(None);
-        parsed.set_query(None);
-        parsed.set_fragment(None);
-        return parsed.to_string();
-    }
-    let cut = url.split(['?', '#']).next().unwrap_or_default();
-    if let Some((scheme, rest)) = cut.split_once("://") {
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            return format!("{scheme}://{host}{path}");
-        }
-    }
-    cut.to_owned()
-}
+pub use idsync_model::redact::redact_url;
 
 /// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`), where plain http
 /// does not cross a network.

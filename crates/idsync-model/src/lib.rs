@@ -5,6 +5,7 @@
 //! Nothing here does I/O; the types are plain data so that the planner stays a pure function.
 
 pub mod operation;
+pub mod redact;
 pub mod source;
 pub mod stored;
 pub mod target;

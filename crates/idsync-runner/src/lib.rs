@@ -727,7 +727,10 @@ fn unix_now() -> i64 {
 
 /// What a state read from this target with these attributes is only good for.
 fn fingerprint(tc: &TargetConfig, attributes: &[String]) -> String {
-    format!("{} {} {}", tc.kind, tc.base_url, attributes.join(","))
+    // Stored: nothing that may hold a secret goes in (the config check refuses user info in a
+    // base URL already; a query string is cut here).
+    let base_url = idsync_model::redact::redact_url(tc.base_url.as_str());
+    format!("{} {base_url} {}", tc.kind, attributes.join(","))
 }
 
 /// Runs CPU-heavy work (decoding and encoding stored states, planning) on tokio's blocking

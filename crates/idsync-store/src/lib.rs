@@ -506,7 +506,8 @@ mod lease {
         path: PathBuf,
         wait: bool,
     ) -> std::io::Result<Option<AppLease>> {
-        std::fs::create_dir_all(&folder)?;
+        // Beside the database, and as private as its folder.
+        super::create_private_dir(&folder)?;
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -654,7 +655,7 @@ impl Store {
             return Self::open_file(Path::new(path)).await;
         }
         let options = SqliteConnectOptions::from_str(url).map_err(|source| StoreError::Open {
-            location: url.to_owned(),
+            location: idsync_model::redact::redact_url(url),
             source,
         })?;
         // Only this process sees a database in memory, so only it needs to know its locks; a
@@ -668,7 +669,7 @@ impl Store {
                 folder.push(".locks");
                 LockPlace::Folder(folder.into())
             };
-        Self::open_with(options, url.to_owned(), locks).await
+        Self::open_with(options, idsync_model::redact::redact_url(url), locks).await
     }
 
     async fn open_with(
