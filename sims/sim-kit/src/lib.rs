@@ -129,13 +129,12 @@ impl ChaosConfig {
     }
 
     fn matches(&self, method: &Method, path_and_query: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && self
-                .path_contains
-                .as_deref()
-                .is_none_or(|p| path_and_query.contains(p))
+        request_matches(
+            self.method.as_deref(),
+            self.path_contains.as_deref(),
+            method,
+            path_and_query,
+        )
     }
 }
 
@@ -202,14 +201,24 @@ impl FaultRule {
     }
 
     fn matches(&self, method: &Method, path_and_query: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && self
-                .path_contains
-                .as_deref()
-                .is_none_or(|p| path_and_query.contains(p))
+        request_matches(
+            self.method.as_deref(),
+            self.path_contains.as_deref(),
+            method,
+            path_and_query,
+        )
     }
+}
+
+/// Whether a request matches a rule's filters (none: every request).
+fn request_matches(
+    method_filter: Option<&str>,
+    path_filter: Option<&str>,
+    method: &Method,
+    path_and_query: &str,
+) -> bool {
+    method_filter.is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+        && path_filter.is_none_or(|p| path_and_query.contains(p))
 }
 
 /// Builds the product's own error body for a status, so that injected faults look like the

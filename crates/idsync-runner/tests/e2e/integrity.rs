@@ -37,6 +37,30 @@ async fn run_opts(
     .expect("the run itself works")
 }
 
+/// Ten users synced to Jira under a 20% guard, then three disabled: the run that follows is
+/// held. Returns the tenant, the users' ids, the world, the config and the held run.
+async fn three_of_ten_held() -> (
+    graph_sim::RunningGraphSim,
+    Vec<String>,
+    World,
+    idsync_config::Config,
+    idsync_runner::RunReport,
+) {
+    let tenant = tenant().await;
+    let ids: Vec<String> = (0..10)
+        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
+        .collect();
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, GUARD_20)]);
+    w.sync_ok(&config, "main").await;
+    for id in &ids[..3] {
+        tenant.disable_user(id).expect("disabled");
+    }
+    let held = w.run(&config, "main", false).await;
+    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    (tenant, ids, w, config, held)
+}
+
 /// A run killed after creating an account and before recording it: the next run finds the
 /// account by the intent recorded before the request was sent, links it, and so deprovisions it
 /// when its user is gone, even with adoption turned off.
@@ -144,19 +168,7 @@ async fn an_intent_never_claims_someone_elses_account() {
 #[tokio::test]
 async fn an_approval_is_used_up_by_the_approving_run_whatever_it_does() {
     let kind = TargetKind::JiraDc;
-    let tenant = tenant().await;
-    let ids: Vec<String> = (0..10)
-        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
-        .collect();
-    let w = World::new(&[kind]).await;
-    let config = w.write_config(&[App::new(&tenant, GUARD_20)]);
-    w.sync_ok(&config, "main").await;
-
-    for id in &ids[..3] {
-        tenant.disable_user(id).expect("disabled");
-    }
-    let held = w.run(&config, "main", false).await;
-    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    let (tenant, ids, w, config, held) = three_of_ten_held().await;
     // Restored before anyone approves.
     for id in &ids[..3] {
         tenant.enable_user(id).expect("enabled");
@@ -185,19 +197,7 @@ async fn an_approval_is_used_up_by_the_approving_run_whatever_it_does() {
 #[tokio::test]
 async fn an_approval_covers_only_the_accounts_its_plan_named() {
     let kind = TargetKind::JiraDc;
-    let tenant = tenant().await;
-    let ids: Vec<String> = (0..10)
-        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
-        .collect();
-    let w = World::new(&[kind]).await;
-    let config = w.write_config(&[App::new(&tenant, GUARD_20)]);
-    w.sync_ok(&config, "main").await;
-
-    for id in &ids[..3] {
-        tenant.disable_user(id).expect("disabled");
-    }
-    let held = w.run(&config, "main", false).await;
-    assert_eq!(held.status, RunStatus::Held);
+    let (tenant, ids, w, config, held) = three_of_ten_held().await;
     let store = w.store(&config).await;
     approve(store, held.run_id).await.expect("approved");
     // Before the approving run, three other users go: 3 of them approved, 3 not (30%).
@@ -238,23 +238,9 @@ async fn an_approval_covers_only_the_accounts_its_plan_named() {
 /// used in time lapses.
 #[tokio::test]
 async fn stale_superseded_and_expired_approvals_are_refused() {
-    let kind = TargetKind::JiraDc;
-    let tenant = tenant().await;
-    let ids: Vec<String> = (0..10)
-        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
-        .collect();
-    let w = World::new(&[kind]).await;
-    let config = w.write_config(&[App::new(&tenant, GUARD_20)]);
-    w.sync_ok(&config, "main").await;
-    for id in &ids[..3] {
-        tenant.disable_user(id).expect("disabled");
-    }
-    let first = w.run(&config, "main", false).await;
+    let (_tenant, _ids, w, config, first) = three_of_ten_held().await;
     let second = w.run(&config, "main", false).await;
-    assert_eq!(
-        (first.status, second.status),
-        (RunStatus::Held, RunStatus::Held)
-    );
+    assert_eq!(second.status, RunStatus::Held);
     let store = w.store(&config).await;
 
     let superseded = approve(store, first.run_id).await.expect_err("superseded");
