@@ -87,6 +87,10 @@ pub struct ExecOptions {
     /// already retries throttling; this covers errors that outlast it).
     pub retries: u32,
     pub retry_delay: Duration,
+    /// A creation that finds an account of that name already there (made since idsync last
+    /// read the target) takes it over: only when the app adopts by username. Otherwise the
+    /// creation fails as a conflict, and the account is left alone.
+    pub adopt_on_create_conflict: bool,
     /// Results handed to the journal at once at most: what a crash can leave unrecorded is at
     /// most this many results (plus what is in flight), which the next run finds again.
     pub record_every: usize,
@@ -98,6 +102,7 @@ impl Default for ExecOptions {
             concurrency: 4,
             retries: 2,
             retry_delay: Duration::from_millis(500),
+            adopt_on_create_conflict: false,
             record_every: 500,
         }
     }
@@ -557,6 +562,19 @@ async fn apply_with_retries(
     };
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
+        Ok(Applied::Adopted(_)) if !options.adopt_on_create_conflict => {
+            let user = planned.op.user().unwrap_or_default().to_owned();
+            OpResult {
+                planned,
+                status: OpStatus::Failed,
+                error: Some(format!(
+                    "an account named {user:?} already exists on the target and is not idsync's: it was not taken over, since users.adopt_by does not include \"username\". Add it there to let idsync manage that account, or give one of the two another username"
+                )),
+                error_kind: Some(TargetErrorKind::Conflict),
+                key: None,
+                duration_ms,
+            }
+        }
         Ok(applied) => {
             let (status, key) = match applied {
                 Applied::Done => (OpStatus::Done, existing_key),

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use idsync_config::{AppConfig, Config, TargetConfig};
+use idsync_config::{AdoptBy, AppConfig, Config, TargetConfig};
 use idsync_engine::known_state;
 use idsync_engine::outcome;
 use idsync_engine::{
@@ -433,6 +433,7 @@ pub async fn sync_app(
             known,
             links,
             managed,
+            rules,
             ..
         } = job;
         plans.push(Planned {
@@ -440,6 +441,7 @@ pub async fn sync_app(
             tc,
             plan,
             known,
+            adopt_on_create_conflict: rules.users.config.adopt_by.contains(&AdoptBy::Username),
         });
         // What only planning needed is freed on a blocking thread, off the run's path: at 100k
         // users that is millions of small allocations.
@@ -572,6 +574,7 @@ async fn apply_target(
         tc,
         mut plan,
         known,
+        adopt_on_create_conflict,
     } = planned;
     // What follows from the plan itself (adoptions, memberships already as wanted, links to
     // accounts deleted by hand) is kept before anything is written.
@@ -587,6 +590,7 @@ async fn apply_target(
     };
     let options = ExecOptions {
         concurrency: tc.concurrency.max(1),
+        adopt_on_create_conflict,
         ..ExecOptions::default()
     };
     // The executor takes the operations: the report needs only the plan's other parts.
@@ -669,6 +673,8 @@ struct Planned<'c> {
     tc: &'c TargetConfig,
     plan: TargetPlan,
     known: KnownTarget,
+    /// See [`ExecOptions::adopt_on_create_conflict`].
+    adopt_on_create_conflict: bool,
 }
 
 impl Planned<'_> {

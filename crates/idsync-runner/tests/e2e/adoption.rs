@@ -200,3 +200,94 @@ async fn two_apps(kind: TargetKind) {
 crate::per_target!(adoption: jira, confluence, bitbucket, cloud);
 crate::per_target!(no_adoption: jira, confluence, bitbucket, cloud);
 crate::per_target!(two_apps: jira, confluence, bitbucket, cloud);
+
+/// An account made by hand since idsync last read the target meets idsync's creation of the
+/// same username. With `adopt_by = []` it is someone else's: the creation is a per-user
+/// conflict, the account is never linked nor overwritten, and what idsync knew of the target
+/// is dropped (the next run reads it in full and says why it leaves the account alone).
+#[tokio::test]
+async fn a_create_that_finds_the_name_taken_adopts_only_under_adopt_by() {
+    for kind in ALL_TARGETS {
+        let tenant = tenant().await;
+        add_user(&tenant, "ada@contoso.com");
+        let w = World::new(&[kind]).await;
+        let name = target_name(kind);
+        let config = w.write_config(&[App::new(&tenant, "[apps.users]\nadopt_by = []\n")]);
+        w.sync_ok(&config, "main").await;
+
+        // By hand, after that full read: an account someone else uses.
+        w.seed(kind, "bob@contoso.com", "robert@elsewhere.example");
+        add_user(&tenant, "bob@contoso.com");
+        let report = w.run(&config, "main", false).await;
+        assert_eq!(
+            report.status,
+            idsync_runner::RunStatus::Partial,
+            "{kind}: {}",
+            pretty(&report)
+        );
+        let failed = report.targets[0]
+            .operations
+            .iter()
+            .find(|o| o.planned.op.kind() == K::CreateUser)
+            .expect("the creation");
+        assert!(
+            failed
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("already exists") && e.contains("adopt_by")),
+            "{kind}: {failed:?}"
+        );
+
+        // The next run reads the target in full and leaves the account alone, saying why.
+        let next = w.run(&config, "main", false).await;
+        assert_eq!(
+            next.targets[0].state,
+            idsync_runner::StateSource::FullRead,
+            "{kind}"
+        );
+        assert!(all_ops(&next).is_empty(), "{kind}: {}", pretty(&next));
+        assert!(
+            warnings(&next, name)
+                .iter()
+                .any(|w| w.contains("bob@contoso.com") && w.contains("not adoptable")),
+            "{kind}: {}",
+            pretty(&next)
+        );
+        if kind != TargetKind::ConfluenceDc {
+            // Confluence's API shows no e-mail; elsewhere it is untouched.
+            assert_eq!(
+                w.user(kind, "bob@contoso.com").expect("bob").email,
+                "robert@elsewhere.example",
+                "{kind}"
+            );
+        }
+    }
+}
+
+/// With `adopt_by = ["username"]` the same meeting takes the account over, as a first run
+/// would have.
+#[tokio::test]
+async fn a_create_that_finds_the_name_taken_adopts_by_username_when_allowed() {
+    let kind = TargetKind::JiraDc;
+    let tenant = tenant().await;
+    add_user(&tenant, "ada@contoso.com");
+    let w = World::new(&[kind]).await;
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.users]\nadopt_by = [\"username\"]\n",
+    )]);
+    w.sync_ok(&config, "main").await;
+    w.seed(kind, "bob@contoso.com", "bob.old@contoso.com");
+    add_user(&tenant, "bob@contoso.com");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, "jira", K::CreateUser),
+        1,
+        "{}",
+        pretty(&report)
+    );
+    // Linked: managed from now on (its e-mail follows the source).
+    let next = w.sync_full_ok(&config, "main").await;
+    assert_eq!(count(&next, "jira", K::UpdateUser), 1, "{}", pretty(&next));
+    w.assert_converged(&config).await;
+}
