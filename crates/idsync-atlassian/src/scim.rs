@@ -44,16 +44,9 @@ const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Resources per page: Atlassian serves at most 100.
 const PAGE: usize = 100;
 
-/// Custom attributes kept in the enterprise extension.
-const ENTERPRISE_ATTRIBUTES: [&str; 5] = [
-    "department",
-    "employeeNumber",
-    "organization",
-    "costCenter",
-    "division",
-];
-/// Custom attributes that are simple core User attributes.
-const CORE_ATTRIBUTES: [&str; 4] = ["title", "nickName", "preferredLanguage", "timezone"];
+use idsync_model::target::{
+    CLOUD_CORE_ATTRIBUTES as CORE_ATTRIBUTES, CLOUD_ENTERPRISE_ATTRIBUTES as ENTERPRISE_ATTRIBUTES,
+};
 
 /// The Atlassian Cloud SCIM directory.
 pub struct AtlassianCloud {
@@ -345,7 +338,11 @@ impl AtlassianCloud {
             } else if CORE_ATTRIBUTES.contains(&name.as_str()) {
                 body.insert(name.clone(), json!(value));
             } else {
-                return Err(self.unsupported_attribute(user, name));
+                // The config check refuses such names; should one come all the same, the
+                // account is still created (an attribute never fails a creation) and setting
+                // the attribute fails on its own in a later run, naming it.
+                tracing::warn!(user, attribute = %name,
+                    "not a custom attribute Atlassian Cloud keeps; the account is created without it");
             }
         }
         if !enterprise.is_empty() {

@@ -742,6 +742,69 @@ impl Checker<'_> {
         }
         for (i, app) in config.apps.iter().enumerate() {
             self.check_app(i, app, &target_names);
+            self.check_custom_attribute_names(i, app, &config.targets);
+        }
+    }
+
+    /// Every custom attribute an app's rules write must be one each target it feeds keeps:
+    /// Atlassian Cloud keeps a fixed set, and a name outside it would otherwise be found only
+    /// when accounts are created.
+    fn check_custom_attribute_names(
+        &mut self,
+        i: usize,
+        app: &AppConfig,
+        targets: &[TargetConfig],
+    ) {
+        let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
+        let fed = targets
+            .iter()
+            .filter(|t| app.targets.is_empty() || app.targets.contains(&t.name));
+        for target in fed {
+            let (base, rules) = match app
+                .overrides
+                .get(&target.name)
+                .and_then(|o| o.users.as_ref())
+            {
+                Some(users) => (
+                    vec![
+                        Seg::key("apps"),
+                        Seg::Index(i),
+                        Seg::key("overrides"),
+                        Seg::key(&target.name),
+                        Seg::key("users"),
+                    ],
+                    users,
+                ),
+                None => (
+                    vec![Seg::key("apps"), Seg::Index(i), Seg::key("users")],
+                    &app.users,
+                ),
+            };
+            let idsync_model::AttributeNames::Only(accepted) = target.kind.custom_attribute_names()
+            else {
+                continue;
+            };
+            for name in rules.custom_attributes.keys() {
+                if accepted.contains(&name.as_str())
+                    || !reported.insert((format!("{base:?}"), name.clone()))
+                {
+                    continue;
+                }
+                let mut path = base.clone();
+                path.push(Seg::key("custom_attributes"));
+                path.push(Seg::key(name));
+                self.report(
+                    &path,
+                    format!(
+                        "target '{}' ({}) keeps no custom attribute named '{name}'; it keeps {}. Rename it, or give '{}' its own rules in [apps.overrides.{}.users]",
+                        target.name,
+                        target.kind,
+                        accepted.join(", "),
+                        target.name,
+                        target.name
+                    ),
+                );
+            }
         }
     }
 

@@ -624,3 +624,39 @@ fn secret_files_are_bounded_and_must_be_regular_files() {
         }
     }
 }
+
+#[test]
+fn custom_attributes_must_be_ones_each_target_keeps() {
+    let cloud = "\n[[targets]]\nname = \"cloud\"\nkind = \"atlassian-cloud\"\nbase_url = \"https://api.atlassian.com/scim/directory/d1\"\ntoken = \"key\"\n";
+    let feeds_both = edit(
+        "targets = [\"jira\"]\n",
+        "targets = [\"jira\", \"cloud\"]\n",
+    );
+    let with = |attributes: &str| {
+        format!("{feeds_both}{cloud}").replacen(
+            "[[targets]]",
+            &format!("[apps.users.custom_attributes]\n{attributes}\n\n[[targets]]"),
+            1,
+        )
+    };
+    // The docs' own example names: fine for Jira, not for Atlassian Cloud.
+    let (field, line, message) = problem(&with("cost_center = \"department\""));
+    assert_eq!(
+        field, "apps[0].users.custom_attributes.cost_center",
+        "{message}"
+    );
+    assert!(line.is_some());
+    assert!(
+        message.contains("'cloud' (atlassian-cloud)") && message.contains("costCenter"),
+        "{message}"
+    );
+    // A name Cloud keeps: fine for both.
+    parse(&with("costCenter = \"department\"")).expect("valid");
+    // Jira-only names, with Cloud given its own rules.
+    let text = with("cost_center = \"department\"").replacen(
+        "[[targets]]",
+        "[apps.overrides.cloud.users.custom_attributes]\ncostCenter = \"department\"\n\n[[targets]]",
+        1,
+    );
+    parse(&text).expect("valid with an override");
+}

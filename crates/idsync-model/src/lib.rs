@@ -13,6 +13,6 @@ pub mod target;
 pub use operation::{Operation, OperationKind, PlannedOperation};
 pub use source::{SourceGroup, SourceSnapshot, SourceUser};
 pub use target::{
-    ActualState, Applied, Capabilities, Deprovisioning, Lead, LeadKind, Target, TargetError,
-    TargetErrorKind, TargetKind, TargetUser, UserChanges,
+    ActualState, Applied, AttributeNames, Capabilities, Deprovisioning, Lead, LeadKind, Target,
+    TargetError, TargetErrorKind, TargetKind, TargetUser, UserChanges,
 };

@@ -27,6 +27,63 @@ impl TargetKind {
     }
 }
 
+/// The custom attributes Atlassian Cloud's SCIM directory keeps, in the enterprise extension
+/// (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`).
+/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/
+pub const CLOUD_ENTERPRISE_ATTRIBUTES: [&str; 5] = [
+    "department",
+    "employeeNumber",
+    "organization",
+    "costCenter",
+    "division",
+];
+
+/// The custom attributes Atlassian Cloud's SCIM directory keeps as simple core User attributes.
+pub const CLOUD_CORE_ATTRIBUTES: [&str; 4] = ["title", "nickName", "preferredLanguage", "timezone"];
+
+/// Which custom attribute names a kind of target keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeNames {
+    /// Any name (Jira user properties).
+    Any,
+    /// These names only (Atlassian Cloud's SCIM attributes).
+    Only(&'static [&'static str]),
+    /// None: the product has no custom user attributes, and they are not sent.
+    Unsupported,
+}
+
+impl AttributeNames {
+    pub fn accepts(self, name: &str) -> bool {
+        match self {
+            AttributeNames::Any => true,
+            AttributeNames::Only(names) => names.contains(&name),
+            AttributeNames::Unsupported => false,
+        }
+    }
+}
+
+impl TargetKind {
+    /// The custom attribute names this kind of target keeps.
+    pub fn custom_attribute_names(self) -> AttributeNames {
+        const CLOUD: [&str; 9] = [
+            CLOUD_ENTERPRISE_ATTRIBUTES[0],
+            CLOUD_ENTERPRISE_ATTRIBUTES[1],
+            CLOUD_ENTERPRISE_ATTRIBUTES[2],
+            CLOUD_ENTERPRISE_ATTRIBUTES[3],
+            CLOUD_ENTERPRISE_ATTRIBUTES[4],
+            CLOUD_CORE_ATTRIBUTES[0],
+            CLOUD_CORE_ATTRIBUTES[1],
+            CLOUD_CORE_ATTRIBUTES[2],
+            CLOUD_CORE_ATTRIBUTES[3],
+        ];
+        match self {
+            TargetKind::JiraDc => AttributeNames::Any,
+            TargetKind::AtlassianCloud => AttributeNames::Only(&CLOUD),
+            TargetKind::ConfluenceDc | TargetKind::BitbucketDc => AttributeNames::Unsupported,
+        }
+    }
+}
+
 impl std::fmt::Display for TargetKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

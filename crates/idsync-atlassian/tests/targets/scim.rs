@@ -188,3 +188,26 @@ async fn wrong_key_is_unauthorized_and_basic_auth_is_refused() {
         .expect("refused");
     assert!(e.message.contains("token"), "{e}");
 }
+
+/// An attribute Atlassian Cloud does not keep never fails the creation of the account: it is
+/// created with the attributes it can hold (the config check refuses such names up front).
+#[tokio::test]
+async fn an_unknown_attribute_never_fails_a_creation() {
+    let sim = start().await;
+    let cloud = target(&sim, CLOUD);
+    let t = cloud.as_ref();
+    let key = key_of(
+        ok(
+            t,
+            create_user_with(
+                "bob@example.com",
+                &[("cost_center", "4711"), ("department", "R&D")],
+            ),
+        )
+        .await,
+    );
+    let bob = sim.user(Product::Scim, "bob@example.com").expect("created");
+    assert_eq!(bob.key, key);
+    assert_eq!(bob.attributes[ENTERPRISE]["department"], "R&D");
+    assert!(bob.attributes.get("cost_center").is_none());
+}
