@@ -132,6 +132,9 @@ pub async fn execute(
     let mut failed_groups: HashSet<String> = HashSet::new();
     // new username (lower case) → old username, for renames that failed
     let mut failed_renames: HashMap<String, String> = HashMap::new();
+    // Users (lower case) whose project or component lead could not be handed over: the product
+    // refuses to deprovision a lead, so their deprovisioning waits for a run that can.
+    let mut failed_handovers: HashSet<String> = HashSet::new();
     // Set once the journal fails: nothing more is sent.
     let mut journal_error: Option<String> = None;
     let record_every = options.record_every.max(1);
@@ -151,10 +154,13 @@ pub async fn execute(
                 Some(why) => Err(journal_failed(why)),
                 None => prepare(
                     &mut planned,
-                    &created,
-                    &failed_users,
-                    &failed_groups,
-                    &failed_renames,
+                    &Earlier {
+                        created: &created,
+                        failed_users: &failed_users,
+                        failed_groups: &failed_groups,
+                        failed_renames: &failed_renames,
+                        failed_handovers: &failed_handovers,
+                    },
                 ),
             };
             match verdict {
@@ -262,6 +268,9 @@ pub async fn execute(
                 (Operation::CreateGroup { group }, false) => {
                     failed_groups.insert(group.to_lowercase());
                 }
+                (Operation::HandOverLead { user, .. }, false) => {
+                    failed_handovers.insert(user.to_lowercase());
+                }
                 (
                     Operation::RenameUser {
                         user, new_username, ..
@@ -329,19 +338,38 @@ fn skip(planned: PlannedOperation, why: String) -> OpResult {
     }
 }
 
+/// What earlier phases of the plan produced, or failed to.
+struct Earlier<'a> {
+    /// username (lower case) → key of accounts created in this run
+    created: &'a HashMap<String, String>,
+    failed_users: &'a HashSet<String>,
+    failed_groups: &'a HashSet<String>,
+    /// new username (lower case) → old username
+    failed_renames: &'a HashMap<String, String>,
+    failed_handovers: &'a HashSet<String>,
+}
+
 /// Fills in what earlier operations produced, or says why the operation cannot run.
-fn prepare(
-    planned: &mut PlannedOperation,
-    created: &HashMap<String, String>,
-    failed_users: &HashSet<String>,
-    failed_groups: &HashSet<String>,
-    failed_renames: &HashMap<String, String>,
-) -> Result<(), String> {
+fn prepare(planned: &mut PlannedOperation, earlier: &Earlier<'_>) -> Result<(), String> {
+    let Earlier {
+        created,
+        failed_users,
+        failed_groups,
+        failed_renames,
+        failed_handovers,
+    } = earlier;
     if let Some(group) = planned.op.group()
         && planned.op.kind() != OperationKind::CreateGroup
         && failed_groups.contains(&group.to_lowercase())
     {
         return Err(format!("group {group:?} could not be created"));
+    }
+    if let Operation::DeactivateUser { user, .. } | Operation::DeleteUser { user, .. } = &planned.op
+        && failed_handovers.contains(&user.to_lowercase())
+    {
+        return Err(format!(
+            "a project or component that {user:?} leads could not be handed over, and the product refuses to deprovision a lead; the next run tries again"
+        ));
     }
     let (key, user) = match &mut planned.op {
         Operation::AddMembership { key, user, .. }

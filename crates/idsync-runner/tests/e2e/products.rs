@@ -253,3 +253,72 @@ async fn bitbucket_learns_new_keys_in_one_read() {
     assert_eq!(w.members(kind, "devs").len(), 25);
     w.assert_converged(&config).await;
 }
+
+/// Jira refuses to deactivate a project lead: when handing the project over fails, the
+/// deactivation is not even attempted (it says why), and the next run does both.
+#[tokio::test]
+async fn a_failed_lead_hand_over_holds_back_the_deactivation() {
+    use atlassian_sim::{FaultKind, FaultRule};
+    let kind = TargetKind::JiraDc;
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let w = World::new(&[kind]).await;
+    w.seed(kind, "jira-admin", "admin@contoso.com");
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.users]\ndefault_project_lead = \"jira-admin\"\n",
+    )]);
+    w.sync_ok(&config, "main").await;
+    w.atl.add_project("PRJ", "Project", "ada@contoso.com");
+    tenant.disable_user(&ada).expect("disabled");
+    w.atl.kit().inject(
+        FaultRule::once(FaultKind::Status {
+            status: 400,
+            retry_after: None,
+            body: None,
+        })
+        .on_method("PUT")
+        .on_path("/rest/api/2/project/PRJ"),
+    );
+    let deactivations_sent = |w: &World| {
+        w.atl
+            .kit()
+            .counters()
+            .iter()
+            .filter(|(k, _)| k.starts_with("PUT") && k.contains("user"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let before = deactivations_sent(&w);
+    let report = w.run(&config, "main", false).await;
+    let results = &report.targets[0].operations;
+    let deactivation = results
+        .iter()
+        .find(|r| r.planned.op.kind() == K::DeactivateUser)
+        .expect("planned");
+    assert_eq!(
+        deactivation.status,
+        idsync_engine::OpStatus::Skipped,
+        "{}",
+        pretty(&report)
+    );
+    assert!(
+        deactivation
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("could not be handed over")),
+        "{deactivation:?}"
+    );
+    assert_eq!(deactivations_sent(&w), before, "nothing sent for ada");
+    assert!(w.is_active(kind, "ada@contoso.com"));
+
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, "jira", K::DeactivateUser),
+        1,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.atl.project_lead("PRJ"), "jira-admin");
+    assert!(!w.is_active(kind, "ada@contoso.com"));
+}
