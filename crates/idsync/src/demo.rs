@@ -165,7 +165,7 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
             "--data-dir {shown} exists and is not a folder (a file or a symbolic link); give \
              a folder for the demo, e.g. --data-dir .idsync/demo"
         ),
-        Ok(_) if dir.join(MARKER).is_file() => {
+        Ok(_) if dir.join(MARKER).is_file() || made_by_an_earlier_demo(dir) => {
             std::fs::remove_dir_all(dir).with_context(|| format!("emptying {shown}"))?;
         }
         Ok(_) => {
@@ -187,6 +187,28 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     )
     .with_context(|| format!("writing {}", dir.join(MARKER).display()))?;
     Ok(())
+}
+
+/// A folder that demos of versions before the marker made: nothing in it but the files a demo
+/// writes (its config, its state store and the store's companions). Without this, the README's
+/// `demo` command would refuse, after an upgrade, the very folder it made.
+fn made_by_an_earlier_demo(dir: &Path) -> bool {
+    const DEMO_FILES: [&str; 5] = [
+        "idsync.toml",
+        "idsync.db",
+        "idsync.db-wal",
+        "idsync.db-shm",
+        "idsync.db.locks",
+    ];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.iter().any(|n| n == "idsync.toml")
+        && names.iter().all(|n| DEMO_FILES.contains(&n.as_str()))
 }
 
 async fn sync(
@@ -292,6 +314,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("idsync-demo-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_folder_an_earlier_demo_made_is_emptied_too() {
+        let dir = folder("earlier");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for name in ["idsync.toml", "idsync.db", "idsync.db-wal"] {
+            std::fs::write(dir.join(name), "old").expect("write");
+        }
+        prepare_data_dir(&dir).expect("emptied");
+        assert!(!dir.join("idsync.db").exists());
+        assert!(dir.join(MARKER).is_file());
+        // One file more that a demo never writes: refused.
+        let other = folder("earlier-plus");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::write(other.join("idsync.toml"), "old").expect("write");
+        std::fs::write(other.join("notes.txt"), "mine").expect("write");
+        prepare_data_dir(&other).expect_err("refused");
+        assert!(other.join("notes.txt").is_file());
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[test]
