@@ -898,27 +898,66 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     // custom attributes', then those of planning the users (pushed to the builder).
     let mut username_warnings = Vec::new();
     let mut managed_users = 0usize;
-    // One username per target account: the first source user by id wins.
-    let mut seen_usernames: FastMap<String, &str> = fast_map(input.snapshot.users.len());
+    // One username per target account. Who holds a username two source users produce is
+    // decided before any user is planned, so that it does not depend on who comes first: a
+    // source user this app has linked keeps it (a link is never taken from its owner: the
+    // newcomer would otherwise take the name and the owner be deprovisioned as gone), the one
+    // linked under that very username first; else the first by object id. Lower-case username
+    // → (its holder's id, its rank: 2 linked under this name, 1 linked, 0 not; planned yet).
+    let mut usernames: Vec<Option<String>> = Vec::with_capacity(input.snapshot.users.len());
+    let mut holders: FastMap<String, (&str, u8, bool)> = fast_map(input.snapshot.users.len());
+    for src in input.snapshot.users.values() {
+        let username = input.users.username(src);
+        if let Some(username) = &username {
+            let rank = match my_links.get(src.id.as_str()) {
+                Some((link, _)) if same_lower(&link.username, username) => 2,
+                Some(_) => 1,
+                None => 0,
+            };
+            holders
+                .entry(lower(username).into_owned())
+                .and_modify(|holder| {
+                    if rank > holder.1 {
+                        *holder = (src.id.as_str(), rank, false);
+                    }
+                })
+                .or_insert((src.id.as_str(), rank, false));
+        }
+        usernames.push(username);
+    }
     // The target groups one user should be in (sorted ids, one reason each); reused.
     let mut groups: Vec<(u32, GroupReason)> = Vec::new();
 
     for (position, src) in input.snapshot.users.values().enumerate() {
-        let Some(username) = input.users.username(src) else {
+        let Some(username) = usernames.get_mut(position).and_then(Option::take) else {
             b.warn_folded("skipped: the username attribute is empty", || {
                 format!("source user {}", src.id)
             });
             continue;
         };
-        let lower_username = lower(&username);
-        if let Some(first) = seen_usernames.get(&*lower_username) {
-            username_warnings.push(format!(
-                "skipped source user {}: username {username:?} is already produced by source user {first}",
-                src.id
-            ));
-            continue;
+        // Another source user holding this username; for a linked user, whose account stays
+        // theirs, it only stops a rename (or a creation) under that name.
+        let mut name_held_by: Option<&str> = None;
+        if let Some(holder) = holders.get_mut(&*lower(&username)) {
+            if holder.0 == src.id && !holder.2 {
+                holder.2 = true;
+            } else if my_links.contains_key(src.id.as_str()) {
+                name_held_by = Some(holder.0);
+            } else {
+                username_warnings.push(if holder.1 > 0 {
+                    format!(
+                        "skipped source user {}: username {username:?} belongs to source user {}, who is linked to that account (a link is never taken from its owner); give one of them another username (users.username rules) or take {} out of scope",
+                        src.id, holder.0, src.id
+                    )
+                } else {
+                    format!(
+                        "skipped source user {}: username {username:?} is already produced by source user {} (the first by object id gets it); give one of them another username (users.username rules)",
+                        src.id, holder.0
+                    )
+                });
+                continue;
+            }
         }
-        seen_usernames.insert(lower_username.into_owned(), src.id.as_str());
 
         // What the rules want for this user.
         groups.clear();
@@ -1004,6 +1043,13 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         let Some(account_id) = account else {
             // No account yet.
             if !src.enabled {
+                continue;
+            }
+            if let Some(holder) = name_held_by {
+                username_warnings.push(format!(
+                    "skipped source user {}: its account is gone and username {username:?} belongs to source user {holder}; give one of them another username (users.username rules)",
+                    src.id
+                ));
                 continue;
             }
             if !rules.create {
@@ -1109,7 +1155,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         // Rename (the link follows the object id, so a UPN change is a rename, not a new user).
         let mut renamed = false;
         if !same_lower(&account.username, &username) {
-            if !rules.rename {
+            if let Some(holder) = name_held_by {
+                b.warn(format!(
+                    "cannot rename {:?} to {:?}: source user {} produces that username too (and holds it); source user {} keeps account {:?}",
+                    account.username, username, holder, src.id, account.username
+                ));
+            } else if !rules.rename {
                 b.warn_folded("not renamed because users.rename = false", || {
                     format!("{:?} → {:?}", account.username, username)
                 });

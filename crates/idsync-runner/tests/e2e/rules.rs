@@ -1,0 +1,92 @@
+//! Rules doing exactly what docs/config.md says where it matters most: two source users that
+//! produce one username (a link is never taken from its owner), a manual mapping whose source
+//! group is gone (its target groups are left as they are), and `memberships = "keep"` (only
+//! memberships idsync added are ever removed).
+
+use graph_sim::GraphSim;
+use idsync_model::{OperationKind as K, TargetKind};
+
+use crate::harness::*;
+
+/// Adds a user with a chosen object id, so that tests decide who sorts first.
+fn add_user_with_id(tenant: &GraphSim, upn: &str, id: &str) -> String {
+    let mut user = new_user(upn);
+    user.id = Some(id.to_owned());
+    tenant.add_user(user).expect("user added")
+}
+
+/// Whether some warning of `target` contains every one of `parts`.
+fn warned(report: &idsync_runner::RunReport, target: &str, parts: &[&str]) -> bool {
+    warnings(report, target)
+        .iter()
+        .any(|w| parts.iter().all(|p| w.contains(p)))
+}
+
+const ROOT_CONTOSO: &str = "f0000000-0000-0000-0000-00000000000b";
+const ROOT_FABRIKAM: &str = "00000000-0000-0000-0000-000000000001";
+const ALICE_CONTOSO: &str = "f0000000-0000-0000-0000-00000000000c";
+const ALICE_FABRIKAM: &str = "00000000-0000-0000-0000-000000000002";
+
+async fn username_collision_keeps_the_linked_user(kind: TargetKind) {
+    let tenant = tenant().await;
+    add_user_with_id(&tenant, "root@contoso.com", ROOT_CONTOSO);
+    // Both new in the same run: the first by object id gets the username, deterministically.
+    add_user_with_id(&tenant, "alice@contoso.com", ALICE_CONTOSO);
+    add_user_with_id(&tenant, "alice@fabrikam.com", ALICE_FABRIKAM);
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.users.username]\nstrip_domain = true\nlowercase = true\n",
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        w.usernames(kind),
+        vec!["alice", "root"],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        w.user(kind, "alice").expect("alice").email,
+        "alice@fabrikam.com"
+    );
+    assert!(
+        warned(&report, name, &[ALICE_CONTOSO, ALICE_FABRIKAM, "\"alice\""]),
+        "{:?}",
+        warnings(&report, name)
+    );
+    w.assert_converged(&config).await;
+
+    // A newcomer producing the linked user's username, sorting first by object id: it gets no
+    // account, and the linked user keeps hers, in a dry run as in a real one.
+    add_user_with_id(&tenant, "root@fabrikam.com", ROOT_FABRIKAM);
+    for dry_run in [true, false] {
+        let report = w.run(&config, "main", dry_run).await;
+        assert!(
+            ops_of(&report, name).is_empty(),
+            "dry run {dry_run}: {}",
+            pretty(&report)
+        );
+        assert!(
+            warned(&report, name, &[ROOT_CONTOSO, ROOT_FABRIKAM, "\"root\""]),
+            "dry run {dry_run}: {:?}",
+            warnings(&report, name)
+        );
+        // The one-per-username rule of the same run still names both.
+        assert!(
+            warned(&report, name, &[ALICE_CONTOSO, ALICE_FABRIKAM]),
+            "{:?}",
+            warnings(&report, name)
+        );
+    }
+    assert!(w.is_active(kind, "root"));
+    assert_eq!(
+        w.user(kind, "root").expect("root").email,
+        "root@contoso.com"
+    );
+    assert_eq!(w.usernames(kind), vec!["alice", "root"]);
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(username_collision_keeps_the_linked_user: jira, confluence, bitbucket, cloud);
+
