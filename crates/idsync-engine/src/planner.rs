@@ -229,6 +229,9 @@ struct GroupName {
     may_create: bool,
     /// A default group for new users: a one-time placement, never taken away again.
     new_user_default: bool,
+    /// A target of a manual mapping whose source group was not found: which memberships it
+    /// should hold is unknown, so none is removed for a mapping's sake.
+    unresolved: bool,
 }
 
 impl GroupIndex {
@@ -246,6 +249,7 @@ impl GroupIndex {
             mapped: false,
             may_create: false,
             new_user_default: false,
+            unresolved: false,
         });
         self.ids.insert(lower, id);
         id
@@ -769,7 +773,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let mut claimed = Vec::new();
 
     // Group mapping → the target groups each source group (with its nested groups) feeds.
-    let (mappings, mapping_warnings) = input.groups.resolve(input.snapshot);
+    let resolved = input.groups.resolve(input.snapshot);
+    let (mappings, mapping_warnings) = (resolved.mappings, resolved.warnings);
+    for t in &resolved.unresolved_targets {
+        let id = index.intern(t);
+        index.name_mut(id).unresolved = true;
+    }
     let mut direct_targets: FastMap<&str, Vec<(u32, GroupReason)>> = fast_map(mappings.len());
     let mut source_reasons = Vec::with_capacity(mappings.len());
     for (i, m) in mappings.iter().enumerate() {
@@ -1280,6 +1289,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 // want it on later runs, yet it must not be taken away.
                 let managed = *managed && !name.new_user_default;
                 let enforced = enforce && name.mapped;
+                // The target of a mapping whose source group is missing: whether the user
+                // belongs there is unknown (a renamed group would otherwise empty it).
+                if name.unresolved {
+                    continue;
+                }
                 if managed || enforced {
                     let s = b.subject(&mut subject, subject_of);
                     b.remove(

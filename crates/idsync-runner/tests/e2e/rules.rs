@@ -90,3 +90,88 @@ async fn username_collision_keeps_the_linked_user(kind: TargetKind) {
 
 crate::per_target!(username_collision_keeps_the_linked_user: jira, confluence, bitbucket, cloud);
 
+async fn manual_mapping_of_a_missing_group_removes_nothing(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let bob = add_user(&tenant, "bob@contoso.com");
+    let cyd = add_user(&tenant, "cyd@contoso.com");
+    let nordics = add_group(&tenant, "SG-DESIGN-Nordics", &[&ada, &bob]);
+    add_group(&tenant, "SG-DESIGN-Core", &[&cyd]);
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let rules = |source: &str, policy: &str| {
+        format!(
+            r#"
+[apps.groups]
+mapping = "manual"
+memberships = "{policy}"
+manual = [
+  {{ source = "{source}", targets = ["design", "design-nordics"] }},
+  {{ source = "SG-DESIGN-Core", targets = ["design"] }},
+]
+"#
+        )
+    };
+    let config = w.write_config(&[App::new(&tenant, rules("SG-DESIGN-Nordics", "keep"))]);
+    w.sync_ok(&config, "main").await;
+    let design = vec!["ada@contoso.com", "bob@contoso.com", "cyd@contoso.com"];
+    let nordic_members = vec!["ada@contoso.com", "bob@contoso.com"];
+    assert_eq!(w.members(kind, "design"), design);
+    assert_eq!(w.members(kind, "design-nordics"), nordic_members);
+    w.assert_converged(&config).await;
+
+    // The group is renamed in Entra: the mapping finds no group. Its target groups are left as
+    // they are (even the one another mapping still feeds), under keep and under enforce.
+    tenant
+        .rename_group(&nordics, "SG-DESIGN-Norden")
+        .expect("renamed");
+    for policy in ["keep", "enforce"] {
+        let config = w.write_config(&[App::new(&tenant, rules("SG-DESIGN-Nordics", policy))]);
+        for dry_run in [true, false] {
+            let report = w.run(&config, "main", dry_run).await;
+            assert!(
+                ops_of(&report, name).is_empty(),
+                "{policy}, dry run {dry_run}: {}",
+                pretty(&report)
+            );
+            assert!(
+                warned(
+                    &report,
+                    name,
+                    &["SG-DESIGN-Nordics", "design-nordics", "left as they are"]
+                ),
+                "{:?}",
+                warnings(&report, name)
+            );
+        }
+        assert_eq!(w.members(kind, "design"), design);
+        assert_eq!(w.members(kind, "design-nordics"), nordic_members);
+    }
+
+    // Put right (the new name in the config): nothing to do, and the mapping works again.
+    let config = w.write_config(&[App::new(&tenant, rules("SG-DESIGN-Norden", "keep"))]);
+    w.assert_converged(&config).await;
+    tenant.remove_member(&nordics, &bob).expect("removed");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![
+            (
+                K::RemoveMembership,
+                "bob@contoso.com".into(),
+                "design".into()
+            ),
+            (
+                K::RemoveMembership,
+                "bob@contoso.com".into(),
+                "design-nordics".into()
+            ),
+        ],
+        "{}",
+        pretty(&report)
+    );
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(manual_mapping_of_a_missing_group_removes_nothing: jira, confluence, bitbucket, cloud);
+
