@@ -72,7 +72,8 @@ pub struct TargetPlan {
     pub target: String,
     pub operations: Vec<PlannedOperation>,
     pub adoptions: Vec<Adoption>,
-    /// Memberships that are already as desired and become managed by this app.
+    /// Memberships that are already as desired and become managed by this app (under
+    /// `memberships = "enforce"` only: under `keep` they stay whoever added them).
     #[serde(skip)]
     pub claimed_memberships: Vec<ManagedMembership>,
     /// Links whose account no longer exists on the target (deleted by hand): dropped.
@@ -1262,8 +1263,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             };
             for (group, reason) in &groups {
                 if let Ok(at) = current.binary_search_by_key(group, |(id, _)| *id) {
-                    // Already as desired: from now on this app manages it.
-                    if !current[at].1 {
+                    // Already as desired. Under `enforce` this app decides the membership from
+                    // now on, so it becomes managed. Under `keep` it was there before idsync
+                    // and stays someone else's: only memberships idsync adds (recorded as they
+                    // are sent) are ever removed.
+                    if enforce && !current[at].1 {
                         claimed.push((ctx.index.name(*group).lower.clone(), key.to_owned()));
                     }
                     continue;

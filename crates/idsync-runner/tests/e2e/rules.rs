@@ -3,6 +3,7 @@
 //! group is gone (its target groups are left as they are), and `memberships = "keep"` (only
 //! memberships idsync added are ever removed).
 
+use atlassian_sim::SimUser;
 use graph_sim::GraphSim;
 use idsync_model::{OperationKind as K, TargetKind};
 
@@ -175,3 +176,84 @@ manual = [
 
 crate::per_target!(manual_mapping_of_a_missing_group_removes_nothing: jira, confluence, bitbucket, cloud);
 
+async fn keep_never_removes_memberships_idsync_did_not_add(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let bob = add_user(&tenant, "bob@contoso.com");
+    let devs = add_group(&tenant, "sg-devs", &[&ada, &bob]);
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let p = product(kind);
+    // ada's account exists before idsync, already in the mapped group and in the default group.
+    w.seed(kind, "ada@contoso.com", "ada@contoso.com");
+    w.atl.seed_membership(p, "developers", "ada@contoso.com");
+    w.atl.seed_membership(p, "everyone", "ada@contoso.com");
+    // An account idsync never manages, in the mapped group.
+    w.atl.seed_user(p, SimUser::new("zed"));
+    w.atl.seed_membership(p, "developers", "zed");
+    let rules = |policy: &str| {
+        format!(
+            "[apps.users]\nstrip_groups_on_deprovision = true\n\n[apps.groups]\nmapping = \"manual\"\nmemberships = \"{policy}\"\ndefault_groups_all_users = [\"everyone\"]\nmanual = [{{ source = \"sg-devs\", targets = [\"developers\"] }}]\n"
+        )
+    };
+    let config = w.write_config(&[App::new(&tenant, rules("keep"))]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        w.members(kind, "developers"),
+        vec!["ada@contoso.com", "bob@contoso.com", "zed"],
+        "{}",
+        pretty(&report)
+    );
+    w.assert_converged(&config).await;
+
+    // Both leave the source group: only bob's membership, which idsync added, goes.
+    tenant.remove_member(&devs, &ada).expect("removed");
+    tenant.remove_member(&devs, &bob).expect("removed");
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(
+            K::RemoveMembership,
+            "bob@contoso.com".into(),
+            "developers".into()
+        )],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        w.members(kind, "developers"),
+        vec!["ada@contoso.com", "zed"]
+    );
+    w.assert_converged(&config).await;
+
+    // Deprovisioned with strip_groups_on_deprovision: bob loses the group idsync put him in,
+    // ada keeps the one she had before idsync.
+    tenant.disable_user(&ada).expect("disabled");
+    tenant.disable_user(&bob).expect("disabled");
+    w.sync_ok(&config, "main").await;
+    assert_eq!(w.members(kind, "everyone"), vec!["ada@contoso.com"]);
+    assert_eq!(
+        w.members(kind, "developers"),
+        vec!["ada@contoso.com", "zed"]
+    );
+    w.assert_converged(&config).await;
+
+    // enforce, as documented: in mapped groups a managed account is a member exactly when the
+    // source says so, whoever added the membership.
+    tenant.enable_user(&ada).expect("enabled");
+    let config = w.write_config(&[App::new(&tenant, rules("enforce"))]);
+    let report = w.sync_ok(&config, "main").await;
+    assert!(
+        ops_of(&report, name).contains(&(
+            K::RemoveMembership,
+            "ada@contoso.com".into(),
+            "developers".into()
+        )),
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.members(kind, "developers"), vec!["zed"]);
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(keep_never_removes_memberships_idsync_did_not_add: jira, confluence, bitbucket, cloud);
