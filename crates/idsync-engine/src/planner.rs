@@ -912,34 +912,44 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     // decided before any user is planned, so that it does not depend on who comes first: a
     // source user this app has linked keeps it (a link is never taken from its owner: the
     // newcomer would otherwise take the name and the owner be deprovisioned as gone), the one
-    // linked under that very username first; else the first by object id. Lower-case username
-    // → (its holder's id, its rank: 2 linked under this name, 1 linked, 0 not; planned yet).
-    let mut usernames: Vec<Option<String>> = Vec::with_capacity(input.snapshot.users.len());
-    let mut holders: FastMap<String, (&str, u8, bool)> = fast_map(input.snapshot.users.len());
-    for src in input.snapshot.users.values() {
-        let username = input.users.username(src);
-        if let Some(username) = &username {
+    // linked under that very username first; else the first by object id. Each user's username
+    // comes with the number of its entry in `holders`: (the holder's id, its rank: 2 linked
+    // under this name, 1 linked, 0 not; whether planned yet), so that planning a user looks
+    // its holder up by number, not by name.
+    let users_len = input.snapshot.users.len();
+    let mut usernames: Vec<Option<(String, u32)>> = Vec::with_capacity(users_len);
+    let mut holders: Vec<(&str, u8, bool)> = Vec::with_capacity(users_len);
+    {
+        let mut holder_of: FastMap<String, u32> = fast_map(users_len);
+        for src in input.snapshot.users.values() {
+            let Some(username) = input.users.username(src) else {
+                usernames.push(None);
+                continue;
+            };
             let rank = match my_links.get(src.id.as_str()) {
-                Some((link, _)) if same_lower(&link.username, username) => 2,
+                Some((link, _)) if same_lower(&link.username, &username) => 2,
                 Some(_) => 1,
                 None => 0,
             };
-            holders
-                .entry(lower(username).into_owned())
-                .and_modify(|holder| {
-                    if rank > holder.1 {
-                        *holder = (src.id.as_str(), rank, false);
-                    }
-                })
-                .or_insert((src.id.as_str(), rank, false));
+            let slot = *holder_of
+                .entry(lower(&username).into_owned())
+                .or_insert_with(|| {
+                    holders.push((src.id.as_str(), rank, false));
+                    u32::try_from(holders.len() - 1).unwrap_or(u32::MAX)
+                });
+            if let Some(holder) = holders.get_mut(slot as usize)
+                && rank > holder.1
+            {
+                *holder = (src.id.as_str(), rank, false);
+            }
+            usernames.push(Some((username, slot)));
         }
-        usernames.push(username);
     }
     // The target groups one user should be in (sorted ids, one reason each); reused.
     let mut groups: Vec<(u32, GroupReason)> = Vec::new();
 
     for (position, src) in input.snapshot.users.values().enumerate() {
-        let Some(username) = usernames.get_mut(position).and_then(Option::take) else {
+        let Some((username, slot)) = usernames.get_mut(position).and_then(Option::take) else {
             b.warn_folded("skipped: the username attribute is empty", || {
                 format!("source user {}", src.id)
             });
@@ -948,7 +958,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         // Another source user holding this username; for a linked user, whose account stays
         // theirs, it only stops a rename (or a creation) under that name.
         let mut name_held_by: Option<&str> = None;
-        if let Some(holder) = holders.get_mut(&*lower(&username)) {
+        if let Some(holder) = holders.get_mut(slot as usize) {
             if holder.0 == src.id && !holder.2 {
                 holder.2 = true;
             } else if my_links.contains_key(src.id.as_str()) {
@@ -956,7 +966,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             } else {
                 username_warnings.push(if holder.1 > 0 {
                     format!(
-                        "skipped source user {}: username {username:?} belongs to source user {}, who is linked to that account (a link is never taken from its owner); give one of them another username (users.username rules) or take {} out of scope",
+                        "skipped source user {}: username {username:?} belongs to source user {}, whose account idsync manages (a link is never taken from its owner); give one of them another username (users.username rules) or take {} out of scope",
                         src.id, holder.0, src.id
                     )
                 } else {
