@@ -105,7 +105,8 @@ fn changed_nothing(result: &OpResult) -> bool {
 }
 
 /// What follows from the plan itself whatever the results: adoptions become links, memberships
-/// already as desired become managed, links to vanished accounts are dropped.
+/// already as desired become managed (the planner claims them under `enforce` only), links to
+/// vanished accounts are dropped.
 pub fn from_plan(app: &str, plan: &TargetPlan) -> Bookkeeping {
     let mut b = Bookkeeping::default();
     for a in &plan.adoptions {

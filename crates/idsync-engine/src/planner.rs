@@ -72,7 +72,8 @@ pub struct TargetPlan {
     pub target: String,
     pub operations: Vec<PlannedOperation>,
     pub adoptions: Vec<Adoption>,
-    /// Memberships that are already as desired and become managed by this app.
+    /// Memberships that are already as desired and become managed by this app (under
+    /// `memberships = "enforce"` only: under `keep` they stay whoever added them).
     #[serde(skip)]
     pub claimed_memberships: Vec<ManagedMembership>,
     /// Links whose account no longer exists on the target (deleted by hand): dropped.
@@ -229,6 +230,9 @@ struct GroupName {
     may_create: bool,
     /// A default group for new users: a one-time placement, never taken away again.
     new_user_default: bool,
+    /// A target of a manual mapping whose source group was not found: which memberships it
+    /// should hold is unknown, so none is removed for a mapping's sake.
+    unresolved: bool,
 }
 
 impl GroupIndex {
@@ -246,6 +250,7 @@ impl GroupIndex {
             mapped: false,
             may_create: false,
             new_user_default: false,
+            unresolved: false,
         });
         self.ids.insert(lower, id);
         id
@@ -769,7 +774,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let mut claimed = Vec::new();
 
     // Group mapping → the target groups each source group (with its nested groups) feeds.
-    let (mappings, mapping_warnings) = input.groups.resolve(input.snapshot);
+    let resolved = input.groups.resolve(input.snapshot);
+    let (mappings, mapping_warnings) = (resolved.mappings, resolved.warnings);
+    for t in &resolved.unresolved_targets {
+        let id = index.intern(t);
+        index.name_mut(id).unresolved = true;
+    }
     let mut direct_targets: FastMap<&str, Vec<(u32, GroupReason)>> = fast_map(mappings.len());
     let mut source_reasons = Vec::with_capacity(mappings.len());
     for (i, m) in mappings.iter().enumerate() {
@@ -898,27 +908,76 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     // custom attributes', then those of planning the users (pushed to the builder).
     let mut username_warnings = Vec::new();
     let mut managed_users = 0usize;
-    // One username per target account: the first source user by id wins.
-    let mut seen_usernames: FastMap<String, &str> = fast_map(input.snapshot.users.len());
+    // One username per target account. Who holds a username two source users produce is
+    // decided before any user is planned, so that it does not depend on who comes first: a
+    // source user this app has linked keeps it (a link is never taken from its owner: the
+    // newcomer would otherwise take the name and the owner be deprovisioned as gone), the one
+    // linked under that very username first; else the first by object id. Each user's username
+    // comes with the number of its entry in `holders`: (the holder's id, its rank: 2 linked
+    // under this name, 1 linked, 0 not; whether planned yet), so that planning a user looks
+    // its holder up by number, not by name.
+    let users_len = input.snapshot.users.len();
+    let mut usernames: Vec<Option<(String, u32)>> = Vec::with_capacity(users_len);
+    let mut holders: Vec<(&str, u8, bool)> = Vec::with_capacity(users_len);
+    {
+        let mut holder_of: FastMap<String, u32> = fast_map(users_len);
+        for src in input.snapshot.users.values() {
+            let Some(username) = input.users.username(src) else {
+                usernames.push(None);
+                continue;
+            };
+            let rank = match my_links.get(src.id.as_str()) {
+                Some((link, _)) if same_lower(&link.username, &username) => 2,
+                Some(_) => 1,
+                None => 0,
+            };
+            let slot = *holder_of
+                .entry(lower(&username).into_owned())
+                .or_insert_with(|| {
+                    holders.push((src.id.as_str(), rank, false));
+                    u32::try_from(holders.len() - 1).unwrap_or(u32::MAX)
+                });
+            if let Some(holder) = holders.get_mut(slot as usize)
+                && rank > holder.1
+            {
+                *holder = (src.id.as_str(), rank, false);
+            }
+            usernames.push(Some((username, slot)));
+        }
+    }
     // The target groups one user should be in (sorted ids, one reason each); reused.
     let mut groups: Vec<(u32, GroupReason)> = Vec::new();
 
     for (position, src) in input.snapshot.users.values().enumerate() {
-        let Some(username) = input.users.username(src) else {
+        let Some((username, slot)) = usernames.get_mut(position).and_then(Option::take) else {
             b.warn_folded("skipped: the username attribute is empty", || {
                 format!("source user {}", src.id)
             });
             continue;
         };
-        let lower_username = lower(&username);
-        if let Some(first) = seen_usernames.get(&*lower_username) {
-            username_warnings.push(format!(
-                "skipped source user {}: username {username:?} is already produced by source user {first}",
-                src.id
-            ));
-            continue;
+        // Another source user holding this username; for a linked user, whose account stays
+        // theirs, it only stops a rename (or a creation) under that name.
+        let mut name_held_by: Option<&str> = None;
+        if let Some(holder) = holders.get_mut(slot as usize) {
+            if holder.0 == src.id && !holder.2 {
+                holder.2 = true;
+            } else if my_links.contains_key(src.id.as_str()) {
+                name_held_by = Some(holder.0);
+            } else {
+                username_warnings.push(if holder.1 > 0 {
+                    format!(
+                        "skipped source user {}: username {username:?} belongs to source user {}, whose account idsync manages (a link is never taken from its owner); give one of them another username (users.username rules) or take {} out of scope",
+                        src.id, holder.0, src.id
+                    )
+                } else {
+                    format!(
+                        "skipped source user {}: username {username:?} is already produced by source user {} (the first by object id gets it); give one of them another username (users.username rules)",
+                        src.id, holder.0
+                    )
+                });
+                continue;
+            }
         }
-        seen_usernames.insert(lower_username.into_owned(), src.id.as_str());
 
         // What the rules want for this user.
         groups.clear();
@@ -1004,6 +1063,13 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         let Some(account_id) = account else {
             // No account yet.
             if !src.enabled {
+                continue;
+            }
+            if let Some(holder) = name_held_by {
+                username_warnings.push(format!(
+                    "skipped source user {}: its account is gone and username {username:?} belongs to source user {holder}; give one of them another username (users.username rules)",
+                    src.id
+                ));
                 continue;
             }
             if !rules.create {
@@ -1109,7 +1175,12 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         // Rename (the link follows the object id, so a UPN change is a rename, not a new user).
         let mut renamed = false;
         if !same_lower(&account.username, &username) {
-            if !rules.rename {
+            if let Some(holder) = name_held_by {
+                b.warn(format!(
+                    "cannot rename {:?} to {:?}: source user {} produces that username too (and holds it); source user {} keeps account {:?}",
+                    account.username, username, holder, src.id, account.username
+                ));
+            } else if !rules.rename {
                 b.warn_folded("not renamed because users.rename = false", || {
                     format!("{:?} → {:?}", account.username, username)
                 });
@@ -1202,8 +1273,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             };
             for (group, reason) in &groups {
                 if let Ok(at) = current.binary_search_by_key(group, |(id, _)| *id) {
-                    // Already as desired: from now on this app manages it.
-                    if !current[at].1 {
+                    // Already as desired. Under `enforce` this app decides the membership from
+                    // now on, so it becomes managed. Under `keep` it was there before idsync
+                    // and stays someone else's: only memberships idsync adds (recorded as they
+                    // are sent) are ever removed.
+                    if enforce && !current[at].1 {
                         claimed.push((ctx.index.name(*group).lower.clone(), key.to_owned()));
                     }
                     continue;
@@ -1229,6 +1303,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 // want it on later runs, yet it must not be taken away.
                 let managed = *managed && !name.new_user_default;
                 let enforced = enforce && name.mapped;
+                // The target of a mapping whose source group is missing: whether the user
+                // belongs there is unknown (a renamed group would otherwise empty it).
+                if name.unresolved {
+                    continue;
+                }
                 if managed || enforced {
                     let s = b.subject(&mut subject, subject_of);
                     b.remove(

@@ -193,28 +193,25 @@ impl CompiledGroupRules {
     /// Resolves the mapping against a snapshot: for each source group that maps somewhere,
     /// the target groups it maps to. Also returns warnings (e.g. a manual mapping naming no
     /// source group, or a name shared by several groups).
-    pub fn resolve(&self, snapshot: &SourceSnapshot) -> (Vec<GroupMapping>, Vec<String>) {
+    pub fn resolve(&self, snapshot: &SourceSnapshot) -> ResolvedMappings {
         let mut mappings = Vec::new();
         let mut warnings = Vec::new();
+        let mut unresolved_targets = Vec::new();
         match self.config.mapping {
             MappingMode::None => {}
             MappingMode::Manual => {
                 for (i, m) in self.config.manual.iter().enumerate() {
-                    let matches: Vec<_> = if snapshot.groups.contains_key(&m.source) {
-                        vec![m.source.clone()]
-                    } else {
-                        snapshot
-                            .groups
-                            .values()
-                            .filter(|g| g.display_name.eq_ignore_ascii_case(&m.source))
-                            .map(|g| g.id.clone())
-                            .collect()
-                    };
+                    let matches = manual_matches(&m.source, snapshot);
                     if matches.is_empty() {
+                        // Most often the group was renamed or deleted in Entra. Removing its
+                        // members from the target groups would empty them on a mere rename, so
+                        // the target groups are left alone until the mapping is put right.
                         warnings.push(format!(
-                            "groups.manual[{i}]: no source group has the id or name {:?}; mapping skipped",
-                            m.source
+                            "groups.manual[{i}]: no source group has the id or name {:?}; mapping skipped, and the memberships of its target groups ({}) are left as they are (nothing removed) until it is fixed: put the group's current name, or better its object id, in groups.manual[{i}].source",
+                            m.source,
+                            m.targets.join(", ")
                         ));
+                        unresolved_targets.extend(m.targets.iter().cloned());
                     } else if matches.len() > 1 {
                         warnings.push(format!(
                             "groups.manual[{i}]: {} source groups are named {:?} ({}); all of them are mapped — use an object id to pick one",
@@ -251,8 +248,68 @@ impl CompiledGroupRules {
                 }
             }
         }
-        (mappings, warnings)
+        ResolvedMappings {
+            mappings,
+            warnings,
+            unresolved_targets,
+        }
     }
+}
+
+/// The source groups a manual mapping's `source` names: the group with that object id, else
+/// every group with that display name (case-insensitively; Entra allows duplicates).
+fn manual_matches(source: &str, snapshot: &SourceSnapshot) -> Vec<String> {
+    if snapshot.groups.contains_key(source) {
+        vec![source.to_owned()]
+    } else {
+        snapshot
+            .groups
+            .values()
+            .filter(|g| g.display_name.eq_ignore_ascii_case(source))
+            .map(|g| g.id.clone())
+            .collect()
+    }
+}
+
+/// What `idsync check` reports as errors of the manual mapping of `rules` (at `field`, e.g.
+/// `apps[0].groups`) against a source read: a `source` naming no group (a sync would leave its
+/// target groups alone until fixed) or several (a sync would map all of them), each with the fix.
+pub fn manual_mapping_problems(
+    rules: &GroupRules,
+    field: &str,
+    snapshot: &SourceSnapshot,
+) -> Vec<String> {
+    if rules.mapping != MappingMode::Manual {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for (i, m) in rules.manual.iter().enumerate() {
+        let matches = manual_matches(&m.source, snapshot);
+        match matches.len() {
+            0 => problems.push(format!(
+                "{field}.manual[{i}].source: no source group has the id or name {:?} (renamed or deleted?); a sync leaves the memberships of its target groups ({}) as they are until this is fixed: use the group's current name or, better, its object id",
+                m.source,
+                m.targets.join(", ")
+            )),
+            1 => {}
+            n => problems.push(format!(
+                "{field}.manual[{i}].source: {n} source groups are named {:?} ({}); a sync maps all of them: use the object id of the one you mean",
+                m.source,
+                matches.join(", ")
+            )),
+        }
+    }
+    problems
+}
+
+/// The group mapping as it applies to one source read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedMappings {
+    pub mappings: Vec<GroupMapping>,
+    pub warnings: Vec<String>,
+    /// Target groups of manual mappings whose source group was not found: nothing is removed
+    /// from them (the mapping cannot say who belongs there).
+    pub unresolved_targets: Vec<String>,
 }
 
 /// One source group and the target groups its members belong in.

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use idsync_config::{GroupRules, MappingMode, UserRules};
-use idsync_engine::{CompiledGroupRules, CompiledUserRules, PlanInput, plan};
+use idsync_engine::{CompiledGroupRules, CompiledUserRules, Link, PlanInput, TargetPlan, plan};
 use idsync_model::{
     ActualState, Capabilities, Deprovisioning, Operation, SourceGroup, SourceSnapshot, SourceUser,
+    TargetUser,
 };
 
 fn caps() -> Capabilities {
@@ -101,4 +102,167 @@ fn nested_groups_with_a_cycle_give_every_group_once() {
             "only groups someone is in are created (import_groups is off)"
         );
     }
+}
+
+fn upn_user(id: &str, upn: &str) -> SourceUser {
+    SourceUser {
+        id: id.into(),
+        enabled: true,
+        attributes: BTreeMap::from([
+            ("userPrincipalName".into(), upn.into()),
+            ("mail".into(), upn.into()),
+            ("displayName".into(), upn.into()),
+        ]),
+    }
+}
+
+fn account(key: &str, username: &str, email: &str) -> TargetUser {
+    TargetUser {
+        key: key.into(),
+        username: username.into(),
+        email: Some(email.into()),
+        display_name: Some(email.into()),
+        active: true,
+        attributes: BTreeMap::new(),
+        external_id: None,
+    }
+}
+
+fn link(source_id: &str, key: &str, username: &str) -> Link {
+    Link {
+        app: "corp".into(),
+        source_id: source_id.into(),
+        key: key.into(),
+        username: username.into(),
+    }
+}
+
+/// Plans with `strip_domain`, so that users of two domains can produce one username.
+fn plan_stripped(users: &[SourceUser], actual: &ActualState, links: &[Link]) -> TargetPlan {
+    let mut snapshot = SourceSnapshot::default();
+    for u in users {
+        snapshot.users.insert(u.id.clone(), u.clone());
+    }
+    let rules = UserRules {
+        username: idsync_config::UsernameRule {
+            strip_domain: true,
+            ..Default::default()
+        },
+        ..UserRules::default()
+    };
+    let users = CompiledUserRules::compile(&rules, "users").expect("valid");
+    let groups = CompiledGroupRules::compile(&GroupRules::default(), "groups").expect("valid");
+    let caps = caps();
+    let managed = idsync_engine::ManagedMemberships::default();
+    plan(&PlanInput {
+        app: "corp",
+        target: "jira",
+        capabilities: &caps,
+        snapshot: &snapshot,
+        source_complete: true,
+        actual,
+        links,
+        managed_memberships: &managed,
+        users: &users,
+        groups: &groups,
+        nested_groups: true,
+    })
+}
+
+#[test]
+fn a_linked_user_keeps_its_username_against_a_newcomer_that_sorts_first() {
+    let actual = ActualState {
+        users: vec![account("k-root", "root", "root@contoso.com")],
+        ..ActualState::default()
+    };
+    let p = plan_stripped(
+        &[
+            upn_user("f-contoso", "root@contoso.com"),
+            upn_user("0-fabrikam", "root@fabrikam.com"),
+        ],
+        &actual,
+        &[link("f-contoso", "k-root", "root")],
+    );
+    assert!(p.operations.is_empty(), "{:#?}", p.operations);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("0-fabrikam")
+            && w.contains("f-contoso")
+            && w.contains("never taken from its owner")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn two_linked_users_producing_one_username_both_keep_their_accounts() {
+    // b's UPN changed so that it now strips to a's username: b is not renamed onto it, and
+    // neither account is deprovisioned.
+    let actual = ActualState {
+        users: vec![
+            account("k-a", "root", "root@contoso.com"),
+            account("k-b", "broot", "root@fabrikam.com"),
+        ],
+        ..ActualState::default()
+    };
+    let links = [link("a", "k-a", "root"), link("b", "k-b", "broot")];
+    let users = [
+        upn_user("a", "root@contoso.com"),
+        upn_user("b", "root@fabrikam.com"),
+    ];
+    let p = plan_stripped(&users, &actual, &links);
+    assert!(p.operations.is_empty(), "{:#?}", p.operations);
+    assert_eq!(p.managed_users, 2);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("cannot rename \"broot\" to \"root\"")
+                && w.contains("source user a")),
+        "{:?}",
+        p.warnings
+    );
+    // Whoever sorts first, the holder is the one linked under that username.
+    let users = [
+        upn_user("b", "root@contoso.com"),
+        upn_user("a", "root@fabrikam.com"),
+    ];
+    let links = [link("b", "k-a", "root"), link("a", "k-b", "broot")];
+    let p = plan_stripped(&users, &actual, &links);
+    assert!(p.operations.is_empty(), "{:#?}", p.operations);
+    assert_eq!(p.managed_users, 2);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("cannot rename \"broot\" to \"root\"")
+                && w.contains("source user b")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn two_newcomers_producing_one_username_the_first_by_object_id_gets_it() {
+    let p = plan_stripped(
+        &[
+            upn_user("f-contoso", "alice@contoso.com"),
+            upn_user("0-fabrikam", "alice@fabrikam.com"),
+        ],
+        &ActualState::default(),
+        &[],
+    );
+    let created: Vec<(&str, Option<&str>)> = p
+        .operations
+        .iter()
+        .filter_map(|o| match &o.op {
+            Operation::CreateUser { user, email, .. } => Some((user.as_str(), email.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created, vec![("alice", Some("alice@fabrikam.com"))]);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("skipped source user f-contoso") && w.contains("0-fabrikam")),
+        "{:?}",
+        p.warnings
+    );
 }

@@ -1,7 +1,9 @@
 //! Property tests of the planner, against an in-memory model of a target:
 //! - a plan applied, then planned again, gives an empty plan (also after the source changes);
 //! - operations come in plan order;
-//! - accounts that are not ours (unmanaged, or another app's) are never touched.
+//! - accounts that are not ours (unmanaged, or another app's) are never touched;
+//! - under `memberships = "keep"`, memberships that were there before idsync are never removed
+//!   (nor become managed).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -388,13 +390,42 @@ proptest! {
             .filter(|u| w.links.iter().any(|l| l.key == u.key && l.app == "other"))
             .cloned()
             .collect();
+        // (group in lower case, key) of every membership there before the first sync.
+        let before: BTreeSet<ManagedMembership> = w
+            .actual
+            .memberships
+            .iter()
+            .flat_map(|(g, keys)| keys.iter().map(move |k| (g.to_lowercase(), k.clone())))
+            .collect();
+        let keep_before = |p: &TargetPlan, w: &World| -> Result<(), TestCaseError> {
+            if s.enforce {
+                return Ok(());
+            }
+            for o in &p.operations {
+                if let Operation::RemoveMembership { group, key, .. } = &o.op {
+                    prop_assert!(
+                        !before.contains(&(group.to_lowercase(), key.clone())),
+                        "keep removes a membership idsync did not add: {:?}",
+                        o.op
+                    );
+                }
+            }
+            prop_assert!(
+                w.managed.is_disjoint(&before),
+                "keep took memberships it did not add as managed: {:?}",
+                w.managed.intersection(&before).collect::<Vec<_>>()
+            );
+            Ok(())
+        };
 
         // First sync, then a second with some users gone from the scope.
         for drop_every in [None, Some(3)] {
             let snap = snapshot(&s, drop_every);
             let p = plan_for(&w, &snap, &r);
             check_plan(&w, &p)?;
+            keep_before(&p, &w)?;
             w.run("corp", &p);
+            keep_before(&p, &w)?;
             let mut again = plan_for(&w, &snap, &r);
             // One documented exception: a username freed by deleting its old holder in this
             // plan can only be given to another source user by the next run (creations come

@@ -5,9 +5,10 @@
 //! It changes nothing anywhere and keeps no state: the read is always a full one. The console's
 //! "Test configuration" runs the same thing with `--json`.
 //!
-//! Exit codes: 0 when every app was read and every target's client set up, 1 when an app could
-//! not be read (sign-in, permission, scope, network) or a target's client not set up, 2 when
-//! the config itself is wrong.
+//! Exit codes: 0 when every app was read (its manual group mappings each naming exactly one
+//! source group) and every target's client set up, 1 when an app could not be read (sign-in,
+//! permission, scope, network), a manual mapping names no source group or several, or a
+//! target's client could not be set up, 2 when the config itself is wrong.
 
 use std::time::Instant;
 
@@ -26,6 +27,9 @@ struct AppCheck {
     app: String,
     scope: String,
     result: Result<SourceRead, EntraError>,
+    /// What the read shows wrong in the rules: a manual mapping naming no source group, or
+    /// several. A sync would run, but not as the config means it.
+    problems: Vec<String>,
     elapsed_ms: u64,
 }
 
@@ -70,13 +74,19 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             continue;
         };
         tracing::info!(app = %name, "signing in and reading the source");
-        checks.push(check_app(app).await);
+        let position = config.apps.iter().position(|a| a.name == app.name);
+        checks.push(check_app(app, position.unwrap_or_default()).await);
     }
     let mut failures: Vec<String> = checks
         .iter()
         .filter(|c| c.result.is_err())
         .map(|c| format!("app {:?}: {}", c.app, error_text(c)))
         .collect();
+    failures.extend(checks.iter().flat_map(|c| {
+        c.problems
+            .iter()
+            .map(move |p| format!("app {:?}: {p}", c.app))
+    }));
     failures.extend(targets.iter().filter_map(|t| {
         t.result
             .as_ref()
@@ -178,7 +188,8 @@ fn error_text(check: &AppCheck) -> String {
     }
 }
 
-async fn check_app(app: &AppConfig) -> AppCheck {
+/// `position` is the app's index in the config, to name fields as config errors do.
+async fn check_app(app: &AppConfig, position: usize) -> AppCheck {
     let started = Instant::now();
     // The attributes a sync of this app would read, so that a missing directory extension
     // shows up here rather than at the first sync.
@@ -186,12 +197,37 @@ async fn check_app(app: &AppConfig) -> AppCheck {
         Ok(source) => source.read(None).await,
         Err(e) => Err(e),
     };
+    let problems = match &result {
+        Ok(read) => mapping_problems(app, position, &read.snapshot),
+        Err(_) => Vec::new(),
+    };
     AppCheck {
         app: app.name.clone(),
         scope: describe_scope(app),
         result,
+        problems,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
+}
+
+/// The manual mappings of the app's group rules, and of each per-target override, that name
+/// no source group or several in this read.
+fn mapping_problems(
+    app: &AppConfig,
+    position: usize,
+    snapshot: &idsync_model::SourceSnapshot,
+) -> Vec<String> {
+    let field = format!("apps[{position}].groups");
+    let mut problems = idsync_engine::rules::manual_mapping_problems(&app.groups, &field, snapshot);
+    for (target, o) in &app.overrides {
+        if let Some(groups) = &o.groups {
+            let field = format!("apps[{position}].overrides.{target}.groups");
+            problems.extend(idsync_engine::rules::manual_mapping_problems(
+                groups, &field, snapshot,
+            ));
+        }
+    }
+    problems
 }
 
 fn describe_scope(app: &AppConfig) -> String {
@@ -276,16 +312,20 @@ fn print_app(check: &AppCheck) {
     for note in &read.notes {
         outln!("  note: {note}");
     }
+    for problem in &check.problems {
+        outln!("  error: {problem}");
+    }
 }
 
 fn app_json(check: &AppCheck) -> Value {
     match &check.result {
         Ok(read) => json!({
             "app": check.app,
-            "ok": true,
+            "ok": check.problems.is_empty(),
             "scope": check.scope,
             "stats": read.stats,
             "notes": read.notes,
+            "problems": check.problems,
             "elapsed_ms": check.elapsed_ms,
         }),
         Err(error) => {

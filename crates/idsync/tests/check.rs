@@ -232,3 +232,69 @@ async fn a_closed_stdout_ends_check_quietly() {
     }
     cleanup(&config);
 }
+
+#[tokio::test]
+async fn a_manual_mapping_naming_no_group_or_several_is_an_error() {
+    let sim = GraphSim::new(&TenantSpec::default())
+        .start()
+        .await
+        .expect("sim");
+    sim.create_group("SG-DESIGN-Core");
+    let first = sim.create_group("Design Leads");
+    let second = sim.create_group("design leads");
+    // "SG-DESIGN-Nordics" was renamed in Entra (or never existed).
+    let config = write_config(
+        &sim,
+        "manual",
+        None,
+        r#"
+[apps.groups]
+mapping = "manual"
+manual = [
+  { source = "SG-DESIGN-Nordics", targets = ["design", "design-nordics"] },
+  { source = "Design Leads", targets = ["design-leads"] },
+  { source = "sg-design-core", targets = ["design"] },
+]
+"#,
+    );
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["apps"][0]["ok"], false);
+    let problems: Vec<&str> = doc["apps"][0]["problems"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(problems.len(), 2, "{doc:#}");
+    assert!(
+        problems[0].starts_with("apps[0].groups.manual[0].source: ")
+            && problems[0].contains("\"SG-DESIGN-Nordics\"")
+            && problems[0].contains("design, design-nordics")
+            && problems[0].contains("object id"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("apps[0].groups.manual[1].source: 2 source groups")
+            && problems[1].contains(&first)
+            && problems[1].contains(&second)
+            && problems[1].contains("object id"),
+        "{problems:?}"
+    );
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("error: apps[0].groups.manual[0].source"),
+        "{shown}"
+    );
+    assert!(
+        text(&out.stderr).contains("manual[1].source"),
+        "{}",
+        text(&out.stderr)
+    );
+    cleanup(&config);
+}
