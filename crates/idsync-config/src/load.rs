@@ -30,8 +30,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::schema::{
-    AppConfig, Config, GroupRules, LeaveAction, MAX_CONCURRENCY, MAX_REQUESTS_PER_SECOND,
-    MIN_REQUESTS_PER_SECOND, RegexReplace, Scope, TargetConfig, UserRules,
+    AppConfig, BitbucketDeprovision, Config, GroupRules, LeaveAction, MAX_CONCURRENCY,
+    MAX_REQUESTS_PER_SECOND, MIN_REQUESTS_PER_SECOND, RegexReplace, Scope, TargetConfig, UserRules,
 };
 
 /// A config that cannot be used.
@@ -806,6 +806,43 @@ impl Checker<'_> {
                 );
             }
         }
+        self.check_bitbucket_delete(config);
+    }
+
+    /// A Bitbucket target with `deprovision = "delete"` deletes where other targets deactivate:
+    /// every app feeding it must allow deleting (`users.delete = true`, or its override's for
+    /// that target), since "deleting is never done unless this is true".
+    fn check_bitbucket_delete(&mut self, config: &Config) {
+        for (j, t) in config.targets.iter().enumerate() {
+            if t.kind != idsync_model::TargetKind::BitbucketDc
+                || t.deprovision != BitbucketDeprovision::Delete
+            {
+                continue;
+            }
+            for (i, app) in config.apps.iter().enumerate() {
+                if !(app.targets.is_empty() || app.targets.contains(&t.name)) {
+                    continue;
+                }
+                let over = app.overrides.get(&t.name).and_then(|o| o.users.as_ref());
+                let (users, section) = match over {
+                    Some(users) => (users, format!("[apps.overrides.{}.users]", t.name)),
+                    None => (&app.users, "[apps.users]".to_owned()),
+                };
+                if users.delete {
+                    continue;
+                }
+                self.report(
+                    &[Seg::key("targets"), Seg::Index(j), Seg::key("deprovision")],
+                    format!(
+                        "is \"delete\", but apps[{i}] ('{}') feeds this target with `delete` false \
+                         in {section}, and deleting is never done unless it is true; set \
+                         `delete = true` in {section} of that app to allow deleting accounts, or \
+                         use deprovision = \"remove_licensed_groups\"",
+                        app.name
+                    ),
+                );
+            }
+        }
     }
 
     fn check_unique_names(&mut self, list: &str, names: Vec<&str>) {
@@ -1087,6 +1124,17 @@ impl Checker<'_> {
                 format!(
                     "{} is not a percentage; give a number from 0 to 100 (default 5)",
                     guard.max_deprovision_percent
+                ),
+            );
+        }
+        if !(guard.max_membership_removal_percent.is_finite()
+            && (0.0..=100.0).contains(&guard.max_membership_removal_percent))
+        {
+            self.report(
+                &at(&["guard", "max_membership_removal_percent"]),
+                format!(
+                    "{} is not a percentage; give a number from 0 to 100 (default 10)",
+                    guard.max_membership_removal_percent
                 ),
             );
         }

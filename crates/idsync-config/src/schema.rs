@@ -367,6 +367,12 @@ pub struct GuardConfig {
     /// Hold a plan that deactivates or deletes more than this many accounts.
     #[serde(default = "default_max_count")]
     pub max_deprovision_count: u64,
+    /// Hold a plan that removes more than this percentage of the memberships idsync manages.
+    #[serde(default = "default_max_membership_percent")]
+    pub max_membership_removal_percent: f64,
+    /// Hold a plan that removes more than this many memberships.
+    #[serde(default = "default_max_membership_count")]
+    pub max_membership_removal_count: u64,
     /// How long a held run may be approved, and an approval used, after the run was held.
     #[serde(default = "default_approval_expires_minutes")]
     pub approval_expires_minutes: u64,
@@ -377,9 +383,22 @@ impl Default for GuardConfig {
         GuardConfig {
             max_deprovision_percent: default_max_percent(),
             max_deprovision_count: default_max_count(),
+            max_membership_removal_percent: default_max_membership_percent(),
+            max_membership_removal_count: default_max_membership_count(),
             approval_expires_minutes: default_approval_expires_minutes(),
         }
     }
+}
+
+// Memberships change more than accounts (people move between teams every day), so the
+// limits are wider than for deprovisions; a source incident or a dropped default group
+// still removes far more at once.
+fn default_max_membership_percent() -> f64 {
+    10.0
+}
+
+fn default_max_membership_count() -> u64 {
+    500
 }
 
 fn default_approval_expires_minutes() -> u64 {

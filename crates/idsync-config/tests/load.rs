@@ -660,3 +660,82 @@ fn custom_attributes_must_be_ones_each_target_keeps() {
     );
     parse(&text).expect("valid with an override");
 }
+
+#[test]
+fn bitbucket_delete_needs_users_delete_true() {
+    // A Bitbucket target that deletes to deprovision, fed by an app that may not delete.
+    let bitbucket = "\n[[targets]]\nname = \"bitbucket\"\nkind = \"bitbucket-dc\"\n\
+                     base_url = \"https://bitbucket.example.com\"\ntoken = \"pat\"\n\
+                     deprovision = \"delete\"\n";
+    let text = format!(
+        "{}{bitbucket}",
+        edit(
+            "targets = [\"jira\"]",
+            "targets = [\"jira\", \"bitbucket\"]"
+        )
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "targets[1].deprovision", "{message}");
+    assert_eq!(line, Some(27), "{message}");
+    assert!(message.contains("apps[0]"), "{message}");
+    assert!(message.contains("delete = true"), "{message}");
+    assert!(message.contains("remove_licensed_groups"), "{message}");
+
+    // Allowed by the app's users.delete = true...
+    let ok = format!(
+        "{}{bitbucket}",
+        edit(
+            "targets = [\"jira\"]\n",
+            "targets = [\"jira\", \"bitbucket\"]\n\n[apps.users]\ndelete = true\n"
+        )
+    );
+    parse(&ok).expect("allowed with delete = true");
+    // ...unless an override for the target says otherwise (a complete users table, so its
+    // `delete` is false again)...
+    let over = format!(
+        "{}{bitbucket}",
+        edit(
+            "targets = [\"jira\"]\n",
+            "targets = [\"jira\", \"bitbucket\"]\n\n[apps.users]\ndelete = true\n\n\
+             [apps.overrides.bitbucket.users]\ncreate = true\n"
+        )
+    );
+    let (field, _, message) = problem(&over);
+    assert_eq!(field, "targets[1].deprovision", "{message}");
+    assert!(message.contains("overrides.bitbucket.users"), "{message}");
+    // ...and an override alone may allow it.
+    let over_ok = format!(
+        "{}{bitbucket}",
+        edit(
+            "targets = [\"jira\"]\n",
+            "targets = [\"jira\", \"bitbucket\"]\n\n[apps.overrides.bitbucket.users]\ndelete = true\n"
+        )
+    );
+    parse(&over_ok).expect("allowed by the target's override");
+    // An app that does not feed the target is no matter.
+    let unfed = format!("{GOOD}{bitbucket}");
+    parse(&unfed).expect("the app feeds jira only");
+}
+
+#[test]
+fn membership_removal_limits_have_defaults_and_bounds() {
+    let config = parse(GOOD).expect("valid");
+    let guard = &config.apps[0].guard;
+    assert_eq!(guard.max_membership_removal_percent, 10.0);
+    assert_eq!(guard.max_membership_removal_count, 500);
+    let text = edit(
+        "[[targets]]",
+        "[apps.guard]\nmax_membership_removal_percent = 101.0\n\n[[targets]]",
+    );
+    let (field, line, message) = problem(&text);
+    assert_eq!(field, "apps[0].guard.max_membership_removal_percent");
+    assert_eq!(line, Some(17));
+    assert!(message.contains("0 to 100"), "{message}");
+    let ok = edit(
+        "[[targets]]",
+        "[apps.guard]\nmax_membership_removal_percent = 2.5\nmax_membership_removal_count = 20\n\n[[targets]]",
+    );
+    let guard = parse(&ok).expect("valid").apps[0].guard;
+    assert_eq!(guard.max_membership_removal_percent, 2.5);
+    assert_eq!(guard.max_membership_removal_count, 20);
+}

@@ -136,7 +136,8 @@ async fn bitbucket_deprovision_by_delete() {
     let mut w = World::new(&[kind]).await;
     w.target_toml
         .insert("bitbucket", "deprovision = \"delete\"".into());
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    // Deleting needs the app's leave to delete (the config check refuses it otherwise).
+    let config = w.write_config(&[App::new(&tenant, "[apps.users]\ndelete = true\n")]);
     w.sync_ok(&config, "main").await;
     tenant.disable_user(&ada).expect("disabled");
     let report = w.sync_ok(&config, "main").await;
