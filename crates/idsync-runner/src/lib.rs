@@ -400,6 +400,10 @@ pub async fn sync_app(
     }
     let mut planner_ms = 0;
     let mut plans: Vec<Planned> = Vec::new();
+    // For the guard, which counts people rather than accounts: the source users the app
+    // manages an account of, on any target; and the memberships it manages.
+    let mut managed_people: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut managed_memberships = 0usize;
     let planned = futures::future::join_all(jobs.into_iter().map(plan_one)).await;
     for ((job, plan, ms), tc) in planned.into_iter().zip(job_targets) {
         planner_ms += ms;
@@ -436,6 +440,14 @@ pub async fn sync_app(
             rules,
             ..
         } = job;
+        managed_people.extend(
+            links
+                .iter()
+                .filter(|l| l.app == app.name)
+                .map(|l| l.source_id.clone())
+                .chain(plan.adoptions.iter().map(|a| a.source_id.clone())),
+        );
+        managed_memberships += managed.len();
         plans.push(Planned {
             target,
             tc,
@@ -451,23 +463,38 @@ pub async fn sync_app(
     report.planner_ms = planner_ms;
 
     // 4. The guard, over the whole app.
-    let deprovisions: BTreeSet<guard::Deprovision> = plans
-        .iter()
-        .flat_map(|p| {
-            p.plan.operations.iter().filter_map(|o| match &o.op {
+    let mut deprovisions: BTreeSet<guard::Deprovision> = BTreeSet::new();
+    let mut people: BTreeMap<guard::Deprovision, String> = BTreeMap::new();
+    let mut membership_removals: BTreeSet<guard::MembershipRemoval> = BTreeSet::new();
+    for p in &plans {
+        for o in &p.plan.operations {
+            match &o.op {
                 Operation::DeactivateUser { key, .. } | Operation::DeleteUser { key, .. } => {
-                    Some((p.tc.name.clone(), key.clone()))
+                    let account = (p.tc.name.clone(), key.clone());
+                    if let Some(person) = &o.source_id {
+                        people.insert(account.clone(), person.clone());
+                    }
+                    deprovisions.insert(account);
                 }
-                _ => None,
-            })
-        })
-        .collect();
-    let managed_users: usize = plans.iter().map(|p| p.plan.managed_users).sum();
+                Operation::RemoveMembership { group, key, .. } => {
+                    membership_removals.insert((
+                        p.tc.name.clone(),
+                        group.to_lowercase(),
+                        key.clone(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
     let approval = store.pending_approval(&app.name, unix_now()).await?;
     let previous_users_in_scope = store.source_users_in_scope(&app.name).await?;
     let guard_input = guard::GuardInput {
         deprovisions: &deprovisions,
-        managed_users,
+        people: &people,
+        managed_people: managed_people.len(),
+        membership_removals: &membership_removals,
+        managed_memberships,
         users_in_scope,
         previous_users_in_scope,
         approved: approval.as_ref().map(|a| &a.held),
@@ -483,9 +510,10 @@ pub async fn sync_app(
         // through a later, unrelated plan.
         store.use_approval(approval.run_id, run_id).await?;
         report.notes.push(format!(
-            "applying with the approval of run {} (its {} deprovision(s) and no others)",
+            "applying with the approval of run {} (its {} deprovision(s) and {} membership removal(s), and no others)",
             approval.run_id,
-            approval.held.accounts.len()
+            approval.held.accounts.len(),
+            approval.held.memberships.len()
         ));
     }
 

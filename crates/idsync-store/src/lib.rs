@@ -1141,14 +1141,21 @@ impl Store {
                 what: "runs.held_deprovisions".into(),
                 source,
             })?;
+        let memberships =
+            serde_json::to_string(&held.memberships).map_err(|source| StoreError::Json {
+                what: "runs.held_memberships".into(),
+                source,
+            })?;
         sqlx::query(
-            "UPDATE runs SET plan = ?, deprovisions = ?, held_deprovisions = ?, held_empty_source = ?
+            "UPDATE runs SET plan = ?, deprovisions = ?, held_deprovisions = ?, held_empty_source = ?,
+                held_memberships = ?
              WHERE id = ?",
         )
         .bind(plan.to_string())
         .bind(i64::try_from(held.accounts.len()).unwrap_or(i64::MAX))
         .bind(accounts)
         .bind(held.empty_source)
+        .bind(memberships)
         .bind(run_id)
         .execute(&self.pool)
         .await?;
@@ -1232,7 +1239,7 @@ impl Store {
             .await?;
         }
         let row = sqlx::query(
-            "SELECT id, held_deprovisions, held_empty_source FROM runs
+            "SELECT id, held_deprovisions, held_empty_source, held_memberships FROM runs
              WHERE app = ? AND status = 'approved' ORDER BY id DESC LIMIT 1",
         )
         .bind(app)
@@ -1246,11 +1253,20 @@ impl Store {
             })?,
             None => Vec::new(),
         };
+        // NULL for runs held before migration 0006: they named no membership removals.
+        let memberships: Vec<(String, String, String)> = match row.get::<Option<String>, _>(3) {
+            Some(text) => serde_json::from_str(&text).map_err(|source| StoreError::Json {
+                what: "runs.held_memberships".into(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
         Ok(Some(Approval {
             run_id: row.get(0),
             held: Held {
                 accounts: accounts.into_iter().collect(),
                 empty_source: row.get(2),
+                memberships: memberships.into_iter().collect(),
             },
         }))
     }

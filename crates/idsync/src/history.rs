@@ -112,7 +112,7 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
             e => failed(e),
         })?;
     eprintln!(
-        "approved run {}: app {:?} may now deactivate or delete the {} account(s) its plan named, and no others; syncing it",
+        "approved run {}: app {:?} may now deactivate or delete the {} account(s) and remove the memberships its plan named, and no others; syncing it",
         run.id, run.app, run.deprovisions
     );
     // The approved run is planned afresh, so that what is applied matches the source and the

@@ -162,7 +162,7 @@ impl World {
                 app.toml,
             );
             if !app.toml.contains("[apps.guard]") {
-                text += "[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 1000\n\n";
+                text += "[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 1000\nmax_membership_removal_percent = 100.0\nmax_membership_removal_count = 100000\n\n";
             }
         }
         for kind in &self.targets {

@@ -453,3 +453,144 @@ async fn a_run_whose_process_died_is_detected_by_its_free_lock() {
         "interrupted"
     );
 }
+
+/// Taking a group out of `default_groups_all_users` removes the memberships idsync added
+/// there: a mass of them is held like a mass of deprovisions, and the approval releases
+/// exactly those removals.
+#[tokio::test]
+async fn a_mass_membership_removal_is_held_until_approved() {
+    let tenant = tenant().await;
+    for i in 0..10 {
+        add_user(&tenant, &format!("user{i}@contoso.com"));
+    }
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let guard =
+        "[apps.guard]\nmax_membership_removal_percent = 10.0\nmax_membership_removal_count = 500\n";
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!("[apps.groups]\ndefault_groups_all_users = [\"everyone\", \"staff\"]\n\n{guard}"),
+    )]);
+    w.sync_ok(&config, "main").await;
+    assert_eq!(w.members(TargetKind::JiraDc, "staff").len(), 10);
+
+    // "staff" dropped from the defaults: 10 of the 20 managed memberships (50%) to remove.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!("[apps.groups]\ndefault_groups_all_users = [\"everyone\"]\n\n{guard}"),
+    )]);
+    let held = w.run(&config, "main", false).await;
+    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    assert_eq!(count(&held, "jira", K::RemoveMembership), 10);
+    let hold = held.hold.as_ref().expect("hold");
+    assert_eq!(
+        (hold.membership_removals, hold.managed_memberships),
+        (10, 20)
+    );
+    assert!(
+        hold.reason.contains("max_membership_removal_percent"),
+        "{}",
+        hold.reason
+    );
+    assert_eq!(
+        w.members(TargetKind::JiraDc, "staff").len(),
+        10,
+        "nothing removed"
+    );
+
+    let store = w.store(&config).await;
+    approve(store, held.run_id).await.expect("approved");
+    let report = run_opts(&w, &config, approval_run()).await;
+    assert_eq!(report.status, RunStatus::Done, "{}", pretty(&report));
+    assert_eq!(count(&report, "jira", K::RemoveMembership), 10);
+    assert!(w.members(TargetKind::JiraDc, "staff").is_empty());
+    assert_eq!(w.members(TargetKind::JiraDc, "everyone").len(), 10);
+    w.assert_converged(&config).await;
+
+    // The count holds too, whatever the percentage; and the approval was used up.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.groups]\ndefault_groups_all_users = []\n\n[apps.guard]\nmax_membership_removal_percent = 100.0\nmax_membership_removal_count = 5\n",
+    )]);
+    let held = w.run(&config, "main", false).await;
+    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    let reason = &held.hold.as_ref().expect("hold").reason;
+    assert!(
+        reason.contains("max_membership_removal_count = 5"),
+        "{reason}"
+    );
+    assert_eq!(w.members(TargetKind::JiraDc, "everyone").len(), 10);
+}
+
+/// An approval covers the removals its plan named, by (target, group, account), and no
+/// others: other removals are judged by the limits on their own.
+#[tokio::test]
+async fn a_membership_approval_covers_only_the_removals_it_named() {
+    let tenant = tenant().await;
+    for i in 0..10 {
+        add_user(&tenant, &format!("user{i}@contoso.com"));
+    }
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let guard = "[apps.guard]\nmax_membership_removal_percent = 10.0\n";
+    let groups =
+        |list: &str| format!("[apps.groups]\ndefault_groups_all_users = [{list}]\n\n{guard}");
+    let config = w.write_config(&[App::new(&tenant, groups("\"a\", \"b\", \"c\""))]);
+    w.sync_ok(&config, "main").await;
+    let config_a = w.write_config(&[App::new(&tenant, groups("\"b\", \"c\""))]);
+    let held = w.run(&config_a, "main", false).await;
+    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    let store = w.store(&config_a).await;
+    approve(store, held.run_id).await.expect("approved");
+    // Meanwhile "b" is dropped instead: its removals were not approved.
+    let config_b = w.write_config(&[App::new(&tenant, groups("\"a\", \"c\""))]);
+    let report = run_opts(&w, &config_b, approval_run()).await;
+    assert_eq!(report.status, RunStatus::Held, "{}", pretty(&report));
+    assert_eq!(w.members(TargetKind::JiraDc, "b").len(), 10);
+}
+
+/// The guard counts people, not accounts: three people leaving, each with an account on four
+/// targets, are three deprovisions (not twelve) for `max_deprovision_count`.
+#[tokio::test]
+async fn the_guard_counts_people_not_accounts() {
+    let tenant = tenant().await;
+    let ids: Vec<String> = (0..20)
+        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
+        .collect();
+    let w = World::new(&ALL_TARGETS).await;
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 10\n",
+    )]);
+    w.sync_ok(&config, "main").await;
+    for id in &ids[..3] {
+        tenant.disable_user(id).expect("disabled");
+    }
+    let report = w.sync_ok(&config, "main").await;
+    for kind in ALL_TARGETS {
+        assert!(!w.is_active(kind, "user0@contoso.com"), "{kind}");
+        assert_eq!(
+            count(&report, target_name(kind), K::DeactivateUser),
+            3,
+            "{kind}"
+        );
+    }
+
+    // The percentage is of people too: 3 of the 20 people idsync manages accounts of (15%),
+    // not 12 accounts of 80.
+    for id in &ids[3..6] {
+        tenant.disable_user(id).expect("disabled");
+    }
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.guard]\nmax_deprovision_percent = 14.0\nmax_deprovision_count = 10\n",
+    )]);
+    let held = w.run(&config, "main", false).await;
+    assert_eq!(held.status, RunStatus::Held, "{}", pretty(&held));
+    let hold = held.hold.as_ref().expect("hold");
+    assert_eq!(
+        (hold.deprovisions, hold.managed_users),
+        (3, 20),
+        "{}",
+        hold.reason
+    );
+    assert!(hold.reason.contains("people"), "{}", hold.reason);
+}
