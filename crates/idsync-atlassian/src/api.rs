@@ -524,6 +524,12 @@ impl Api {
         let licence = ["licen", "user limit", "seat"]
             .iter()
             .any(|k| lower.contains(k));
+        // Jira and Bitbucket refuse a name already taken with a 400, not a 409: it is still a
+        // conflict with what the target holds (idsync's picture of it is out of date), not a
+        // malformed request.
+        let taken = ["already exists", "already in use", "already taken"]
+            .iter()
+            .any(|k| lower.contains(k));
         let (kind, advice) = match status.as_u16() {
             402 => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
             400 | 403 | 405 | 409 | 422 if read_only => {
@@ -531,6 +537,7 @@ impl Api {
             }
             400 | 403 if licence => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
             403 => (TargetErrorKind::Forbidden, ADVICE_FORBIDDEN),
+            400 | 422 if taken => (TargetErrorKind::Conflict, ""),
             404 => (TargetErrorKind::NotFound, ""),
             409 => (TargetErrorKind::Conflict, ""),
             429 => (TargetErrorKind::RateLimited, ""),
@@ -695,6 +702,38 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn a_name_already_taken_is_a_conflict_whatever_the_status() {
+        let api = Api::new(&config("https://example.com/wiki")).expect("api");
+        for (status, body) in [
+            (
+                400,
+                r#"{"errors":{"username":"A user with that username already exists."}}"#,
+            ),
+            (
+                400,
+                r#"{"errors":[{"message":"A user with the name ada already exists."}]}"#,
+            ),
+            (
+                409,
+                r#"{"detail":"A user with userName 'ada' already exists"}"#,
+            ),
+        ] {
+            let reply = Reply {
+                status: StatusCode::from_u16(status).expect("status"),
+                body: body.as_bytes().to_vec(),
+            };
+            let error = api.error(&reply, "rename user 'x' to 'ada'");
+            assert_eq!(error.kind, TargetErrorKind::Conflict, "{body}: {error}");
+        }
+        let reply = Reply {
+            status: StatusCode::BAD_REQUEST,
+            body: br#"{"errorMessages":["You must specify a username."]}"#.to_vec(),
+        };
+        let error = api.error(&reply, "rename user 'x' to ''");
+        assert_eq!(error.kind, TargetErrorKind::Rejected, "{error}");
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub fn state_after(
                 if refused_untouched(result.error_kind) {
                     continue;
                 }
+                if result.error_kind == Some(TargetErrorKind::Conflict) {
+                    return Err(InDoubt(format!(
+                        "{} found the target not as idsync last knew it (a name already taken)",
+                        result.planned.op.kind()
+                    )));
+                }
                 return Err(InDoubt(format!(
                     "{} failed in a way that leaves the target's state unknown",
                     result.planned.op.kind()
@@ -210,6 +216,55 @@ fn add_member(state: &mut ActualState, group: String, key: String) {
 
 /// Failures where the target refused the request outright, so nothing changed. Anything else
 /// (a timeout, a 5xx, an answer that could not be read) may or may not have been applied.
+/// Says who holds the name a failed rename or creation found taken, as far as `before` (what
+/// idsync knew of the target when it planned) tells: a per-user problem that names both
+/// accounts, not just the refusal.
+pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
+    let is_conflict = |r: &OpResult| {
+        r.status == OpStatus::Failed && r.error_kind == Some(TargetErrorKind::Conflict)
+    };
+    if !results.iter().any(is_conflict) {
+        return;
+    }
+    // Usernames compare without case on every Atlassian product.
+    let by_name: HashMap<String, &TargetUser> = before
+        .users
+        .iter()
+        .map(|u| (u.username.to_lowercase(), u))
+        .collect();
+    for result in results.iter_mut() {
+        if !is_conflict(result) {
+            continue;
+        }
+        let (wanted, subject) = match &result.planned.op {
+            Operation::RenameUser {
+                user, new_username, ..
+            } => (new_username, format!("account '{user}' cannot be renamed")),
+            Operation::CreateUser { user, .. } => (user, "no account can be created".to_owned()),
+            _ => continue,
+        };
+        let holder = by_name.get(&wanted.to_lowercase());
+        let who = match holder {
+            Some(h) => format!(
+                "another account, '{}' (key {}), holds the name '{wanted}'",
+                h.username, h.key
+            ),
+            None => format!(
+                "another account holds the name '{wanted}' (one idsync did not know of: made or \
+                 renamed in the product since its last full read of the target)"
+            ),
+        };
+        let said = format!(
+            "{subject}: {who}; the next run reads the target in full and reports it until the \
+             name is freed or the source username changed"
+        );
+        result.error = Some(match result.error.take() {
+            Some(answer) => format!("{said}. The target answered: {answer}"),
+            None => said,
+        });
+    }
+}
+
 fn refused_untouched(kind: Option<TargetErrorKind>) -> bool {
     matches!(
         kind,
@@ -369,5 +424,54 @@ mod tests {
             state_after(one_user(), &caps(Deprovisioning::Deactivate), &[delete]).expect("known");
         assert!(after.users.is_empty());
         assert_eq!(after.memberships.get("Stash-Users"), Some(&BTreeSet::new()));
+    }
+
+    #[test]
+    fn a_name_found_taken_gives_up_the_state_and_names_both_accounts() {
+        let mut before = ActualState::default();
+        for (key, name) in [("K1", "ada"), ("K2", "ada.byron")] {
+            before.users.push(TargetUser {
+                key: key.into(),
+                username: name.into(),
+                email: None,
+                display_name: None,
+                active: true,
+                attributes: BTreeMap::new(),
+                external_id: None,
+            });
+        }
+        let rename = |new_username: &str| OpResult {
+            planned: PlannedOperation {
+                target: "jira".into(),
+                op: Operation::RenameUser {
+                    key: "K1".into(),
+                    user: "ada".into(),
+                    new_username: new_username.into(),
+                },
+                reason: String::new(),
+                source_id: None,
+            },
+            status: OpStatus::Failed,
+            error: Some("HTTP 400: A user with that username already exists".into()),
+            error_kind: Some(TargetErrorKind::Conflict),
+            key: None,
+            duration_ms: 0,
+        };
+        let mut results = vec![rename("Ada.Byron"), rename("ada.lovelace")];
+        explain_conflicts(&before, &mut results);
+        let known = results[0].error.as_deref().unwrap_or_default();
+        assert!(
+            known.contains("'ada'") && known.contains("'ada.byron' (key K2)"),
+            "{known}"
+        );
+        assert!(
+            known.contains("already exists"),
+            "the answer is kept: {known}"
+        );
+        let unknown = results[1].error.as_deref().unwrap_or_default();
+        assert!(unknown.contains("did not know"), "{unknown}");
+        let caps = caps(Deprovisioning::Deactivate);
+        let why = state_after(before, &caps, &results).expect_err("in doubt");
+        assert!(why.0.contains("not as idsync last knew it"), "{why}");
     }
 }

@@ -637,6 +637,8 @@ async fn apply_target(
         })
         .await
     };
+    let mut results = results;
+    known_state::explain_conflicts(&known.state, &mut results);
     let known_source = known.source;
     let (fingerprint, read_at) = (known.fingerprint.clone(), known.read_at);
     let (results, after) = after_run(tc, Arc::clone(&target), known, results).await;

@@ -164,3 +164,72 @@ async fn surprises_lead_to_a_full_read(kind: TargetKind) {
 crate::per_target!(incremental_runs_send_only_writes: jira, confluence, bitbucket, cloud);
 crate::per_target!(hand_changes_wait_for_a_full_read: jira, confluence, bitbucket, cloud);
 crate::per_target!(surprises_lead_to_a_full_read: jira, confluence, bitbucket, cloud);
+
+/// A rename refused because the new name is taken (by an account made by hand since the last
+/// full read) is a target other than idsync knew: the run names both accounts, and the next run
+/// reads the target in full, sees the name taken and says so instead of failing again.
+async fn a_rename_to_a_taken_name_leads_to_a_full_read(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    add_user(&tenant, "bob@contoso.com");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    w.sync_ok(&config, "main").await;
+    // Made by hand in the product: idsync does not know it until a full read.
+    w.seed(kind, "ada.byron@contoso.com", "someone@contoso.com");
+    tenant
+        .update_user(&ada, json!({"userPrincipalName": "ada.byron@contoso.com"}))
+        .expect("renamed at the source");
+
+    let report = w.run(&config, "main", false).await;
+    assert!(known(state_of(&report, name)), "{}", pretty(&report));
+    assert_eq!(
+        report.status,
+        idsync_runner::RunStatus::Partial,
+        "{}",
+        pretty(&report)
+    );
+    let failed = report
+        .targets
+        .iter()
+        .flat_map(|t| t.operations.iter())
+        .find(|o| o.planned.op.kind() == K::RenameUser)
+        .expect("the rename");
+    let error = failed.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("'ada@contoso.com'") && error.contains("'ada.byron@contoso.com'"),
+        "names both accounts: {error}"
+    );
+    assert!(error.contains("another account"), "{error}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with(&format!("{name}: ")) && n.contains("reads the target in full")),
+        "{}",
+        pretty(&report)
+    );
+
+    // The next run reads the target, sees the name taken and plans no rename: a warning that
+    // names both accounts, not the same failure again.
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(state_of(&report, name), StateSource::FullRead);
+    assert_eq!(
+        count(&report, name, K::RenameUser),
+        0,
+        "{}",
+        pretty(&report)
+    );
+    assert!(
+        warnings(&report, name)
+            .iter()
+            .any(|w| w.contains("ada@contoso.com")
+                && w.contains("ada.byron@contoso.com")
+                && w.contains("another account")),
+        "{}",
+        pretty(&report)
+    );
+}
+
+crate::per_target!(a_rename_to_a_taken_name_leads_to_a_full_read: jira, bitbucket, cloud);
