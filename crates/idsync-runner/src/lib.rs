@@ -543,7 +543,7 @@ pub async fn sync_app(
             let plan_json = serde_json::to_value(&report.targets).unwrap_or_default();
             store.hold_run(run_id, &plan_json, &hold.held).await?;
             report.notes.push(format!(
-                "held: {}. Review the plan, then run `idsync approve --config FILE {run_id}` within guard.approval_expires_minutes = {}",
+                "held: {}. Review the plan (`idsync history --config FILE --run {run_id}`), then approve it with `idsync approve --config FILE {run_id}`, which applies it at once, within guard.approval_expires_minutes = {} minutes",
                 hold.reason, app.guard.approval_expires_minutes
             ));
             report.hold = Some(hold);

@@ -496,6 +496,18 @@ async fn a_mass_membership_removal_is_held_until_approved() {
         10,
         "nothing removed"
     );
+    // `idsync approve` syncs the app itself: the note must not send the admin to sync again.
+    let note = held
+        .notes
+        .iter()
+        .find(|n| n.starts_with("held: "))
+        .expect("the held note");
+    assert!(
+        note.contains(&format!("idsync approve --config FILE {}", held.run_id)),
+        "{note}"
+    );
+    assert!(note.contains("applies it at once"), "{note}");
+    assert!(!note.contains("sync again"), "{note}");
 
     let store = w.store(&config).await;
     approve(store, held.run_id).await.expect("approved");
