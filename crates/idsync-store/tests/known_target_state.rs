@@ -112,7 +112,8 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "CREATE TABLE target_state (target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, read_at INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL)",
         r#"INSERT INTO target_state VALUES ('jira', 'fp', 100, 0, '{"users":[]}')"#,
         "INSERT OR IGNORE INTO target_epochs VALUES ('jira', 0)",
-        // And what 0005 added, so that it runs again after 0004.
+        // And what 0005 and 0006 added, so that they run again after 0004.
+        "ALTER TABLE runs DROP COLUMN held_memberships",
         "DROP TABLE create_intents",
         "ALTER TABLE runs DROP COLUMN held_deprovisions",
         "ALTER TABLE runs DROP COLUMN held_empty_source",
