@@ -744,6 +744,7 @@ impl Checker<'_> {
             self.check_app(i, app, &target_names);
             self.check_custom_attribute_names(i, app, &config.targets);
         }
+        self.check_bitbucket_delete(config);
     }
 
     /// Every custom attribute an app's rules write must be one each target it feeds keeps:
@@ -806,7 +807,6 @@ impl Checker<'_> {
                 );
             }
         }
-        self.check_bitbucket_delete(config);
     }
 
     /// A Bitbucket target with `deprovision = "delete"` deletes where other targets deactivate:

@@ -216,9 +216,9 @@ fn add_member(state: &mut ActualState, group: String, key: String) {
 
 /// Failures where the target refused the request outright, so nothing changed. Anything else
 /// (a timeout, a 5xx, an answer that could not be read) may or may not have been applied.
-/// Says who holds the name a failed rename or creation found taken, as far as `before` (what
-/// idsync knew of the target when it planned) tells: a per-user problem that names both
-/// accounts, not just the refusal.
+/// Says who holds the name a failed rename found taken, as far as `before` (what idsync knew
+/// of the target when it planned) tells: a per-user problem that names both accounts, not just
+/// the refusal.
 pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
     let is_conflict = |r: &OpResult| {
         r.status == OpStatus::Failed && r.error_kind == Some(TargetErrorKind::Conflict)
@@ -240,7 +240,7 @@ pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
             Operation::RenameUser {
                 user, new_username, ..
             } => (new_username, format!("account '{user}' cannot be renamed")),
-            Operation::CreateUser { user, .. } => (user, "no account can be created".to_owned()),
+            // A creation that meets an account says so itself (see the executor).
             _ => continue,
         };
         let holder = by_name.get(&wanted.to_lowercase());
