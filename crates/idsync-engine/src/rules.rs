@@ -236,8 +236,15 @@ impl CompiledGroupRules {
                 }
             }
             MappingMode::OnTheFly => {
+                // Target group (lower case, as the products compare) → the source groups
+                // feeding it: Entra allows duplicate names, and renames can meet.
+                let mut feeding: BTreeMap<String, Vec<&str>> = BTreeMap::new();
                 for group in snapshot.groups.values() {
                     if let Some(target) = self.on_the_fly_name(&group.display_name) {
+                        feeding
+                            .entry(target.to_lowercase())
+                            .or_default()
+                            .push(group.id.as_str());
                         mappings.push(GroupMapping {
                             source_id: group.id.clone(),
                             source_name: group.display_name.clone(),
@@ -245,6 +252,23 @@ impl CompiledGroupRules {
                             create_missing: self.config.on_the_fly.create_missing,
                         });
                     }
+                }
+                for (target, sources) in feeding.into_iter().filter(|(_, s)| s.len() > 1) {
+                    let named: Vec<String> = sources
+                        .iter()
+                        .map(|id| {
+                            let name = snapshot
+                                .groups
+                                .get(*id)
+                                .map_or("", |g| g.display_name.as_str());
+                            format!("{name:?} ({id})")
+                        })
+                        .collect();
+                    warnings.push(format!(
+                        "groups.on_the_fly: {} source groups all become target group {target:?} ({}); their members are merged into it — rename one in Entra, leave one out with on_the_fly.exclude, or map them with mapping = \"manual\"",
+                        sources.len(),
+                        named.join(", ")
+                    ));
                 }
             }
         }

@@ -299,3 +299,36 @@ async fn keep_and_enforce(kind: TargetKind) {
 crate::per_target!(manual_and_default_groups: jira, confluence, bitbucket, cloud);
 crate::per_target!(on_the_fly: jira, confluence, bitbucket, cloud);
 crate::per_target!(keep_and_enforce: jira, confluence, bitbucket, cloud);
+
+/// Entra allows two groups of one name; on the fly, both become one target group. That is
+/// said, naming both, rather than done silently.
+#[tokio::test]
+async fn on_the_fly_says_when_two_source_groups_become_one_target_group() {
+    for kind in ALL_TARGETS {
+        let tenant = tenant().await;
+        let ada = add_user(&tenant, "ada@contoso.com");
+        let bob = add_user(&tenant, "bob@contoso.com");
+        let first = add_group(&tenant, "Devs", &[ada.as_str()]);
+        let second = add_group(&tenant, "Devs", &[bob.as_str()]);
+        let w = World::new(&[kind]).await;
+        let config = w.write_config(&[App::new(
+            &tenant,
+            "[apps.groups]\nmapping = \"on_the_fly\"\n",
+        )]);
+        let report = w.sync_ok(&config, "main").await;
+        let said = warnings(&report, target_name(kind));
+        assert!(
+            said.iter().any(
+                |w| w.contains("2 source groups all become target group \"devs\"")
+                    && w.contains(&first)
+                    && w.contains(&second)
+            ),
+            "{kind}: {said:?}"
+        );
+        assert_eq!(
+            w.members(kind, "Devs"),
+            vec!["ada@contoso.com".to_owned(), "bob@contoso.com".to_owned()],
+            "{kind}"
+        );
+    }
+}
