@@ -594,7 +594,8 @@ struct Builder<'a> {
     removes: Vec<Membership>,
     subjects: Vec<Subject<'a>>,
     warnings: Vec<String>,
-    folded: BTreeMap<&'static str, (usize, String)>,
+    /// What → (how many, an example, what is counted).
+    folded: BTreeMap<&'static str, (usize, String, &'static str)>,
 }
 
 impl<'a> Builder<'a> {
@@ -655,7 +656,18 @@ impl<'a> Builder<'a> {
     /// A warning that may apply to many users: reported once with a count and the first
     /// example (made only for the first: the others would be thrown away).
     fn warn_folded(&mut self, what: &'static str, example: impl FnOnce() -> String) {
-        self.folded.entry(what).or_insert_with(|| (0, example())).0 += 1;
+        self.folded
+            .entry(what)
+            .or_insert_with(|| (0, example(), "user(s)"))
+            .0 += 1;
+    }
+
+    /// As [`Builder::warn_folded`], counting memberships (the example names a user and a group).
+    fn warn_folded_memberships(&mut self, what: &'static str, example: impl FnOnce() -> String) {
+        self.folded
+            .entry(what)
+            .or_insert_with(|| (0, example(), "membership(s)"))
+            .0 += 1;
     }
 
     /// The operations in plan order (by kind; within a kind, in the order they were planned:
@@ -676,8 +688,8 @@ impl<'a> Builder<'a> {
             mut warnings,
             folded,
         } = self;
-        for (what, (count, example)) in folded {
-            warnings.push(format!("{what}: {count} user(s), e.g. {example}"));
+        for (what, (count, example, unit)) in folded {
+            warnings.push(format!("{what}: {count} {unit}, e.g. {example}"));
         }
         let len = |kind: OperationKind| match kind {
             OperationKind::AddMembership => adds.len(),
@@ -1114,9 +1126,9 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             let mut subject = None;
             for (group, reason) in &groups {
                 if !need_group(&mut needed, &ctx.index, *group) {
-                    b.warn_folded(
+                    b.warn_folded_memberships(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        || format!("{:?}", ctx.index.name(*group).spelling),
+                        || format!("{username:?} in {:?}", ctx.index.name(*group).spelling),
                     );
                     continue;
                 }
@@ -1283,9 +1295,9 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     continue;
                 }
                 if !need_group(&mut needed, &ctx.index, *group) {
-                    b.warn_folded(
+                    b.warn_folded_memberships(
                         "membership skipped: target group missing and on_the_fly.create_missing = false",
-                        || format!("{:?}", ctx.index.name(*group).spelling),
+                        || format!("{username:?} in {:?}", ctx.index.name(*group).spelling),
                     );
                     continue;
                 }

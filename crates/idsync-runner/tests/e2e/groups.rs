@@ -200,10 +200,12 @@ rename = [{{ pattern = "^sg-(.*)$", with = "jira-$1" }}]
     )]);
     let report = w.sync_ok(&config, "main").await;
     assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
+    // It counts memberships, and its example names the user and the group.
     assert!(
         warnings(&report, name)
             .iter()
-            .any(|w| w.contains("create_missing = false")),
+            .any(|w| w.contains("create_missing = false")
+                && w.contains("1 membership(s), e.g. \"bob@contoso.com\" in \"jira-support\"")),
         "{:?}",
         warnings(&report, name)
     );
