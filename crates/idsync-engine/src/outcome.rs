@@ -124,7 +124,8 @@ pub fn from_plan(app: &str, plan: &TargetPlan) -> Bookkeeping {
     b
 }
 
-/// What follows from one operation's result.
+/// What follows from one operation's result, given that [`intentions`] were recorded before
+/// its phase was sent.
 pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
     if !result.succeeded() {
         // What the journal recorded before sending is taken back when nothing happened; an
@@ -169,11 +170,8 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
             }
         }
         Operation::DeleteUser { key, .. } => into.remove_links.push(key.clone()),
-        Operation::AddMembership { group, .. } => {
-            if let Some(key) = &result.key {
-                into.add_managed.insert((group.to_lowercase(), key.clone()));
-            }
-        }
+        // Managed from before it was sent (see `intentions`): nothing more to keep.
+        Operation::AddMembership { .. } => {}
         Operation::RemoveMembership { group, key, .. } => {
             into.remove_managed
                 .insert((group.to_lowercase(), key.clone()));
@@ -206,11 +204,11 @@ pub fn claim_interrupted_creations(
         .collect();
     for intent in intents {
         let lower = intent.username.to_lowercase();
-        let Some(account) = by_username.get(&lower) else {
-            b.settled_creates.push(lower);
+        let account = by_username.get(&lower);
+        b.settled_creates.push(lower);
+        let Some(account) = account else {
             continue;
         };
-        b.settled_creates.push(lower);
         // A target that does not show e-mails leaves the username to decide.
         let same_email = match (&intent.email, &account.email) {
             (Some(sent), Some(found)) => sent.eq_ignore_ascii_case(found),

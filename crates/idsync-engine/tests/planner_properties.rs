@@ -107,6 +107,9 @@ impl World {
                     .cloned()
                     .unwrap_or_default();
             }
+            // What the journal records before the operation is sent (memberships claimed).
+            let intended = outcome::intentions(app, std::slice::from_ref(&planned));
+            books.add_managed.extend(intended.claims);
             let new_key = self.apply(&planned.op);
             if let (Operation::CreateUser { user, .. }, Some(k)) = (&planned.op, &new_key) {
                 created.insert(user.to_lowercase(), k.clone());

@@ -687,9 +687,6 @@ impl idsync_engine::executor::Journal for RunJournal<'_> {
         for r in results {
             outcome::from_result(self.app, r, &mut books);
         }
-        // Every membership added was claimed before its phase was sent: claiming it again
-        // would rewrite the group's row for nothing (a million memberships at 100k users).
-        books.add_managed.clear();
         self.store
             .record_progress(self.run_id, self.app, self.target, results, &books)
             .await
