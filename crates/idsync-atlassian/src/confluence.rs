@@ -6,8 +6,9 @@
 //!
 //! What Confluence's REST API cannot do, and the target therefore declares:
 //! - no rename (no resource changes a username), no custom attributes;
-//! - it never returns e-mail addresses (the Person object has none), so users are reported
-//!   with `email: None`; e-mail is set at creation and by updates, never read back.
+//! - it never returns e-mail addresses (the Person object has none, and no documented
+//!   resource of the DC REST API gives one), so users are reported with `email: None`; e-mail
+//!   is set at creation and by updates, and the runner remembers what it sent.
 //!
 //! Lists are paged with `start`/`limit` and followed through `_links.next` until it is
 //! absent (or a page comes back shorter than its `limit`). Deleting a user is asynchronous:

@@ -147,6 +147,11 @@ pub struct UserRules {
     pub update: bool,
     #[serde(default = "yes")]
     pub rename: bool,
+    /// An account adopted under another username than the rules give (matched by e-mail) is
+    /// renamed to the rules' username; false keeps the username it has (until the rules give
+    /// another one).
+    #[serde(default = "yes")]
+    pub rename_adopted: bool,
     #[serde(default = "yes")]
     pub deactivate: bool,
     #[serde(default = "yes")]
@@ -184,6 +189,7 @@ impl Default for UserRules {
             create: true,
             update: true,
             rename: true,
+            rename_adopted: true,
             deactivate: true,
             reactivate: true,
             delete: false,

@@ -253,6 +253,8 @@ fn main() {
             source_id: id.clone(),
             key: format!("K{n}"),
             username: name,
+            kept_username: None,
+            rename_reported: None,
         });
     }
     for g in snapshot.groups.values() {

@@ -22,6 +22,10 @@ pub struct Bookkeeping {
     /// Usernames (lower case) whose [`CreateIntent`] is settled: the account is linked, or the
     /// creation surely did not happen.
     pub settled_creates: Vec<String>,
+    /// (account key, e-mail) idsync sent to an account: remembered for targets that do not
+    /// report e-mail addresses (see `Capabilities::reads_email`), so that a change at the source
+    /// can be told from what the account holds.
+    pub sent_emails: Vec<(String, String)>,
 }
 
 impl Bookkeeping {
@@ -31,6 +35,7 @@ impl Bookkeeping {
             && self.add_managed.is_empty()
             && self.remove_managed.is_empty()
             && self.settled_creates.is_empty()
+            && self.sent_emails.is_empty()
     }
 }
 
@@ -115,8 +120,11 @@ pub fn from_plan(app: &str, plan: &TargetPlan) -> Bookkeeping {
             source_id: a.source_id.clone(),
             key: a.key.clone(),
             username: a.user.clone(),
+            kept_username: a.kept_username.clone(),
+            rename_reported: None,
         });
     }
+    b.upsert_links.extend(plan.rename_reports.iter().cloned());
     b.add_managed
         .extend(plan.claimed_memberships.iter().cloned());
     b.remove_links
@@ -146,15 +154,25 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
     }
     let source_id = result.planned.source_id.clone();
     match &result.planned.op {
-        Operation::CreateUser { user, .. } => {
+        Operation::CreateUser { user, email, .. } => {
             if let (Some(key), Some(source_id)) = (&result.key, source_id) {
                 into.upsert_links.push(Link {
                     app: app.to_owned(),
                     source_id,
                     key: key.clone(),
                     username: user.clone(),
+                    kept_username: None,
+                    rename_reported: None,
                 });
                 into.settled_creates.push(user.to_lowercase());
+                if let Some(email) = email {
+                    into.sent_emails.push((key.clone(), email.clone()));
+                }
+            }
+        }
+        Operation::UpdateUser { key, changes, .. } => {
+            if let Some(email) = &changes.email {
+                into.sent_emails.push((key.clone(), email.clone()));
             }
         }
         Operation::RenameUser {
@@ -166,6 +184,8 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
                     source_id,
                     key: key.clone(),
                     username: new_username.clone(),
+                    kept_username: None,
+                    rename_reported: None,
                 });
             }
         }
@@ -230,7 +250,12 @@ pub fn claim_interrupted_creations(
             source_id: intent.source_id.clone(),
             key: account.key.clone(),
             username: account.username.clone(),
+            kept_username: None,
+            rename_reported: None,
         });
+        if let Some(email) = &intent.email {
+            b.sent_emails.push((account.key.clone(), email.clone()));
+        }
     }
     (b, notes)
 }

@@ -33,6 +33,15 @@ pub struct Link {
     pub source_id: String,
     pub key: String,
     pub username: String,
+    /// Set for an account adopted under another username while `users.rename_adopted` is
+    /// false: the username the rules gave then. The account keeps its own username until the
+    /// rules give a different one (a change at the source), and is renamed only then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_username: Option<String>,
+    /// On a product that cannot rename users: the username (lower case) the rules gave when
+    /// the account was reported as unable to take it. Reported once, not on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_reported: Option<String>,
 }
 
 /// An existing account taken under management by this app on its first sync.
@@ -42,6 +51,10 @@ pub struct Adoption {
     pub key: String,
     pub user: String,
     pub reason: String,
+    /// The username the rules give, when the account keeps its own (see
+    /// [`Link::kept_username`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_username: Option<String>,
 }
 
 /// A membership idsync manages: (group name in lower case, account key).
@@ -79,6 +92,10 @@ pub struct TargetPlan {
     /// Links whose account no longer exists on the target (deleted by hand): dropped.
     #[serde(skip)]
     pub dropped_links: Vec<Link>,
+    /// Links that record an account reported, in this plan, as unable to take the username
+    /// the rules give (see [`Link::rename_reported`]).
+    #[serde(skip)]
+    pub rename_reports: Vec<Link>,
     pub warnings: Vec<String>,
     /// Accounts this app manages on the target (links kept plus adoptions), for the guard.
     pub managed_users: usize,
@@ -783,6 +800,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     }
     let mut dropped_links = Vec::new();
     let mut adoptions = Vec::new();
+    let mut rename_reports: Vec<Link> = Vec::new();
     let mut claimed = Vec::new();
 
     // Group mapping → the target groups each source group (with its nested groups) feeds.
@@ -1019,10 +1037,19 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
         // Which account is this user?
         let mut account: Option<u32> = None;
+        // The username the rules gave when the account was adopted under its own, kept one
+        // (`users.rename_adopted = false`); and whether it is adopted by e-mail in this run.
+        let mut kept_username: Option<&str> = None;
+        let mut adopted_by_email = false;
+        let mut my_link: Option<&Link> = None;
         if let Some((link, in_scope)) = my_links.get_mut(src.id.as_str()) {
             *in_scope = true;
             match actual.by_key(&link.key) {
-                Some(a) => account = Some(a),
+                Some(a) => {
+                    account = Some(a);
+                    kept_username = link.kept_username.as_deref();
+                    my_link = Some(*link);
+                }
                 None => dropped_links.push((*link).clone()),
             }
         }
@@ -1060,13 +1087,26 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                             AdoptBy::Username => "existing account adopted (same username)",
                             AdoptBy::Email => "existing account adopted (same email)",
                         };
+                        let keeps_own_name =
+                            !rules.rename_adopted && !same_lower(&found_user.username, &username);
                         adoptions.push(Adoption {
                             source_id: src.id.clone(),
                             key: found_user.key.clone(),
                             user: found_user.username.clone(),
-                            reason: how.to_owned(),
+                            reason: if keeps_own_name {
+                                format!(
+                                    "{how}; keeps its username instead of {username:?} (users.rename_adopted = false)"
+                                )
+                            } else {
+                                how.to_owned()
+                            },
+                            kept_username: keeps_own_name.then(|| username.clone()),
                         });
                         account = Some(found);
+                        adopted_by_email = by == AdoptBy::Email;
+                        if keeps_own_name {
+                            kept_username = Some(username.as_str());
+                        }
                     }
                 }
             }
@@ -1099,6 +1139,14 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     "skipped {username:?}: an account with that username exists ({owner})"
                 ));
                 continue;
+            }
+            if !caps.reads_email && email.is_some() && rules.adopt_by.contains(&AdoptBy::Email) {
+                // Said for every creation, so that no second account for a person whose
+                // existing account has another username is made without a word.
+                b.warn_folded(
+                    "created without adoption by e-mail: this product does not report e-mail addresses, so users.adopt_by \"email\" only finds accounts idsync itself sent an e-mail; an existing account of the same person under another username is not found (link it by giving it the username the rules give, then sync)",
+                    || format!("{username:?}"),
+                );
             }
             let attributes = if caps.custom_attributes {
                 input.users.custom_attributes(src)
@@ -1186,7 +1234,11 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
         // Rename (the link follows the object id, so a UPN change is a rename, not a new user).
         let mut renamed = false;
-        if !same_lower(&account.username, &username) {
+        // An adopted account keeps its own username while the rules give the one they gave at
+        // its adoption (and the admin asked for that).
+        let keeps_own_name =
+            !rules.rename_adopted && kept_username.is_some_and(|kept| same_lower(kept, &username));
+        if !same_lower(&account.username, &username) && !keeps_own_name {
             if let Some(holder) = name_held_by {
                 b.warn(format!(
                     "cannot rename {:?} to {:?}: source user {} produces that username too (and holds it); source user {} keeps account {:?}",
@@ -1197,9 +1249,23 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     format!("{:?} → {:?}", account.username, username)
                 });
             } else if !caps.rename_user {
-                b.warn_folded("not renamed: this product cannot rename users", || {
-                    format!("{:?} → {:?}", account.username, username)
-                });
+                // Reported once per account and wanted name, not on every run: nothing idsync
+                // can do changes it, and the same warning every run buries the others.
+                let wanted = lower(&username);
+                let reported =
+                    my_link.is_some_and(|l| l.rename_reported.as_deref() == Some(&*wanted));
+                if !reported {
+                    b.warn_folded(
+                        "not renamed: this product cannot rename users (reported once; rename them in the product's user administration)",
+                        || format!("{:?} → {:?}", account.username, username),
+                    );
+                    if let Some(link) = my_link {
+                        rename_reports.push(Link {
+                            rename_reported: Some(wanted.into_owned()),
+                            ..link.clone()
+                        });
+                    }
+                }
             } else if let Some(other) = actual.by_username(&lower(&username)) {
                 b.warn(format!(
                     "cannot rename {:?} to {:?}: another account ({}) has that username",
@@ -1208,13 +1274,24 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     actual.user(other).key
                 ));
             } else {
+                let why = if adopted_by_email {
+                    "adopted by e-mail under another username: renamed to the one the users.username rules give (users.rename_adopted)"
+                } else if kept_username.is_some() {
+                    if rules.rename_adopted {
+                        "adopted under another username, kept while users.rename_adopted was false: renamed to the one the users.username rules give"
+                    } else {
+                        "username attribute changed at the source (the account had kept the username it was adopted with)"
+                    }
+                } else {
+                    "username attribute changed at the source"
+                };
                 b.op(
                     Operation::RenameUser {
                         key: key.to_owned(),
                         user: account.username.clone(),
                         new_username: username.clone(),
                     },
-                    "username attribute changed at the source",
+                    why,
                     Some(&src.id),
                 );
                 renamed = true;
@@ -1230,10 +1307,20 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         if rules.update {
             let mut changes = UserChanges::default();
             // A target that does not report e-mail addresses (Confluence's REST API never
-            // does) gives `None`: nothing to compare with, so no update every run.
+            // does) is given, in `account.email`, the address idsync last sent it (the runner
+            // remembers them). An account with none remembered (adopted, or created before
+            // idsync remembered them) is sent the source's address once.
+            let why_email = match (email, &account.email) {
+                (Some(want), Some(has)) if !same_lower(want, has) => {
+                    Some("details changed at the source")
+                }
+                (Some(_), None) if !caps.reads_email => Some(
+                    "e-mail set once: this product does not report e-mail addresses, and idsync has not sent this account one yet",
+                ),
+                _ => None,
+            };
             if caps.update_email
-                && let (Some(want), Some(has)) = (email, &account.email)
-                && !same_lower(want, has)
+                && let (Some(want), Some(_)) = (email, why_email)
             {
                 changes.email = Some(want.to_owned());
             }
@@ -1241,13 +1328,19 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 changes.display_name = Some(display_name.to_owned());
             }
             if !changes.is_empty() {
+                let details = "details changed at the source";
+                let why: Cow<'static, str> = match why_email {
+                    Some(why) if changes.display_name.is_none() => why.into(),
+                    Some(why) if why != details => format!("{details}; {why}").into(),
+                    _ => details.into(),
+                };
                 b.op(
                     Operation::UpdateUser {
                         key: key.to_owned(),
                         user: username_now.to_owned(),
                         changes,
                     },
-                    "details changed at the source",
+                    why,
                     Some(&src.id),
                 );
             }
@@ -1411,6 +1504,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         adoptions,
         claimed_memberships: claimed,
         dropped_links,
+        rename_reports,
         warnings,
         managed_users,
     }

@@ -134,6 +134,8 @@ fn link(source_id: &str, key: &str, username: &str) -> Link {
         source_id: source_id.into(),
         key: key.into(),
         username: username.into(),
+        kept_username: None,
+        rename_reported: None,
     }
 }
 

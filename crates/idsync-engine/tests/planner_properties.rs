@@ -264,6 +264,8 @@ fn initial_world(s: &Scenario) -> World {
                 source_id: format!("other-{e}"),
                 key: format!("old{e}"),
                 username: String::new(),
+                kept_username: None,
+                rename_reported: None,
             });
         }
     }

@@ -11,7 +11,7 @@
 //! and an incremental run plans from that until `full_read_every_minutes` has passed (see
 //! `docs/config.md`, "How idsync knows a target").
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -631,6 +631,7 @@ async fn apply_target(
             run_id,
             app,
             target: &tc.name,
+            remember_emails: !target.capabilities().reads_email,
         };
         idsync_engine::execute(target.as_ref(), operations, options, &journal, |r| {
             progress.applied(r)
@@ -670,6 +671,8 @@ struct RunJournal<'a> {
     run_id: i64,
     app: &'a str,
     target: &'a str,
+    /// The target does not report e-mail addresses: those sent are remembered.
+    remember_emails: bool,
 }
 
 #[async_trait::async_trait]
@@ -686,6 +689,9 @@ impl idsync_engine::executor::Journal for RunJournal<'_> {
         let mut books = outcome::Bookkeeping::default();
         for r in results {
             outcome::from_result(self.app, r, &mut books);
+        }
+        if !self.remember_emails {
+            books.sent_emails.clear();
         }
         self.store
             .record_progress(self.run_id, self.app, self.target, results, &books)
@@ -834,6 +840,9 @@ struct StoredTarget {
     known: Option<Result<(i64, ActualState), String>>,
     /// Creations an interrupted run left unsettled: the target is read in full to settle them.
     intents: Vec<idsync_engine::outcome::CreateIntent>,
+    /// The e-mail address idsync last sent each account (by key), for targets that do not
+    /// report them.
+    sent_emails: HashMap<String, String>,
     fingerprint: String,
 }
 
@@ -863,17 +872,19 @@ async fn stored_for_target(
             .map_err(|e| e.to_string());
         Ok::<_, idsync_store::StoreError>(Some(state.map(|s| (read_at, s))))
     };
-    let (known, links, managed, intents) = futures::join!(
+    let (known, links, managed, intents, sent_emails) = futures::join!(
         known,
         store.links(&tc.name),
         store.managed_memberships(app, &tc.name),
         store.create_intents(app, &tc.name),
+        store.sent_emails(&tc.name),
     );
     Ok(StoredTarget {
         links: links?,
         managed: managed?,
         known: known?,
         intents: intents?,
+        sent_emails: sent_emails?,
         fingerprint,
     })
 }
@@ -901,13 +912,18 @@ async fn know_target(
         managed,
         known,
         intents,
+        sent_emails,
         fingerprint,
     } = stored;
     let force_full_read = force_full_read || !intents.is_empty();
     let now = unix_now();
     let mut note = None;
+    let reads_email = target.capabilities().reads_email;
     match known {
-        Some(Ok((read_at, state))) if !force_full_read => {
+        Some(Ok((read_at, mut state))) if !force_full_read => {
+            if !reads_email {
+                remembered_emails(&mut state, &sent_emails);
+            }
             let minutes = u64::try_from(now.saturating_sub(read_at) / 60).unwrap_or(0);
             let known = KnownTarget {
                 state,
@@ -950,13 +966,19 @@ async fn know_target(
             Err(e) => note = Some(format!("its state could not be kept: {e}")),
         }
     }
-    let state = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+    let mut state = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+    let mut sent_emails = sent_emails;
     if !intents.is_empty() {
         // An interrupted run created accounts it did not get to link: they are linked now,
         // before planning, so that they are managed like any other (deprovisioned when their
         // user leaves) instead of left behind.
-        let (claimed, unclaimed) =
+        let (mut claimed, unclaimed) =
             idsync_engine::outcome::claim_interrupted_creations(&intents, &state, &links);
+        if reads_email {
+            claimed.sent_emails.clear();
+        } else {
+            sent_emails.extend(claimed.sent_emails.iter().cloned());
+        }
         store.apply_bookkeeping(app, &tc.name, &claimed).await?;
         let found = claimed.upsert_links.len();
         links.extend(claimed.upsert_links);
@@ -973,6 +995,9 @@ async fn know_target(
             None => said,
         });
     }
+    if !reads_email {
+        remembered_emails(&mut state, &sent_emails);
+    }
     Ok(TargetInputs {
         known: KnownTarget {
             state,
@@ -984,6 +1009,15 @@ async fn know_target(
         links,
         managed,
     })
+}
+
+/// Gives each account of a target that does not report e-mail addresses the one idsync last
+/// sent it, so that the planner sees a change at the source as a change (and an account with
+/// none remembered as one whose address is unknown).
+fn remembered_emails(state: &mut ActualState, sent: &HashMap<String, String>) {
+    for user in &mut state.users {
+        user.email = sent.get(&user.key).cloned();
+    }
 }
 
 /// One target's plan to make: everything it is made from, owned, so that each can be made on

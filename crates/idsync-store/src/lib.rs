@@ -143,7 +143,7 @@ async fn upsert_links(
     links: &[Link],
     linked_at: &str,
 ) -> Result<(), StoreError> {
-    // Five values a link to delete, six to insert: well under SQLite's 32,766 a statement.
+    // Five values a link to delete, eight to insert: well under SQLite's 32,766 a statement.
     const LINKS_PER_STATEMENT: usize = 500;
     let mut last: std::collections::HashMap<(&str, &str), usize> =
         std::collections::HashMap::with_capacity(links.len());
@@ -187,7 +187,7 @@ async fn upsert_links(
         delete.build().execute(&mut **tx).await?;
 
         let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO links (target, account_key, app, source_id, username, linked_at) ",
+            "INSERT INTO links (target, account_key, app, source_id, username, linked_at, kept_username, rename_reported) ",
         );
         insert.push_values(chunk, |mut row, link| {
             row.push_bind(target)
@@ -195,11 +195,14 @@ async fn upsert_links(
                 .push_bind(link.app.as_str())
                 .push_bind(link.source_id.as_str())
                 .push_bind(link.username.as_str())
-                .push_bind(linked_at);
+                .push_bind(linked_at)
+                .push_bind(link.kept_username.as_deref())
+                .push_bind(link.rename_reported.as_deref());
         });
         insert.push(
             " ON CONFLICT (target, account_key) DO UPDATE SET
-                app = excluded.app, source_id = excluded.source_id, username = excluded.username",
+                app = excluded.app, source_id = excluded.source_id, username = excluded.username,
+                kept_username = excluded.kept_username, rename_reported = excluded.rename_reported",
         );
         insert.build().execute(&mut **tx).await?;
     }
@@ -354,6 +357,23 @@ async fn write_bookkeeping(
             .bind(key)
             .execute(&mut **tx)
             .await?;
+        sqlx::query("DELETE FROM sent_emails WHERE target = ? AND account_key = ?")
+            .bind(target)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Three values a row.
+    for chunk in changes.sent_emails.chunks(GROUPS_PER_STATEMENT) {
+        let mut upsert =
+            sqlx::QueryBuilder::new("INSERT INTO sent_emails (target, account_key, email) ");
+        upsert.push_values(chunk, |mut row, (key, email)| {
+            row.push_bind(target)
+                .push_bind(key.as_str())
+                .push_bind(email.as_str());
+        });
+        upsert.push(" ON CONFLICT (target, account_key) DO UPDATE SET email = excluded.email");
+        upsert.build().execute(&mut **tx).await?;
     }
     upsert_links(tx, target, &changes.upsert_links, &now()).await?;
     update_managed_groups(tx, app, target, changes).await?;
@@ -847,7 +867,8 @@ impl Store {
         // One JSON array built inside SQLite rather than a row each: at 100k links per target,
         // handing rows over one value at a time cost about a second per target.
         let text: String = sqlx::query(
-            "SELECT json_group_array(json_array(app, source_id, account_key, username)
+            "SELECT json_group_array(json_array(app, source_id, account_key, username,
+                                                kept_username, rename_reported)
                                      ORDER BY app, source_id)
              FROM links WHERE target = ?",
         )
@@ -856,15 +877,29 @@ impl Store {
         .await?
         .get(0);
         let links = tokio::task::spawn_blocking(move || {
-            serde_json::from_str::<Vec<(String, String, String, String)>>(&text)
+            type Row = (
+                String,
+                String,
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+            );
+            serde_json::from_str::<Vec<Row>>(&text)
                 .map(|rows| {
                     rows.into_iter()
-                        .map(|(app, source_id, key, username)| Link {
-                            app,
-                            source_id,
-                            key,
-                            username,
-                        })
+                        .map(
+                            |(app, source_id, key, username, kept_username, rename_reported)| {
+                                Link {
+                                    app,
+                                    source_id,
+                                    key,
+                                    username,
+                                    kept_username,
+                                    rename_reported,
+                                }
+                            },
+                        )
                         .collect()
                 })
                 .map_err(|source| StoreError::Json {
@@ -873,6 +908,19 @@ impl Store {
                 })
         });
         links.await.map_err(StoreError::from_join)?
+    }
+
+    /// The e-mail address idsync last sent to each account of a target, by account key: for
+    /// targets that do not report e-mail addresses.
+    pub async fn sent_emails(
+        &self,
+        target: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT account_key, email FROM sent_emails WHERE target = ?")
+            .bind(target)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn managed_memberships(

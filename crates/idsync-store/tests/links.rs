@@ -10,6 +10,8 @@ fn link(app: &str, source_id: &str, key: &str, username: &str) -> Link {
         source_id: source_id.to_owned(),
         key: key.to_owned(),
         username: username.to_owned(),
+        kept_username: None,
+        rename_reported: None,
     }
 }
 
@@ -103,4 +105,116 @@ async fn a_source_object_keeps_one_link_per_target() {
     assert_eq!(links[2], link("hr", "id-00002", "NEW2", "second"));
     assert_eq!(links[3], link("hr", "id-00003", "K3", "renamed"));
     assert_eq!(links[4], many[4]);
+}
+
+/// What idsync remembers on a link (a kept username, a rename reported) and the e-mails it
+/// sent come back as written, and go with the link.
+#[tokio::test]
+async fn remembered_details_come_back_and_leave_with_the_link() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_file(&dir.path().join("idsync.db"))
+        .await
+        .expect("store opens");
+    let mut kept = link("hr", "id-1", "K1", "legacy-bob");
+    kept.kept_username = Some("bob".into());
+    let mut reported = link("hr", "id-2", "K2", "ada");
+    reported.rename_reported = Some("ada.byron".into());
+    let books = Bookkeeping {
+        upsert_links: vec![kept.clone(), reported.clone()],
+        sent_emails: vec![
+            ("K1".into(), "bob@contoso.com".into()),
+            ("K2".into(), "ada@contoso.com".into()),
+            ("K2".into(), "ada.byron@contoso.com".into()),
+        ],
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("hr", "confluence", &books)
+        .await
+        .expect("kept");
+    assert_eq!(
+        store.links("confluence").await.expect("read"),
+        vec![kept, reported]
+    );
+    let sent = store.sent_emails("confluence").await.expect("read");
+    assert_eq!(sent.get("K1").map(String::as_str), Some("bob@contoso.com"));
+    assert_eq!(
+        sent.get("K2").map(String::as_str),
+        Some("ada.byron@contoso.com")
+    );
+    assert!(store.sent_emails("jira").await.expect("read").is_empty());
+
+    let gone = Bookkeeping {
+        remove_links: vec!["K1".into()],
+        ..Bookkeeping::default()
+    };
+    store
+        .apply_bookkeeping("hr", "confluence", &gone)
+        .await
+        .expect("kept");
+    let sent = store.sent_emails("confluence").await.expect("read");
+    assert_eq!(sent.len(), 1);
+    assert!(sent.contains_key("K2"));
+}
+
+/// A store from before idsync remembered e-mails learns them from the history: the newest
+/// creation or e-mail update done for each linked account of a Confluence target.
+#[tokio::test]
+async fn the_upgrade_remembers_emails_sent_before_from_the_history() {
+    use sqlx::Connection;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("idsync.db");
+    drop(Store::open_file(&path).await.expect("store opens"));
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connects");
+    for statement in [
+        // Back to how migration 0006 left the store.
+        "DROP TABLE sent_emails",
+        "ALTER TABLE links DROP COLUMN kept_username",
+        "ALTER TABLE links DROP COLUMN rename_reported",
+        "DELETE FROM _sqlx_migrations WHERE version >= 7",
+        "INSERT INTO target_state VALUES ('wiki', 'confluence-dc http://wiki/ ', 1, 0, x'00')",
+        "INSERT INTO target_state VALUES ('jira', 'jira-dc http://jira/ ', 1, 0, x'00')",
+        "INSERT INTO links VALUES ('wiki', 'KA', 'hr', 'id-a', 'Ada', '2026-01-01')",
+        "INSERT INTO links VALUES ('wiki', 'KB', 'hr', 'id-b', 'bob', '2026-01-01')",
+        "INSERT INTO links VALUES ('wiki', 'KC', 'hr', 'id-c', 'cyd', '2026-01-01')",
+        "INSERT INTO links VALUES ('jira', 'JA', 'hr', 'id-a', 'ada', '2026-01-01')",
+        "INSERT INTO runs (id, app, trigger, dry_run, status, started_at) VALUES (1, 'hr', 'manual', 0, 'done', '2026-01-01'), (2, 'hr', 'manual', 0, 'done', '2026-01-02')",
+        // Ada: created (name in another case), then her e-mail changed; bob: created, then an
+        // update that failed; cyd: adopted, never sent one; jira: not a Confluence target.
+        r#"INSERT INTO operations VALUES (1, 1, 'wiki', 'create_user', 'ada', '{"target":"wiki","op":"create_user","user":"ada","email":"ada@old","display_name":"Ada","reason":"r"}', 'done', NULL, 1)"#,
+        r#"INSERT INTO operations VALUES (1, 2, 'wiki', 'create_user', 'bob', '{"target":"wiki","op":"create_user","user":"bob","email":"bob@x","display_name":"Bob","reason":"r"}', 'done', NULL, 1)"#,
+        r#"INSERT INTO operations VALUES (1, 3, 'jira', 'create_user', 'ada', '{"target":"jira","op":"create_user","user":"ada","email":"ada@old","display_name":"Ada","reason":"r"}', 'done', NULL, 1)"#,
+        r#"INSERT INTO operations VALUES (2, 1, 'wiki', 'update_user', 'Ada', '{"target":"wiki","op":"update_user","key":"KA","user":"Ada","changes":{"email":"ada@new"},"reason":"r"}', 'done', NULL, 1)"#,
+        r#"INSERT INTO operations VALUES (2, 2, 'wiki', 'update_user', 'bob', '{"target":"wiki","op":"update_user","key":"KB","user":"bob","changes":{"email":"bob@failed"},"reason":"r"}', 'failed', 'refused', 1)"#,
+    ] {
+        sqlx::query(statement)
+            .execute(&mut db)
+            .await
+            .expect(statement);
+    }
+    db.close().await.expect("closes");
+
+    let store = Store::open_file(&path).await.expect("store migrates");
+    let sent = store.sent_emails("wiki").await.expect("read");
+    let mut sent: Vec<(String, String)> = sent.into_iter().collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            ("KA".to_owned(), "ada@new".to_owned()),
+            ("KB".to_owned(), "bob@x".to_owned()),
+        ]
+    );
+    assert!(store.sent_emails("jira").await.expect("read").is_empty());
+    assert!(
+        store
+            .links("wiki")
+            .await
+            .expect("read")
+            .iter()
+            .all(|l| l.kept_username.is_none() && l.rename_reported.is_none())
+    );
 }

@@ -14,6 +14,7 @@ mod known_state;
 mod lifecycle;
 mod mapping;
 mod products;
+mod remembered;
 mod rules;
 mod safety;
 mod scopes;
