@@ -165,7 +165,10 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
                     rename_reported: None,
                 });
                 into.settled_creates.push(user.to_lowercase());
-                if let Some(email) = email {
+                // An account the creation met and took over (already done) never got it.
+                if let Some(email) = email
+                    && result.status == OpStatus::Done
+                {
                     into.sent_emails.push((key.clone(), email.clone()));
                 }
             }
@@ -258,4 +261,66 @@ pub fn claim_interrupted_creations(
         }
     }
     (b, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idsync_model::UserChanges;
+
+    fn result(op: Operation, status: OpStatus) -> OpResult {
+        OpResult {
+            planned: PlannedOperation {
+                target: "wiki".into(),
+                op,
+                reason: String::new(),
+                source_id: Some("id-1".into()),
+            },
+            status,
+            error: None,
+            error_kind: None,
+            key: Some("K1".into()),
+            duration_ms: 0,
+        }
+    }
+
+    fn create(email: &str) -> Operation {
+        Operation::CreateUser {
+            user: "ada".into(),
+            email: Some(email.into()),
+            display_name: None,
+            attributes: Default::default(),
+            external_id: None,
+        }
+    }
+
+    /// Only an address that surely reached the account is remembered: not one of a creation
+    /// that met an existing account, nor one of a failed update.
+    #[test]
+    fn emails_are_remembered_only_when_sent() {
+        let update = |email: &str| Operation::UpdateUser {
+            key: "K1".into(),
+            user: "ada".into(),
+            changes: UserChanges {
+                email: Some(email.into()),
+                display_name: None,
+            },
+        };
+        let mut books = Bookkeeping::default();
+        for r in [
+            result(create("created@x"), OpStatus::Done),
+            result(create("met@x"), OpStatus::AlreadyDone),
+            result(update("updated@x"), OpStatus::Done),
+            result(update("refused@x"), OpStatus::Failed),
+        ] {
+            from_result("hr", &r, &mut books);
+        }
+        assert_eq!(
+            books.sent_emails,
+            vec![
+                ("K1".to_owned(), "created@x".to_owned()),
+                ("K1".to_owned(), "updated@x".to_owned()),
+            ]
+        );
+    }
 }
