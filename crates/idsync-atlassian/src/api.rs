@@ -613,6 +613,7 @@ mod tests {
             max_requests_per_second: None,
             timeout_seconds: 10,
             full_read_every_minutes: 0,
+            long_task_wait_seconds: 300,
             deprovision: BitbucketDeprovision::RemoveLicensedGroups,
             licensed_groups: vec!["stash-users".into()],
         }

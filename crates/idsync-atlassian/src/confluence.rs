@@ -36,16 +36,17 @@ use crate::util::{
 
 /// Items per page asked for; 200 is Confluence's documented default and usual maximum.
 const PAGE: usize = 200;
-/// Long-task polling: first wait, longest wait between polls, and how long in all before the
-/// deletion is reported as still running.
+/// Long-task polling: first wait and longest wait between polls. How long in all before the
+/// deletion is reported as still running is the target's `long_task_wait_seconds`.
 const POLL_FIRST: Duration = Duration::from_millis(200);
 const POLL_MAX: Duration = Duration::from_secs(5);
-const POLL_TOTAL: Duration = Duration::from_secs(300);
 
 /// A Confluence Data Center instance.
 pub struct ConfluenceDc {
     api: Api,
     capabilities: Capabilities,
+    /// How long a deletion's long task is waited for.
+    task_wait: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,7 +104,9 @@ struct SubmissionLinks {
     status: Option<String>,
 }
 
-/// LongTaskStatus.
+/// LongTaskStatus. In Confluence Data Center `successful` is true from the moment the task
+/// starts and turns false only if it fails, and there is no `finished`: a task is done when
+/// `percentageComplete` reaches 100 (api-contracts.md D, from Confluence's own task classes).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TaskStatus {
@@ -111,6 +114,7 @@ struct TaskStatus {
     percentage_complete: Option<u32>,
     #[serde(default)]
     successful: Option<bool>,
+    /// Not in Confluence DC; honoured when a server sends it.
     #[serde(default)]
     finished: Option<bool>,
     #[serde(default)]
@@ -138,6 +142,7 @@ impl ConfluenceDc {
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(ConfluenceDc {
             api: Api::new(config)?,
+            task_wait: Duration::from_secs(config.long_task_wait_seconds.max(1)),
             capabilities: Capabilities {
                 rename_user: false,
                 update_email: true,
@@ -432,30 +437,32 @@ impl ConfluenceDc {
                 None => self.api.get("rest/api/longtask/{}", &[&task.id]),
             };
             let status: TaskStatus = self.api.fetch(call, what).await?;
-            let finished = status.finished == Some(true)
-                || status.successful == Some(true)
-                || status.percentage_complete.is_some_and(|p| p >= 100);
-            if finished {
-                if status.successful == Some(false) {
-                    return Err(self.api.err(
-                        TargetErrorKind::Rejected,
-                        format!(
-                            "cannot {what}: Confluence's deletion task {} failed: {}",
-                            task.id,
-                            Value::Array(status.messages)
-                        ),
-                        None,
-                    ));
-                }
+            // A failure shows at any point, whatever the percentage.
+            if status.successful == Some(false) {
+                return Err(self.api.err(
+                    TargetErrorKind::Rejected,
+                    format!(
+                        "cannot {what}: Confluence's deletion task {} failed at {}%: {}",
+                        task.id,
+                        status.percentage_complete.unwrap_or(0),
+                        Value::Array(status.messages)
+                    ),
+                    None,
+                ));
+            }
+            if status.finished == Some(true) || status.percentage_complete.is_some_and(|p| p >= 100)
+            {
                 return Ok(Applied::Done);
             }
-            if started.elapsed() >= POLL_TOTAL {
+            if started.elapsed() >= self.task_wait {
+                // Not done as far as idsync knows: reported as an outage (the state is in
+                // doubt), so that the next run reads the target in full.
                 return Err(self.api.err(
                     TargetErrorKind::Unavailable,
                     format!(
-                        "{what}: Confluence's deletion task {} is still running after {} s ({}% done); the next sync will see whether it finished",
+                        "{what}: Confluence's deletion task {} is still running after {} s ({}% done); the next sync reads Confluence in full to see how it ended (long_task_wait_seconds sets how long to wait)",
                         task.id,
-                        POLL_TOTAL.as_secs(),
+                        self.task_wait.as_secs(),
                         status.percentage_complete.unwrap_or(0)
                     ),
                     None,

@@ -950,6 +950,9 @@ impl Checker<'_> {
         if t.timeout_seconds == 0 {
             self.report(&at("timeout_seconds"), "must be at least 1");
         }
+        if t.long_task_wait_seconds == 0 {
+            self.report(&at("long_task_wait_seconds"), "must be at least 1");
+        }
         // `contains` is false for NaN too.
         if let Some(rps) = t.max_requests_per_second
             && !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&rps)

@@ -461,6 +461,10 @@ pub struct TargetConfig {
     /// up changes made in the product by hand. 0 reads it in full on every run.
     #[serde(default = "default_full_read_every")]
     pub full_read_every_minutes: u64,
+    /// Confluence: how long to wait for a user deletion (a long task on the server) to finish
+    /// before it is reported as still running; the next run then reads the target in full.
+    #[serde(default = "default_long_task_wait")]
+    pub long_task_wait_seconds: u64,
     /// Bitbucket: how accounts are deprovisioned, since Bitbucket cannot deactivate.
     #[serde(default)]
     pub deprovision: BitbucketDeprovision,
@@ -492,6 +496,10 @@ fn default_full_read_every() -> u64 {
 
 fn default_timeout() -> u64 {
     30
+}
+
+fn default_long_task_wait() -> u64 {
+    300
 }
 
 fn default_licensed_groups() -> Vec<String> {

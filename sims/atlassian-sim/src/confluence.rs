@@ -364,6 +364,7 @@ async fn delete_user(State(sim): State<Arc<Inner>>, Path(username): Path<String>
     if state.confluence.read_only {
         return Err(read_only());
     }
+    let fails = state.long_tasks_fail;
     let id = uuid::Uuid::new_v4().to_string();
     state.tasks.insert(
         id.clone(),
@@ -372,6 +373,8 @@ async fn delete_user(State(sim): State<Arc<Inner>>, Path(username): Path<String>
             username: name,
             polls: 0,
             done: false,
+            fails,
+            failed: false,
             started: Instant::now(),
         },
     );
@@ -388,7 +391,11 @@ pub(crate) fn finish_task(state: &mut SimState, id: &str) {
     let Some(task) = state.tasks.get_mut(id) else {
         return;
     };
-    if task.done {
+    if task.done || task.failed {
+        return;
+    }
+    if task.fails {
+        task.failed = true;
         return;
     }
     task.done = true;
@@ -396,7 +403,11 @@ pub(crate) fn finish_task(state: &mut SimState, id: &str) {
     state.confluence.remove_user(&key);
 }
 
-/// `GET /longtask/{id}`: LongTaskStatus.
+/// `GET /longtask/{id}`: LongTaskStatus, as Confluence Data Center reports it: `successful` is
+/// true from the moment the task starts and turns false only when it fails; there is no
+/// `finished` field; the task is finished when `percentageComplete` reaches 100. (Confluence's
+/// own task classes, `LongTaskFactory`/`ProgressMeter`; api-contracts.md D.)
+/// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-longtask/#api-rest-api-longtask-id-get
 async fn long_task(State(sim): State<Arc<Inner>>, Path(id): Path<String>) -> Res {
     let mut state = crate::lock(&sim.state);
     let needed = state.task_polls_to_complete;
@@ -405,7 +416,7 @@ async fn long_task(State(sim): State<Arc<Inner>>, Path(id): Path<String>) -> Res
         .get_mut(&id)
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("No long task with id {id}")))?;
     task.polls += 1;
-    let complete_now = !task.done && task.polls >= needed;
+    let complete_now = !task.done && !task.failed && task.polls >= needed;
     if complete_now {
         finish_task(&mut state, &id);
     }
@@ -418,6 +429,12 @@ async fn long_task(State(sim): State<Arc<Inner>>, Path(id): Path<String>) -> Res
         (
             100,
             json!([{"translation": format!("User {} has been deleted.", task.username), "args": []}]),
+        )
+    } else if task.failed {
+        // [U] Where a failed task's percentage stops is not documented: here, half way.
+        (
+            50,
+            json!([{"translation": format!("Could not delete user {}: the task failed.", task.username), "args": []}]),
         )
     } else {
         (
@@ -432,8 +449,7 @@ async fn long_task(State(sim): State<Arc<Inner>>, Path(id): Path<String>) -> Res
             "name": {"key": "com.atlassian.confluence.user.DeleteUserLongRunningTask", "args": [task.username]},
             "elapsedTime": elapsed,
             "percentageComplete": percentage,
-            // Set only once the task has finished, successfully.
-            "successful": task.done,
+            "successful": !task.failed,
             "messages": messages,
         }),
     ))

@@ -530,6 +530,12 @@ impl AtlassianSim {
         self.with_state(|s| s.task_polls_to_complete = polls.max(1));
     }
 
+    /// Makes the Confluence user deletions started from now on fail half way (`successful`
+    /// turns false, the user stays), or stops doing so.
+    pub fn set_long_tasks_fail(&self, fail: bool) {
+        self.with_state(|s| s.long_tasks_fail = fail);
+    }
+
     /// Finishes every pending Confluence long task now (the users are deleted).
     pub fn complete_long_tasks(&self) {
         self.with_state(|s| {
@@ -540,9 +546,9 @@ impl AtlassianSim {
         });
     }
 
-    /// Confluence long tasks not finished yet.
+    /// Confluence long tasks not finished yet (nor failed).
     pub fn pending_long_tasks(&self) -> usize {
-        self.with_state(|s| s.tasks.values().filter(|t| !t.done).count())
+        self.with_state(|s| s.tasks.values().filter(|t| !t.done && !t.failed).count())
     }
 }
 

@@ -230,6 +230,10 @@ pub(crate) struct LongTask {
     pub username: String,
     pub polls: u32,
     pub done: bool,
+    /// Set when the task is to fail half way (see `AtlassianSim::set_long_tasks_fail`), and
+    /// once it has.
+    pub fails: bool,
+    pub failed: bool,
     pub started: Instant,
 }
 
@@ -259,6 +263,8 @@ pub(crate) struct State {
     pub next_component_id: u64,
     pub tasks: HashMap<String, LongTask>,
     pub task_polls_to_complete: u32,
+    /// Confluence user deletions started from now on fail half way.
+    pub long_tasks_fail: bool,
     pub buckets: HashMap<Product, Bucket>,
     pub requests: Vec<RecordedRequest>,
 }
@@ -282,6 +288,7 @@ impl State {
             next_component_id: 10100,
             tasks: HashMap::new(),
             task_polls_to_complete: 2,
+            long_tasks_fail: false,
             buckets: HashMap::new(),
             requests: Vec::new(),
         }

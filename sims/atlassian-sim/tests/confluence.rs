@@ -423,3 +423,52 @@ async fn long_task_knobs() {
     assert_eq!(sim.pending_long_tasks(), 0);
     assert!(sim.user(Product::Confluence, "b").is_none());
 }
+
+/// Confluence DC's LongTaskStatus: `successful` is true from the start and turns false only
+/// on failure; no `finished`; done at `percentageComplete` 100. (Confluence's own task
+/// classes `LongTaskFactory`/`ProgressMeter`; api-contracts.md D.)
+/// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-longtask/
+#[tokio::test]
+async fn long_tasks_report_as_confluence_does() {
+    let sim = start().await;
+    let http = client();
+    let api = format!("{}/rest/api", sim.confluence_url());
+    for name in ["a", "b"] {
+        sim.seed_user(Product::Confluence, SimUser::new(name));
+    }
+    sim.set_long_task_polls(2);
+    let poll = |id: String| {
+        let http = http.clone();
+        let url = format!("{api}/longtask/{id}");
+        let sim = &sim;
+        async move { send(confluence(sim, http.get(url))).await.1 }
+    };
+    let (_, task) = send(confluence(&sim, http.delete(format!("{api}/admin/user/a")))).await;
+    let id = task["id"].as_str().expect("id").to_owned();
+    let running = poll(id.clone()).await;
+    assert_eq!(running["successful"], true, "true while running: {running}");
+    assert!(running["percentageComplete"].as_u64() < Some(100));
+    assert!(running.get("finished").is_none());
+    assert!(sim.user(Product::Confluence, "a").is_some());
+    let done = poll(id).await;
+    assert_eq!(
+        (
+            done["successful"].clone(),
+            done["percentageComplete"].clone()
+        ),
+        (true.into(), 100.into())
+    );
+    assert!(sim.user(Product::Confluence, "a").is_none());
+
+    sim.set_long_tasks_fail(true);
+    let (_, task) = send(confluence(&sim, http.delete(format!("{api}/admin/user/b")))).await;
+    let id = task["id"].as_str().expect("id").to_owned();
+    poll(id.clone()).await;
+    let failed = poll(id).await;
+    assert_eq!(failed["successful"], false, "{failed}");
+    assert!(failed["percentageComplete"].as_u64() < Some(100));
+    assert!(
+        sim.user(Product::Confluence, "b").is_some(),
+        "a failed task deletes nobody"
+    );
+}

@@ -230,3 +230,41 @@ async fn wrong_token_is_unauthorized() {
     assert_eq!(e.kind, TargetErrorKind::Unauthorized);
     assert!(e.message.contains("'confluence'"), "{e}");
 }
+
+/// A deletion's long task reports `successful: true` while it runs (as Confluence DC does):
+/// idsync reports the deletion done only at 100 %, a task that fails half way as failed (the
+/// user kept), and one still running after `long_task_wait_seconds` as still running, in
+/// doubt, never as done.
+#[tokio::test]
+async fn deletions_are_done_only_when_their_task_finishes() {
+    let sim = start().await;
+    for name in ["ada", "bob", "cyd"] {
+        sim.seed_user(Product::Confluence, SimUser::new(name));
+    }
+    let mut config = config(&sim, CONFLUENCE);
+    config.long_task_wait_seconds = 1;
+    let confluence = build(&config);
+    let t = confluence.as_ref();
+
+    sim.set_long_task_polls(3);
+    assert_eq!(ok(t, delete_user("k-ada", "ada")).await, Applied::Done);
+    assert!(sim.user(Product::Confluence, "ada").is_none());
+    assert_eq!(sim.pending_long_tasks(), 0);
+    assert_eq!(requests(t, "rest/api/longtask"), 3);
+
+    sim.set_long_tasks_fail(true);
+    let e = fails(t, delete_user("k-bob", "bob")).await;
+    assert_eq!(e.kind, TargetErrorKind::Rejected, "{e}");
+    assert!(e.message.contains("failed at 50%"), "{e}");
+    assert!(sim.user(Product::Confluence, "bob").is_some());
+    sim.set_long_tasks_fail(false);
+
+    sim.set_long_task_polls(u32::MAX);
+    let e = fails(t, delete_user("k-cyd", "cyd")).await;
+    assert_eq!(e.kind, TargetErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message.contains("still running") && e.message.contains("long_task_wait_seconds"),
+        "{e}"
+    );
+    assert_eq!(sim.pending_long_tasks(), 1);
+}
