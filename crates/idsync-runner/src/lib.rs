@@ -229,9 +229,12 @@ struct TargetRules {
 }
 
 fn target_rules(app: &AppConfig, app_index: usize, target: &str) -> Result<TargetRules, RunError> {
-    let over = app.overrides.get(target);
-    let users = over.and_then(|o| o.users.as_ref()).unwrap_or(&app.users);
-    let groups = over.and_then(|o| o.groups.as_ref()).unwrap_or(&app.groups);
+    let (users, _) = app.user_rules_for(target);
+    let groups = app
+        .overrides
+        .get(target)
+        .and_then(|o| o.groups.as_ref())
+        .unwrap_or(&app.groups);
     Ok(TargetRules {
         users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?,
         groups: CompiledGroupRules::compile(groups, &format!("apps[{app_index}].groups"))?,
