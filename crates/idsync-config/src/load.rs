@@ -73,6 +73,20 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A problem with `field` found after loading (a path as the loader names fields:
+    /// `apps[0].scope.groups[1]`), not placed yet: [`locate`] gives it its line, or the
+    /// environment variable its value came from.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            line: None,
+            env_var: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.field.is_empty() {
@@ -213,6 +227,47 @@ pub fn parse_with_env(text: &str, file: &Path, env: &Env) -> Result<Config, Conf
         Ok(config)
     } else {
         Err(invalid(checker.problems))
+    }
+}
+
+/// Problems with a config that only show after loading it (reading the source finds that a
+/// scope group the tenant does not have), in the form of the loader's own: each at its line in
+/// the file, or naming the environment variable its value came from. The file is read again,
+/// with the process environment, as [`load`] read it.
+pub fn locate(file: &Path, problems: Vec<Problem>) -> ConfigError {
+    // A loaded `Config` keeps no text to point into. A file that can no longer be read (or no
+    // longer parses) leaves the problems without a line, which still names the field.
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    locate_with_env(&text, file, &process_env(), problems)
+}
+
+/// [`locate`] in a config given as text, with an explicit environment (as
+/// [`parse_with_env`]).
+pub fn locate_with_env(text: &str, file: &Path, env: &Env, problems: Vec<Problem>) -> ConfigError {
+    let doc = Document::new(text);
+    let mut overrides = Overrides::default();
+    if let Ok(mut root) = DeTable::parse(text) {
+        // Only to learn which fields the environment sets; the config loaded, so the
+        // variables were fine then.
+        let _ = overrides.apply(root.get_mut(), env, text.len());
+    }
+    // A parse of its own: the one above holds the environment's values at made-up places.
+    let root = DeTable::parse(text).ok();
+    let problems = problems
+        .into_iter()
+        .map(|p| {
+            place(
+                root.as_ref(),
+                &doc,
+                &overrides,
+                &parse_path(&p.field),
+                p.message,
+            )
+        })
+        .collect();
+    ConfigError::Invalid {
+        file: file.to_owned(),
+        problems,
     }
 }
 
@@ -520,6 +575,62 @@ fn render_path(path: &[Seg]) -> String {
     out
 }
 
+/// `apps[0].scope.groups[1]` → its segments: the inverse of [`render_path`]. A bracket that
+/// holds no number stays part of its key.
+fn parse_path(field: &str) -> Vec<Seg> {
+    let mut path = Vec::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(at) => part.split_at(at),
+            None => (part, ""),
+        };
+        let mut indexes = Vec::new();
+        while let Some(inner) = rest.strip_prefix('[') {
+            let Some((number, after)) = inner.split_once(']') else {
+                break;
+            };
+            let Ok(i) = number.parse::<usize>() else {
+                break;
+            };
+            indexes.push(Seg::Index(i));
+            rest = after;
+        }
+        if !rest.is_empty() {
+            path.push(Seg::key(part));
+            continue;
+        }
+        if !key.is_empty() {
+            path.push(Seg::key(key));
+        }
+        path.extend(indexes);
+    }
+    path
+}
+
+/// A problem at `path`: at its line, or naming the environment variable that set it.
+fn place(
+    root: Option<&Spanned<DeTable<'_>>>,
+    doc: &Document,
+    overrides: &Overrides,
+    path: &[Seg],
+    message: String,
+) -> Problem {
+    let field = render_path(path);
+    let env_var = overrides.by_path.get(&field).cloned();
+    let line = if env_var.is_some() {
+        None
+    } else {
+        root.and_then(|root| span_of(root, path))
+            .map(|s| doc.line_of(s.start))
+    };
+    Problem {
+        field,
+        line,
+        env_var,
+        message,
+    }
+}
+
 /// Line numbers from byte offsets.
 struct Document {
     line_starts: Vec<usize>,
@@ -664,22 +775,7 @@ impl Checker<'_> {
     }
 
     fn locate(&self, path: &[Seg], message: String) -> Problem {
-        let field = render_path(path);
-        let env_var = self.overrides.by_path.get(&field).cloned();
-        let line = if env_var.is_some() {
-            None
-        } else {
-            self.root
-                .as_ref()
-                .and_then(|root| span_of(root, path))
-                .map(|s| self.doc.line_of(s.start))
-        };
-        Problem {
-            field,
-            line,
-            env_var,
-            message,
-        }
+        place(self.root.as_ref(), self.doc, self.overrides, path, message)
     }
 
     /// A URL idsync sends credentials to must not carry credentials itself: they would show up
@@ -1367,4 +1463,41 @@ pub fn is_dns_name(s: &str) -> bool {
         && labels
             .last()
             .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths_parse_back_into_their_segments() {
+        for field in [
+            "apps[0].scope.groups[1]",
+            "apps[2].overrides.jira-prod.users.default_project_lead",
+            "targets[0].token",
+            "data_dir",
+        ] {
+            assert_eq!(render_path(&parse_path(field)), field);
+        }
+        assert_eq!(
+            parse_path("apps[0].scope.groups[1]"),
+            vec![
+                Seg::key("apps"),
+                Seg::Index(0),
+                Seg::key("scope"),
+                Seg::key("groups"),
+                Seg::Index(1),
+            ]
+        );
+        // A bracket that holds no number is part of the key (an override named `a[b]`).
+        assert_eq!(
+            parse_path("apps[0].overrides.a[b]"),
+            vec![
+                Seg::key("apps"),
+                Seg::Index(0),
+                Seg::key("overrides"),
+                Seg::key("a[b]"),
+            ]
+        );
+    }
 }

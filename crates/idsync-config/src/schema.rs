@@ -536,6 +536,16 @@ impl Config {
 }
 
 impl AppConfig {
+    /// The user rules in force for `target`: its override's `users` table when it has one,
+    /// else the app's own; with where that table is, relative to the app (`users`,
+    /// `overrides.jira.users`), to name its fields.
+    pub fn user_rules_for(&self, target: &str) -> (&UserRules, String) {
+        match self.overrides.get(target).and_then(|o| o.users.as_ref()) {
+            Some(users) => (users, format!("overrides.{target}.users")),
+            None => (&self.users, "users".to_owned()),
+        }
+    }
+
     /// Every source attribute this app's rules name (the app's own and every override's), plus
     /// `read_attributes`: what a source read must `$select`.
     pub fn source_attributes(&self) -> std::collections::BTreeSet<String> {

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use idsync_config::{ConfigError, Env, LeaveAction, Scope, parse_with_env};
+use idsync_config::{
+    ConfigError, Env, LeaveAction, Problem, Scope, locate_with_env, parse_with_env,
+};
 
 const GOOD: &str = r#"
 data_dir = "state"
@@ -224,6 +226,74 @@ fn scope_groups_must_not_be_empty() {
     assert_eq!(field, "apps[0].scope.groups");
     assert_eq!(line, Some(14));
     assert!(message.contains("directory"), "{message}");
+}
+
+/// Problems found after loading (reading the source) are placed as the loader's own are: each
+/// entry of `scope.groups` at its own line, in the same `FILE:LINE: field: message` form.
+#[test]
+fn problems_found_later_are_placed_at_their_line() {
+    let text = edit(
+        "groups = [\"Jira Users\"]",
+        "groups = [\n  \"Jira Users\",\n  \"Jira Admins\",\n]",
+    );
+    parse(&text).expect("valid");
+    let file = Path::new("/etc/idsync/idsync.toml");
+    let error = locate_with_env(
+        &text,
+        file,
+        &Env::new(),
+        vec![
+            Problem::new(
+                "apps[0].scope.groups[1]",
+                "no group is named \"Jira Admins\"",
+            ),
+            Problem::new(
+                "apps[0].scope.groups[0]",
+                "2 groups are named \"Jira Users\"",
+            ),
+            Problem::new("apps[0].scope.app_id", "missing: points at its table"),
+        ],
+    );
+    let placed: Vec<(&str, Option<usize>)> = error
+        .problems()
+        .iter()
+        .map(|p| (p.field.as_str(), p.line))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("apps[0].scope.groups[1]", Some(16)),
+            ("apps[0].scope.groups[0]", Some(15)),
+            ("apps[0].scope.app_id", Some(12)),
+        ]
+    );
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("3 problems in config /etc/idsync/idsync.toml:\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "\n/etc/idsync/idsync.toml:16: apps[0].scope.groups[1]: no group is named \"Jira Admins\""
+        ),
+        "{shown}"
+    );
+
+    // A value the environment set is named by its variable, not a line.
+    let error = locate_with_env(
+        GOOD,
+        Path::new("idsync.toml"),
+        &env(&[("IDSYNC_APP_MAIN_TENANT_ID", "contoso.onmicrosoft.com")]),
+        vec![Problem::new("apps[0].tenant_id", "no such tenant")],
+    );
+    let p = &error.problems()[0];
+    assert_eq!(p.line, None);
+    assert_eq!(p.env_var.as_deref(), Some("IDSYNC_APP_MAIN_TENANT_ID"));
+    assert_eq!(
+        error.to_string(),
+        "idsync.toml: apps[0].tenant_id: no such tenant (value from environment variable \
+         IDSYNC_APP_MAIN_TENANT_ID)"
+    );
 }
 
 #[test]

@@ -2,10 +2,13 @@
 
 use idsync_http::HttpError;
 
+// The app is a field of the variants that have one, not part of their message: every caller
+// names the app already ("app \"corp\": ...", "reading the source of app \"corp\" failed: ..."),
+// and a second name made the message say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum EntraError {
     /// The app's settings cannot work (checked before any request).
-    #[error("app '{app}': {message}")]
+    #[error("{message}")]
     Config { app: String, message: String },
 
     /// The token endpoint refused the client credentials. `message` explains the AADSTS code.
@@ -37,9 +40,13 @@ pub enum EntraError {
     },
 
     /// The scope names something the tenant does not have (unknown or ambiguous group, unknown
-    /// enterprise app).
-    #[error("app '{app}': {message}")]
-    Scope { app: String, message: String },
+    /// enterprise app): the config is wrong for this tenant. One problem per field, so that
+    /// the config's line can be pointed at.
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Scope {
+        app: String,
+        problems: Vec<ScopeProblem>,
+    },
 
     /// A delta token was refused (`syncStateNotFound`, `410 Gone`, `resyncRequired`); the reader
     /// falls back to a full read, so callers only see this if the fresh round fails the same way.
@@ -85,5 +92,21 @@ impl EntraError {
             EntraError::ForeignLink { .. } => "foreign_link",
             EntraError::Http(_) => "http",
         }
+    }
+}
+
+/// One entry of the app's scope that the tenant does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeProblem {
+    /// The field, relative to the app: `scope.groups[1]` (the second entry), `scope.app_id`.
+    /// Under `apps[i].` it is the config's own field path.
+    pub field: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl std::fmt::Display for ScopeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
 }

@@ -42,7 +42,7 @@ use idsync_model::{SourceGroup, SourceSnapshot, SourceUser};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-pub use error::EntraError;
+pub use error::{EntraError, ScopeProblem};
 pub use idsync_http::RetryPolicy as Retry;
 
 use graph::GraphClient;

@@ -10,7 +10,9 @@ use idsync_model::{SourceGroup, SourceSnapshot, SourceUser};
 use serde_json::{Map, Value};
 
 use crate::graph::{CallKind, MAX_PAGE_PREFER};
-use crate::{DirectoryState, EntraError, EntraSource, ReadKind, ReadStats, SourceRead};
+use crate::{
+    DirectoryState, EntraError, EntraSource, ReadKind, ReadStats, ScopeProblem, SourceRead,
+};
 
 pub(crate) async fn read(
     source: &EntraSource,
@@ -46,15 +48,15 @@ pub(crate) async fn read(
         None => (None, None),
     };
 
-    let (users, groups, assignments) = tokio::try_join!(
+    let (users, groups, scope_input) = tokio::try_join!(
         read_users(source, prev_users),
         read_groups(source, prev_groups),
-        read_assignments(source),
+        read_scope_input(source),
     )?;
     notes.extend(users.note.clone());
     notes.extend(groups.note.clone());
 
-    let scope = compute_scope(source, &users.users, &groups.state, assignments.as_ref())?;
+    let scope = compute_scope(source, &users.users, &groups.state, &scope_input)?;
 
     let snapshot = SourceSnapshot {
         users: users_in_scope(&users.users, &scope.users),
@@ -96,7 +98,10 @@ pub(crate) async fn read(
             .sum(),
         nested_groups_expanded: scope.nested_expanded,
         ignored_members,
-        ignored_app_assignments: assignments.as_ref().map_or(0, |a| a.service_principals),
+        ignored_app_assignments: match &scope_input {
+            ScopeInput::Assigned(a) => a.service_principals,
+            ScopeInput::Directory | ScopeInput::Groups(_) => 0,
+        },
         requests_total: requests.values().sum(),
         requests,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -462,12 +467,28 @@ struct Assignments {
     service_principals: u64,
 }
 
+/// What working out the scope needs besides users and groups, read alongside them: for an
+/// enterprise app, its assignments. One variant per kind of scope, so that the scope cannot
+/// be worked out without what it needs.
+enum ScopeInput<'s> {
+    Directory,
+    Groups(&'s [String]),
+    Assigned(Assignments),
+}
+
+async fn read_scope_input(source: &EntraSource) -> Result<ScopeInput<'_>, EntraError> {
+    match &source.scope {
+        Scope::Directory => Ok(ScopeInput::Directory),
+        Scope::Groups { groups } => Ok(ScopeInput::Groups(groups)),
+        Scope::EnterpriseApp { app_id } => read_assignments(source, app_id)
+            .await
+            .map(ScopeInput::Assigned),
+    }
+}
+
 /// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
 /// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
-async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, EntraError> {
-    let Scope::EnterpriseApp { app_id } = &source.scope else {
-        return Ok(None);
-    };
+async fn read_assignments(source: &EntraSource, app_id: &str) -> Result<Assignments, EntraError> {
     let first = source.graph.url(&format!(
         "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
     ));
@@ -503,14 +524,17 @@ async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, E
         })
         .await;
     match result {
-        Ok(_) => Ok(Some(found)),
+        Ok(_) => Ok(found),
         Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
             app: source.app.clone(),
-            message: format!(
-                "scope.app_id {app_id}: the tenant has no enterprise application (service \
-                 principal) with that Application ID. Use the Application ID shown under \
-                 Enterprise applications → the app → Properties."
-            ),
+            problems: vec![ScopeProblem {
+                field: "scope.app_id".into(),
+                message: format!(
+                    "the tenant has no enterprise application (service principal) with the \
+                     Application ID {app_id}; use the Application ID shown under Enterprise \
+                     applications → the app → Properties"
+                ),
+            }],
         }),
         Err(other) => Err(other),
     }
@@ -527,19 +551,15 @@ fn compute_scope(
     source: &EntraSource,
     users: &BTreeMap<String, SourceUser>,
     groups: &GroupsState,
-    assignments: Option<&Assignments>,
+    input: &ScopeInput<'_>,
 ) -> Result<InScope, EntraError> {
     let nested = source.nested_groups;
-    match &source.scope {
-        Scope::Directory => Ok(InScope {
+    match input {
+        ScopeInput::Directory => Ok(InScope {
             users: users.keys().cloned().collect(),
             nested_expanded: 0,
         }),
-        Scope::EnterpriseApp { .. } => {
-            let assignments = assignments.ok_or_else(|| EntraError::Scope {
-                app: source.app.clone(),
-                message: "the enterprise application's assignments were not read".into(),
-            })?;
+        ScopeInput::Assigned(assignments) => {
             let roots: Vec<&str> = assignments.groups.iter().map(String::as_str).collect();
             let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
             members.extend(assignments.users.iter().cloned());
@@ -549,7 +569,7 @@ fn compute_scope(
                 nested_expanded,
             })
         }
-        Scope::Groups { groups: names } => {
+        ScopeInput::Groups(names) => {
             let ids = resolve_groups(source, names, &groups.groups)?;
             let roots: Vec<&str> = ids.iter().map(String::as_str).collect();
             let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
@@ -618,8 +638,8 @@ fn expand(
     (users, expanded)
 }
 
-/// Group names or ids from `scope.groups` → group ids. Unknown and ambiguous names are errors
-/// that list the candidates.
+/// Group names or ids from `scope.groups` → group ids. Unknown and ambiguous names are errors,
+/// one per entry (`scope.groups[i]`), that list the candidates.
 fn resolve_groups(
     source: &EntraSource,
     names: &[String],
@@ -627,12 +647,18 @@ fn resolve_groups(
 ) -> Result<Vec<String>, EntraError> {
     let mut ids = Vec::new();
     let mut problems = Vec::new();
-    for name in names {
+    for (i, name) in names.iter().enumerate() {
+        let mut problem = |message: String| {
+            problems.push(ScopeProblem {
+                field: format!("scope.groups[{i}]"),
+                message,
+            })
+        };
         let wanted = name.trim();
         if is_guid(wanted) {
             match groups.keys().find(|id| id.eq_ignore_ascii_case(wanted)) {
                 Some(id) => ids.push(id.clone()),
-                None => problems.push(format!("no group has the object id {wanted}")),
+                None => problem(format!("no group has the object id {wanted}")),
             }
             continue;
         }
@@ -679,16 +705,16 @@ fn resolve_groups(
                         }
                     )
                 };
-                problems.push(format!("no group is named \"{wanted}\"; {listed}"));
+                problem(format!("no group is named \"{wanted}\"; {listed}"));
             }
             many => {
                 let listed: Vec<String> = many
                     .iter()
                     .map(|g| format!("\"{}\" ({})", g.display_name, g.id))
                     .collect();
-                problems.push(format!(
-                    "{} groups are named \"{wanted}\": {}; put the object id of the one you mean \
-                     in scope.groups instead",
+                problem(format!(
+                    "{} groups are named \"{wanted}\": {}; write the object id of the one you \
+                     mean instead",
                     many.len(),
                     listed.join(", ")
                 ));
@@ -700,7 +726,7 @@ fn resolve_groups(
     } else {
         Err(EntraError::Scope {
             app: source.app.clone(),
-            message: format!("scope.groups: {}", problems.join("; ")),
+            problems,
         })
     }
 }

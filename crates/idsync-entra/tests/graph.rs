@@ -473,37 +473,59 @@ async fn unknown_and_ambiguous_group_names_list_the_candidates() {
     let second = sim.create_group("Jira Users");
     sim.create_group("Jira Administrators");
 
-    let ambiguous = "[apps.scope]\nkind = \"groups\"\ngroups = [\"jira users\"]";
+    // Each problem names its entry of scope.groups; the one found is no problem.
+    let ambiguous =
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Administrators\", \"jira users\"]";
     let error = source(&app(&sim, ambiguous))
         .read(None)
         .await
         .expect_err("ambiguous");
-    let message = error.to_string();
-    assert!(matches!(error, EntraError::Scope { .. }), "{error:?}");
+    let problems = scope_problems(&error);
+    assert_eq!(problems.len(), 1, "{error:?}");
+    let (field, message) = &problems[0];
+    assert_eq!(field, "scope.groups[1]");
     assert!(message.contains("2 groups are named"), "{message}");
     assert!(
         message.contains(&first) && message.contains(&second),
         "{message}"
     );
     assert!(message.contains("object id"), "{message}");
+    assert_eq!(error.to_string(), format!("{field}: {message}"));
 
-    let unknown = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira\"]";
-    let message = source(&app(&sim, unknown))
+    let unknown = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira\", \"0b0b0b0b-1111-2222-3333-444444444444\"]";
+    let error = source(&app(&sim, unknown))
         .read(None)
         .await
-        .expect_err("unknown")
-        .to_string();
+        .expect_err("unknown");
+    let problems = scope_problems(&error);
+    assert_eq!(
+        problems.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+        ["scope.groups[0]", "scope.groups[1]"],
+        "{error:?}"
+    );
+    let message = &problems[0].1;
     assert!(message.contains("no group is named \"Jira\""), "{message}");
     assert!(message.contains("\"Jira Administrators\""), "{message}");
-
-    let unknown_id =
-        "[apps.scope]\nkind = \"groups\"\ngroups = [\"0b0b0b0b-1111-2222-3333-444444444444\"]";
-    let message = source(&app(&sim, unknown_id))
-        .read(None)
-        .await
-        .expect_err("unknown id")
-        .to_string();
+    let message = &problems[1].1;
     assert!(message.contains("no group has the object id"), "{message}");
+    assert!(
+        !error.to_string().contains("app '"),
+        "callers name the app: {error}"
+    );
+}
+
+/// (field, message) of each problem of a scope error.
+fn scope_problems(error: &EntraError) -> Vec<(String, String)> {
+    match error {
+        EntraError::Scope { app, problems } => {
+            assert_eq!(app, "test");
+            problems
+                .iter()
+                .map(|p| (p.field.clone(), p.message.clone()))
+                .collect()
+        }
+        other => panic!("not a scope error: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -541,9 +563,14 @@ async fn enterprise_app_scope_takes_assigned_users_and_groups() {
         .read(None)
         .await
         .expect_err("no such app");
-    assert!(matches!(error, EntraError::Scope { .. }), "{error:?}");
+    let problems = scope_problems(&error);
+    assert_eq!(problems.len(), 1, "{error:?}");
+    assert_eq!(problems[0].0, "scope.app_id");
     assert!(
-        error.to_string().contains("Enterprise applications"),
+        problems[0].1.contains("Enterprise applications")
+            && problems[0]
+                .1
+                .contains("6b6b6b6b-1111-2222-3333-444444444444"),
         "{error}"
     );
 }

@@ -172,9 +172,30 @@ pub struct RunReport {
     pub hold: Option<guard::Hold>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the source read failed because the config names something the source does
+    /// not have (a scope group, an enterprise application): each such field and what is
+    /// wrong. The run failed as any failed read does (`error` says the same); the fix is in
+    /// the config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<ConfigProblem>,
     pub elapsed_ms: u64,
     /// Time spent in the planner, all targets together.
     pub planner_ms: u64,
+}
+
+/// A field of the config that names something the source does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// The field, as config errors name it: `apps[0].scope.groups[1]`.
+    pub field: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
 }
 
 /// Something that keeps a person informed while a run goes on (a progress bar, the console).
@@ -208,9 +229,12 @@ struct TargetRules {
 }
 
 fn target_rules(app: &AppConfig, app_index: usize, target: &str) -> Result<TargetRules, RunError> {
-    let over = app.overrides.get(target);
-    let users = over.and_then(|o| o.users.as_ref()).unwrap_or(&app.users);
-    let groups = over.and_then(|o| o.groups.as_ref()).unwrap_or(&app.groups);
+    let (users, _) = app.user_rules_for(target);
+    let groups = app
+        .overrides
+        .get(target)
+        .and_then(|o| o.groups.as_ref())
+        .unwrap_or(&app.groups);
     Ok(TargetRules {
         users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?,
         groups: CompiledGroupRules::compile(groups, &format!("apps[{app_index}].groups"))?,
@@ -291,6 +315,7 @@ pub async fn sync_app(
         totals: BTreeMap::new(),
         hold: None,
         error: None,
+        config_problems: Vec::new(),
         elapsed_ms: 0,
         planner_ms: 0,
     };
@@ -331,8 +356,26 @@ pub async fn sync_app(
         Ok(read) => read,
         Err(e) => {
             // A failed read plans nothing at all: above all, no deactivations.
+            let why = match &e {
+                idsync_entra::EntraError::Scope { problems, .. } => {
+                    report.config_problems = problems
+                        .iter()
+                        .map(|p| ConfigProblem {
+                            field: format!("apps[{app_index}].{}", p.field),
+                            message: p.message.clone(),
+                        })
+                        .collect();
+                    report
+                        .config_problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
+                other => other.to_string(),
+            };
             report.error = Some(format!(
-                "reading the source of app {:?} failed: {e}",
+                "reading the source of app {:?} failed: {why}",
                 app.name
             ));
             return finish(store, report, started).await;

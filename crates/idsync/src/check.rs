@@ -1,25 +1,35 @@
 //! `idsync check`: validate the config, sign in, read the source in its scope, print counts;
-//! and set up the client of every target the apps feed, as `sync` would (nothing is sent to
-//! the targets), so that a setting only the client refuses fails here too.
+//! set up the client of every target the apps feed, as `sync` would, so that a setting only
+//! the client refuses fails here too; and on Jira targets, look up the default project and
+//! component leads the rules in force there name (`users.default_project_lead`,
+//! `users.default_component_lead`), which take over what a deprovisioned user led. Those
+//! lookups are the only requests sent to targets, and they only read.
 //!
 //! It changes nothing anywhere and keeps no state: the read is always a full one. The console's
 //! "Test configuration" runs the same thing with `--json`.
 //!
 //! Exit codes: 0 when every app was read (its manual group mappings each naming exactly one
-//! source group) and every target's client set up, 1 when an app could not be read (sign-in,
-//! permission, scope, network), a manual mapping names no source group or several, or a
-//! target's client could not be set up, 2 when the config itself is wrong.
+//! source group), every target's client set up and every default lead found active; 1 when an
+//! app could not be read (sign-in, permission, network), a manual mapping names no source group
+//! or several, a target's client could not be set up, or a default lead is missing, inactive or
+//! could not be looked up; 2 when the config itself is wrong, including a scope that names a
+//! group or enterprise application the tenant does not have, or a group name several groups
+//! share (shown at its line, as other config errors).
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
 use idsync_config::{AppConfig, Config, ConfigError, Scope, TargetConfig};
 use idsync_entra::{EntraError, EntraSource, SourceRead};
-use idsync_model::TargetError;
+use idsync_model::{LeadKind, Target, TargetError};
 use serde_json::{Value, json};
 
 use crate::CheckArgs;
 use crate::exit::CliError;
+use crate::output::problem_json;
 use crate::store::select_apps;
 
 /// The outcome for one app.
@@ -27,19 +37,78 @@ struct AppCheck {
     app: String,
     scope: String,
     result: Result<SourceRead, EntraError>,
+    /// When the read failed because the scope names what the tenant does not have: those
+    /// fields, each at its line of the config. The config is wrong for this tenant.
+    config_problems: Option<ConfigError>,
     /// What the read shows wrong in the rules: a manual mapping naming no source group, or
     /// several. A sync would run, but not as the config means it.
     problems: Vec<String>,
     elapsed_ms: u64,
 }
 
-/// The outcome for one target: its client could be set up, or why not.
-struct TargetCheck {
+/// The outcome for one target: its client (`T`) could be set up, or why not.
+struct TargetCheck<T> {
     target: String,
     kind: String,
     /// `base_url`, redacted.
     base_url: String,
-    result: Result<(), TargetError>,
+    result: Result<T, TargetError>,
+}
+
+/// A default lead (`users.default_project_lead` or `users.default_component_lead`) of an app,
+/// looked up on one Jira target it feeds.
+struct LeadCheck {
+    app: String,
+    target: String,
+    lead: LeadKind,
+    /// As config errors name fields: `apps[0].users.default_project_lead`, or
+    /// `apps[0].overrides.jira.users.default_project_lead` when an override sets the rules.
+    field: String,
+    username: String,
+    /// `Err` when the target could not be asked.
+    result: Result<LeadStatus, TargetError>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeadStatus {
+    Active,
+    Missing,
+    Inactive,
+}
+
+impl LeadCheck {
+    fn ok(&self) -> bool {
+        matches!(self.result, Ok(LeadStatus::Active))
+    }
+
+    fn status(&self) -> &'static str {
+        match self.result {
+            Ok(LeadStatus::Active) => "active",
+            Ok(LeadStatus::Missing) => "missing",
+            Ok(LeadStatus::Inactive) => "inactive",
+            Err(_) => "lookup_failed",
+        }
+    }
+
+    /// What is wrong and the fix; `None` when the lead is fine.
+    fn problem(&self) -> Option<String> {
+        let who = format!("{}: Jira user '{}'", self.field, self.username);
+        let led = match self.lead {
+            LeadKind::Project => "projects",
+            LeadKind::Component => "components",
+        };
+        let role = format!("it is to take over the {led} led by users idsync deprovisions");
+        match &self.result {
+            Ok(LeadStatus::Active) => None,
+            Ok(LeadStatus::Missing) => Some(format!(
+                "{who} does not exist; {role}: create the account or name an active one"
+            )),
+            Ok(LeadStatus::Inactive) => Some(format!(
+                "{who} is inactive; {role}: activate the account or name an active one"
+            )),
+            Err(e) => Some(format!("{who} could not be looked up: {}", e.message)),
+        }
+    }
 }
 
 pub async fn run(args: CheckArgs) -> Result<(), CliError> {
@@ -65,9 +134,7 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             return Err(error);
         }
     };
-    let targets = check_targets(&config, &names, |t| {
-        idsync_atlassian::build_target(t).map(|_| ())
-    });
+    let targets = check_targets(&config, &names, idsync_atlassian::build_target);
     let mut checks = Vec::new();
     for name in &names {
         let Some(app) = config.app(name) else {
@@ -75,11 +142,16 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
         };
         tracing::info!(app = %name, "signing in and reading the source");
         let position = config.apps.iter().position(|a| a.name == app.name);
-        checks.push(check_app(app, position.unwrap_or_default()).await);
+        checks.push(check_app(app, position.unwrap_or_default(), &args.config).await);
     }
+    let leads = check_leads(&config, &names, &targets).await;
+    let config_problems: Vec<&ConfigError> = checks
+        .iter()
+        .filter_map(|c| c.config_problems.as_ref())
+        .collect();
     let mut failures: Vec<String> = checks
         .iter()
-        .filter(|c| c.result.is_err())
+        .filter(|c| c.result.is_err() && c.config_problems.is_none())
         .map(|c| format!("app {:?}: {}", c.app, error_text(c)))
         .collect();
     failures.extend(checks.iter().flat_map(|c| {
@@ -93,13 +165,18 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             .err()
             .map(|e| format!("target {:?}: {}", t.target, e.message))
     }));
+    failures.extend(leads.iter().filter_map(|l| {
+        l.problem()
+            .map(|p| format!("app {:?}: target {:?}: {p}", l.app, l.target))
+    }));
     if args.json {
         print_json(&json!({
             "config": args.config.display().to_string(),
-            "ok": failures.is_empty(),
+            "ok": failures.is_empty() && config_problems.is_empty(),
             "warnings": config.warnings,
-            "apps": checks.iter().map(app_json).collect::<Vec<_>>(),
+            "apps": checks.iter().map(|c| app_json(c, &args.config)).collect::<Vec<_>>(),
             "targets": targets.iter().map(target_json).collect::<Vec<_>>(),
+            "leads": leads.iter().map(lead_json).collect::<Vec<_>>(),
         }));
     } else {
         for warning in &config.warnings {
@@ -109,8 +186,20 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             print_app(check);
         }
         for target in &targets {
-            print_target(target);
+            let of_target: Vec<&LeadCheck> =
+                leads.iter().filter(|l| l.target == target.target).collect();
+            print_target(target, &of_target);
         }
+    }
+    if !config_problems.is_empty() {
+        // A config wrong for this tenant is a config error (exit 2), shown as one, at its
+        // line; other failures are named after it, since they need fixing too.
+        let lines: Vec<String> = config_problems
+            .iter()
+            .map(|e| e.to_string())
+            .chain(failures)
+            .collect();
+        return Err(CliError::Usage(lines.join("\n")));
     }
     match failures.as_slice() {
         [] => Ok(()),
@@ -126,11 +215,11 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
 /// Sets up (with `build`) the client of every target the apps `names` feed, in the config's
 /// order, each once. Nothing is sent: this finds what `sync` would refuse before its first
 /// request (credentials, limits, TLS setup).
-fn check_targets(
+fn check_targets<T>(
     config: &Config,
     names: &[String],
-    build: impl Fn(&TargetConfig) -> Result<(), TargetError>,
-) -> Vec<TargetCheck> {
+    build: impl Fn(&TargetConfig) -> Result<T, TargetError>,
+) -> Vec<TargetCheck<T>> {
     let fed = |target: &TargetConfig| {
         names
             .iter()
@@ -150,10 +239,94 @@ fn check_targets(
         .collect()
 }
 
-fn print_target(check: &TargetCheck) {
+/// The default leads of the apps `names`, looked up on each Jira target (a kind whose
+/// accounts can lead projects and components) whose client could be set up, with the user
+/// rules in force there. Each username is asked for once per target.
+async fn check_leads(
+    config: &Config,
+    names: &[String],
+    targets: &[TargetCheck<Arc<dyn Target>>],
+) -> Vec<LeadCheck> {
+    let mut found: BTreeMap<(String, String), Result<LeadStatus, TargetError>> = BTreeMap::new();
+    let mut checks = Vec::new();
+    for (position, app) in config.apps.iter().enumerate() {
+        if !names.contains(&app.name) {
+            continue;
+        }
+        for tc in idsync_runner::targets_of(config, app) {
+            let Some(Ok(target)) = targets
+                .iter()
+                .find(|t| t.target == tc.name)
+                .map(|t| t.result.as_ref())
+            else {
+                continue;
+            };
+            if !target.capabilities().leads {
+                continue;
+            }
+            let (rules, section) = app.user_rules_for(&tc.name);
+            for (lead, field, username) in [
+                (
+                    LeadKind::Project,
+                    "default_project_lead",
+                    &rules.default_project_lead,
+                ),
+                (
+                    LeadKind::Component,
+                    "default_component_lead",
+                    &rules.default_component_lead,
+                ),
+            ] {
+                let Some(username) = username else {
+                    continue;
+                };
+                let key = (tc.name.clone(), username.clone());
+                let result = match found.get(&key) {
+                    Some(known) => known.clone(),
+                    None => {
+                        tracing::info!(target = %tc.name, %username, "looking up a default lead");
+                        let result = lead_status(target.as_ref(), username).await;
+                        found.insert(key, result.clone());
+                        result
+                    }
+                };
+                checks.push(LeadCheck {
+                    app: app.name.clone(),
+                    target: tc.name.clone(),
+                    lead,
+                    field: format!("apps[{position}].{section}.{field}"),
+                    username: username.clone(),
+                    result,
+                });
+            }
+        }
+    }
+    checks
+}
+
+/// Whether `username` is an active account of `target`: one read-only lookup.
+async fn lead_status(target: &dyn Target, username: &str) -> Result<LeadStatus, TargetError> {
+    // Asking for an empty name would be a malformed request, not an answer.
+    if username.trim().is_empty() {
+        return Ok(LeadStatus::Missing);
+    }
+    Ok(match target.read_user(username, &[]).await? {
+        None => LeadStatus::Missing,
+        Some((user, _)) if user.active => LeadStatus::Active,
+        Some(_) => LeadStatus::Inactive,
+    })
+}
+
+fn print_target<T>(check: &TargetCheck<T>, leads: &[&LeadCheck]) {
     match &check.result {
-        Ok(()) => outln!(
+        Ok(_) if leads.is_empty() => outln!(
             "target {} ({}, {}): client set up (not contacted)",
+            check.target,
+            check.kind,
+            check.base_url
+        ),
+        Ok(_) => outln!(
+            "target {} ({}, {}): client set up",
             check.target,
             check.kind,
             check.base_url
@@ -166,9 +339,37 @@ fn print_target(check: &TargetCheck) {
             e.message
         ),
     }
+    for lead in leads {
+        match lead.problem() {
+            None => outln!(
+                "  default lead {} = '{}': active",
+                lead.field,
+                lead.username
+            ),
+            Some(problem) => outln!("  error: {problem}"),
+        }
+    }
 }
 
-fn target_json(check: &TargetCheck) -> Value {
+fn lead_json(check: &LeadCheck) -> Value {
+    let mut doc = json!({
+        "app": check.app,
+        "target": check.target,
+        "field": check.field,
+        "username": check.username,
+        "ok": check.ok(),
+        "status": check.status(),
+    });
+    if let Some(problem) = check.problem() {
+        doc["message"] = json!(problem);
+    }
+    if let Err(e) = &check.result {
+        doc["error"] = json!({"kind": e.kind, "message": e.message});
+    }
+    doc
+}
+
+fn target_json<T>(check: &TargetCheck<T>) -> Value {
     let mut doc = json!({
         "target": check.target,
         "kind": check.kind,
@@ -188,8 +389,9 @@ fn error_text(check: &AppCheck) -> String {
     }
 }
 
-/// `position` is the app's index in the config, to name fields as config errors do.
-async fn check_app(app: &AppConfig, position: usize) -> AppCheck {
+/// `position` is the app's index in the config, to name fields as config errors do; `file`
+/// the config, to place problems in it.
+async fn check_app(app: &AppConfig, position: usize, file: &Path) -> AppCheck {
     let started = Instant::now();
     // The attributes a sync of this app would read, so that a missing directory extension
     // shows up here rather than at the first sync.
@@ -201,10 +403,23 @@ async fn check_app(app: &AppConfig, position: usize) -> AppCheck {
         Ok(read) => mapping_problems(app, position, &read.snapshot),
         Err(_) => Vec::new(),
     };
+    let config_problems = match &result {
+        Err(EntraError::Scope { problems, .. }) => Some(idsync_config::locate(
+            file,
+            problems
+                .iter()
+                .map(|p| {
+                    idsync_config::Problem::new(format!("apps[{position}].{}", p.field), &p.message)
+                })
+                .collect(),
+        )),
+        _ => None,
+    };
     AppCheck {
         app: app.name.clone(),
         scope: describe_scope(app),
         result,
+        config_problems,
         problems,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
@@ -254,9 +469,19 @@ fn describe_scope(app: &AppConfig) -> String {
 
 fn print_app(check: &AppCheck) {
     outln!("app {}: {}", check.app, check.scope);
-    let read = match &check.result {
-        Ok(read) => read,
-        Err(error) => {
+    let read = match (&check.result, &check.config_problems) {
+        (Ok(read), _) => read,
+        (Err(_), Some(located)) => {
+            outln!(
+                "  FAILED after {} ms: the scope names what the tenant does not have:",
+                check.elapsed_ms
+            );
+            for line in located.to_string().lines() {
+                outln!("  {line}");
+            }
+            return;
+        }
+        (Err(error), None) => {
             outln!("  FAILED after {} ms: {error}", check.elapsed_ms);
             return;
         }
@@ -317,7 +542,7 @@ fn print_app(check: &AppCheck) {
     }
 }
 
-fn app_json(check: &AppCheck) -> Value {
+fn app_json(check: &AppCheck, file: &Path) -> Value {
     match &check.result {
         Ok(read) => json!({
             "app": check.app,
@@ -337,6 +562,13 @@ fn app_json(check: &AppCheck) -> Value {
                 }
                 _ => {}
             }
+            if let Some(located) = &check.config_problems {
+                e["problems"] = located
+                    .problems()
+                    .iter()
+                    .map(|p| problem_json(file, p))
+                    .collect();
+            }
             json!({
                 "app": check.app,
                 "ok": false,
@@ -355,12 +587,11 @@ fn config_error_json(args: &CheckArgs, error: &ConfigError) -> Value {
         "error": {
             "kind": "config",
             "message": error.to_string(),
-            "problems": error.problems().iter().map(|p| json!({
-                "field": p.field,
-                "line": p.line,
-                "env_var": p.env_var,
-                "message": p.message,
-            })).collect::<Vec<_>>(),
+            "problems": error
+                .problems()
+                .iter()
+                .map(|p| problem_json(&args.config, p))
+                .collect::<Vec<_>>(),
         },
     })
 }

@@ -133,5 +133,5 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     .await
     .map_err(failed)?;
     output::print_run(&report);
-    crate::sync::exit_for(&[report])
+    crate::sync::exit_for(&args.config, &[report])
 }

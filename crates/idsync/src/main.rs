@@ -98,7 +98,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            if json && matches!(error, exit::CliError::Usage(_)) {
+            // Only when no document is out yet: `sync` prints its runs before it finds that a
+            // run's config names what the source lacks, and stdout holds one document.
+            if json && matches!(error, exit::CliError::Usage(_)) && !stdout::printed() {
                 let document = serde_json::json!({
                     "error": format!("{error:#}"),
                     "exit_code": error.exit_code(),

@@ -1,4 +1,7 @@
-//! Human-readable output: summary tables on stdout.
+//! Human-readable output: summary tables on stdout; and config problems as `--json` documents
+//! show them.
+
+use std::path::Path;
 
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
 use idsync_runner::RunReport;
@@ -9,6 +12,18 @@ fn table(header: &[&str]) -> Table {
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(header.iter().map(Cell::new));
     t
+}
+
+/// A config problem in `--json` documents: where it is (file and line, or the environment
+/// variable its value came from), the field and what is wrong.
+pub fn problem_json(file: &Path, problem: &idsync_config::Problem) -> serde_json::Value {
+    serde_json::json!({
+        "file": file.display().to_string(),
+        "line": problem.line,
+        "env_var": problem.env_var,
+        "field": problem.field,
+        "message": problem.message,
+    })
 }
 
 /// The summary of one run: per kind of operation, how many were planned and how they ended.
@@ -56,7 +71,11 @@ pub fn print_run(report: &RunReport) {
         ]);
     }
     if report.totals.is_empty() {
-        outln!("nothing to do: every target is in step with the source");
+        // A run that failed before planning (the source could not be read) knows nothing of
+        // the targets: its error, below, is the news.
+        if report.status != idsync_runner::RunStatus::Failed {
+            outln!("nothing to do: every target is in step with the source");
+        }
     } else {
         outln!("{t}");
     }

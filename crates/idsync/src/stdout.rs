@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set once a write failed: nothing more is printed.
 static STOPPED: AtomicBool = AtomicBool::new(false);
 
+/// Set once anything was to be printed: a `--json` document may be out already.
+static PRINTED: AtomicBool = AtomicBool::new(false);
+
 /// A write failure other than a closed reader (a full disk, say), for the exit code.
 static FAILURE: Mutex<Option<String>> = Mutex::new(None);
 
@@ -32,6 +35,7 @@ macro_rules! outln {
 
 /// Writes one line (`args` and a newline) to stdout, unless an earlier write failed.
 pub fn line(args: fmt::Arguments<'_>) {
+    PRINTED.store(true, Ordering::Relaxed);
     if STOPPED.load(Ordering::Relaxed) {
         return;
     }
@@ -53,4 +57,9 @@ pub fn line(args: fmt::Arguments<'_>) {
 /// Why writing to stdout failed, other than its reader going away; `None` when it did not.
 pub fn failure() -> Option<String> {
     FAILURE.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Whether anything was printed (or was to be, before stdout closed).
+pub fn printed() -> bool {
+    PRINTED.load(Ordering::Relaxed)
 }

@@ -2,7 +2,7 @@
 //! JSON document.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
@@ -98,19 +98,63 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
         reports.push(report);
     }
     if args.json {
-        let doc = if reports.len() == 1 {
-            serde_json::to_value(&reports[0])
-        } else {
-            serde_json::to_value(&reports).map(|runs| serde_json::json!({ "runs": runs }))
+        let mut runs = Vec::new();
+        for report in &reports {
+            let mut run = serde_json::to_value(report)
+                .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+            // Where each problem is in the file, as config errors say it.
+            if let Some(located) = located_problems(&args.config, report) {
+                run["config_problems"] = located
+                    .problems()
+                    .iter()
+                    .map(|p| output::problem_json(&args.config, p))
+                    .collect();
+            }
+            runs.push(run);
         }
-        .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        let doc = match <[_; 1]>::try_from(runs) {
+            Ok([run]) => run,
+            Err(runs) => serde_json::json!({ "runs": runs }),
+        };
         outln!("{doc:#}");
     }
-    exit_for(&reports)
+    exit_for(&args.config, &reports)
 }
 
-/// The worst outcome decides the exit code: failed (1) over held (3) over done (0).
-pub fn exit_for(reports: &[RunReport]) -> Result<(), CliError> {
+/// The run's config problems (its source read failed because the config names what the
+/// source lacks), placed in the config file.
+fn located_problems(config: &Path, report: &RunReport) -> Option<idsync_config::ConfigError> {
+    if report.config_problems.is_empty() {
+        return None;
+    }
+    let problems = report
+        .config_problems
+        .iter()
+        .map(|p| idsync_config::Problem::new(&p.field, &p.message))
+        .collect();
+    Some(idsync_config::locate(config, problems))
+}
+
+/// The worst outcome decides the exit code: a config that names what the source lacks (2,
+/// with each problem at its line of `config`, as any config error), over failed (1), over held
+/// (3), over done (0). Runs are recorded (failed) in the history either way.
+pub fn exit_for(config: &Path, reports: &[RunReport]) -> Result<(), CliError> {
+    let located: Vec<String> = reports
+        .iter()
+        .filter_map(|r| located_problems(config, r))
+        .map(|e| e.to_string())
+        .collect();
+    if !located.is_empty() {
+        // Other runs that failed for other reasons are named too: exit 2 is the fix to make
+        // first, not the only one.
+        let others = reports
+            .iter()
+            .filter(|r| r.config_problems.is_empty())
+            .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Partial))
+            .map(failed_line);
+        let lines: Vec<String> = located.into_iter().chain(others).collect();
+        return Err(CliError::Usage(lines.join("\n")));
+    }
     if reports
         .iter()
         .any(|r| matches!(r.status, RunStatus::Failed | RunStatus::Partial))
@@ -118,18 +162,7 @@ pub fn exit_for(reports: &[RunReport]) -> Result<(), CliError> {
         let failed: Vec<String> = reports
             .iter()
             .filter(|r| matches!(r.status, RunStatus::Failed | RunStatus::Partial))
-            .map(|r| {
-                format!(
-                    "app {:?}: run {} {}{}",
-                    r.app,
-                    r.run_id,
-                    r.status.as_str(),
-                    r.error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )
-            })
+            .map(failed_line)
             .collect();
         return Err(CliError::Failed(anyhow::anyhow!("{}", failed.join("\n"))));
     }
@@ -145,4 +178,17 @@ pub fn exit_for(reports: &[RunReport]) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+fn failed_line(r: &RunReport) -> String {
+    format!(
+        "app {:?}: run {} {}{}",
+        r.app,
+        r.run_id,
+        r.status.as_str(),
+        r.error
+            .as_ref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    )
 }

@@ -1,8 +1,10 @@
-//! `idsync check` as a user runs it: the built binary against graph-sim over loopback.
+//! `idsync check` as a user runs it: the built binary against graph-sim (and, for the Jira
+//! default leads, atlassian-sim) over loopback.
 
 use std::path::PathBuf;
 use std::process::Output;
 
+use atlassian_sim::{AtlassianSim, Product, SimConfig, SimUser};
 use graph_sim::{GraphSim, RunningGraphSim, TenantSpec};
 
 /// A config file for the simulator in a fresh folder; `secret` overrides the right one.
@@ -296,5 +298,269 @@ manual = [
         "{}",
         text(&out.stderr)
     );
+    cleanup(&config);
+}
+
+/// The line (1-based) of the first line of `path` holding `marker`.
+fn line_of(path: &std::path::Path, marker: &str) -> usize {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .position(|l| l.contains(marker))
+        .map(|i| i + 1)
+        .expect("marker in the config")
+}
+
+/// A scope naming a group the tenant does not have, or a name two groups share, is a config
+/// error: exit 2, each entry at its line, in the text and in `--json`.
+#[tokio::test]
+async fn a_scope_group_the_tenant_lacks_or_shares_is_a_config_error() {
+    let sim = GraphSim::new(&TenantSpec::default())
+        .start()
+        .await
+        .expect("sim");
+    sim.create_group("Idsync Pilot Users");
+    let first = sim.create_group("Design Leads");
+    let second = sim.create_group("Design Leads");
+    let config = write_config(
+        &sim,
+        "scope",
+        None,
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\n  \"Idsync Pilot Users\",\n  \"Idsync Pilot Admins\",\n  \"Design Leads\",\n]",
+    );
+    let unknown = line_of(&config, "\"Idsync Pilot Admins\"");
+    let shared = line_of(&config, "\"Design Leads\"");
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:{unknown}: apps[0].scope.groups[1]: no group is named \"Idsync Pilot Admins\"; similar names: "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"Idsync Pilot Users\""), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{path}:{shared}: apps[0].scope.groups[2]: 2 groups are named \"Design Leads\""
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&first) && stderr.contains(&second),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("groups[0]"), "{stderr}");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!("{path}:{unknown}: apps[0].scope.groups[1]")),
+        "{shown}"
+    );
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    let error = &doc["apps"][0]["error"];
+    assert_eq!(error["kind"], "scope", "{doc:#}");
+    let placed: Vec<(String, u64, String)> = error["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| {
+            (
+                p["field"].as_str().unwrap_or_default().to_owned(),
+                p["line"].as_u64().unwrap_or_default(),
+                p["file"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            (
+                "apps[0].scope.groups[1]".to_owned(),
+                unknown as u64,
+                path.to_owned()
+            ),
+            (
+                "apps[0].scope.groups[2]".to_owned(),
+                shared as u64,
+                path.to_owned()
+            ),
+        ],
+        "{doc:#}"
+    );
+    cleanup(&config);
+}
+
+/// `idsync check` looks the Jira default leads up on the target: a missing or inactive one
+/// fails the check (exit 1) naming the app, target, field and fix; an active one is fine. An
+/// override's `users` table decides for its target.
+#[tokio::test]
+async fn jira_default_leads_must_be_active_accounts() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("atlassian-sim starts");
+    let targets = format!(
+        "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n\n\
+         [[targets]]\nname = \"wiki\"\nkind = \"confluence-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
+        atl.jira_url(),
+        atl.config().jira_token,
+        atl.confluence_url(),
+        atl.config().confluence_token,
+    );
+    let config = write_config(
+        &sim,
+        "leads",
+        None,
+        &format!("[apps.users]\ndefault_project_lead = \"jira-admin\"\n\n{targets}"),
+    );
+    let path = config.to_str().expect("utf-8 path");
+
+    // Missing.
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "app \"corp\": target \"jira\": apps[0].users.default_project_lead: Jira user \
+             'jira-admin' does not exist; it is to take over the projects led by users idsync \
+             deprovisions: create the account or name an active one"
+        ),
+        "{stderr}"
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("error: apps[0].users.default_project_lead"),
+        "{shown}"
+    );
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false);
+    // Confluence has no leads: only Jira is asked.
+    assert_eq!(doc["leads"].as_array().map(Vec::len), Some(1), "{doc:#}");
+    let lead = &doc["leads"][0];
+    assert_eq!(lead["app"], "corp");
+    assert_eq!(lead["target"], "jira");
+    assert_eq!(lead["field"], "apps[0].users.default_project_lead");
+    assert_eq!(lead["username"], "jira-admin");
+    assert_eq!(lead["status"], "missing");
+    assert_eq!(lead["ok"], false);
+
+    // Present and active.
+    atl.seed_user(Product::Jira, SimUser::new("jira-admin"));
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true, "{doc:#}");
+    assert_eq!(doc["leads"][0]["status"], "active");
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("default lead apps[0].users.default_project_lead = 'jira-admin': active"),
+        "{shown}"
+    );
+
+    // Inactive; and an override for jira names a component lead nobody has.
+    atl.seed_user(
+        Product::Jira,
+        SimUser {
+            active: false,
+            ..SimUser::new("jira-admin")
+        },
+    );
+    let config = write_config(
+        &sim,
+        "leads",
+        None,
+        &format!(
+            "[apps.users]\ndefault_project_lead = \"jira-admin\"\n\n\
+             [apps.overrides.jira.users]\ndefault_project_lead = \"jira-admin\"\n\
+             default_component_lead = \"ghost\"\n\n{targets}"
+        ),
+    );
+    let path = config.to_str().expect("utf-8 path");
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let leads: Vec<(&str, &str, &str)> = doc["leads"]
+        .as_array()
+        .expect("leads")
+        .iter()
+        .map(|l| {
+            (
+                l["field"].as_str().unwrap_or_default(),
+                l["username"].as_str().unwrap_or_default(),
+                l["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        leads,
+        vec![
+            (
+                "apps[0].overrides.jira.users.default_project_lead",
+                "jira-admin",
+                "inactive"
+            ),
+            (
+                "apps[0].overrides.jira.users.default_component_lead",
+                "ghost",
+                "missing"
+            ),
+        ],
+        "{doc:#}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Jira user 'jira-admin' is inactive")
+            && stderr.contains("activate the account or name an active one"),
+        "{stderr}"
+    );
+    cleanup(&config);
+}
+
+/// A Jira target that cannot be asked (here: a wrong token) is reported as such, never as a
+/// missing lead.
+#[tokio::test]
+async fn a_lead_that_cannot_be_looked_up_is_not_called_missing() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("atlassian-sim starts");
+    let config = write_config(
+        &sim,
+        "leads-unreachable",
+        None,
+        &format!(
+            "[apps.users]\ndefault_component_lead = \"jira-admin\"\n\n[[targets]]\nname = \"jira\"\n\
+             kind = \"jira-dc\"\nbase_url = \"{}\"\ntoken = \"not-the-token\"\n",
+            atl.jira_url()
+        ),
+    );
+    let path = config.to_str().expect("utf-8 path");
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let lead = &doc["leads"][0];
+    assert_eq!(lead["status"], "lookup_failed", "{doc:#}");
+    assert_eq!(lead["error"]["kind"], "unauthorized", "{doc:#}");
+    let message = lead["message"].as_str().unwrap_or_default();
+    assert!(message.contains("could not be looked up"), "{message}");
+    assert!(!message.contains("does not exist"), "{message}");
     cleanup(&config);
 }

@@ -508,3 +508,97 @@ async fn a_second_sync_of_an_app_in_progress_exits_4() {
         .collect();
     assert_eq!(statuses, ["done", "done"], "{history:#}");
 }
+
+/// `config` with `scope` put in as its `[apps.scope]` table; returns the line (1-based) of the
+/// first line holding `marker`.
+fn with_scope(config: &Path, scope: &str, marker: &str) -> usize {
+    let text = std::fs::read_to_string(config).expect("read");
+    let text = text.replacen(
+        "[apps.groups]",
+        &format!("[apps.scope]\n{scope}\n\n[apps.groups]"),
+        1,
+    );
+    std::fs::write(config, &text).expect("written");
+    text.lines()
+        .position(|l| l.contains(marker))
+        .map(|i| i + 1)
+        .expect("marker in the config")
+}
+
+/// A scope group the tenant does not have is a config error: exit 2, the entry pointed at by
+/// its line as any config error, nothing changed, and the run recorded as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_scope_group_exits_2_at_its_line() {
+    let (graph, atl, _) = world().await;
+    let dir = folder("unknown-scope-group");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let line = with_scope(
+        &config,
+        "kind = \"groups\"\ngroups = [\n  \"Devs\",\n  \"Designers\",\n]",
+        "\"Designers\"",
+    );
+    let config = config.to_str().expect("utf-8 path");
+
+    let (_, stderr) = run(&["sync", "--config", config], 2).await;
+    assert!(
+        stderr.contains(&format!(
+            "{config}:{line}: apps[0].scope.groups[1]: no group is named \"Designers\""
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("groups[0]"), "\"Devs\" is fine: {stderr}");
+
+    // With --json: the run's document alone on stdout, its problems placed in the file.
+    let (doc, _) = run(&["sync", "--config", config, "--json"], 2).await;
+    assert_eq!(doc["status"], "failed", "{doc:#}");
+    let problem = &doc["config_problems"][0];
+    assert_eq!(problem["field"], "apps[0].scope.groups[1]", "{doc:#}");
+    assert_eq!(problem["line"], line, "{doc:#}");
+    assert_eq!(problem["file"], config, "{doc:#}");
+    assert_eq!(doc["config_problems"].as_array().map(Vec::len), Some(1));
+
+    assert!(atl.users(Product::Jira).is_empty(), "nothing changed");
+    let (history, _) = run(&["history", "--config", config, "--json"], 0).await;
+    let runs = history["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{history:#}");
+    for r in runs {
+        assert_eq!(r["status"], "failed", "{history:#}");
+        let error = r["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "reading the source of app \"corp\" failed: apps[0].scope.groups[1]: no group is named \"Designers\""
+            ),
+            "{error}"
+        );
+        assert!(
+            !error.contains("app 'corp'"),
+            "the app is named once: {error}"
+        );
+    }
+}
+
+/// A scope group name that two groups of the tenant share is a config error too, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scope_group_name_two_groups_share_exits_2_at_its_line() {
+    let (graph, atl, _) = world().await;
+    let second = graph.create_group("Devs");
+    let dir = folder("shared-scope-group");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let line = with_scope(
+        &config,
+        "kind = \"groups\"\ngroups = [\"Devs\"]",
+        "groups = [",
+    );
+    let config = config.to_str().expect("utf-8 path");
+
+    let (_, stderr) = run(&["sync", "--config", config, "--dry-run"], 2).await;
+    assert!(
+        stderr.contains(&format!(
+            "{config}:{line}: apps[0].scope.groups[0]: 2 groups are named \"Devs\""
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&second), "names both groups: {stderr}");
+    assert!(stderr.contains("object id"), "says what to write: {stderr}");
+    assert!(atl.users(Product::Jira).is_empty(), "nothing changed");
+}

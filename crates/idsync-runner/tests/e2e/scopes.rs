@@ -2,6 +2,7 @@
 //! nested groups expanded) and chosen groups (by name or id, nested or not).
 
 use idsync_model::{OperationKind as K, TargetKind};
+use idsync_runner::RunStatus;
 
 use crate::harness::*;
 
@@ -148,3 +149,72 @@ async fn scopes(kind: TargetKind) {
 }
 
 crate::per_target!(scopes: jira, confluence, bitbucket, cloud);
+
+/// A scope naming a group the tenant does not have, or one several groups share, fails the run
+/// (nothing planned) and says which entry of the config is wrong, as config errors name
+/// fields; an enterprise application the tenant does not have likewise.
+#[tokio::test]
+async fn a_scope_the_tenant_lacks_fails_the_run_naming_each_field() {
+    let kind = TargetKind::JiraDc;
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    add_group(&tenant, "Jira Users", &[&ada]);
+    add_group(&tenant, "Devs", &[&ada]);
+    add_group(&tenant, "devs", &[]);
+    let w = World::new(&[kind]).await;
+
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\", \"Jira Admins\", \"Devs\"]\n",
+    )]);
+    let report = w.run(&config, "main", false).await;
+    assert_eq!(report.status, RunStatus::Failed, "{}", pretty(&report));
+    let fields: Vec<&str> = report
+        .config_problems
+        .iter()
+        .map(|p| p.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        ["apps[0].scope.groups[1]", "apps[0].scope.groups[2]"],
+        "{}",
+        pretty(&report)
+    );
+    assert!(
+        report.config_problems[0]
+            .message
+            .contains("\"Jira Admins\"")
+    );
+    assert!(
+        report.config_problems[1]
+            .message
+            .contains("2 groups are named")
+    );
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "reading the source of app \"main\" failed: apps[0].scope.groups[1]: no group is named"
+        ),
+        "{error}"
+    );
+    assert!(
+        !error.contains("app 'main'"),
+        "the app is named once: {error}"
+    );
+    assert!(all_ops(&report).is_empty(), "{}", pretty(&report));
+    assert!(w.usernames(kind).is_empty());
+
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\n"),
+    )]);
+    let report = w.run(&config, "main", false).await;
+    assert_eq!(report.status, RunStatus::Failed, "{}", pretty(&report));
+    assert_eq!(report.config_problems.len(), 1, "{}", pretty(&report));
+    assert_eq!(report.config_problems[0].field, "apps[0].scope.app_id");
+    assert!(
+        report.config_problems[0].message.contains(APP_ID),
+        "{}",
+        pretty(&report)
+    );
+}
