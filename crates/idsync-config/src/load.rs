@@ -1140,7 +1140,7 @@ impl Checker<'_> {
         }
         match &app.scope {
             Scope::Directory => {}
-            Scope::EnterpriseApp { app_id } => {
+            Scope::EnterpriseApp { app_id, .. } => {
                 if !is_guid(app_id) {
                     self.report(
                         &at(&["scope", "app_id"]),

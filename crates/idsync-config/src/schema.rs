@@ -117,10 +117,15 @@ pub enum Scope {
     /// Every user in the directory.
     #[default]
     Directory,
-    /// Users assigned to an enterprise application, directly or through an assigned group.
+    /// Users assigned to an enterprise application, directly or as direct members of an
+    /// assigned group (Entra's own rule: assignment does not cascade to nested groups).
     EnterpriseApp {
         /// The application (client) id of the enterprise application.
         app_id: String,
+        /// Also take the members of groups nested in assigned groups, however deep: further
+        /// than Entra goes (those users cannot sign in to the app through it).
+        #[serde(default)]
+        expand_nested_groups: bool,
     },
     /// Members of these groups (display names or object ids).
     Groups { groups: Vec<String> },

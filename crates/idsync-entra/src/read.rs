@@ -480,7 +480,7 @@ async fn read_scope_input(source: &EntraSource) -> Result<ScopeInput<'_>, EntraE
     match &source.scope {
         Scope::Directory => Ok(ScopeInput::Directory),
         Scope::Groups { groups } => Ok(ScopeInput::Groups(groups)),
-        Scope::EnterpriseApp { app_id } => read_assignments(source, app_id)
+        Scope::EnterpriseApp { app_id, .. } => read_assignments(source, app_id)
             .await
             .map(ScopeInput::Assigned),
     }
@@ -560,6 +560,15 @@ fn compute_scope(
             nested_expanded: 0,
         }),
         ScopeInput::Assigned(assignments) => {
+            // Entra does not cascade an assignment to groups nested in an assigned group: only
+            // its direct members have access to the app. Going further is an explicit choice.
+            let nested = matches!(
+                source.scope,
+                Scope::EnterpriseApp {
+                    expand_nested_groups: true,
+                    ..
+                }
+            );
             let roots: Vec<&str> = assignments.groups.iter().map(String::as_str).collect();
             let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
             members.extend(assignments.users.iter().cloned());

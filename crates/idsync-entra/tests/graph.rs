@@ -542,21 +542,37 @@ async fn enterprise_app_scope_takes_assigned_users_and_groups() {
     sim.assign_app(app_id, &nest.a).expect("assign group");
     sim.assign_app(app_id, &robot).expect("assign sp");
 
+    // As Entra assigns: users assigned directly, and the direct members of assigned groups;
+    // not the members of Nest B and Nest C, nested in the assigned Nest A.
     let scoped = format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{app_id}\"");
     let source = source(&app(&sim, &scoped));
     let read = source.read(None).await.expect("read");
+    let expected: BTreeSet<String> = [direct.clone(), nest.users[0].clone()].into();
+    assert_eq!(
+        read.snapshot.users.keys().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert_eq!(sim.snapshot().users_with_app_access(app_id), expected);
+    assert_eq!(read.stats.ignored_app_assignments, 1);
+    assert_eq!(read.stats.nested_groups_expanded, 0);
+    assert_eq!(
+        read.stats.requests["servicePrincipals/appRoleAssignedTo"], 1,
+        "assignments: one page of up to 999"
+    );
+
+    // Further than Entra, when asked: the nested groups' members too, through the cycle.
+    let further = format!("{scoped}\nexpand_nested_groups = true");
+    let read = self::source(&app(&sim, &further))
+        .read(None)
+        .await
+        .expect("read");
     let mut expected: BTreeSet<String> = nest.users.iter().cloned().collect();
     expected.insert(direct.clone());
     assert_eq!(
         read.snapshot.users.keys().cloned().collect::<BTreeSet<_>>(),
         expected
     );
-    assert_eq!(read.stats.ignored_app_assignments, 1);
     assert_eq!(read.stats.nested_groups_expanded, 2);
-    assert_eq!(
-        read.stats.requests["servicePrincipals/appRoleAssignedTo"], 1,
-        "assignments: one page of up to 999"
-    );
 
     let unknown = "[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"6b6b6b6b-1111-2222-3333-444444444444\"";
     let error = self::source(&app(&sim, unknown))

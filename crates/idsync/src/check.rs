@@ -453,7 +453,15 @@ fn describe_scope(app: &AppConfig) -> String {
     };
     match &app.scope {
         Scope::Directory => "the whole directory".to_owned(),
-        Scope::EnterpriseApp { app_id } => {
+        Scope::EnterpriseApp {
+            app_id,
+            expand_nested_groups,
+        } => {
+            let nesting = if *expand_nested_groups {
+                "members of nested groups too, beyond Entra's own rule"
+            } else {
+                "direct members of assigned groups, as Entra assigns"
+            };
             format!("users assigned to enterprise app {app_id} ({nesting})")
         }
         Scope::Groups { groups } => format!(

@@ -201,6 +201,29 @@ impl Snapshot {
         }
         users
     }
+
+    /// The users who have access to enterprise app `app_id` as Entra decides it: those
+    /// assigned directly, and the direct user members of assigned groups. Microsoft documents
+    /// that group-based assignment does not reach the members of groups nested in an assigned
+    /// group:
+    /// https://learn.microsoft.com/entra/identity/enterprise-apps/assign-user-or-group-access-portal
+    pub fn users_with_app_access(&self, app_id: &str) -> BTreeSet<String> {
+        let mut users = BTreeSet::new();
+        for principal in self.app_assignments.get(app_id).into_iter().flatten() {
+            if self.users.contains_key(principal) {
+                users.insert(principal.clone());
+            } else if let Some(group) = self.groups.get(principal) {
+                users.extend(
+                    group
+                        .members
+                        .iter()
+                        .filter(|m| self.users.contains_key(*m))
+                        .cloned(),
+                );
+            }
+        }
+        users
+    }
 }
 
 pub(crate) struct Tenant {

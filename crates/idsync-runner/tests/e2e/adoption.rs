@@ -65,10 +65,9 @@ async fn adoption(kind: TargetKind) {
         assert!(w.is_active(kind, "legacy-bob"));
         // Not silently: the plan says that bob's creation could not look for legacy-bob.
         assert!(
-            warnings(&report, name)
-                .iter()
-                .any(|w| w.contains("created without adoption by e-mail")
-                    && w.contains("2 user(s)")),
+            warnings(&report, name).iter().any(|w| w
+                .contains("created without adoption by e-mail")
+                && w.contains("2 user(s)")),
             "{:?}",
             warnings(&report, name)
         );

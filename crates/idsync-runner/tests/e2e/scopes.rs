@@ -1,5 +1,5 @@
 //! Scopes: the whole directory, an enterprise application's assignments (users and groups,
-//! nested groups expanded) and chosen groups (by name or id, nested or not).
+//! nested groups only when asked, as Entra does not cascade assignments) and chosen groups (by name or id, nested or not).
 
 use idsync_model::{OperationKind as K, TargetKind};
 use idsync_runner::RunStatus;
@@ -85,21 +85,41 @@ async fn scopes(kind: TargetKind) {
     assert_eq!(active_users(&w, kind), vec!["cyd@contoso.com"]);
     w.assert_converged(&config).await;
 
-    // The enterprise app: bob directly, dan through App Group ⊃ App Nested.
+    // The enterprise app, as Entra assigns it: bob directly; dan is in App Nested, a group
+    // nested in the assigned App Group, and assignment does not cascade to nested groups.
     let config = w.write_config(&[App::new(
         &tenant,
         format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\n"),
     )]);
     let report = w.sync_ok(&config, "main").await;
     assert_eq!(
-        count(&report, name, K::CreateUser),
-        2,
+        ops_of(&report, name),
+        vec![
+            (K::CreateUser, "bob@contoso.com".into(), String::new()),
+            (K::DeactivateUser, "cyd@contoso.com".into(), String::new()),
+        ],
         "{}",
         pretty(&report)
     );
+    assert_eq!(active_users(&w, kind), vec!["bob@contoso.com"]);
     assert_eq!(
-        count(&report, name, K::DeactivateUser),
-        1,
+        tenant.snapshot().users_with_app_access(APP_ID),
+        [bob.clone()].into_iter().collect(),
+        "the simulator's Entra agrees"
+    );
+    w.assert_converged(&config).await;
+
+    // Going further than Entra, when asked: dan too.
+    let config = w.write_config(&[App::new(
+        &tenant,
+        format!(
+            "[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\nexpand_nested_groups = true\n"
+        ),
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::CreateUser, "dan@contoso.com".into(), String::new())],
         "{}",
         pretty(&report)
     );
