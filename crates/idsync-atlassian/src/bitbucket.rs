@@ -29,8 +29,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
 use crate::util::{
-    fan_out, members_of_all, membership_keys, random_password, same_name, target_basics,
-    unsupported,
+    VersionedCapabilities, fan_out, members_of_all, membership_keys, random_password, same_name,
+    target_basics, unsupported,
 };
 
 /// Page size asked for; Bitbucket caps it (usually at 1000) and says so in `limit`.
@@ -39,7 +39,7 @@ const PAGE: usize = 1000;
 /// A Bitbucket Data Center instance.
 pub struct BitbucketDc {
     api: Api,
-    capabilities: Capabilities,
+    capabilities: VersionedCapabilities,
 }
 
 /// The paged envelope of every `admin/*` listing.
@@ -111,7 +111,7 @@ impl BitbucketDc {
         };
         Ok(BitbucketDc {
             api,
-            capabilities: Capabilities {
+            capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: true,
                 update_email: true,
                 reads_email: true,
@@ -122,13 +122,14 @@ impl BitbucketDc {
                 delete_group: true,
                 bulk_membership: true,
                 leads: false,
-            },
+                unavailable: Default::default(),
+            }),
         })
     }
 
     /// The licensed groups and the group reactivation adds, under the licensed-groups policy.
     fn licensed(&self) -> Option<(&BTreeSet<String>, &str)> {
-        match &self.capabilities.deprovisioning {
+        match &self.capabilities.get().deprovisioning {
             Deprovisioning::RemoveLicensedGroups {
                 groups,
                 reactivate_group,
@@ -527,6 +528,13 @@ impl BitbucketDc {
 #[async_trait]
 impl Target for BitbucketDc {
     target_basics!();
+
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        let info = crate::versions::bitbucket(&self.api).await?;
+        // Bitbucket 8–9 have every admin resource idsync uses.
+        self.capabilities.found(Default::default());
+        Ok(info)
+    }
 
     /// New accounts get their licence group in batches (one at a time for a refused batch, to
     /// tell who could not have one), then their ids: a few looked up one by one (a filtered

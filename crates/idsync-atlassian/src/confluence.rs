@@ -30,8 +30,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
 use crate::util::{
-    fan_out, members_of_all, membership_keys, random_password, same_name, target_basics,
-    unsupported,
+    VersionedCapabilities, fan_out, members_of_all, membership_keys, random_password, same_name,
+    target_basics, unsupported,
 };
 
 /// Items per page asked for; 200 is Confluence's documented default and usual maximum.
@@ -44,7 +44,7 @@ const POLL_MAX: Duration = Duration::from_secs(5);
 /// A Confluence Data Center instance.
 pub struct ConfluenceDc {
     api: Api,
-    capabilities: Capabilities,
+    capabilities: VersionedCapabilities,
     /// How long a deletion's long task is waited for.
     task_wait: Duration,
 }
@@ -143,7 +143,7 @@ impl ConfluenceDc {
         Ok(ConfluenceDc {
             api: Api::new(config)?,
             task_wait: Duration::from_secs(config.long_task_wait_seconds.max(1)),
-            capabilities: Capabilities {
+            capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: false,
                 update_email: true,
                 reads_email: false,
@@ -154,7 +154,8 @@ impl ConfluenceDc {
                 delete_group: true,
                 bulk_membership: false,
                 leads: false,
-            },
+                unavailable: Default::default(),
+            }),
         })
     }
 
@@ -413,7 +414,12 @@ impl ConfluenceDc {
             .call(Method::DELETE, "rest/api/admin/user/{}", &[user]);
         let reply = self.api.send(call).await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Ok(Applied::AlreadyDone);
+            // Gone already, or a Confluence without this resource (before 8.2): only the
+            // first is "already done".
+            return match self.user(user).await? {
+                None => Ok(Applied::AlreadyDone),
+                Some(_) => Err(self.missing_resource(&what)),
+            };
         }
         if !reply.is_success() {
             return Err(self.api.error(&reply, &what));
@@ -494,11 +500,25 @@ impl ConfluenceDc {
             .api
             .call(Method::DELETE, "rest/api/admin/group/{}", &[group]);
         let reply = self.api.send(call).await?;
+        let what = format!("delete group '{group}'");
         match reply.status {
             s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete group '{group}'"))),
+            StatusCode::NOT_FOUND if !self.group_exists(group).await? => Ok(Applied::AlreadyDone),
+            StatusCode::NOT_FOUND => Err(self.missing_resource(&what)),
+            _ => Err(self.api.error(&reply, &what)),
         }
+    }
+
+    /// A 404 for something that exists: the server has no such resource (an older version,
+    /// or a proxy in the way), which must not pass for "already done".
+    fn missing_resource(&self, what: &str) -> TargetError {
+        self.api.err(
+            TargetErrorKind::Unsupported,
+            format!(
+                "cannot {what}: Confluence answered 404 although it exists; this Confluence does not have the resource (see the version requirements in docs/config.md) or base_url is not Confluence's"
+            ),
+            Some(404),
+        )
     }
 
     /// Idempotent PUT/DELETE: 204 whether or not the membership existed.
@@ -519,8 +539,15 @@ impl ConfluenceDc {
         let reply = self.api.send(call).await?;
         match reply.status {
             s if s.is_success() => Ok(Applied::Done),
-            // The user or the group is gone, so the membership is too.
-            StatusCode::NOT_FOUND if !add => Ok(Applied::AlreadyDone),
+            // The user or the group is gone, so the membership is too; if both are there,
+            // the resource itself is missing (Confluence before 9.0).
+            StatusCode::NOT_FOUND if !add => {
+                if self.user(user).await?.is_none() || !self.group_exists(group).await? {
+                    Ok(Applied::AlreadyDone)
+                } else {
+                    Err(self.missing_resource(&what))
+                }
+            }
             _ => Err(self.api.error(&reply, &what)),
         }
     }
@@ -529,6 +556,13 @@ impl ConfluenceDc {
 #[async_trait]
 impl Target for ConfluenceDc {
     target_basics!();
+
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        let info = crate::versions::confluence(&self.api).await?;
+        self.capabilities
+            .found(crate::versions::confluence_unavailable(info.version));
+        Ok(info)
+    }
 
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing runs beside the group and member reads (the API's request gate

@@ -35,8 +35,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Reply};
 use crate::util::{
-    OffsetPage, attribute_text, fan_out, members_of_all, membership_keys, offset_pages, same_name,
-    target_basics,
+    OffsetPage, VersionedCapabilities, attribute_text, fan_out, members_of_all, membership_keys,
+    offset_pages, same_name, target_basics,
 };
 
 /// Users per `/user/list` page: the server's default and maximum. The listing is cursor-paged,
@@ -59,7 +59,7 @@ const LISTING_SEARCH: u8 = 2;
 /// A Jira Data Center instance.
 pub struct JiraDc {
     api: Api,
-    capabilities: Capabilities,
+    capabilities: VersionedCapabilities,
     /// Whether `/user/list` exists here (probed once).
     listing: AtomicU8,
 }
@@ -166,7 +166,7 @@ impl JiraDc {
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(JiraDc {
             api: Api::new(config)?,
-            capabilities: Capabilities {
+            capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: true,
                 update_email: true,
                 reads_email: true,
@@ -177,7 +177,8 @@ impl JiraDc {
                 delete_group: true,
                 bulk_membership: false,
                 leads: true,
-            },
+                unavailable: Default::default(),
+            }),
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })
     }
@@ -672,10 +673,20 @@ impl JiraDc {
             .call(Method::DELETE, "rest/api/2/user", &[])
             .query("key", key);
         let reply = self.api.send(call).await?;
+        let what = format!("delete user '{user}'");
         match reply.status {
             s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete user '{user}'"))),
+            // Gone already: confirmed by looking the account up, so that a 404 from anything
+            // else (a proxy, a missing resource) never passes for "already done".
+            StatusCode::NOT_FOUND => match self.user("key", key).await? {
+                None => Ok(Applied::AlreadyDone),
+                Some(_) => Err(self.api.err(
+                    TargetErrorKind::Unsupported,
+                    format!("cannot {what}: Jira answered 404 although the account exists; is base_url Jira's?"),
+                    Some(404),
+                )),
+            },
+            _ => Err(self.api.error(&reply, &what)),
         }
     }
 }
@@ -694,6 +705,14 @@ fn user_changes(changes: &UserChanges) -> Value {
 #[async_trait]
 impl Target for JiraDc {
     target_basics!();
+
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        let info = crate::versions::jira(&self.api).await?;
+        // Jira 9–11 have every resource idsync uses (`user/list` arrived in 10.3, and older
+        // versions are read through the group member lists instead).
+        self.capabilities.found(Default::default());
+        Ok(info)
+    }
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing is cursor-paged (one page after another), so it runs beside the

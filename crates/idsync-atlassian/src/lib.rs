@@ -22,6 +22,7 @@ pub mod confluence;
 pub mod jira;
 pub mod scim;
 mod util;
+mod versions;
 
 pub use bitbucket::BitbucketDc;
 pub use confluence::ConfluenceDc;

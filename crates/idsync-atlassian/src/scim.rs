@@ -33,7 +33,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call, Reply};
 use crate::util::{
-    OffsetPage, attribute_text, fan_out, offset_pages, same_name, target_basics, unsupported,
+    OffsetPage, VersionedCapabilities, attribute_text, fan_out, offset_pages, same_name,
+    target_basics, unsupported,
 };
 
 const SCIM_JSON: &str = "application/scim+json";
@@ -51,7 +52,7 @@ use idsync_model::target::{
 /// The Atlassian Cloud SCIM directory.
 pub struct AtlassianCloud {
     api: Api,
-    capabilities: Capabilities,
+    capabilities: VersionedCapabilities,
     /// Group `displayName` (lowercase) → SCIM id.
     group_ids: Mutex<HashMap<String, String>>,
 }
@@ -184,7 +185,7 @@ impl AtlassianCloud {
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(AtlassianCloud {
             api: Api::new(config)?,
-            capabilities: Capabilities {
+            capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: true,
                 update_email: true,
                 reads_email: true,
@@ -195,7 +196,8 @@ impl AtlassianCloud {
                 delete_group: true,
                 bulk_membership: true,
                 leads: false,
-            },
+                unavailable: Default::default(),
+            }),
             group_ids: Mutex::new(HashMap::new()),
         })
     }
@@ -554,6 +556,14 @@ impl AtlassianCloud {
 #[async_trait]
 impl Target for AtlassianCloud {
     target_basics!();
+
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        // The cloud has one version, today's: nothing to ask.
+        Ok(idsync_model::ProductInfo {
+            product: "Atlassian Cloud".into(),
+            version: None,
+        })
+    }
 
     async fn add_members(
         &self,

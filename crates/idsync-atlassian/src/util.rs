@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use idsync_model::{Operation, TargetError, TargetKind};
+use idsync_model::{Capabilities, Operation, OperationKind, TargetError, TargetKind};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 
@@ -159,6 +159,34 @@ pub(crate) fn membership_keys<T>(
 
 /// The `Target` methods every target answers alike from its `api` and `capabilities`
 /// fields; used inside each `impl Target`.
+/// A target's capabilities: those of the newest version of its product until the version it
+/// runs is known, then those of that version.
+pub(crate) struct VersionedCapabilities {
+    newest: Capabilities,
+    found: std::sync::OnceLock<Capabilities>,
+}
+
+impl VersionedCapabilities {
+    pub(crate) fn new(newest: Capabilities) -> Self {
+        VersionedCapabilities {
+            newest,
+            found: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> &Capabilities {
+        self.found.get().unwrap_or(&self.newest)
+    }
+
+    /// Those of the version found: the newest's, less `unavailable`. Set once (a target object
+    /// lives for one run, against one server).
+    pub(crate) fn found(&self, unavailable: BTreeMap<OperationKind, String>) {
+        let mut capabilities = self.newest.clone();
+        capabilities.unavailable = unavailable;
+        let _ = self.found.set(capabilities);
+    }
+}
+
 macro_rules! target_basics {
     () => {
         fn name(&self) -> &str {
@@ -170,7 +198,7 @@ macro_rules! target_basics {
         }
 
         fn capabilities(&self) -> &idsync_model::Capabilities {
-            &self.capabilities
+            self.capabilities.get()
         }
 
         fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {

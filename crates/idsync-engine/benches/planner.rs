@@ -170,6 +170,7 @@ fn main() {
         delete_group: true,
         bulk_membership: false,
         leads: true,
+        unavailable: Default::default(),
     };
     let user_rules = CompiledUserRules::compile(
         &UserRules {

@@ -1491,6 +1491,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     let (operations, mut planned_warnings, held) =
         b.finish(&ctx.index, &source_reasons, input.source_complete);
     warnings.append(&mut planned_warnings);
+    let operations = withhold_unavailable(operations, input.capabilities, &mut warnings);
     if held > 0 {
         warnings.push(format!(
             "the source read was incomplete: {held} removal(s) and deprovisioning(s) held back until a complete read"
@@ -1508,6 +1509,46 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
         warnings,
         managed_users,
     }
+}
+
+/// Operations the product cannot do at the version it runs are not sent: each kind is said
+/// once, with why (the version it needs) and how many; the memberships of accounts that cannot
+/// be created go with them.
+fn withhold_unavailable(
+    operations: Vec<PlannedOperation>,
+    caps: &Capabilities,
+    warnings: &mut Vec<String>,
+) -> Vec<PlannedOperation> {
+    if caps.unavailable.is_empty() {
+        return operations;
+    }
+    let creations_withheld = caps.unavailable.contains_key(&OperationKind::CreateUser);
+    let mut withheld: BTreeMap<OperationKind, (usize, String)> = BTreeMap::new();
+    let kept = operations
+        .into_iter()
+        .filter(|planned| {
+            let kind = planned.op.kind();
+            if caps.unavailable.contains_key(&kind) {
+                withheld
+                    .entry(kind)
+                    .or_insert_with(|| (0, planned.op.user().unwrap_or_default().to_owned()))
+                    .0 += 1;
+                return false;
+            }
+            // An account that is not created gets no memberships (their key is not known).
+            !(creations_withheld
+                && matches!(&planned.op, Operation::AddMembership { key, .. } if key.is_empty()))
+        })
+        .collect();
+    for (kind, (count, example)) in withheld {
+        if let Some(why) = caps.unavailable.get(&kind) {
+            warnings.push(format!(
+                "not sent: {why}: {count} {} operation(s), e.g. {example:?}",
+                kind.as_str()
+            ));
+        }
+    }
+    kept
 }
 
 /// Records that a group must exist; false when it is missing and may not be created.

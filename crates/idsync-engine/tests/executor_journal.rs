@@ -47,6 +47,13 @@ impl Target for MemoryTarget<'_> {
     fn capabilities(&self) -> &Capabilities {
         &self.caps
     }
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        Ok(idsync_model::ProductInfo {
+            product: "Test".into(),
+            version: None,
+        })
+    }
+
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
         Ok(ActualState::default())
     }
@@ -110,6 +117,7 @@ fn caps() -> Capabilities {
         delete_group: false,
         bulk_membership: false,
         leads: false,
+        unavailable: Default::default(),
     }
 }
 

@@ -21,6 +21,7 @@ fn caps() -> Capabilities {
         delete_group: true,
         bulk_membership: false,
         leads: false,
+        unavailable: Default::default(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod target;
 pub use operation::{Operation, OperationKind, PlannedOperation};
 pub use source::{SourceGroup, SourceSnapshot, SourceUser};
 pub use target::{
-    ActualState, Applied, AttributeNames, Capabilities, Deprovisioning, Lead, LeadKind, Target,
-    TargetError, TargetErrorKind, TargetKind, TargetUser, UserChanges,
+    ActualState, Applied, AttributeNames, Capabilities, Deprovisioning, Lead, LeadKind,
+    ProductInfo, Target, TargetError, TargetErrorKind, TargetKind, TargetUser, UserChanges,
+    Version,
 };

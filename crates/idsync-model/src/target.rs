@@ -123,6 +123,54 @@ pub struct Capabilities {
     pub bulk_membership: bool,
     /// Projects and components have leads that block deactivation (Jira).
     pub leads: bool,
+    /// Operations this product, at the version it runs, has no REST resource for, each with
+    /// why (naming the version it needs): planned as a warning, never sent. Filled once the
+    /// target's version is known (see [`Target::discover`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable: BTreeMap<crate::operation::OperationKind, String>,
+}
+
+/// A product version, as `major.minor.patch` (missing parts are 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    /// Reads the leading numbers of a version text: `"9.12.3"`, `"8.5"`, `"10.0.0-m12"`.
+    /// `None` when it does not start with a number.
+    pub fn parse(text: &str) -> Option<Version> {
+        let mut parts = text
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().ok());
+        let major = parts.next().flatten()?;
+        let minor = parts.next().flatten().unwrap_or(0);
+        let patch = parts.next().flatten().unwrap_or(0);
+        Some(Version(major, minor, patch))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// What a target says about itself: which product, and at which version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductInfo {
+    /// `Jira`, `Confluence`, `Bitbucket`, `Atlassian Cloud`.
+    pub product: String,
+    /// `None` where the product has no version to report (the cloud) or did not say.
+    pub version: Option<Version>,
+}
+
+impl std::fmt::Display for ProductInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "{} {v}", self.product),
+            None => write!(f, "{}", self.product),
+        }
+    }
 }
 
 /// One account as a target holds it.
@@ -266,6 +314,12 @@ pub trait Target: Send + Sync {
     /// read for each user. Any failure fails the whole read: a partial state must never be
     /// planned against.
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError>;
+
+    /// Reads the product and version once per run, and from then on reports the
+    /// [`Capabilities`] of that version (what an older version has no resource for is listed
+    /// in `unavailable`). Before it is called, the capabilities are those of the newest
+    /// version.
+    async fn discover(&self) -> Result<ProductInfo, TargetError>;
 
     /// Reads the project and component leads alone (products with `leads`), so that a run
     /// planning from a known state can check who leads what before deprovisioning anyone:

@@ -132,6 +132,9 @@ pub struct TargetReport {
     pub error: Option<String>,
     /// Where the target's state came from.
     pub state: StateSource,
+    /// The product and version the target reported (`Confluence 8.5.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
     pub managed_users: usize,
     pub adoptions: Vec<idsync_engine::Adoption>,
     pub warnings: Vec<String>,
@@ -147,6 +150,7 @@ impl TargetReport {
             kind: tc.kind.to_string(),
             error: Some(error),
             state: StateSource::None,
+            product: None,
             managed_users: 0,
             adoptions: Vec::new(),
             warnings: Vec::new(),
@@ -684,6 +688,7 @@ async fn apply_target(
     let mut results = results;
     known_state::explain_conflicts(&known.state, &mut results);
     let known_source = known.source;
+    let product = Some(known.product.to_string());
     let (fingerprint, read_at) = (known.fingerprint.clone(), known.read_at);
     let (results, after) = after_run(tc, Arc::clone(&target), known, results).await;
     let note = match epoch {
@@ -697,6 +702,7 @@ async fn apply_target(
             kind: target.kind().to_string(),
             error: None,
             state: known_source,
+            product,
             managed_users: plan.managed_users,
             adoptions: plan.adoptions,
             warnings: plan.warnings,
@@ -761,6 +767,7 @@ impl Planned<'_> {
             kind: self.target.kind().to_string(),
             error: None,
             state: self.known.source,
+            product: Some(self.known.product.to_string()),
             managed_users: self.plan.managed_users,
             adoptions: self.plan.adoptions.clone(),
             warnings: self.plan.warnings.clone(),
@@ -784,6 +791,8 @@ impl Planned<'_> {
 /// A target's state as this run knows it.
 struct KnownTarget {
     state: ActualState,
+    /// The product and version it runs, read at the start of every run.
+    product: idsync_model::ProductInfo,
     source: StateSource,
     /// When it was last read in full (unix seconds).
     read_at: i64,
@@ -961,6 +970,9 @@ async fn know_target(
     let force_full_read = force_full_read || !intents.is_empty();
     let now = unix_now();
     let mut note = None;
+    // The product's version decides what can be planned for it (an older Confluence lacks
+    // resources idsync uses): read first, on every run, as an upgrade can happen any day.
+    let product = target.discover().await.map_err(KnowError::Target)?;
     let reads_email = target.capabilities().reads_email;
     match known {
         Some(Ok((read_at, mut state))) if !force_full_read => {
@@ -970,6 +982,7 @@ async fn know_target(
             let minutes = u64::try_from(now.saturating_sub(read_at) / 60).unwrap_or(0);
             let known = KnownTarget {
                 state,
+                product,
                 source: StateSource::Known {
                     read_minutes_ago: minutes,
                 },
@@ -1044,6 +1057,7 @@ async fn know_target(
     Ok(TargetInputs {
         known: KnownTarget {
             state,
+            product,
             source: StateSource::FullRead,
             read_at: now,
             fingerprint,

@@ -26,6 +26,11 @@ const PREFIXES: [&str; 2] = ["/bitbucket/rest/api/1.0", "/bitbucket/rest/api/lat
 
 pub(crate) fn routes() -> Router<Arc<Inner>> {
     let table: Vec<(&str, MethodRouter<Arc<Inner>>)> = vec![
+        // getApplicationProperties (version; no authentication needed)
+        (
+            "/application-properties",
+            get(crate::versions::bitbucket_application_properties),
+        ),
         // getUsers_1 / createUser / updateUserDetails / deleteUser
         (
             "/admin/users",

@@ -249,6 +249,17 @@ fn authorised(sim: &Inner, product: Product, request: &Request) -> bool {
 
 /// Per-product middleware: the Bitbucket request log, authentication, then rate limiting.
 pub(crate) async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    // A resource the product's version does not have yet: the product's 404.
+    if let Some(route) = request.extensions().get::<MatchedPath>() {
+        let version = crate::lock(&gate.sim.state).version(gate.product);
+        if !crate::versions::has(version, request.method(), route.as_str()) {
+            return error_for_path(
+                request.uri().path(),
+                StatusCode::NOT_FOUND,
+                "Could not find the resource: not in this version of the product",
+            );
+        }
+    }
     if gate.product == Product::Bitbucket {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {

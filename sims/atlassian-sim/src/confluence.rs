@@ -46,6 +46,16 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         )
         // https://developer.atlassian.com/server/confluence/rest/v1000/api-group-longtask/
         .route(&format!("{API}/longtask/{{id}}"), get(long_task))
+        // https://developer.atlassian.com/server/confluence/rest/v1000/api-group-server-information/ (9.1+)
+        .route(
+            &format!("{API}/server-information"),
+            get(crate::versions::confluence_server_information),
+        )
+        // The application-links manifest every Atlassian server product serves.
+        .route(
+            &format!("{CONTEXT}/rest/applinks/1.0/manifest"),
+            get(crate::versions::confluence_manifest),
+        )
         // https://developer.atlassian.com/server/confluence/rest/v1000/api-group-admin-group/
         .route(&format!("{API}/admin/group"), post(create_group))
         .route(

@@ -57,6 +57,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/_sim/{product}/nested-groups", post(nest_group))
         .route("/_sim/{product}/licence", put(set_licence))
         .route("/_sim/{product}/read-only", put(set_read_only))
+        .route("/_sim/{product}/version", put(crate::versions::set_version))
         .route("/_sim/{product}/rate-limit", put(set_rate_limit))
         .route("/_sim/jira/projects", get(list_projects).post(add_project))
         .route("/_sim/jira/components", post(add_component))

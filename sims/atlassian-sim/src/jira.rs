@@ -38,6 +38,11 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route(&format!("{API}/user/search"), get(search_users))
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-list-get (DC 10.3+)
         .route(&format!("{API}/user/list"), get(list_users))
+        // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-serverinfo/
+        .route(
+            &format!("{API}/serverInfo"),
+            get(crate::versions::jira_server_info),
+        )
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-properties-get
         .route(&format!("{API}/user/properties"), get(property_keys))
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-properties-propertykey-get

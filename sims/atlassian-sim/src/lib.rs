@@ -37,6 +37,7 @@ mod jira;
 mod ratelimit;
 mod scim;
 mod state;
+pub mod versions;
 
 pub use ratelimit::RateLimit;
 pub use sim_kit::{ChaosConfig, FaultKind, FaultRule, SimKit};
@@ -528,6 +529,14 @@ impl AtlassianSim {
     /// (default 2: the first poll sees it running, the second sees it done). Minimum 1.
     pub fn set_long_task_polls(&self, polls: u32) {
         self.with_state(|s| s.task_polls_to_complete = polls.max(1));
+    }
+
+    /// Runs `p` as version `version` (`"8.3.0"`): it reports that version and serves only
+    /// the resources that version has. Panics on a version that does not parse (tests only).
+    pub fn set_version(&self, p: Product, version: &str) {
+        let parsed = versions::parse(version)
+            .unwrap_or_else(|| panic!("{version:?} is not a version such as 8.3.0"));
+        self.with_state(|s| s.versions.insert(p, parsed));
     }
 
     /// Makes the Confluence user deletions started from now on fail half way (`successful`

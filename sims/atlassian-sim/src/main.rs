@@ -27,6 +27,10 @@ struct Args {
     /// Users seeded into every product (user0001 ... userNNNN).
     #[arg(long, default_value_t = 0)]
     seed_users: usize,
+    /// Run a product as a chosen version, e.g. `--version confluence=8.3.0` (repeatable): it
+    /// reports that version and serves only the resources that version has.
+    #[arg(long = "version", value_name = "PRODUCT=VERSION")]
+    versions: Vec<String>,
 }
 
 #[tokio::main]
@@ -44,6 +48,18 @@ async fn main() -> anyhow::Result<()> {
             args.chaos_rate,
             args.chaos_seed,
         ));
+    }
+    for setting in &args.versions {
+        let (slug, version) = setting.split_once('=').with_context(|| {
+            format!("--version {setting}: give PRODUCT=VERSION, e.g. confluence=8.3.0")
+        })?;
+        let product = Product::from_slug(slug).with_context(|| {
+            format!("--version {setting}: no product {slug:?} (jira, confluence, bitbucket)")
+        })?;
+        atlassian_sim::versions::parse(version).with_context(|| {
+            format!("--version {setting}: {version:?} is not a version such as 8.3.0")
+        })?;
+        sim.set_version(product, version);
     }
     for i in 1..=args.seed_users {
         let name = format!("user{i:04}");

@@ -267,6 +267,8 @@ pub(crate) struct State {
     pub long_tasks_fail: bool,
     pub buckets: HashMap<Product, Bucket>,
     pub requests: Vec<RecordedRequest>,
+    /// Versions set apart from each product's default (`versions::default_version`).
+    pub versions: HashMap<Product, crate::versions::Version>,
 }
 
 impl State {
@@ -291,7 +293,16 @@ impl State {
             long_tasks_fail: false,
             buckets: HashMap::new(),
             requests: Vec::new(),
+            versions: HashMap::new(),
         }
+    }
+
+    /// The version `p` runs at.
+    pub fn version(&self, p: Product) -> crate::versions::Version {
+        self.versions
+            .get(&p)
+            .copied()
+            .unwrap_or_else(|| crate::versions::default_version(p))
     }
 
     pub fn dir(&self, p: Product) -> &Dir {

@@ -268,3 +268,48 @@ async fn deletions_are_done_only_when_their_task_finishes() {
     );
     assert_eq!(sim.pending_long_tasks(), 1);
 }
+
+/// The version decides what is planned: read from `/server-information` (9.1+) or, before
+/// that, the application-links manifest; what the version lacks is listed with the version it
+/// needs. A 404 is "already done" only when the object is confirmed gone.
+#[tokio::test]
+async fn capabilities_follow_the_version_and_a_404_is_checked() {
+    use idsync_model::{OperationKind, Version};
+
+    let sim = start().await;
+    let current = target(&sim, CONFLUENCE);
+    let info = current.discover().await.expect("discovered");
+    assert_eq!(info.to_string(), "Confluence 9.2.0");
+    assert!(current.capabilities().unavailable.is_empty());
+
+    sim.set_version(Product::Confluence, "8.3.0");
+    let old = target(&sim, CONFLUENCE);
+    let info = old.discover().await.expect("discovered");
+    assert_eq!(info.version, Some(Version(8, 3, 0)));
+    let unavailable = &old.capabilities().unavailable;
+    assert!(
+        unavailable[&OperationKind::CreateUser].contains("needs Confluence 8.4"),
+        "{unavailable:?}"
+    );
+    assert!(unavailable.contains_key(&OperationKind::AddMembership));
+    assert!(!unavailable.contains_key(&OperationKind::DeactivateUser));
+
+    // Before 8.2 there is no deletion resource: the 404 for an existing user is not "done".
+    sim.set_version(Product::Confluence, "8.1.0");
+    sim.seed_user(Product::Confluence, SimUser::new("ada"));
+    let e = fails(old.as_ref(), delete_user("k-ada", "ada")).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+    assert!(sim.user(Product::Confluence, "ada").is_some());
+    // A user who is really gone is.
+    assert_eq!(
+        ok(old.as_ref(), delete_user("k-bob", "bob")).await,
+        Applied::AlreadyDone
+    );
+    // Removing a membership before 9.0, both user and group there: not "done" either.
+    sim.seed_group(Product::Confluence, "writers");
+    sim.seed_membership(Product::Confluence, "writers", "ada");
+    sim.set_version(Product::Confluence, "8.5.0");
+    let e = fails(old.as_ref(), remove("writers", "k-ada", "ada")).await;
+    assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+    assert_eq!(sim.members(Product::Confluence, "writers"), vec!["ada"]);
+}

@@ -367,3 +367,23 @@ async fn keeps_to_max_requests_per_second() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(480));
     assert_eq!(sim.groups(Product::Jira).len(), 11);
 }
+
+/// Jira and Bitbucket report their versions; every resource idsync uses exists from Jira 9
+/// and Bitbucket 8 on, so nothing is withheld.
+#[tokio::test]
+async fn jira_and_bitbucket_report_their_versions() {
+    let sim = start().await;
+    sim.set_version(Product::Jira, "9.12.4");
+    let jira = target(&sim, TargetKind::JiraDc);
+    assert_eq!(
+        jira.discover().await.expect("discovered").to_string(),
+        "Jira 9.12.4"
+    );
+    assert!(jira.capabilities().unavailable.is_empty());
+    sim.set_version(Product::Bitbucket, "8.19.2");
+    let bitbucket = target(&sim, TargetKind::BitbucketDc);
+    assert_eq!(
+        bitbucket.discover().await.expect("discovered").to_string(),
+        "Bitbucket 8.19.2"
+    );
+}

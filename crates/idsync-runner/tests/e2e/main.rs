@@ -20,3 +20,4 @@ mod safety;
 mod scopes;
 mod targets;
 mod toggles;
+mod versions;
