@@ -432,10 +432,11 @@ pub struct TargetConfig {
     /// Base URL including any context path: `https://jira.example.com`,
     /// `https://example.com/confluence`, `https://api.atlassian.com/scim/directory/{id}`.
     pub base_url: Url,
-    /// Personal access token / HTTP access token / SCIM directory API key (Bearer).
+    /// Personal access token (Jira, Confluence) / SCIM directory API key (Bearer). Not for
+    /// bitbucket-dc, which refuses HTTP access tokens on its admin endpoints.
     #[serde(default)]
     pub token: Option<Secret>,
-    /// Basic auth, instead of a token (not for atlassian-cloud).
+    /// Basic auth, instead of a token (not for atlassian-cloud; the only way for bitbucket-dc).
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]

@@ -232,9 +232,12 @@ enum Access {
 /// Bitbucket's administrative REST resources (`/rest/api/{1.0|latest}/admin/...`): the ones
 /// HTTP access tokens cannot call. Every user and group write lives there.
 fn is_bitbucket_admin(path: &str) -> bool {
-    ["/bitbucket/rest/api/1.0/admin/", "/bitbucket/rest/api/latest/admin/"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix))
+    [
+        "/bitbucket/rest/api/1.0/admin/",
+        "/bitbucket/rest/api/latest/admin/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
 }
 
 fn access(sim: &Inner, product: Product, request: &Request) -> Access {
@@ -283,7 +286,10 @@ fn access(sim: &Inner, product: Product, request: &Request) -> Access {
         // A licensed Bitbucket account without ADMIN permission: fine on the non-admin
         // resources, refused on admin ones with the same 401 as a token.
         if product == Product::Bitbucket
-            && basic(&config.bitbucket_plain_user, &config.bitbucket_plain_password)
+            && basic(
+                &config.bitbucket_plain_user,
+                &config.bitbucket_plain_password,
+            )
         {
             return if admin_route {
                 Access::NotPermitted

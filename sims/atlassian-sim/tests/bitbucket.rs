@@ -432,11 +432,17 @@ async fn http_access_tokens_and_non_admins_are_refused_on_admin_endpoints() {
         };
         for refused in [
             token(http.get(format!("{api}/admin/users"))),
-            token(http.post(format!("{api}/admin/groups")).query(&[("name", "by-token")])),
+            token(
+                http.post(format!("{api}/admin/groups"))
+                    .query(&[("name", "by-token")]),
+            ),
             token(http.post(format!("{api}/admin/groups/add-users")))
                 .json(&json!({"group": "stash-users", "users": ["amy"]})),
             plain(http.get(format!("{api}/admin/groups"))),
-            plain(http.delete(format!("{api}/admin/users")).query(&[("name", "amy")])),
+            plain(
+                http.delete(format!("{api}/admin/users"))
+                    .query(&[("name", "amy")]),
+            ),
         ] {
             let (status, body) = send(refused).await;
             assert_eq!(status, 401, "{body}");
@@ -450,7 +456,10 @@ async fn http_access_tokens_and_non_admins_are_refused_on_admin_endpoints() {
             );
         }
         // Nothing was changed by the refused calls.
-        assert!(!sim.groups(Product::Bitbucket).contains(&"by-token".to_owned()));
+        assert!(
+            !sim.groups(Product::Bitbucket)
+                .contains(&"by-token".to_owned())
+        );
         assert!(sim.user(Product::Bitbucket, "amy").is_some());
         assert!(sim.members(Product::Bitbucket, "stash-users").is_empty());
 
