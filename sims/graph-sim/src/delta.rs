@@ -143,6 +143,9 @@ fn request_query(
         Resource::Groups => &["members"],
     };
     let mut sel = parse_select(params, &[res.kind()], extra, res.kind().type_name())?;
+    if res == Resource::Users {
+        refuse_outside_delta(&sel)?;
+    }
     refuse_non_directory(&sel)?;
     let expand_members = match params.get("$expand").map(String::as_str) {
         None => false,
@@ -186,6 +189,30 @@ fn request_query(
         mem,
         ep: epoch,
     })
+}
+
+/// A users delta `$select` naming properties change tracking does not support: Graph's 400,
+/// naming them (see [`crate::schema::USER_NOT_IN_DELTA`] for the sources).
+fn refuse_outside_delta(select: &Option<Vec<String>>) -> Result<(), GraphError> {
+    let Some(names) = select else {
+        return Ok(());
+    };
+    let refused: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| crate::schema::USER_NOT_IN_DELTA.contains(n))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(GraphError::new(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!(
+            "Invalid request for delta query: for this entity set, $expand/$select is not supported for the following properties: {}",
+            refused.join(",")
+        ),
+    ))
 }
 
 /// Query parameters that reproduce `q` in a Location or nextLink.

@@ -252,7 +252,7 @@ pub(crate) fn parse_select(
         let known = kinds.iter().any(|k| k.has_property(name))
             || extra_allowed.contains(&name)
             || (kinds.contains(&ObjectKind::User)
-                && crate::schema::USER_NON_DIRECTORY.contains(&name));
+                && crate::schema::USER_NOT_IN_DELTA.contains(&name));
         if !known {
             return Err(GraphError::bad_request(format!(
                 "Could not find a property named '{name}' on type '{type_name}'."
