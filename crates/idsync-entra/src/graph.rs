@@ -209,18 +209,8 @@ impl GraphClient {
                 request_id,
             };
         }
-        // An attribute the rules name that users do not have: say where to fix it.
-        let message = if kind == CallKind::UsersDelta
-            && status == 400
-            && message.contains("property named")
-        {
-            format!(
-                "{message} Check the attribute names in the app's users rules and \
-                 read_attributes (directory extensions are extension_<appIdWithoutHyphens>_<name>)."
-            )
-        } else {
-            message
-        };
+        // A 400 about the `$select` of users (a name users do not have, or one delta cannot
+        // track) is explained by the reader, which knows the config fields behind each name.
         EntraError::Graph {
             what: kind.what().into(),
             status,

@@ -147,6 +147,9 @@ pub struct EntraSource {
     scope: Scope,
     nested_groups: bool,
     select: Vec<String>,
+    /// Top-level property → the fields of the app's config that ask for it (e.g.
+    /// `users.custom_attributes.birthday`), for errors about a property Graph will not read.
+    attribute_fields: BTreeMap<String, BTreeSet<String>>,
     origin: String,
     graph: GraphClient,
     counter: RequestCounter,
@@ -184,6 +187,11 @@ impl EntraSource {
             let top = name.split('.').next().unwrap_or(name);
             select.insert(top.to_owned());
         }
+        let mut attribute_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, fields) in app.source_attribute_fields() {
+            let top = name.split('.').next().unwrap_or(&name).to_owned();
+            attribute_fields.entry(top).or_default().extend(fields);
+        }
         let client =
             idsync_http::build_client(&options.http).map_err(|e| config_error(e.to_string()))?;
         let counter = RequestCounter::new();
@@ -203,6 +211,7 @@ impl EntraSource {
             scope: app.scope.clone(),
             nested_groups: app.nested_groups,
             select: select.into_iter().collect(),
+            attribute_fields,
             origin: format!("{graph_url} {}", app.tenant_id.to_ascii_lowercase()),
             graph: GraphClient::new(http, tokens, &app.graph_url, &app.client_id),
             counter,

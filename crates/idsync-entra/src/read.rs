@@ -160,16 +160,103 @@ async fn read_users(
         // A skip token can expire while a long initial round is paged through: start over once.
         Err(EntraError::DeltaReset { .. }) => {
             users.clear();
-            users_round(source, first, &mut users).await?
+            users_round(source, first, &mut users).await
         }
-        other => other?,
-    };
+        other => other,
+    }
+    .map_err(|e| explain_select_error(source, e))?;
     Ok(UsersPart {
         users,
         link,
         kind: ReadKind::Full,
         note,
     })
+}
+
+/// Graph's answer to a users `$select` it will not serve, 400 with the names in its message:
+/// a property that change tracking does not support ("... $expand/$select is not supported
+/// for the following properties: birthday", observed; the limits are in
+/// https://learn.microsoft.com/graph/delta-query-overview#limitations), or a name users do not
+/// have ("Could not find a property named 'x' on type 'microsoft.graph.user'"). Made into an
+/// error that names each property and the fields of the app's config that ask for it, since
+/// that is where it has to be fixed. Any other error is returned as it is.
+fn explain_select_error(source: &EntraSource, error: EntraError) -> EntraError {
+    let EntraError::Graph {
+        what,
+        status: 400,
+        code,
+        message,
+        request_id,
+    } = error
+    else {
+        return error;
+    };
+    const NOT_IN_DELTA: &str = "not supported for the following properties:";
+    let (names, not_in_delta): (Vec<String>, bool) =
+        if let Some((_, list)) = message.split_once(NOT_IN_DELTA) {
+            let names = list
+                .split(',')
+                .map(|n| n.trim().trim_end_matches('.').to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            (names, true)
+        } else if let Some((_, rest)) = message.split_once("property named '") {
+            let name = rest.split('\'').next().unwrap_or_default().to_owned();
+            (vec![name], false)
+        } else {
+            return EntraError::Graph {
+                what,
+                status: 400,
+                code,
+                message,
+                request_id,
+            };
+        };
+    let mut explained = Vec::new();
+    for name in &names {
+        // Graph may spell a name in its own case; the config's spelling is the one to show.
+        let fields = source
+            .attribute_fields
+            .iter()
+            .find(|(property, _)| property.eq_ignore_ascii_case(name));
+        let asked_by = match fields {
+            Some((property, fields)) => format!(
+                "'{property}' is asked for by {} of app '{}'",
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source.app
+            ),
+            None => format!(
+                "'{name}' is asked for by the users rules or read_attributes of app '{}'",
+                source.app
+            ),
+        };
+        explained.push(asked_by);
+    }
+    let advice = if not_in_delta {
+        "idsync reads users with a delta query, and Microsoft Graph does not track these \
+         properties there (properties kept outside the directory's main store, such as skills or \
+         birthday, and signInActivity; https://learn.microsoft.com/graph/delta-query-overview#limitations). \
+         Remove them from those fields, or map a directory property instead (an extension \
+         attribute, for example)"
+    } else {
+        "Users have no property of that name: check its spelling (directory extensions are \
+         extension_<appIdWithoutHyphens>_<name>)"
+    };
+    EntraError::Graph {
+        what,
+        status: 400,
+        code,
+        message: format!(
+            "{}. {}. {advice}.",
+            message.trim_end_matches(['.', ' ']),
+            explained.join("; ")
+        ),
+        request_id,
+    }
 }
 
 /// One delta round from `url` to its deltaLink, applied to `users`.

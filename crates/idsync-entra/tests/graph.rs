@@ -231,6 +231,56 @@ async fn an_attribute_users_do_not_have_is_explained() {
     assert!(message.contains("read_attributes"), "{message}");
 }
 
+/// The field behind an unknown name is named when the config has it.
+#[tokio::test]
+async fn an_unknown_attribute_names_the_field_that_asks_for_it() {
+    let sim = start(&TenantSpec::default()).await;
+    let app = app(&sim, "read_attributes = [\"emploeeId\"]");
+    let source = source_with(&app, &app.source_attributes());
+    let error = source.read(None).await.expect_err("no such property");
+    let message = error.to_string();
+    assert!(
+        message.contains("'emploeeId' is asked for by `read_attributes` of app 'test'"),
+        "{message}"
+    );
+    assert!(message.contains("spelling"), "{message}");
+}
+
+/// Graph refuses a users delta `$select` of a property change tracking does not support
+/// (delta-query-overview, "Limitations"); idsync reads users by delta, so the error names the
+/// property and the config field that asked for it, whatever the function-call form.
+#[tokio::test]
+async fn a_property_delta_cannot_track_names_the_attribute_and_its_field() {
+    let sim = start(&TenantSpec::default()).await;
+    let app = app(
+        &sim,
+        "read_attributes = [\"signInActivity\"]\n\n[apps.users]\n\
+         custom_attributes = { born = \"birthday\" }\n\n\
+         [apps.overrides.wiki.users]\nusername = { attribute = \"birthday\" }\n\n\
+         [[targets]]\nname = \"wiki\"\nkind = \"jira-dc\"\n\
+         base_url = \"https://wiki.example.com\"\ntoken = \"t\"\n",
+    );
+    let source = source_with(&app, &app.source_attributes());
+    let error = source.read(None).await.expect_err("refused by Graph");
+    assert!(
+        matches!(error, EntraError::Graph { status: 400, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    for expected in [
+        "not supported for the following properties",
+        "'birthday' is asked for by `overrides.wiki.users.username.attribute`, \
+         `users.custom_attributes.born` of app 'test'",
+        "'signInActivity' is asked for by `read_attributes` of app 'test'",
+        "delta query",
+        "delta-query-overview",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    // Nothing is stored or half-read: the read failed before any user was taken.
+    assert_eq!(sim.kit().count_matching("users/delta"), 1, "{message}");
+}
+
 #[tokio::test]
 async fn short_and_empty_pages_are_followed_to_the_end() {
     let sim = start(&TenantSpec::default()).await;
