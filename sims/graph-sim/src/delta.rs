@@ -87,6 +87,9 @@ struct PageToken {
     e: bool,
     /// Objects replayed at the end of this incremental round.
     rp: usize,
+    /// When the page that handed this token out was served (Unix ms), for expiry by age.
+    #[serde(default)]
+    at: u64,
 }
 
 /// One object of an incremental round, merged over the window.
@@ -308,6 +311,9 @@ fn delta(
             if p.q.ep != epoch || p.to > log_len {
                 return Err(sync_state_not_found());
             }
+            if sim.page_token_expired(p.at) {
+                return Err(GraphError::expired_page_token());
+            }
             p
         }
         Start::Latest(q) => {
@@ -327,6 +333,7 @@ fn delta(
             moff: 0,
             e: false,
             rp: 0,
+            at: 0,
         },
         Start::From(q, pos) => {
             if q.ep != epoch || pos > log_len {
@@ -340,6 +347,7 @@ fn delta(
                 moff: 0,
                 e: false,
                 rp: sim.take_replay(res),
+                at: 0,
             }
         }
     };
@@ -393,6 +401,7 @@ fn delta(
                 cur,
                 moff,
                 e,
+                at: crate::http::now_ms(),
                 ..page
             });
             body.insert(

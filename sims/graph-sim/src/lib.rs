@@ -80,7 +80,7 @@
 //! | `POST /_sim/delta/replay` | `{"count": n}`: next incremental round of each resource repeats n objects |
 //! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?}` |
 //! | `POST /_sim/auth/revoke` | forget every issued access token |
-//! | `GET`/`PUT /_sim/paging` | [`PagingKnobs`] (PUT merges the given fields) |
+//! | `GET`/`PUT /_sim/paging` | [`PagingKnobs`] (PUT merges the given fields; `pageTokenMaxAgeMs` expires `$skiptoken`s by age) |
 //! | `/_sim/faults`, `/_sim/latency`, `/_sim/counters` | sim-kit (faults, latency, counters) |
 //!
 //! ## Tenant JSON (`GraphSim::from_json`, `to_json`, `GET /_sim/tenant`)
@@ -145,6 +145,11 @@ pub struct PagingKnobs {
     /// `members@delta` entries per groups-delta page; a bigger group is split across pages.
     /// Default 1000.
     pub groups_delta_max_member_refs: usize,
+    /// A `$skiptoken` (of a list or of a delta round) used more than this many milliseconds
+    /// after the page that handed it out gets 400 `Directory_ExpiredPageToken`, as Graph's page
+    /// tokens expire within minutes when a client asks for the next page too late. Default:
+    /// none (page tokens never expire by age).
+    pub page_token_max_age_ms: Option<u64>,
 }
 
 impl Default for PagingKnobs {
@@ -155,6 +160,7 @@ impl Default for PagingKnobs {
             users_delta_page_size: 100,
             groups_delta_max_groups: 100,
             groups_delta_max_member_refs: 1000,
+            page_token_max_age_ms: None,
         }
     }
 }
@@ -614,6 +620,13 @@ impl GraphSim {
         k.paging.groups_delta_max_member_refs = max_member_refs.max(1);
     }
 
+    /// Page tokens older than `max_age` (from the page that handed them out) get 400
+    /// `Directory_ExpiredPageToken`; `None` (the default) lets them live forever.
+    pub fn set_page_token_max_age(&self, max_age: Option<Duration>) {
+        lock(&self.shared.knobs).paging.page_token_max_age_ms =
+            max_age.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    }
+
     pub fn paging(&self) -> PagingKnobs {
         self.knobs_now()
     }
@@ -644,6 +657,13 @@ impl GraphSim {
 
     pub(crate) fn knobs_now(&self) -> PagingKnobs {
         lock(&self.shared.knobs).paging.clone()
+    }
+
+    /// Whether a page token issued at `issued_ms` (Unix milliseconds) is too old to use.
+    pub(crate) fn page_token_expired(&self, issued_ms: u64) -> bool {
+        self.knobs_now()
+            .page_token_max_age_ms
+            .is_some_and(|max| http::now_ms().saturating_sub(issued_ms) > max)
     }
 
     pub(crate) fn take_resync(&self, res: Resource) -> bool {

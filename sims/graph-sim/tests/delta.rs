@@ -468,3 +468,54 @@ async fn a_select_of_a_property_delta_does_not_support_is_a_400_naming_it() {
         r.body
     );
 }
+
+/// Page tokens expire by age when the knob is set: a `$skiptoken` (delta round or list) used
+/// too late gets 400 `Directory_ExpiredPageToken`; a fresh one and a deltaLink do not. Also
+/// reachable over the control API.
+#[tokio::test]
+async fn page_tokens_used_too_late_are_refused_as_expired() {
+    let h = start(&spec()).await;
+    h.sim
+        .set_page_token_max_age(Some(std::time::Duration::from_millis(500)));
+    let (_, delta_link) = h.delta_round(USER_SELECT, &[]).await;
+    let first = h.get(USER_SELECT).await;
+    let skip = first.next_link().expect("paged");
+    let list = h.get("/v1.0/users?$top=5").await;
+    let list_skip = list.next_link().expect("paged");
+    // In time: fine.
+    assert_eq!(h.get(&skip).await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    for url in [&skip, &list_skip] {
+        let r = h.get(url).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.code(), "Directory_ExpiredPageToken");
+        assert_eq!(
+            r.body["error"]["message"],
+            "The specified page token value has expired and can no longer be included in your request."
+        );
+    }
+    // A deltaLink is no page token: it lives its 7 days.
+    assert_eq!(h.get(&delta_link).await.status, StatusCode::OK);
+    // Starting over works: each page's token is fresh.
+    let (items, _) = h.delta_round(USER_SELECT, &[]).await;
+    assert_eq!(items.len(), 250);
+
+    // Off again over the control API (and on, with another age).
+    let r = h
+        .control(
+            reqwest::Method::PUT,
+            "/_sim/paging",
+            Some(json!({"pageTokenMaxAgeMs": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(h.get(&skip).await.status, StatusCode::OK);
+    h.control(
+        reqwest::Method::PUT,
+        "/_sim/paging",
+        Some(json!({"pageTokenMaxAgeMs": 0})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(h.get(&skip).await.code(), "Directory_ExpiredPageToken");
+}
