@@ -181,6 +181,16 @@ impl GraphClient {
                 reason,
             };
         }
+        // A page token used too late (Graph's skip tokens expire within minutes; seen when
+        // the next page is asked for after a long pause, e.g. under throttling):
+        // https://learn.microsoft.com/en-us/answers/questions/2337800/how-to-handle-directory-expiredpagetoken-error-in
+        if status == 400 && code == "Directory_ExpiredPageToken" {
+            return EntraError::PageTokenExpired {
+                what: kind.what().into(),
+                restarts: 0,
+                message: format!("Microsoft Graph answered 400 {code}: {message}"),
+            };
+        }
         if status == 403 && code == "Authorization_RequestDenied" {
             let permission = kind.permission();
             return EntraError::PermissionDenied {

@@ -24,7 +24,9 @@
 //! A read that fails or is cut short — a dropped connection, malformed JSON, a 5xx or 429 that
 //! outlasts the retries — returns an error, never a partial [`SourceRead`]: the new state is
 //! built aside and only returned whole. A rejected delta token (`syncStateNotFound`, `410 Gone`)
-//! makes that resource fall back to a full read, and [`SourceRead::notes`] says so.
+//! makes that resource fall back to a full read, and [`SourceRead::notes`] says so. A page token
+//! that expired while a round was paged through (400 `Directory_ExpiredPageToken`, after a long
+//! pause) starts that round over, at most [`PAGE_TOKEN_RESTARTS`] times, also with a note.
 
 pub mod error;
 pub mod graph;
@@ -44,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EntraError;
 pub use idsync_http::RetryPolicy as Retry;
+pub use read::PAGE_TOKEN_RESTARTS;
 
 use graph::GraphClient;
 use token::TokenProvider;

@@ -46,13 +46,14 @@ pub(crate) async fn read(
         None => (None, None),
     };
 
-    let (users, groups, assignments) = tokio::try_join!(
+    let (users, groups, (assignments, assignment_notes)) = tokio::try_join!(
         read_users(source, prev_users),
         read_groups(source, prev_groups),
         read_assignments(source),
     )?;
-    notes.extend(users.note.clone());
-    notes.extend(groups.note.clone());
+    notes.extend(users.notes.iter().cloned());
+    notes.extend(groups.notes.iter().cloned());
+    notes.extend(assignment_notes);
 
     let scope = compute_scope(source, &users.users, &groups.state, assignments.as_ref())?;
 
@@ -118,13 +119,65 @@ pub(crate) async fn read(
     })
 }
 
+// ----- restarting rounds -----
+
+/// How many times one read starts a round again after Graph let one of its page tokens expire
+/// (400 `Directory_ExpiredPageToken`). Pages are asked for back to back, so an expiry means a
+/// long pause (throttling, a slow network); a few more tries ride that out, and a round that
+/// keeps expiring fails with a clear message instead of looping.
+pub const PAGE_TOKEN_RESTARTS: usize = 3;
+
+/// Runs `round` (which starts from its first page, and resets what it fills, each time it is
+/// called), and runs it again when a page token expired on the way, at most
+/// [`PAGE_TOKEN_RESTARTS`] times. A round that needed restarts gets a note naming `label`.
+async fn restarting<T>(
+    label: &str,
+    notes: &mut Vec<String>,
+    mut round: impl AsyncFnMut() -> Result<T, EntraError>,
+) -> Result<T, EntraError> {
+    let mut restarts = 0;
+    loop {
+        match round().await {
+            Err(EntraError::PageTokenExpired { what, message, .. }) => {
+                if restarts == PAGE_TOKEN_RESTARTS {
+                    return Err(EntraError::PageTokenExpired {
+                        what,
+                        restarts,
+                        message: format!(
+                            "{message} It happened again after idsync had started the round over \
+                             {restarts} times: Graph's page tokens expire when the next page is \
+                             asked for too late, and pages came too slowly (long throttling \
+                             pauses, a slow network or proxy). Nothing was changed; sync again \
+                             later, when Graph answers faster."
+                        ),
+                    });
+                }
+                restarts += 1;
+                tracing::warn!(%label, restarts, "a Graph page token expired; starting the round over");
+            }
+            Ok(done) => {
+                if restarts > 0 {
+                    notes.push(format!(
+                        "{label}: a page token expired while the round was paged through \
+                         (Directory_ExpiredPageToken); the round was started over {restarts} \
+                         time{}",
+                        if restarts == 1 { "" } else { "s" }
+                    ));
+                }
+                return Ok(done);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
 // ----- users -----
 
 struct UsersPart {
     users: BTreeMap<String, SourceUser>,
     link: String,
     kind: ReadKind,
-    note: Option<String>,
+    notes: Vec<String>,
 }
 
 /// `GET /users/delta` — https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0
@@ -132,20 +185,27 @@ async fn read_users(
     source: &EntraSource,
     previous: Option<(BTreeMap<String, SourceUser>, String)>,
 ) -> Result<UsersPart, EntraError> {
-    let mut note = None;
+    let mut notes = Vec::new();
     if let Some((mut users, link)) = previous {
-        match users_round(source, link, &mut users).await {
+        // Restarting a round from its deltaLink re-applies what the cut-short try applied:
+        // delta items are whole objects and removals, so applying them twice is harmless
+        // (the same holds for Graph's own replays).
+        let result = restarting("users", &mut notes, async || {
+            users_round(source, link.clone(), &mut users).await
+        })
+        .await;
+        match result {
             Ok(link) => {
                 return Ok(UsersPart {
                     users,
                     link,
                     kind: ReadKind::Delta,
-                    note: None,
+                    notes,
                 });
             }
             Err(EntraError::DeltaReset { reason, .. }) => {
                 tracing::warn!(app = %source.app, %reason, "users delta token refused; reading all users");
-                note = Some(format!(
+                notes.push(format!(
                     "users: the delta token was refused ({reason}); did a full read of users"
                 ));
             }
@@ -156,20 +216,25 @@ async fn read_users(
         .graph
         .url(&format!("/users/delta?$select={}", source.select.join(",")));
     let mut users = BTreeMap::new();
-    let link = match users_round(source, first.clone(), &mut users).await {
-        // A skip token can expire while a long initial round is paged through: start over once.
-        Err(EntraError::DeltaReset { .. }) => {
-            users.clear();
-            users_round(source, first, &mut users).await
+    let link = restarting("users", &mut notes, async || {
+        users.clear();
+        match users_round(source, first.clone(), &mut users).await {
+            // A skip token of the initial round can be refused as out of date when the
+            // tenant's sync state moves on while it is paged through: start over once.
+            Err(EntraError::DeltaReset { .. }) => {
+                users.clear();
+                users_round(source, first.clone(), &mut users).await
+            }
+            other => other,
         }
-        other => other,
-    }
+    })
+    .await
     .map_err(|e| explain_select_error(source, e))?;
     Ok(UsersPart {
         users,
         link,
         kind: ReadKind::Full,
-        note,
+        notes,
     })
 }
 
@@ -383,7 +448,7 @@ struct GroupsPart {
     state: GroupsState,
     link: String,
     kind: ReadKind,
-    note: Option<String>,
+    notes: Vec<String>,
 }
 
 /// `GET /groups/delta?$select=displayName,members` —
@@ -393,20 +458,25 @@ async fn read_groups(
     source: &EntraSource,
     previous: Option<(GroupsState, String)>,
 ) -> Result<GroupsPart, EntraError> {
-    let mut note = None;
+    let mut notes = Vec::new();
     if let Some((mut state, link)) = previous {
-        match groups_round(source, link, &mut state).await {
+        // As for users: member additions and removals are sets, so re-applying is harmless.
+        let result = restarting("groups", &mut notes, async || {
+            groups_round(source, link.clone(), &mut state).await
+        })
+        .await;
+        match result {
             Ok(link) => {
                 return Ok(GroupsPart {
                     state,
                     link,
                     kind: ReadKind::Delta,
-                    note: None,
+                    notes,
                 });
             }
             Err(EntraError::DeltaReset { reason, .. }) => {
                 tracing::warn!(app = %source.app, %reason, "groups delta token refused; reading all groups");
-                note = Some(format!(
+                notes.push(format!(
                     "groups: the delta token was refused ({reason}); did a full read of groups"
                 ));
             }
@@ -417,18 +487,22 @@ async fn read_groups(
         .graph
         .url("/groups/delta?$select=displayName,members");
     let mut state = GroupsState::default();
-    let link = match groups_round(source, first.clone(), &mut state).await {
-        Err(EntraError::DeltaReset { .. }) => {
-            state = GroupsState::default();
-            groups_round(source, first, &mut state).await?
+    let link = restarting("groups", &mut notes, async || {
+        state = GroupsState::default();
+        match groups_round(source, first.clone(), &mut state).await {
+            Err(EntraError::DeltaReset { .. }) => {
+                state = GroupsState::default();
+                groups_round(source, first.clone(), &mut state).await
+            }
+            other => other,
         }
-        other => other?,
-    };
+    })
+    .await?;
     Ok(GroupsPart {
         state,
         link,
         kind: ReadKind::Full,
-        note,
+        notes,
     })
 }
 
@@ -551,21 +625,46 @@ struct Assignments {
 
 /// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
 /// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
-async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, EntraError> {
+async fn read_assignments(
+    source: &EntraSource,
+) -> Result<(Option<Assignments>, Vec<String>), EntraError> {
     let Scope::EnterpriseApp { app_id } = &source.scope else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     let first = source.graph.url(&format!(
         "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
     ));
+    let mut notes = Vec::new();
+    let result = restarting(
+        "enterprise application assignments",
+        &mut notes,
+        async || assignments_list(source, &first).await,
+    )
+    .await;
+    match result {
+        Ok(found) => Ok((Some(found), notes)),
+        Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
+            app: source.app.clone(),
+            message: format!(
+                "scope.app_id {app_id}: the tenant has no enterprise application (service \
+                 principal) with that Application ID. Use the Application ID shown under \
+                 Enterprise applications → the app → Properties."
+            ),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// One listing of the assignments, from the first page.
+async fn assignments_list(source: &EntraSource, first: &str) -> Result<Assignments, EntraError> {
     let mut found = Assignments {
         users: BTreeSet::new(),
         groups: BTreeSet::new(),
         service_principals: 0,
     };
-    let result = source
+    source
         .graph
-        .walk(CallKind::AppAssignments, first.clone(), None, |items| {
+        .walk(CallKind::AppAssignments, first.to_owned(), None, |items| {
             for item in items {
                 let principal = item.get("principalId").and_then(Value::as_str);
                 let kind = item.get("principalType").and_then(Value::as_str);
@@ -580,7 +679,7 @@ async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, E
                     _ => {
                         return Err(EntraError::Malformed {
                             what: "reading the enterprise application's assignments".into(),
-                            url: first.clone(),
+                            url: first.to_owned(),
                             detail: "an assignment without principalId or principalType".into(),
                         });
                     }
@@ -588,19 +687,8 @@ async fn read_assignments(source: &EntraSource) -> Result<Option<Assignments>, E
             }
             Ok(())
         })
-        .await;
-    match result {
-        Ok(_) => Ok(Some(found)),
-        Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
-            app: source.app.clone(),
-            message: format!(
-                "scope.app_id {app_id}: the tenant has no enterprise application (service \
-                 principal) with that Application ID. Use the Application ID shown under \
-                 Enterprise applications → the app → Properties."
-            ),
-        }),
-        Err(other) => Err(other),
-    }
+        .await?;
+    Ok(found)
 }
 
 // ----- scope -----

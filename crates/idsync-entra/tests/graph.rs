@@ -778,6 +778,93 @@ async fn a_410_resync_falls_back_to_a_full_read() {
     assert_eq!(next.stats.mode, "delta");
 }
 
+/// Graph's page tokens expire when the next page is asked for too late (400
+/// `Directory_ExpiredPageToken`): the round starts over, with a note, in a first read and in a
+/// delta read alike.
+#[tokio::test]
+async fn a_page_token_that_expires_once_starts_the_round_over() {
+    let sim = start(&TenantSpec::sized(300, 6)).await;
+    sim.set_page_cap(Some(40));
+    sim.set_page_token_max_age(Some(std::time::Duration::from_millis(300)));
+    // The third page of users comes too late once.
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 })
+            .on_path("users/delta?$skiptoken")
+            .after(1),
+    );
+    let source = source(&app(&sim, ""));
+    let read = source
+        .read(None)
+        .await
+        .expect("completes after one restart");
+    assert_matches_tenant(&read, &sim);
+    assert_eq!(read.notes.len(), 1, "{:?}", read.notes);
+    assert!(
+        read.notes[0].starts_with("users: a page token expired")
+            && read.notes[0].contains("started over 1 time"),
+        "{:?}",
+        read.notes
+    );
+
+    // A delta round of several pages, with one of its page tokens used too late.
+    for i in 0..90 {
+        sim.add_user(new_user(&format!("late.{i}@contoso.com")))
+            .expect("user");
+    }
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 }).on_path("users/delta?$skiptoken"),
+    );
+    let delta = source.read(Some(read.state)).await.expect("delta read");
+    assert_eq!(delta.stats.users_read, ReadKind::Delta);
+    assert_matches_tenant(&delta, &sim);
+    assert!(
+        delta
+            .notes
+            .iter()
+            .any(|n| n.contains("started over 1 time")),
+        "{:?}",
+        delta.notes
+    );
+}
+
+#[tokio::test]
+async fn a_page_token_that_keeps_expiring_fails_the_read_clearly() {
+    let sim = start(&TenantSpec::sized(200, 3)).await;
+    sim.set_page_cap(Some(50));
+    sim.set_page_token_max_age(Some(std::time::Duration::from_millis(300)));
+    // Every next page of users comes too late.
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 })
+            .on_path("users/delta?$skiptoken")
+            .times(0),
+    );
+    let error = source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect_err("gives up");
+    let EntraError::PageTokenExpired { restarts, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*restarts, idsync_entra::PAGE_TOKEN_RESTARTS);
+    assert_eq!(error.kind(), "page_token_expired");
+    let message = error.to_string();
+    assert!(message.starts_with("reading users: "), "{message}");
+    assert!(message.contains("Directory_ExpiredPageToken"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "started the round over {} times",
+            idsync_entra::PAGE_TOKEN_RESTARTS
+        )),
+        "{message}"
+    );
+    assert!(message.contains("sync again later"), "{message}");
+    // The first page and one late page per try: bounded, no endless loop.
+    assert_eq!(
+        sim.kit().count_matching("users/delta"),
+        2 * (idsync_entra::PAGE_TOKEN_RESTARTS as u64 + 1)
+    );
+}
+
 #[tokio::test]
 async fn changed_attributes_mean_a_full_read() {
     let sim = start(&TenantSpec::default()).await;
