@@ -127,46 +127,57 @@ pub(crate) async fn read(
 /// keeps expiring fails with a clear message instead of looping.
 pub const PAGE_TOKEN_RESTARTS: usize = 3;
 
-/// Runs `round` (which starts from its first page, and resets what it fills, each time it is
-/// called), and runs it again when a page token expired on the way, at most
-/// [`PAGE_TOKEN_RESTARTS`] times. A round that needed restarts gets a note naming `label`.
-async fn restarting<T>(
-    label: &str,
-    notes: &mut Vec<String>,
-    mut round: impl AsyncFnMut() -> Result<T, EntraError>,
-) -> Result<T, EntraError> {
-    let mut restarts = 0;
-    loop {
-        match round().await {
-            Err(EntraError::PageTokenExpired { what, message, .. }) => {
-                if restarts == PAGE_TOKEN_RESTARTS {
-                    return Err(EntraError::PageTokenExpired {
-                        what,
-                        restarts,
-                        message: format!(
-                            "{message} It happened again after idsync had started the round over \
-                             {restarts} times: Graph's page tokens expire when the next page is \
-                             asked for too late, and pages came too slowly (long throttling \
-                             pauses, a slow network or proxy). Nothing was changed; sync again \
-                             later, when Graph answers faster."
-                        ),
-                    });
-                }
-                restarts += 1;
-                tracing::warn!(%label, restarts, "a Graph page token expired; starting the round over");
-            }
-            Ok(done) => {
-                if restarts > 0 {
-                    notes.push(format!(
-                        "{label}: a page token expired while the round was paged through \
-                         (Directory_ExpiredPageToken); the round was started over {restarts} \
-                         time{}",
-                        if restarts == 1 { "" } else { "s" }
-                    ));
-                }
-                return Ok(done);
-            }
-            Err(other) => return Err(other),
+/// Counts the restarts of one round after expired page tokens. A round is run in a loop:
+/// [`Restarts::settle`] says whether to run it again (a page token expired and the bound is
+/// not reached) or what to return; [`Restarts::note`] then says so in the read's notes.
+struct Restarts {
+    label: &'static str,
+    count: usize,
+}
+
+impl Restarts {
+    fn new(label: &'static str) -> Self {
+        Restarts { label, count: 0 }
+    }
+
+    /// `None`: start the round over. Otherwise the outcome of the round.
+    fn settle<T>(&mut self, tried: Result<T, EntraError>) -> Option<Result<T, EntraError>> {
+        let Err(EntraError::PageTokenExpired { what, message, .. }) = tried else {
+            return Some(tried);
+        };
+        if self.count == PAGE_TOKEN_RESTARTS {
+            let restarts = self.count;
+            return Some(Err(EntraError::PageTokenExpired {
+                what,
+                restarts,
+                message: format!(
+                    "{message} It happened again after idsync had started the round over \
+                     {restarts} times: Graph's page tokens expire when the next page is asked \
+                     for too late, and pages came too slowly (long throttling pauses, a slow \
+                     network or proxy). Nothing was changed; sync again later, when Graph \
+                     answers faster."
+                ),
+            }));
+        }
+        self.count += 1;
+        tracing::warn!(
+            label = self.label,
+            restarts = self.count,
+            "a Graph page token expired; starting the round over"
+        );
+        None
+    }
+
+    /// A note for the read when the round had to start over.
+    fn note(&self, notes: &mut Vec<String>) {
+        if self.count > 0 {
+            notes.push(format!(
+                "{}: a page token expired while the round was paged through \
+                 (Directory_ExpiredPageToken); the round was started over {} time{}",
+                self.label,
+                self.count,
+                if self.count == 1 { "" } else { "s" }
+            ));
         }
     }
 }
@@ -190,10 +201,14 @@ async fn read_users(
         // Restarting a round from its deltaLink re-applies what the cut-short try applied:
         // delta items are whole objects and removals, so applying them twice is harmless
         // (the same holds for Graph's own replays).
-        let result = restarting("users", &mut notes, async || {
-            users_round(source, link.clone(), &mut users).await
-        })
-        .await;
+        let mut restarts = Restarts::new("users");
+        let result = loop {
+            let tried = users_round(source, link.clone(), &mut users).await;
+            if let Some(result) = restarts.settle(tried) {
+                break result;
+            }
+        };
+        restarts.note(&mut notes);
         match result {
             Ok(link) => {
                 return Ok(UsersPart {
@@ -216,9 +231,11 @@ async fn read_users(
         .graph
         .url(&format!("/users/delta?$select={}", source.select.join(",")));
     let mut users = BTreeMap::new();
-    let link = restarting("users", &mut notes, async || {
+    let mut restarts = Restarts::new("users");
+    let link = loop {
+        // Starting over (when it does): nothing of a cut-short try is kept.
         users.clear();
-        match users_round(source, first.clone(), &mut users).await {
+        let tried = match users_round(source, first.clone(), &mut users).await {
             // A skip token of the initial round can be refused as out of date when the
             // tenant's sync state moves on while it is paged through: start over once.
             Err(EntraError::DeltaReset { .. }) => {
@@ -226,10 +243,13 @@ async fn read_users(
                 users_round(source, first.clone(), &mut users).await
             }
             other => other,
+        };
+        if let Some(result) = restarts.settle(tried) {
+            break result;
         }
-    })
-    .await
+    }
     .map_err(|e| explain_select_error(source, e))?;
+    restarts.note(&mut notes);
     Ok(UsersPart {
         users,
         link,
@@ -461,10 +481,14 @@ async fn read_groups(
     let mut notes = Vec::new();
     if let Some((mut state, link)) = previous {
         // As for users: member additions and removals are sets, so re-applying is harmless.
-        let result = restarting("groups", &mut notes, async || {
-            groups_round(source, link.clone(), &mut state).await
-        })
-        .await;
+        let mut restarts = Restarts::new("groups");
+        let result = loop {
+            let tried = groups_round(source, link.clone(), &mut state).await;
+            if let Some(result) = restarts.settle(tried) {
+                break result;
+            }
+        };
+        restarts.note(&mut notes);
         match result {
             Ok(link) => {
                 return Ok(GroupsPart {
@@ -487,17 +511,22 @@ async fn read_groups(
         .graph
         .url("/groups/delta?$select=displayName,members");
     let mut state = GroupsState::default();
-    let link = restarting("groups", &mut notes, async || {
-        state = GroupsState::default();
-        match groups_round(source, first.clone(), &mut state).await {
+    let mut restarts = Restarts::new("groups");
+    let link = loop {
+        let tried = match groups_round(source, first.clone(), &mut state).await {
             Err(EntraError::DeltaReset { .. }) => {
                 state = GroupsState::default();
                 groups_round(source, first.clone(), &mut state).await
             }
             other => other,
+        };
+        if let Some(result) = restarts.settle(tried) {
+            break result;
         }
-    })
-    .await?;
+        // Starting over: nothing of the cut-short try is kept.
+        state = GroupsState::default();
+    }?;
+    restarts.note(&mut notes);
     Ok(GroupsPart {
         state,
         link,
@@ -635,12 +664,14 @@ async fn read_assignments(
         "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
     ));
     let mut notes = Vec::new();
-    let result = restarting(
-        "enterprise application assignments",
-        &mut notes,
-        async || assignments_list(source, &first).await,
-    )
-    .await;
+    let mut restarts = Restarts::new("enterprise application assignments");
+    let result = loop {
+        let tried = assignments_list(source, &first).await;
+        if let Some(result) = restarts.settle(tried) {
+            break result;
+        }
+    };
+    restarts.note(&mut notes);
     match result {
         Ok(found) => Ok((Some(found), notes)),
         Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
