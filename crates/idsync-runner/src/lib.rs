@@ -207,12 +207,18 @@ struct TargetRules {
     groups: CompiledGroupRules,
 }
 
-fn target_rules(app: &AppConfig, app_index: usize, target: &str) -> Result<TargetRules, RunError> {
-    let over = app.overrides.get(target);
+fn target_rules(
+    app: &AppConfig,
+    app_index: usize,
+    target: &TargetConfig,
+) -> Result<TargetRules, RunError> {
+    let over = app.overrides.get(&target.name);
     let users = over.and_then(|o| o.users.as_ref()).unwrap_or(&app.users);
     let groups = over.and_then(|o| o.groups.as_ref()).unwrap_or(&app.groups);
     Ok(TargetRules {
-        users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?,
+        // The target's own username restrictions (Confluence: lower case) come with the rules.
+        users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?
+            .for_target(target.kind),
         groups: CompiledGroupRules::compile(groups, &format!("apps[{app_index}].groups"))?,
     })
 }
@@ -262,7 +268,7 @@ pub async fn sync_app(
     let target_configs = targets_of(config, app);
     let rules: Vec<TargetRules> = target_configs
         .iter()
-        .map(|t| target_rules(app, app_index, &t.name))
+        .map(|t| target_rules(app, app_index, t))
         .collect::<Result<_, _>>()?;
     // One run of an app at a time, dry runs included (they read and keep state too). Held
     // until this function returns, after the run's end is recorded (a run that is still
