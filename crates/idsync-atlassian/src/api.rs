@@ -188,6 +188,16 @@ impl Api {
                 )));
             }
         };
+        // Every call idsync makes to Bitbucket is under /rest/api/1.0/admin/, where Bitbucket
+        // DC refuses HTTP access tokens (Basic or OAuth 2.0 only):
+        // https://confluence.atlassian.com/bitbucketserverkb/how-to-use-oauth2-tokens-for-administrative-endpoints-of-bitbucket-data-center-1489469945.html
+        // (BSERV-10482). The config check refuses it too; this covers configs built otherwise.
+        if config.kind == TargetKind::BitbucketDc && matches!(auth, Auth::Bearer(_)) {
+            return Err(config_error(format!(
+                "target '{}' (bitbucket-dc) has a `token`, but Bitbucket Data Center refuses HTTP access tokens on the admin endpoints idsync uses; set `username` and `password` of an account with Admin or System admin permission instead",
+                config.name
+            )));
+        }
         if config.kind == TargetKind::AtlassianCloud && matches!(auth, Auth::Basic { .. }) {
             return Err(config_error(format!(
                 "target '{}' (atlassian-cloud) needs `token`: the SCIM directory API key; Basic authentication is refused by Atlassian",
@@ -433,7 +443,11 @@ impl Api {
         })?;
         self.observe_rate_headers(&response.headers);
         if response.status == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthorized());
+            let reply = Reply {
+                status: response.status,
+                body: response.body.to_vec(),
+            };
+            return Err(self.unauthorized(&reply));
         }
         Ok(Reply {
             status: response.status,
@@ -492,7 +506,28 @@ impl Api {
         )
     }
 
-    fn unauthorized(&self) -> TargetError {
+    fn unauthorized(&self, reply: &Reply) -> TargetError {
+        if self.kind == TargetKind::BitbucketDc {
+            // Bitbucket answers 401 both to credentials it does not accept and to an account
+            // that authenticates but lacks the ADMIN permission its admin resources need (8.14
+            // OpenAPI: "The authenticated user does not have the ADMIN permission"); its text
+            // ("Authentication failed" / "You are not permitted") tells them apart, so it is
+            // quoted.
+            let account = match &self.auth {
+                Auth::Basic { username, .. } => format!("the account '{username}'"),
+                Auth::Bearer(_) => "the HTTP access token (`token`)".to_owned(),
+            };
+            return self.err(
+                TargetErrorKind::Unauthorized,
+                format!(
+                    "{} (bitbucket-dc) refused {account} of [[targets]] '{}' (HTTP 401: {}). Either the credentials are wrong (check `username` and `password`; HTTP access tokens are never accepted on Bitbucket's admin endpoints), or the account lacks the Admin or System admin global permission that user and group management needs (grant it in Administration > Global permissions).",
+                    self.shown,
+                    self.name,
+                    reply.server_message().trim_end_matches(['.', ' '])
+                ),
+                Some(401),
+            );
+        }
         let credential = match (self.kind, &self.auth) {
             (TargetKind::AtlassianCloud, _) => {
                 "the SCIM directory API key (`token`; not an org admin API key or site API token)"
@@ -536,6 +571,9 @@ impl Api {
                 (TargetErrorKind::ReadOnlyDirectory, ADVICE_READ_ONLY)
             }
             400 | 403 if licence => (TargetErrorKind::LicenceLimit, ADVICE_LICENCE),
+            403 if self.kind == TargetKind::BitbucketDc => {
+                (TargetErrorKind::Forbidden, ADVICE_FORBIDDEN_BITBUCKET)
+            }
             403 => (TargetErrorKind::Forbidden, ADVICE_FORBIDDEN),
             400 | 422 if taken => (TargetErrorKind::Conflict, ""),
             404 => (TargetErrorKind::NotFound, ""),
@@ -574,6 +612,10 @@ fn rate_limiter(rps: f64) -> Option<DefaultDirectRateLimiter> {
 const ADVICE_LICENCE: &str = "No licence seat is left: free seats (deactivate or remove unused accounts) or raise the licence's user tier, then sync again";
 const ADVICE_READ_ONLY: &str = "Users and groups here come from a read-only directory (LDAP/Crowd): make the change in that directory, or give idsync a writable directory";
 const ADVICE_FORBIDDEN: &str = "The account behind the configured credentials lacks the permission: it needs (system) administrator rights";
+/// Bitbucket's 403s on user management: a permission level below the one the change needs (an
+/// Admin may not change a System admin, 8.14 OpenAPI on deleteUser), or credentials that are
+/// not the administrator's idsync was meant to use.
+const ADVICE_FORBIDDEN_BITBUCKET: &str = "Either the credentials are not those of the intended account (check `username` and `password`), or that account lacks the permission: it needs the Admin or System admin global permission, and System admin to change a System admin's account";
 
 /// The text without the parts in single or double quotes. A quote opens only after a
 /// non-alphanumeric character and closes only before one, so apostrophes ("server's") stay.
@@ -696,7 +738,10 @@ mod tests {
     #[test]
     fn messages_show_the_base_url_without_user_info() {
         let api = Api::new(&config("https://idsync:hunter2@example.com/wiki")).expect("api");
-        let error = api.unauthorized();
+        let error = api.unauthorized(&Reply {
+            status: StatusCode::UNAUTHORIZED,
+            body: Vec::new(),
+        });
         assert!(!error.message.contains("hunter2"), "{}", error.message);
         assert!(
             error.message.contains("https://example.com/wiki/"),
@@ -735,6 +780,60 @@ mod tests {
         };
         let error = api.error(&reply, "rename user 'x' to ''");
         assert_eq!(error.kind, TargetErrorKind::Rejected, "{error}");
+    }
+
+    fn bitbucket(auth: Option<(&str, &str)>) -> TargetConfig {
+        let mut c = config("https://bitbucket.example.com");
+        c.name = "code".into();
+        c.kind = TargetKind::BitbucketDc;
+        if let Some((username, password)) = auth {
+            c.token = None;
+            c.username = Some(username.into());
+            c.password = Some(Secret::new(password));
+        }
+        c
+    }
+
+    /// Bitbucket DC refuses HTTP access tokens on the admin endpoints idsync calls (KB "How
+    /// to use OAuth2 tokens for administrative endpoints of Bitbucket Data Center").
+    #[test]
+    fn a_bitbucket_token_is_refused_before_any_request() {
+        let message = refusal(&bitbucket(None));
+        assert!(message.contains("'code'"), "{message}");
+        assert!(message.contains("HTTP access tokens"), "{message}");
+        assert!(message.contains("`username` and `password`"), "{message}");
+    }
+
+    #[test]
+    fn bitbucket_401_and_403_name_both_causes() {
+        let api = Api::new(&bitbucket(Some(("idsync", "pw")))).expect("api");
+        let error = api.unauthorized(&Reply {
+            status: StatusCode::UNAUTHORIZED,
+            body: br#"{"errors":[{"context":null,"message":"You are not permitted to access this resource","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#.to_vec(),
+        });
+        assert_eq!(error.kind, TargetErrorKind::Unauthorized);
+        let m = &error.message;
+        assert!(m.contains("'idsync'") && m.contains("'code'"), "{m}");
+        assert!(m.contains("credentials are wrong"), "{m}");
+        assert!(m.contains("Admin or System admin"), "{m}");
+        assert!(
+            m.contains("You are not permitted"),
+            "the product's words: {m}"
+        );
+        assert!(!m.contains("expired") && !m.contains("revoked"), "{m}");
+        assert!(!m.contains("pw"), "{m}");
+
+        let reply = Reply {
+            status: StatusCode::FORBIDDEN,
+            body: br#"{"errors":[{"context":null,"message":"You cannot delete a user with a higher permission level.","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#.to_vec(),
+        };
+        let error = api.error(&reply, "delete user 'root'");
+        assert_eq!(error.kind, TargetErrorKind::Forbidden);
+        assert!(
+            error.message.contains("`username` and `password`"),
+            "{error}"
+        );
+        assert!(error.message.contains("System admin"), "{error}");
     }
 
     #[test]

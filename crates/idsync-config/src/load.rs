@@ -811,14 +811,25 @@ impl Checker<'_> {
 
     fn check(&mut self, config: &Config) {
         if let Some(url) = &config.store.url {
-            let ok = ["sqlite:", "postgres://", "postgresql://"]
-                .iter()
-                .any(|p| url.starts_with(p));
-            if !ok {
+            let at = [Seg::key("store"), Seg::key("url")];
+            // The store opens SQLite only (idsync-store is built on sqlx's sqlite driver); a
+            // PostgreSQL URL would pass here and fail at the first run, so it is refused now.
+            if ["postgres:", "postgresql:"].iter().any(|p| {
+                url.get(..p.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(p))
+            }) {
                 self.report(
-                    &[Seg::key("store"), Seg::key("url")],
+                    &at,
                     format!(
-                        "'{}' is not a store URL; use sqlite://PATH or postgres://USER@HOST/DB",
+                        "'{}' is a PostgreSQL URL, but idsync's store supports only SQLite for                          now; use sqlite://PATH, or leave `store.url` out for                          sqlite://DATA_DIR/idsync.db",
+                        redact_url(url)
+                    ),
+                );
+            } else if !url.starts_with("sqlite:") {
+                self.report(
+                    &at,
+                    format!(
+                        "'{}' is not a store URL; use sqlite://PATH",
                         redact_url(url)
                     ),
                 );
@@ -987,10 +998,18 @@ impl Checker<'_> {
         } else if self.refuse_credentials_in(
             &at("base_url"),
             &t.base_url,
-            &format!(
-                "set `token` (or `username` + `password`) in this [[targets]] entry, or {}",
-                target_env_var(&t.name, "token")
-            ),
+            &if t.kind == idsync_model::TargetKind::BitbucketDc {
+                format!(
+                    "set `username` + `password` in this [[targets]] entry, or {} and {}",
+                    target_env_var(&t.name, "username"),
+                    target_env_var(&t.name, "password")
+                )
+            } else {
+                format!(
+                    "set `token` (or `username` + `password`) in this [[targets]] entry, or {}",
+                    target_env_var(&t.name, "token")
+                )
+            },
         ) {
             self.warn_plain_http(&at("base_url"), &t.base_url);
         }
@@ -998,6 +1017,7 @@ impl Checker<'_> {
         let has_user = t.username.as_ref().is_some_and(|s| !s.is_empty());
         let has_password = t.password.as_ref().is_some_and(|s| !s.expose().is_empty());
         let cloud = t.kind == idsync_model::TargetKind::AtlassianCloud;
+        let bitbucket = t.kind == idsync_model::TargetKind::BitbucketDc;
         if cloud && (has_user || has_password) {
             self.report(
                 &at(if has_user { "username" } else { "password" }),
@@ -1013,6 +1033,19 @@ impl Checker<'_> {
                     target_env_var(&t.name, "token")
                 ),
             );
+        } else if bitbucket && has_token {
+            // Bitbucket DC does not accept HTTP access tokens on its administrative endpoints
+            // or user management, and every call idsync makes is under /rest/api/1.0/admin/:
+            // https://confluence.atlassian.com/bitbucketserverkb/how-to-use-oauth2-tokens-for-administrative-endpoints-of-bitbucket-data-center-1489469945.html
+            // (BSERV-10482).
+            self.report(
+                &at("token"),
+                format!(
+                    "Bitbucket Data Center refuses HTTP access tokens on the admin REST endpoints                      idsync needs (user and group management answer 401); remove `token` and set                      `username` + `password` of an account with Admin or System admin permission                      (or {} and {})",
+                    target_env_var(&t.name, "username"),
+                    target_env_var(&t.name, "password")
+                ),
+            );
         } else if has_token && (has_user || has_password) {
             self.report(
                 &at(if has_user { "username" } else { "password" }),
@@ -1023,6 +1056,17 @@ impl Checker<'_> {
             self.report(
                 &at(missing),
                 format!("basic auth needs both `username` and `password`; `{missing}` is missing"),
+            );
+        } else if bitbucket && !has_user {
+            self.report(
+                &at("username"),
+                format!(
+                    "no credentials: Bitbucket needs `username` + `password` of an account with \
+                     Admin or System admin permission (HTTP access tokens are refused on its \
+                     admin endpoints), or {} and {}",
+                    target_env_var(&t.name, "username"),
+                    target_env_var(&t.name, "password")
+                ),
             );
         } else if !has_token && !has_user {
             self.report(

@@ -443,10 +443,11 @@ pub struct TargetConfig {
     /// Base URL including any context path: `https://jira.example.com`,
     /// `https://example.com/confluence`, `https://api.atlassian.com/scim/directory/{id}`.
     pub base_url: Url,
-    /// Personal access token / HTTP access token / SCIM directory API key (Bearer).
+    /// Personal access token (Jira, Confluence) / SCIM directory API key (Bearer). Not for
+    /// bitbucket-dc, which refuses HTTP access tokens on its admin endpoints.
     #[serde(default)]
     pub token: Option<Secret>,
-    /// Basic auth, instead of a token (not for atlassian-cloud).
+    /// Basic auth, instead of a token (not for atlassian-cloud; the only way for bitbucket-dc).
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -569,6 +570,45 @@ impl AppConfig {
             }
         }
         out.extend(self.read_attributes.iter().cloned());
+        out
+    }
+
+    /// The same attributes as [`AppConfig::source_attributes`], each with the fields of this
+    /// app that name it, relative to the `[[apps]]` entry (`users.username.attribute`,
+    /// `overrides.jira.users.custom_attributes.department`, `read_attributes`, ...): what an
+    /// error about an attribute the source cannot read points the operator at.
+    pub fn source_attribute_fields(&self) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        let mut add = |attribute: &str, field: String| {
+            out.entry(attribute.to_owned()).or_default().insert(field);
+        };
+        let mut add_rules = |base: &str, rules: &UserRules| {
+            add(
+                &rules.username.attribute,
+                format!("{base}.username.attribute"),
+            );
+            for a in &rules.username.fallback {
+                add(a, format!("{base}.username.fallback"));
+            }
+            for a in &rules.email {
+                add(a, format!("{base}.email"));
+            }
+            for a in &rules.display_name {
+                add(a, format!("{base}.display_name"));
+            }
+            for (name, a) in &rules.custom_attributes {
+                add(a, format!("{base}.custom_attributes.{name}"));
+            }
+        };
+        add_rules("users", &self.users);
+        for (target, o) in &self.overrides {
+            if let Some(users) = &o.users {
+                add_rules(&format!("overrides.{target}.users"), users);
+            }
+        }
+        for a in &self.read_attributes {
+            add(a, "read_attributes".to_owned());
+        }
         out
     }
 }

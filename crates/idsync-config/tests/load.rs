@@ -346,6 +346,82 @@ fn targets_need_credentials() {
     assert!(message.contains("SCIM"), "{message}");
 }
 
+/// Bitbucket DC refuses HTTP access tokens on the admin endpoints idsync calls (KB "How to
+/// use OAuth2 tokens for administrative endpoints of Bitbucket Data Center", BSERV-10482): a
+/// token there is a config error that says what to use instead.
+#[test]
+fn bitbucket_needs_basic_auth_not_a_token() {
+    let bitbucket = edit("kind = \"jira-dc\"", "kind = \"bitbucket-dc\"");
+    let (field, line, message) = problem(&bitbucket);
+    assert_eq!(field, "targets[0].token");
+    assert_eq!(line, Some(20), "points at the token");
+    assert!(message.contains("HTTP access tokens"), "{message}");
+    assert!(message.contains("`username` + `password`"), "{message}");
+    assert!(message.contains("admin"), "{message}");
+    assert!(message.contains("IDSYNC_TARGET_JIRA_USERNAME"), "{message}");
+
+    // The same from the environment names the variable.
+    let error = parse_with_env(
+        &bitbucket.replace("token = \"pat\"", "username = \"idsync\""),
+        Path::new("/etc/idsync/idsync.toml"),
+        &env(&[("IDSYNC_TARGET_JIRA_TOKEN", "pat")]),
+    )
+    .expect_err("token from the environment");
+    let p = &error.problems()[0];
+    assert_eq!(p.field, "targets[0].token", "{error}");
+    assert_eq!(p.env_var.as_deref(), Some("IDSYNC_TARGET_JIRA_TOKEN"));
+
+    // No credentials at all: the hint is username + password, not a token.
+    let (field, _, message) = problem(&bitbucket.replace("token = \"pat\"\n", ""));
+    assert_eq!(field, "targets[0].username");
+    assert!(message.contains("IDSYNC_TARGET_JIRA_PASSWORD"), "{message}");
+    assert!(!message.contains("set `token`"), "{message}");
+
+    let basic = bitbucket.replace(
+        "token = \"pat\"",
+        "username = \"idsync\"\npassword = \"pw\"",
+    );
+    let config = parse(&basic).expect("Basic auth is what Bitbucket takes");
+    assert_eq!(config.targets[0].username.as_deref(), Some("idsync"));
+}
+
+/// The store opens SQLite only; a PostgreSQL URL is refused by the check, not at the first run.
+#[test]
+fn store_url_must_be_sqlite_for_now() {
+    for url in [
+        "postgres://idsync@db/idsync",
+        "postgresql://idsync:hunter2@db:5432/idsync",
+        "POSTGRES://db/idsync",
+    ] {
+        let text = format!("{GOOD}\n[store]\nurl = \"{url}\"\n");
+        let (field, line, message) = problem(&text);
+        assert_eq!(field, "store.url");
+        assert_eq!(line, Some(GOOD.lines().count() + 3));
+        assert!(message.contains("PostgreSQL"), "{message}");
+        assert!(message.contains("only SQLite"), "{message}");
+        assert!(message.contains("sqlite://"), "{message}");
+        assert!(
+            !message.contains("hunter2"),
+            "never shows a password: {message}"
+        );
+    }
+    let error = parse_with_env(
+        GOOD,
+        Path::new("idsync.toml"),
+        &env(&[("IDSYNC_STORE_URL", "postgres://db/idsync")]),
+    )
+    .expect_err("from the environment too");
+    assert_eq!(
+        error.problems()[0].env_var.as_deref(),
+        Some("IDSYNC_STORE_URL")
+    );
+    let (_, _, message) = problem(&format!("{GOOD}\n[store]\nurl = \"mysql://db/x\"\n"));
+    assert!(message.contains("not a store URL"), "{message}");
+    for ok in ["sqlite:///var/lib/idsync/idsync.db", "sqlite:idsync.db"] {
+        parse(&format!("{GOOD}\n[store]\nurl = \"{ok}\"\n")).expect(ok);
+    }
+}
+
 #[test]
 fn several_problems_are_reported_together() {
     let text = edit("groups = [\"Jira Users\"]", "groups = []").replace(
@@ -370,7 +446,7 @@ fn environment_overrides_the_file() {
             ("IDSYNC_TARGET_JIRA_TOKEN", "env:JIRA_PAT"),
             ("JIRA_PAT", "pat-from-indirection"),
             ("IDSYNC_DATA_DIR", "/var/lib/idsync"),
-            ("IDSYNC_STORE_URL", "postgres://idsync@db/idsync"),
+            ("IDSYNC_STORE_URL", "sqlite:///srv/idsync/state.db"),
             ("IDSYNC_LOG", "ignored: not a config variable"),
         ]),
     )
@@ -380,7 +456,7 @@ fn environment_overrides_the_file() {
     assert_eq!(token.expose(), "pat-from-indirection");
     assert_eq!(token.source, "env:JIRA_PAT");
     assert_eq!(config.data_dir, Path::new("/var/lib/idsync"));
-    assert_eq!(config.store_url(), "postgres://idsync@db/idsync");
+    assert_eq!(config.store_url(), "sqlite:///srv/idsync/state.db");
 }
 
 #[test]
@@ -735,8 +811,8 @@ fn custom_attributes_must_be_ones_each_target_keeps() {
 fn bitbucket_delete_needs_users_delete_true() {
     // A Bitbucket target that deletes to deprovision, fed by an app that may not delete.
     let bitbucket = "\n[[targets]]\nname = \"bitbucket\"\nkind = \"bitbucket-dc\"\n\
-                     base_url = \"https://bitbucket.example.com\"\ntoken = \"pat\"\n\
-                     deprovision = \"delete\"\n";
+                     base_url = \"https://bitbucket.example.com\"\nusername = \"idsync\"\n\
+                     password = \"pw\"\ndeprovision = \"delete\"\n";
     let text = format!(
         "{}{bitbucket}",
         edit(
@@ -746,7 +822,7 @@ fn bitbucket_delete_needs_users_delete_true() {
     );
     let (field, line, message) = problem(&text);
     assert_eq!(field, "targets[1].deprovision", "{message}");
-    assert_eq!(line, Some(27), "{message}");
+    assert_eq!(line, Some(28), "{message}");
     assert!(message.contains("apps[0]"), "{message}");
     assert!(message.contains("delete = true"), "{message}");
     assert!(message.contains("remove_licensed_groups"), "{message}");

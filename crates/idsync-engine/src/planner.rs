@@ -1140,6 +1140,15 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 ));
                 continue;
             }
+            // A name the product refuses (Confluence: whitespace, \ , + < > ' ") is a problem
+            // of this user, said here, never a 400 at apply time.
+            if let Some(why) = input.users.username_refusal(&username) {
+                username_warnings.push(format!(
+                    "skipped source user {}: username {username:?} {why}; change the users.username rules (a replace, for example) so that it produces a name without it",
+                    src.id
+                ));
+                continue;
+            }
             if !caps.reads_email && email.is_some() && rules.adopt_by.contains(&AdoptBy::Email) {
                 // Said for every creation, so that no second account for a person whose
                 // existing account has another username is made without a word.
@@ -1161,7 +1170,10 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                     attributes,
                     external_id: Some(src.id.clone()),
                 },
-                "in scope at the source, no account yet",
+                match input.users.username_note() {
+                    Some(note) => format!("in scope at the source, no account yet ({note})"),
+                    None => "in scope at the source, no account yet".to_owned(),
+                },
                 Some(&src.id),
             );
             groups.extend(

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use idsync_config::{GroupRules, MappingMode, RegexReplace, UserRules};
-use idsync_model::{SourceSnapshot, SourceUser};
+use idsync_model::{SourceSnapshot, SourceUser, TargetKind};
 use regex::Regex;
 
 /// A rule that could not be compiled; `field` is the config path of the culprit.
@@ -56,6 +56,9 @@ fn compile_patterns(list: &[String], field: &str) -> Result<Vec<Regex>, RuleErro
 pub struct CompiledUserRules {
     pub config: UserRules,
     replace: Vec<CompiledReplace>,
+    /// The kind of target these rules feed, when known: some products restrict usernames
+    /// (see [`CompiledUserRules::for_target`]).
+    target: Option<TargetKind>,
 }
 
 impl CompiledUserRules {
@@ -66,7 +69,36 @@ impl CompiledUserRules {
                 &format!("{field}.username.replace"),
             )?,
             config: config.clone(),
+            target: None,
         })
+    }
+
+    /// The rules as they apply to a target of `kind`: a product that takes lower-case
+    /// usernames only (Confluence DC) gets them lower-cased whatever
+    /// `users.username.lowercase` says, and [`CompiledUserRules::username_refusal`] knows what
+    /// else it refuses.
+    pub fn for_target(mut self, kind: TargetKind) -> Self {
+        self.target = Some(kind);
+        self
+    }
+
+    /// Why the target would refuse `username` for a new account (a character it does not
+    /// allow), if it would: the planner skips that user with this as the reason, instead of
+    /// sending a creation the product answers with 400.
+    pub fn username_refusal(&self, username: &str) -> Option<String> {
+        self.target.and_then(|kind| kind.username_refusal(username))
+    }
+
+    /// A note for plans when usernames are lower-cased for the target although the rules do
+    /// not ask for it.
+    pub fn username_note(&self) -> Option<String> {
+        self.target
+            .filter(|kind| kind.lowercase_usernames() && !self.config.username.lowercase)
+            .map(|kind| format!("username lower-cased: {kind} takes lower-case usernames only"))
+    }
+
+    fn lowercase(&self) -> bool {
+        self.config.username.lowercase || self.target.is_some_and(TargetKind::lowercase_usernames)
     }
 
     /// The target username for a source user, or `None` if none of the configured attributes
@@ -90,7 +122,7 @@ impl CompiledUserRules {
                 name = replaced;
             }
         }
-        if rule.lowercase {
+        if self.lowercase() {
             if name.is_ascii() {
                 // Same result as `to_lowercase` for ASCII, without a second string.
                 name.make_ascii_lowercase();

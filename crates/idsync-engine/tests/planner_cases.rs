@@ -255,3 +255,94 @@ fn two_newcomers_producing_one_username_the_first_by_object_id_gets_it() {
         p.warnings
     );
 }
+
+/// Confluence DC takes lower-case usernames only and refuses whitespace and `\ , + < > ' "`
+/// (Confluence 9.4/10.0 REST, POST /admin/user): for a confluence-dc target the planner
+/// creates the lower-cased name and says so, and a name that still holds a refused character
+/// is a warning naming the user and the character, never a creation the product refuses.
+#[test]
+fn confluence_usernames_are_lower_cased_and_refused_characters_are_warned_about() {
+    let mut snapshot = SourceSnapshot::default();
+    for user in [
+        upn_user("u1", "Ada.Lovelace@x.example"),
+        upn_user("u2", "o'brien@x.example"),
+        upn_user("u3", "Grace Hopper@x.example"),
+    ] {
+        snapshot.users.insert(user.id.clone(), user);
+    }
+    let groups = CompiledGroupRules::compile(&GroupRules::default(), "groups").expect("valid");
+    let caps = caps();
+    let actual = ActualState::default();
+    let managed = idsync_engine::ManagedMemberships::default();
+    let plan_for = |users: &CompiledUserRules| {
+        plan(&PlanInput {
+            app: "corp",
+            target: "wiki",
+            capabilities: &caps,
+            snapshot: &snapshot,
+            source_complete: true,
+            actual: &actual,
+            links: &[],
+            managed_memberships: &managed,
+            users,
+            groups: &groups,
+            nested_groups: true,
+        })
+    };
+    let created = |p: &TargetPlan| -> Vec<(String, String)> {
+        p.operations
+            .iter()
+            .filter_map(|o| match &o.op {
+                Operation::CreateUser { user, .. } => Some((user.clone(), o.reason.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let rules = CompiledUserRules::compile(&UserRules::default(), "users").expect("valid");
+
+    let wiki = plan_for(
+        &rules
+            .clone()
+            .for_target(idsync_model::TargetKind::ConfluenceDc),
+    );
+    let made = created(&wiki);
+    assert_eq!(made.len(), 1, "{made:?} {:?}", wiki.warnings);
+    assert_eq!(made[0].0, "ada.lovelace@x.example");
+    assert!(
+        made[0].1.contains("lower-cased") && made[0].1.contains("confluence-dc"),
+        "the plan says why: {}",
+        made[0].1
+    );
+    for (id, name, what) in [
+        ("u2", "o'brien@x.example", "`'`"),
+        ("u3", "grace hopper@x.example", "whitespace"),
+    ] {
+        assert!(
+            wiki.warnings
+                .iter()
+                .any(|w| w.contains(&format!("skipped source user {id}"))
+                    && w.contains(&format!("{name:?}"))
+                    && w.contains(what)
+                    && w.contains("Confluence")),
+            "{id}: {:?}",
+            wiki.warnings
+        );
+    }
+
+    // Other products keep the names as the rules make them.
+    let jira = plan_for(&rules.clone().for_target(idsync_model::TargetKind::JiraDc));
+    let made: Vec<String> = created(&jira).into_iter().map(|(u, _)| u).collect();
+    assert_eq!(
+        made,
+        vec![
+            "Ada.Lovelace@x.example",
+            "o'brien@x.example",
+            "Grace Hopper@x.example"
+        ]
+    );
+    assert!(
+        created(&jira)
+            .iter()
+            .all(|(_, r)| !r.contains("lower-cased"))
+    );
+}

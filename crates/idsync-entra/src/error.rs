@@ -53,6 +53,17 @@ pub enum EntraError {
     #[error("{what}: the delta token is no longer valid ({reason})")]
     DeltaReset { what: String, reason: String },
 
+    /// Graph answered 400 `Directory_ExpiredPageToken`: a `$skiptoken` was used after it
+    /// expired, and the round it belongs to must start over. The reader does that a bounded
+    /// number of times; callers see this only when the bound was reached.
+    #[error("{what}: {message}")]
+    PageTokenExpired {
+        what: String,
+        /// How many times the round had already been started again.
+        restarts: usize,
+        message: String,
+    },
+
     /// A response that is not what Graph sends (truncated or malformed JSON, missing `value`).
     // The URL is shown redacted: Graph's links carry skip and delta tokens in their query.
     #[error(
@@ -88,6 +99,7 @@ impl EntraError {
             EntraError::Graph { .. } => "graph",
             EntraError::Scope { .. } => "scope",
             EntraError::DeltaReset { .. } => "delta_reset",
+            EntraError::PageTokenExpired { .. } => "page_token_expired",
             EntraError::Malformed { .. } => "malformed_response",
             EntraError::ForeignLink { .. } => "foreign_link",
             EntraError::Http(_) => "http",

@@ -181,6 +181,16 @@ impl GraphClient {
                 reason,
             };
         }
+        // A page token used too late (Graph's skip tokens expire within minutes; seen when
+        // the next page is asked for after a long pause, e.g. under throttling):
+        // https://learn.microsoft.com/en-us/answers/questions/2337800/how-to-handle-directory-expiredpagetoken-error-in
+        if status == 400 && code == "Directory_ExpiredPageToken" {
+            return EntraError::PageTokenExpired {
+                what: kind.what().into(),
+                restarts: 0,
+                message: format!("Microsoft Graph answered 400 {code}: {message}"),
+            };
+        }
         if status == 403 && code == "Authorization_RequestDenied" {
             let permission = kind.permission();
             return EntraError::PermissionDenied {
@@ -209,18 +219,8 @@ impl GraphClient {
                 request_id,
             };
         }
-        // An attribute the rules name that users do not have: say where to fix it.
-        let message = if kind == CallKind::UsersDelta
-            && status == 400
-            && message.contains("property named")
-        {
-            format!(
-                "{message} Check the attribute names in the app's users rules and \
-                 read_attributes (directory extensions are extension_<appIdWithoutHyphens>_<name>)."
-            )
-        } else {
-            message
-        };
+        // A 400 about the `$select` of users (a name users do not have, or one delta cannot
+        // track) is explained by the reader, which knows the config fields behind each name.
         EntraError::Graph {
             what: kind.what().into(),
             status,

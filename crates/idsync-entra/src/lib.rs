@@ -24,7 +24,9 @@
 //! A read that fails or is cut short — a dropped connection, malformed JSON, a 5xx or 429 that
 //! outlasts the retries — returns an error, never a partial [`SourceRead`]: the new state is
 //! built aside and only returned whole. A rejected delta token (`syncStateNotFound`, `410 Gone`)
-//! makes that resource fall back to a full read, and [`SourceRead::notes`] says so.
+//! makes that resource fall back to a full read, and [`SourceRead::notes`] says so. A page token
+//! that expired while a round was paged through (400 `Directory_ExpiredPageToken`, after a long
+//! pause) starts that round over, at most [`PAGE_TOKEN_RESTARTS`] times, also with a note.
 
 pub mod error;
 pub mod graph;
@@ -44,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{EntraError, ScopeProblem};
 pub use idsync_http::RetryPolicy as Retry;
+pub use read::PAGE_TOKEN_RESTARTS;
 
 use graph::GraphClient;
 use token::TokenProvider;
@@ -147,6 +150,9 @@ pub struct EntraSource {
     scope: Scope,
     nested_groups: bool,
     select: Vec<String>,
+    /// Top-level property → the fields of the app's config that ask for it (e.g.
+    /// `users.custom_attributes.birthday`), for errors about a property Graph will not read.
+    attribute_fields: BTreeMap<String, BTreeSet<String>>,
     origin: String,
     graph: GraphClient,
     counter: RequestCounter,
@@ -184,6 +190,11 @@ impl EntraSource {
             let top = name.split('.').next().unwrap_or(name);
             select.insert(top.to_owned());
         }
+        let mut attribute_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, fields) in app.source_attribute_fields() {
+            let top = name.split('.').next().unwrap_or(&name).to_owned();
+            attribute_fields.entry(top).or_default().extend(fields);
+        }
         let client =
             idsync_http::build_client(&options.http).map_err(|e| config_error(e.to_string()))?;
         let counter = RequestCounter::new();
@@ -203,6 +214,7 @@ impl EntraSource {
             scope: app.scope.clone(),
             nested_groups: app.nested_groups,
             select: select.into_iter().collect(),
+            attribute_fields,
             origin: format!("{graph_url} {}", app.tenant_id.to_ascii_lowercase()),
             graph: GraphClient::new(http, tokens, &app.graph_url, &app.client_id),
             counter,

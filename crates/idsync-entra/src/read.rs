@@ -48,13 +48,14 @@ pub(crate) async fn read(
         None => (None, None),
     };
 
-    let (users, groups, scope_input) = tokio::try_join!(
+    let (users, groups, (scope_input, assignment_notes)) = tokio::try_join!(
         read_users(source, prev_users),
         read_groups(source, prev_groups),
         read_scope_input(source),
     )?;
-    notes.extend(users.note.clone());
-    notes.extend(groups.note.clone());
+    notes.extend(users.notes.iter().cloned());
+    notes.extend(groups.notes.iter().cloned());
+    notes.extend(assignment_notes);
 
     let scope = compute_scope(source, &users.users, &groups.state, &scope_input)?;
 
@@ -123,13 +124,76 @@ pub(crate) async fn read(
     })
 }
 
+// ----- restarting rounds -----
+
+/// How many times one read starts a round again after Graph let one of its page tokens expire
+/// (400 `Directory_ExpiredPageToken`). Pages are asked for back to back, so an expiry means a
+/// long pause (throttling, a slow network); a few more tries ride that out, and a round that
+/// keeps expiring fails with a clear message instead of looping.
+pub const PAGE_TOKEN_RESTARTS: usize = 3;
+
+/// Counts the restarts of one round after expired page tokens. A round is run in a loop:
+/// [`Restarts::settle`] says whether to run it again (a page token expired and the bound is
+/// not reached) or what to return; [`Restarts::note`] then says so in the read's notes.
+struct Restarts {
+    label: &'static str,
+    count: usize,
+}
+
+impl Restarts {
+    fn new(label: &'static str) -> Self {
+        Restarts { label, count: 0 }
+    }
+
+    /// `None`: start the round over. Otherwise the outcome of the round.
+    fn settle<T>(&mut self, tried: Result<T, EntraError>) -> Option<Result<T, EntraError>> {
+        let Err(EntraError::PageTokenExpired { what, message, .. }) = tried else {
+            return Some(tried);
+        };
+        if self.count == PAGE_TOKEN_RESTARTS {
+            let restarts = self.count;
+            return Some(Err(EntraError::PageTokenExpired {
+                what,
+                restarts,
+                message: format!(
+                    "{message} It happened again after idsync had started the round over \
+                     {restarts} times: Graph's page tokens expire when the next page is asked \
+                     for too late, and pages came too slowly (long throttling pauses, a slow \
+                     network or proxy). Nothing was changed; sync again later, when Graph \
+                     answers faster."
+                ),
+            }));
+        }
+        self.count += 1;
+        tracing::warn!(
+            label = self.label,
+            restarts = self.count,
+            "a Graph page token expired; starting the round over"
+        );
+        None
+    }
+
+    /// A note for the read when the round had to start over.
+    fn note(&self, notes: &mut Vec<String>) {
+        if self.count > 0 {
+            notes.push(format!(
+                "{}: a page token expired while the round was paged through \
+                 (Directory_ExpiredPageToken); the round was started over {} time{}",
+                self.label,
+                self.count,
+                if self.count == 1 { "" } else { "s" }
+            ));
+        }
+    }
+}
+
 // ----- users -----
 
 struct UsersPart {
     users: BTreeMap<String, SourceUser>,
     link: String,
     kind: ReadKind,
-    note: Option<String>,
+    notes: Vec<String>,
 }
 
 /// `GET /users/delta` — https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0
@@ -137,20 +201,31 @@ async fn read_users(
     source: &EntraSource,
     previous: Option<(BTreeMap<String, SourceUser>, String)>,
 ) -> Result<UsersPart, EntraError> {
-    let mut note = None;
+    let mut notes = Vec::new();
     if let Some((mut users, link)) = previous {
-        match users_round(source, link, &mut users).await {
+        // Restarting a round from its deltaLink re-applies what the cut-short try applied:
+        // delta items are whole objects and removals, so applying them twice is harmless
+        // (the same holds for Graph's own replays).
+        let mut restarts = Restarts::new("users");
+        let result = loop {
+            let tried = users_round(source, link.clone(), &mut users).await;
+            if let Some(result) = restarts.settle(tried) {
+                break result;
+            }
+        };
+        restarts.note(&mut notes);
+        match result {
             Ok(link) => {
                 return Ok(UsersPart {
                     users,
                     link,
                     kind: ReadKind::Delta,
-                    note: None,
+                    notes,
                 });
             }
             Err(EntraError::DeltaReset { reason, .. }) => {
                 tracing::warn!(app = %source.app, %reason, "users delta token refused; reading all users");
-                note = Some(format!(
+                notes.push(format!(
                     "users: the delta token was refused ({reason}); did a full read of users"
                 ));
             }
@@ -161,20 +236,117 @@ async fn read_users(
         .graph
         .url(&format!("/users/delta?$select={}", source.select.join(",")));
     let mut users = BTreeMap::new();
-    let link = match users_round(source, first.clone(), &mut users).await {
-        // A skip token can expire while a long initial round is paged through: start over once.
-        Err(EntraError::DeltaReset { .. }) => {
-            users.clear();
-            users_round(source, first, &mut users).await?
+    let mut restarts = Restarts::new("users");
+    let link = loop {
+        // Starting over (when it does): nothing of a cut-short try is kept.
+        users.clear();
+        let tried = match users_round(source, first.clone(), &mut users).await {
+            // A skip token of the initial round can be refused as out of date when the
+            // tenant's sync state moves on while it is paged through: start over once.
+            Err(EntraError::DeltaReset { .. }) => {
+                users.clear();
+                users_round(source, first.clone(), &mut users).await
+            }
+            other => other,
+        };
+        if let Some(result) = restarts.settle(tried) {
+            break result;
         }
-        other => other?,
-    };
+    }
+    .map_err(|e| explain_select_error(source, e))?;
+    restarts.note(&mut notes);
     Ok(UsersPart {
         users,
         link,
         kind: ReadKind::Full,
-        note,
+        notes,
     })
+}
+
+/// Graph's answer to a users `$select` it will not serve, 400 with the names in its message:
+/// a property that change tracking does not support ("... $expand/$select is not supported
+/// for the following properties: birthday", observed; the limits are in
+/// https://learn.microsoft.com/graph/delta-query-overview#limitations), or a name users do not
+/// have ("Could not find a property named 'x' on type 'microsoft.graph.user'"). Made into an
+/// error that names each property and the fields of the app's config that ask for it, since
+/// that is where it has to be fixed. Any other error is returned as it is.
+fn explain_select_error(source: &EntraSource, error: EntraError) -> EntraError {
+    let EntraError::Graph {
+        what,
+        status: 400,
+        code,
+        message,
+        request_id,
+    } = error
+    else {
+        return error;
+    };
+    const NOT_IN_DELTA: &str = "not supported for the following properties:";
+    let (names, not_in_delta): (Vec<String>, bool) =
+        if let Some((_, list)) = message.split_once(NOT_IN_DELTA) {
+            let names = list
+                .split(',')
+                .map(|n| n.trim().trim_end_matches('.').to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            (names, true)
+        } else if let Some((_, rest)) = message.split_once("property named '") {
+            let name = rest.split('\'').next().unwrap_or_default().to_owned();
+            (vec![name], false)
+        } else {
+            return EntraError::Graph {
+                what,
+                status: 400,
+                code,
+                message,
+                request_id,
+            };
+        };
+    let mut explained = Vec::new();
+    for name in &names {
+        // Graph may spell a name in its own case; the config's spelling is the one to show.
+        let fields = source
+            .attribute_fields
+            .iter()
+            .find(|(property, _)| property.eq_ignore_ascii_case(name));
+        let asked_by = match fields {
+            Some((property, fields)) => format!(
+                "'{property}' is asked for by {} of app '{}'",
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source.app
+            ),
+            None => format!(
+                "'{name}' is asked for by the users rules or read_attributes of app '{}'",
+                source.app
+            ),
+        };
+        explained.push(asked_by);
+    }
+    let advice = if not_in_delta {
+        "idsync reads users with a delta query, and Microsoft Graph does not track these \
+         properties there (properties kept outside the directory's main store, such as skills or \
+         birthday, and signInActivity; https://learn.microsoft.com/graph/delta-query-overview#limitations). \
+         Remove them from those fields, or map a directory property instead (an extension \
+         attribute, for example)"
+    } else {
+        "Users have no property of that name: check its spelling (directory extensions are \
+         extension_<appIdWithoutHyphens>_<name>)"
+    };
+    EntraError::Graph {
+        what,
+        status: 400,
+        code,
+        message: format!(
+            "{}. {}. {advice}.",
+            message.trim_end_matches(['.', ' ']),
+            explained.join("; ")
+        ),
+        request_id,
+    }
 }
 
 /// One delta round from `url` to its deltaLink, applied to `users`.
@@ -301,7 +473,7 @@ struct GroupsPart {
     state: GroupsState,
     link: String,
     kind: ReadKind,
-    note: Option<String>,
+    notes: Vec<String>,
 }
 
 /// `GET /groups/delta?$select=displayName,members` —
@@ -311,20 +483,29 @@ async fn read_groups(
     source: &EntraSource,
     previous: Option<(GroupsState, String)>,
 ) -> Result<GroupsPart, EntraError> {
-    let mut note = None;
+    let mut notes = Vec::new();
     if let Some((mut state, link)) = previous {
-        match groups_round(source, link, &mut state).await {
+        // As for users: member additions and removals are sets, so re-applying is harmless.
+        let mut restarts = Restarts::new("groups");
+        let result = loop {
+            let tried = groups_round(source, link.clone(), &mut state).await;
+            if let Some(result) = restarts.settle(tried) {
+                break result;
+            }
+        };
+        restarts.note(&mut notes);
+        match result {
             Ok(link) => {
                 return Ok(GroupsPart {
                     state,
                     link,
                     kind: ReadKind::Delta,
-                    note: None,
+                    notes,
                 });
             }
             Err(EntraError::DeltaReset { reason, .. }) => {
                 tracing::warn!(app = %source.app, %reason, "groups delta token refused; reading all groups");
-                note = Some(format!(
+                notes.push(format!(
                     "groups: the delta token was refused ({reason}); did a full read of groups"
                 ));
             }
@@ -335,18 +516,27 @@ async fn read_groups(
         .graph
         .url("/groups/delta?$select=displayName,members");
     let mut state = GroupsState::default();
-    let link = match groups_round(source, first.clone(), &mut state).await {
-        Err(EntraError::DeltaReset { .. }) => {
-            state = GroupsState::default();
-            groups_round(source, first, &mut state).await?
+    let mut restarts = Restarts::new("groups");
+    let link = loop {
+        let tried = match groups_round(source, first.clone(), &mut state).await {
+            Err(EntraError::DeltaReset { .. }) => {
+                state = GroupsState::default();
+                groups_round(source, first.clone(), &mut state).await
+            }
+            other => other,
+        };
+        if let Some(result) = restarts.settle(tried) {
+            break result;
         }
-        other => other?,
-    };
+        // Starting over: nothing of the cut-short try is kept.
+        state = GroupsState::default();
+    }?;
+    restarts.note(&mut notes);
     Ok(GroupsPart {
         state,
         link,
         kind: ReadKind::Full,
-        note,
+        notes,
     })
 }
 
@@ -476,30 +666,65 @@ enum ScopeInput<'s> {
     Assigned(Assignments),
 }
 
-async fn read_scope_input(source: &EntraSource) -> Result<ScopeInput<'_>, EntraError> {
+/// The scope's input, with notes on how it was read (a listing restarted after its page
+/// token expired).
+async fn read_scope_input(
+    source: &EntraSource,
+) -> Result<(ScopeInput<'_>, Vec<String>), EntraError> {
     match &source.scope {
-        Scope::Directory => Ok(ScopeInput::Directory),
-        Scope::Groups { groups } => Ok(ScopeInput::Groups(groups)),
+        Scope::Directory => Ok((ScopeInput::Directory, Vec::new())),
+        Scope::Groups { groups } => Ok((ScopeInput::Groups(groups), Vec::new())),
         Scope::EnterpriseApp { app_id, .. } => read_assignments(source, app_id)
             .await
-            .map(ScopeInput::Assigned),
+            .map(|(found, notes)| (ScopeInput::Assigned(found), notes)),
     }
 }
 
 /// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
 /// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
-async fn read_assignments(source: &EntraSource, app_id: &str) -> Result<Assignments, EntraError> {
+async fn read_assignments(
+    source: &EntraSource,
+    app_id: &str,
+) -> Result<(Assignments, Vec<String>), EntraError> {
     let first = source.graph.url(&format!(
         "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
     ));
+    let mut notes = Vec::new();
+    let mut restarts = Restarts::new("enterprise application assignments");
+    let result = loop {
+        let tried = assignments_list(source, &first).await;
+        if let Some(result) = restarts.settle(tried) {
+            break result;
+        }
+    };
+    restarts.note(&mut notes);
+    match result {
+        Ok(found) => Ok((found, notes)),
+        Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
+            app: source.app.clone(),
+            problems: vec![ScopeProblem {
+                field: "scope.app_id".into(),
+                message: format!(
+                    "the tenant has no enterprise application (service principal) with the \
+                     Application ID {app_id}; use the Application ID shown under Enterprise \
+                     applications → the app → Properties"
+                ),
+            }],
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// One listing of the assignments, from the first page.
+async fn assignments_list(source: &EntraSource, first: &str) -> Result<Assignments, EntraError> {
     let mut found = Assignments {
         users: BTreeSet::new(),
         groups: BTreeSet::new(),
         service_principals: 0,
     };
-    let result = source
+    source
         .graph
-        .walk(CallKind::AppAssignments, first.clone(), None, |items| {
+        .walk(CallKind::AppAssignments, first.to_owned(), None, |items| {
             for item in items {
                 let principal = item.get("principalId").and_then(Value::as_str);
                 let kind = item.get("principalType").and_then(Value::as_str);
@@ -514,7 +739,7 @@ async fn read_assignments(source: &EntraSource, app_id: &str) -> Result<Assignme
                     _ => {
                         return Err(EntraError::Malformed {
                             what: "reading the enterprise application's assignments".into(),
-                            url: first.clone(),
+                            url: first.to_owned(),
                             detail: "an assignment without principalId or principalType".into(),
                         });
                     }
@@ -522,22 +747,8 @@ async fn read_assignments(source: &EntraSource, app_id: &str) -> Result<Assignme
             }
             Ok(())
         })
-        .await;
-    match result {
-        Ok(_) => Ok(found),
-        Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {
-            app: source.app.clone(),
-            problems: vec![ScopeProblem {
-                field: "scope.app_id".into(),
-                message: format!(
-                    "the tenant has no enterprise application (service principal) with the \
-                     Application ID {app_id}; use the Application ID shown under Enterprise \
-                     applications → the app → Properties"
-                ),
-            }],
-        }),
-        Err(other) => Err(other),
-    }
+        .await?;
+    Ok(found)
 }
 
 // ----- scope -----

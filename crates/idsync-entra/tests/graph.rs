@@ -231,6 +231,56 @@ async fn an_attribute_users_do_not_have_is_explained() {
     assert!(message.contains("read_attributes"), "{message}");
 }
 
+/// The field behind an unknown name is named when the config has it.
+#[tokio::test]
+async fn an_unknown_attribute_names_the_field_that_asks_for_it() {
+    let sim = start(&TenantSpec::default()).await;
+    let app = app(&sim, "read_attributes = [\"emploeeId\"]");
+    let source = source_with(&app, &app.source_attributes());
+    let error = source.read(None).await.expect_err("no such property");
+    let message = error.to_string();
+    assert!(
+        message.contains("'emploeeId' is asked for by `read_attributes` of app 'test'"),
+        "{message}"
+    );
+    assert!(message.contains("spelling"), "{message}");
+}
+
+/// Graph refuses a users delta `$select` of a property change tracking does not support
+/// (delta-query-overview, "Limitations"); idsync reads users by delta, so the error names the
+/// property and the config field that asked for it, whatever the function-call form.
+#[tokio::test]
+async fn a_property_delta_cannot_track_names_the_attribute_and_its_field() {
+    let sim = start(&TenantSpec::default()).await;
+    let app = app(
+        &sim,
+        "read_attributes = [\"signInActivity\"]\n\n[apps.users]\n\
+         custom_attributes = { born = \"birthday\" }\n\n\
+         [apps.overrides.wiki.users]\nusername = { attribute = \"birthday\" }\n\n\
+         [[targets]]\nname = \"wiki\"\nkind = \"jira-dc\"\n\
+         base_url = \"https://wiki.example.com\"\ntoken = \"t\"\n",
+    );
+    let source = source_with(&app, &app.source_attributes());
+    let error = source.read(None).await.expect_err("refused by Graph");
+    assert!(
+        matches!(error, EntraError::Graph { status: 400, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    for expected in [
+        "not supported for the following properties",
+        "'birthday' is asked for by `overrides.wiki.users.username.attribute`, \
+         `users.custom_attributes.born` of app 'test'",
+        "'signInActivity' is asked for by `read_attributes` of app 'test'",
+        "delta query",
+        "delta-query-overview",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    // Nothing is stored or half-read: the read failed before any user was taken.
+    assert_eq!(sim.kit().count_matching("users/delta"), 1, "{message}");
+}
+
 #[tokio::test]
 async fn short_and_empty_pages_are_followed_to_the_end() {
     let sim = start(&TenantSpec::default()).await;
@@ -769,6 +819,93 @@ async fn a_410_resync_falls_back_to_a_full_read() {
     // The next read is a delta read again.
     let next = source.read(Some(read.state)).await.expect("delta");
     assert_eq!(next.stats.mode, "delta");
+}
+
+/// Graph's page tokens expire when the next page is asked for too late (400
+/// `Directory_ExpiredPageToken`): the round starts over, with a note, in a first read and in a
+/// delta read alike.
+#[tokio::test]
+async fn a_page_token_that_expires_once_starts_the_round_over() {
+    let sim = start(&TenantSpec::sized(300, 6)).await;
+    sim.set_page_cap(Some(40));
+    sim.set_page_token_max_age(Some(std::time::Duration::from_millis(300)));
+    // The third page of users comes too late once.
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 })
+            .on_path("users/delta?$skiptoken")
+            .after(1),
+    );
+    let source = source(&app(&sim, ""));
+    let read = source
+        .read(None)
+        .await
+        .expect("completes after one restart");
+    assert_matches_tenant(&read, &sim);
+    assert_eq!(read.notes.len(), 1, "{:?}", read.notes);
+    assert!(
+        read.notes[0].starts_with("users: a page token expired")
+            && read.notes[0].contains("started over 1 time"),
+        "{:?}",
+        read.notes
+    );
+
+    // A delta round of several pages, with one of its page tokens used too late.
+    for i in 0..90 {
+        sim.add_user(new_user(&format!("late.{i}@contoso.com")))
+            .expect("user");
+    }
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 }).on_path("users/delta?$skiptoken"),
+    );
+    let delta = source.read(Some(read.state)).await.expect("delta read");
+    assert_eq!(delta.stats.users_read, ReadKind::Delta);
+    assert_matches_tenant(&delta, &sim);
+    assert!(
+        delta
+            .notes
+            .iter()
+            .any(|n| n.contains("started over 1 time")),
+        "{:?}",
+        delta.notes
+    );
+}
+
+#[tokio::test]
+async fn a_page_token_that_keeps_expiring_fails_the_read_clearly() {
+    let sim = start(&TenantSpec::sized(200, 3)).await;
+    sim.set_page_cap(Some(50));
+    sim.set_page_token_max_age(Some(std::time::Duration::from_millis(300)));
+    // Every next page of users comes too late.
+    sim.kit().inject(
+        FaultRule::once(FaultKind::Delay { millis: 600 })
+            .on_path("users/delta?$skiptoken")
+            .times(0),
+    );
+    let error = source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect_err("gives up");
+    let EntraError::PageTokenExpired { restarts, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*restarts, idsync_entra::PAGE_TOKEN_RESTARTS);
+    assert_eq!(error.kind(), "page_token_expired");
+    let message = error.to_string();
+    assert!(message.starts_with("reading users: "), "{message}");
+    assert!(message.contains("Directory_ExpiredPageToken"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "started the round over {} times",
+            idsync_entra::PAGE_TOKEN_RESTARTS
+        )),
+        "{message}"
+    );
+    assert!(message.contains("sync again later"), "{message}");
+    // The first page and one late page per try: bounded, no endless loop.
+    assert_eq!(
+        sim.kit().count_matching("users/delta"),
+        2 * (idsync_entra::PAGE_TOKEN_RESTARTS as u64 + 1)
+    );
 }
 
 #[tokio::test]

@@ -84,6 +84,43 @@ impl TargetKind {
     }
 }
 
+impl TargetKind {
+    /// Whether this kind of target takes only lower-case usernames: idsync then lower-cases
+    /// the usernames it creates there, whatever `users.username.lowercase` says. Confluence
+    /// DC's `POST /rest/api/admin/user` refuses a `userName` with upper-case characters
+    /// (https://developer.atlassian.com/server/confluence/rest/v940/api-group-admin-user/).
+    pub fn lowercase_usernames(self) -> bool {
+        self == TargetKind::ConfluenceDc
+    }
+
+    /// Why this kind of target would refuse `username` for a new account, if it would (checked
+    /// after any lower-casing): Confluence DC refuses whitespace, any of `\ , + < > ' "` and
+    /// "anonymous" (same page as [`TargetKind::lowercase_usernames`]).
+    pub fn username_refusal(self, username: &str) -> Option<String> {
+        if self != TargetKind::ConfluenceDc {
+            return None;
+        }
+        if username.chars().any(char::is_whitespace) {
+            return Some(
+                "holds whitespace, which Confluence does not allow in usernames".to_owned(),
+            );
+        }
+        if let Some(c) = username.chars().find(|c| "\\,+<>'\"".contains(*c)) {
+            return Some(format!(
+                "holds the character `{c}`, which Confluence does not allow in usernames (nor any \
+                 of \\ , + < > ' \")"
+            ));
+        }
+        if username.eq_ignore_ascii_case("anonymous") {
+            return Some("is \"anonymous\", which Confluence keeps for itself".to_owned());
+        }
+        if username.chars().any(char::is_uppercase) {
+            return Some("holds upper-case letters, which Confluence does not allow".to_owned());
+        }
+        None
+    }
+}
+
 impl std::fmt::Display for TargetKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -373,4 +410,42 @@ pub trait Target: Send + Sync {
 
     /// Requests sent so far, by kind (for tests and benchmarks).
     fn request_counts(&self) -> BTreeMap<String, u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confluence_usernames_follow_its_create_user_rules() {
+        let c = TargetKind::ConfluenceDc;
+        assert!(c.lowercase_usernames());
+        assert!(!TargetKind::JiraDc.lowercase_usernames());
+        for ok in ["ada", "ada.lovelace@x.example", "a-b_c", "ünïcode"] {
+            assert_eq!(c.username_refusal(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("a b", "whitespace"),
+            ("a\tb", "whitespace"),
+            ("a,b", "`,`"),
+            ("a+b", "`+`"),
+            ("a<b", "`<`"),
+            ("a>b", "`>`"),
+            ("o'b", "`'`"),
+            ("a\"b", "`\"`"),
+            ("a\\b", "`\\`"),
+            ("anonymous", "anonymous"),
+            ("Ada", "upper-case"),
+        ] {
+            let why = c.username_refusal(bad).unwrap_or_default();
+            assert!(why.contains(says), "{bad:?}: {why}");
+        }
+        for other in [
+            TargetKind::JiraDc,
+            TargetKind::BitbucketDc,
+            TargetKind::AtlassianCloud,
+        ] {
+            assert_eq!(other.username_refusal("A b,c"), None);
+        }
+    }
 }

@@ -205,22 +205,27 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         dir = dir.path().display().to_string(),
     );
     for t in &o.targets {
-        let (kind, url, token) = match t.as_str() {
-            "jira" => ("jira-dc", atlassian.jira_url(), &sims.jira_token),
+        let token = |token: &str| format!("token = \"{token}\"");
+        let (kind, url, credentials) = match t.as_str() {
+            "jira" => ("jira-dc", atlassian.jira_url(), token(&sims.jira_token)),
             "confluence" => (
                 "confluence-dc",
                 atlassian.confluence_url(),
-                &sims.confluence_token,
+                token(&sims.confluence_token),
             ),
+            // Bitbucket refuses HTTP access tokens on its admin endpoints: Basic auth.
             "bitbucket" => (
                 "bitbucket-dc",
                 atlassian.bitbucket_url(),
-                &sims.bitbucket_token,
+                format!(
+                    "username = \"{}\"\npassword = \"{}\"",
+                    sims.admin_user, sims.admin_password
+                ),
             ),
             other => anyhow::bail!("unknown target {other:?}: use jira, confluence, bitbucket"),
         };
         toml.push_str(&format!(
-            "\n[[targets]]\nname = \"{t}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\ntoken = \"{token}\"\nconcurrency = {}\n",
+            "\n[[targets]]\nname = \"{t}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n{credentials}\nconcurrency = {}\n",
             o.concurrency
         ));
     }

@@ -232,15 +232,21 @@ struct TargetRules {
     groups: CompiledGroupRules,
 }
 
-fn target_rules(app: &AppConfig, app_index: usize, target: &str) -> Result<TargetRules, RunError> {
-    let (users, _) = app.user_rules_for(target);
+fn target_rules(
+    app: &AppConfig,
+    app_index: usize,
+    target: &TargetConfig,
+) -> Result<TargetRules, RunError> {
+    let (users, _) = app.user_rules_for(&target.name);
     let groups = app
         .overrides
-        .get(target)
+        .get(&target.name)
         .and_then(|o| o.groups.as_ref())
         .unwrap_or(&app.groups);
     Ok(TargetRules {
-        users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?,
+        // The target's own username restrictions (Confluence: lower case) come with the rules.
+        users: CompiledUserRules::compile(users, &format!("apps[{app_index}].users"))?
+            .for_target(target.kind),
         groups: CompiledGroupRules::compile(groups, &format!("apps[{app_index}].groups"))?,
     })
 }
@@ -290,7 +296,7 @@ pub async fn sync_app(
     let target_configs = targets_of(config, app);
     let rules: Vec<TargetRules> = target_configs
         .iter()
-        .map(|t| target_rules(app, app_index, &t.name))
+        .map(|t| target_rules(app, app_index, t))
         .collect::<Result<_, _>>()?;
     // One run of an app at a time, dry runs included (they read and keep state too). Held
     // until this function returns, after the run's end is recorded (a run that is still

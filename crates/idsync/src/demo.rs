@@ -264,7 +264,9 @@ token = "{confluence_token}"
 name = "bitbucket"
 kind = "bitbucket-dc"
 base_url = "{bitbucket}"
-token = "{bitbucket_token}"
+# Bitbucket refuses HTTP access tokens on its admin endpoints: an admin account's password.
+username = "{bitbucket_user}"
+password = "{bitbucket_password}"
 
 [[targets]]
 name = "cloud"
@@ -301,7 +303,8 @@ custom_attributes = {{ department = "department" }}
         scim = atlassian.scim_url(),
         jira_token = sims.jira_token,
         confluence_token = sims.confluence_token,
-        bitbucket_token = sims.bitbucket_token,
+        bitbucket_user = sims.admin_user,
+        bitbucket_password = sims.admin_password,
         scim_token = sims.scim_token,
     )
 }

@@ -142,6 +142,36 @@ async fn a_bad_config_exits_2_with_file_and_line() {
     cleanup(&config);
 }
 
+/// The store opens SQLite only: a PostgreSQL `store.url` is a located config problem (exit
+/// 2) before anything is read, not a failure of the first run.
+#[tokio::test]
+async fn a_postgres_store_url_is_a_config_problem() {
+    let sim = GraphSim::new(&TenantSpec::default())
+        .start()
+        .await
+        .expect("sim");
+    let config = write_config(
+        &sim,
+        "postgres",
+        None,
+        "[store]\nurl = \"postgres://idsync:hunter2@db.example.com/idsync\"",
+    );
+    let path = config.to_str().expect("utf-8 path");
+    for command in ["check", "sync"] {
+        let out = idsync(&[command, "--config", path]).await;
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{path}:10: store.url")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("only SQLite"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    assert!(sim.kit().counters().is_empty(), "nothing was read");
+    cleanup(&config);
+}
+
 #[tokio::test]
 async fn check_sets_up_every_target_client_and_shows_warnings() {
     let sim = GraphSim::new(&TenantSpec::sized(20, 3))

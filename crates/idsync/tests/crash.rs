@@ -279,14 +279,34 @@ max_deprovision_count = 100000
         graph_url = graph.graph_url(),
     );
     for (product, name) in TARGETS {
-        let (kind, url, token) = match product {
-            Product::Jira => ("jira-dc", atl.jira_url(), &s.jira_token),
-            Product::Confluence => ("confluence-dc", atl.confluence_url(), &s.confluence_token),
-            Product::Bitbucket => ("bitbucket-dc", atl.bitbucket_url(), &s.bitbucket_token),
-            Product::Scim => ("atlassian-cloud", atl.scim_url(), &s.scim_token),
+        // Bitbucket refuses HTTP access tokens on its admin endpoints: Basic auth there.
+        let (kind, url, credentials) = match product {
+            Product::Jira => (
+                "jira-dc",
+                atl.jira_url(),
+                format!("token = \"{}\"", s.jira_token),
+            ),
+            Product::Confluence => (
+                "confluence-dc",
+                atl.confluence_url(),
+                format!("token = \"{}\"", s.confluence_token),
+            ),
+            Product::Bitbucket => (
+                "bitbucket-dc",
+                atl.bitbucket_url(),
+                format!(
+                    "username = \"{}\"\npassword = \"{}\"",
+                    s.admin_user, s.admin_password
+                ),
+            ),
+            Product::Scim => (
+                "atlassian-cloud",
+                atl.scim_url(),
+                format!("token = \"{}\"", s.scim_token),
+            ),
         };
         text += &format!(
-            "\n[[targets]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\ntoken = \"{token}\"\n"
+            "\n[[targets]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n{credentials}\n"
         );
     }
     text

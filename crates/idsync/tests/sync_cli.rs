@@ -54,7 +54,8 @@ token = "{jira_token}"
 name = "bitbucket"
 kind = "bitbucket-dc"
 base_url = "{bitbucket}"
-token = "{bitbucket_token}"
+username = "{bitbucket_user}"
+password = "{bitbucket_password}"
 "#,
         tenant = c.tenant_id,
         client = c.client_id,
@@ -64,7 +65,8 @@ token = "{bitbucket_token}"
         jira = atl.jira_url(),
         jira_token = s.jira_token,
         bitbucket = atl.bitbucket_url(),
-        bitbucket_token = s.bitbucket_token,
+        bitbucket_user = s.admin_user,
+        bitbucket_password = s.admin_password,
     );
     let path = dir.join("idsync.toml");
     std::fs::write(&path, text).expect("config written");

@@ -218,13 +218,35 @@ pub(crate) struct Gate {
     pub product: Product,
 }
 
-fn authorised(sim: &Inner, product: Product, request: &Request) -> bool {
+/// What the `Authorization` header of a request is worth on the route it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Granted,
+    /// No credentials, or credentials the product does not know.
+    Unauthenticated,
+    /// Bitbucket: known credentials that may not use an administrative endpoint, either an
+    /// HTTP access token or an account without ADMIN/SYS_ADMIN permission.
+    NotPermitted,
+}
+
+/// Bitbucket's administrative REST resources (`/rest/api/{1.0|latest}/admin/...`): the ones
+/// HTTP access tokens cannot call. Every user and group write lives there.
+fn is_bitbucket_admin(path: &str) -> bool {
+    [
+        "/bitbucket/rest/api/1.0/admin/",
+        "/bitbucket/rest/api/latest/admin/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
+}
+
+fn access(sim: &Inner, product: Product, request: &Request) -> Access {
     let Some(value) = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
-        return false;
+        return Access::Unauthenticated;
     };
     let config = &sim.config;
     let token = match product {
@@ -233,18 +255,50 @@ fn authorised(sim: &Inner, product: Product, request: &Request) -> bool {
         Product::Bitbucket => &config.bitbucket_token,
         Product::Scim => &config.scim_token,
     };
+    let admin_route = product == Product::Bitbucket && is_bitbucket_admin(request.uri().path());
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return credentials == token;
+        if credentials != token {
+            return Access::Unauthenticated;
+        }
+        // Bitbucket DC does not accept HTTP access tokens (personal, project or repository)
+        // on administrative endpoints or user management; Basic or OAuth 2.0 only. The token
+        // authenticates, then the admin permission check fails, which the REST layer answers
+        // with 401 ("The authenticated user does not have the ADMIN permission", 8.14
+        // OpenAPI, e.g. PUT /api/latest/admin/users).
+        // https://confluence.atlassian.com/bitbucketserverkb/how-to-use-oauth2-tokens-for-administrative-endpoints-of-bitbucket-data-center-1489469945.html
+        // (BSERV-10482)
+        return if admin_route {
+            Access::NotPermitted
+        } else {
+            Access::Granted
+        };
     }
     // SCIM accepts only the directory's bearer API key (api-contracts.md F).
     if scheme.eq_ignore_ascii_case("basic") && product != Product::Scim {
-        let expected =
-            base64(format!("{}:{}", config.admin_user, config.admin_password).as_bytes());
-        return credentials == expected;
+        let basic = |user: &str, password: &str| {
+            credentials == base64(format!("{user}:{password}").as_bytes())
+        };
+        if basic(&config.admin_user, &config.admin_password) {
+            return Access::Granted;
+        }
+        // A licensed Bitbucket account without ADMIN permission: fine on the non-admin
+        // resources, refused on admin ones with the same 401 as a token.
+        if product == Product::Bitbucket
+            && basic(
+                &config.bitbucket_plain_user,
+                &config.bitbucket_plain_password,
+            )
+        {
+            return if admin_route {
+                Access::NotPermitted
+            } else {
+                Access::Granted
+            };
+        }
     }
-    false
+    Access::Unauthenticated
 }
 
 /// Per-product middleware: the Bitbucket request log, authentication, then rate limiting.
@@ -318,7 +372,20 @@ pub(crate) fn bitbucket_spec_path(route: &str) -> String {
 
 async fn authenticated(gate: &Gate, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if !authorised(&gate.sim, gate.product, &request) {
+    let access = access(&gate.sim, gate.product, &request);
+    if access == Access::NotPermitted {
+        // The body Bitbucket sends when a permission check fails (AuthorisationException in
+        // the RestErrors shape); no WWW-Authenticate, since authentication itself succeeded.
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [{
+                "context": null,
+                "message": "You are not permitted to access this resource",
+                "exceptionName": "com.atlassian.bitbucket.AuthorisationException",
+            }]}),
+        );
+    }
+    if access == Access::Unauthenticated {
         let message = match gate.product {
             Product::Scim => "Unauthorized: a valid directory API key is required",
             Product::Bitbucket => {

@@ -239,9 +239,42 @@ fn opt_str(body: &Value, field: &str) -> Result<Option<String>, Response> {
     }
 }
 
-/// `POST /admin/user`: 201 `{"userKey"}`; 409 duplicate; 402 no licence seat.
+/// Why Confluence refuses `userName` on `POST /admin/user`, if it does. The documented
+/// requirements (Confluence DC 9.4 and 10.0 REST, Admin User > Create user):
+/// https://developer.atlassian.com/server/confluence/rest/v940/api-group-admin-user/ — not
+/// blank; none of `\ , + < > ' "`; no whitespace; not "anonymous"; no upper-case characters.
+/// The message is the requirement that failed ([U] the product's exact wording).
+fn username_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("The userName should not be null or blank".to_owned());
+    }
+    if name.chars().any(|c| "\\,+<>'\"".contains(c)) {
+        return Some(
+            "The userName should not contain any of these characters \\ , + < > ' \"".to_owned(),
+        );
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Some("The userName should not contain any whitespace characters".to_owned());
+    }
+    if name.eq_ignore_ascii_case("anonymous") {
+        return Some("The userName should not be \"anonymous\"".to_owned());
+    }
+    if name.chars().any(char::is_uppercase) {
+        return Some("The userName should not contain any upper case characters".to_owned());
+    }
+    None
+}
+
+/// `POST /admin/user`: 201 `{"userKey"}`; 409 duplicate; 402 no licence seat; 400 for a
+/// `userName` the product refuses ([`username_problem`]).
 async fn create_user(State(sim): State<Arc<Inner>>, body: Bytes) -> Res {
     let body = body_object(&body)?;
+    // Checked untrimmed: surrounding whitespace is whitespace too.
+    if let Some(Value::String(raw)) = body.get("userName")
+        && let Some(problem) = username_problem(raw)
+    {
+        return Err(bad(problem));
+    }
     let name = opt_str(&body, "userName")?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("userName is required"))?;

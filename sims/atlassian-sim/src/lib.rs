@@ -84,6 +84,8 @@ pub struct SimConfig {
     /// Personal access tokens, sent as `Authorization: Bearer ...`.
     pub jira_token: String,
     pub confluence_token: String,
+    /// A Bitbucket HTTP access token: accepted on the non-admin resources only, since
+    /// Bitbucket refuses tokens on `/rest/api/1.0/admin/...` (401).
     pub bitbucket_token: String,
     /// The SCIM directory API key (bearer only; Basic is refused, as by Atlassian).
     pub scim_token: String,
@@ -91,6 +93,10 @@ pub struct SimConfig {
     /// Basic-auth administrator accepted by Jira, Confluence and Bitbucket.
     pub admin_user: String,
     pub admin_password: String,
+    /// A Bitbucket account that authenticates (Basic) but has no ADMIN permission: the admin
+    /// resources answer it with 401, as they answer a token.
+    pub bitbucket_plain_user: String,
+    pub bitbucket_plain_password: String,
     /// Bitbucket groups that grant a licence seat (the default group grants one too).
     pub bitbucket_licence_groups: Vec<String>,
     /// The group `POST /admin/users?addToDefaultGroup=true` adds new users to.
@@ -107,6 +113,8 @@ impl Default for SimConfig {
             scim_directory_id: "2fb21891-5c6e-4f3a-9d1b-6a0f7c3e8b42".to_owned(),
             admin_user: "admin".to_owned(),
             admin_password: "admin".to_owned(),
+            bitbucket_plain_user: "developer".to_owned(),
+            bitbucket_plain_password: "developer".to_owned(),
             bitbucket_licence_groups: vec!["stash-users".to_owned()],
             bitbucket_default_group: "stash-users".to_owned(),
         }

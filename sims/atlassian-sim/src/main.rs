@@ -91,11 +91,12 @@ async fn main() -> anyhow::Result<()> {
         config.admin_password
     );
     println!(
-        "  bitbucket   {}  (REST /rest/api/1.0)  Bearer {}  or Basic {}:{}",
+        "  bitbucket   {}  (REST /rest/api/1.0)  Basic {}:{}  (Bearer {} only outside /admin/, \
+         as in Bitbucket)",
         running.bitbucket_url(),
-        config.bitbucket_token,
         config.admin_user,
-        config.admin_password
+        config.admin_password,
+        config.bitbucket_token
     );
     println!(
         "  scim        {}  Bearer {}",

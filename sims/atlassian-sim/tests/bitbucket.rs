@@ -411,6 +411,79 @@ async fn licence_limit_read_only_and_auth() {
     assert_eq!(status, 404);
 }
 
+/// Bitbucket DC refuses HTTP access tokens on administrative endpoints and user management
+/// (KB "How to use OAuth2 tokens for administrative endpoints of Bitbucket Data Center",
+/// BSERV-10482): the token authenticates, the admin check fails with the RestErrors 401 of
+/// an AuthorisationException. An account without ADMIN permission gets the same answer.
+#[tokio::test]
+async fn http_access_tokens_and_non_admins_are_refused_on_admin_endpoints() {
+    let sim = start().await;
+    let http = client();
+    let config = sim.config().clone();
+    sim.seed_user(Product::Bitbucket, SimUser::new("amy"));
+    for version in ["1.0", "latest"] {
+        let api = format!("{}/rest/api/{version}", sim.bitbucket_url());
+        let token = |b: reqwest::RequestBuilder| b.bearer_auth(&config.bitbucket_token);
+        let plain = |b: reqwest::RequestBuilder| {
+            b.basic_auth(
+                &config.bitbucket_plain_user,
+                Some(&config.bitbucket_plain_password),
+            )
+        };
+        for refused in [
+            token(http.get(format!("{api}/admin/users"))),
+            token(
+                http.post(format!("{api}/admin/groups"))
+                    .query(&[("name", "by-token")]),
+            ),
+            token(http.post(format!("{api}/admin/groups/add-users")))
+                .json(&json!({"group": "stash-users", "users": ["amy"]})),
+            plain(http.get(format!("{api}/admin/groups"))),
+            plain(
+                http.delete(format!("{api}/admin/users"))
+                    .query(&[("name", "amy")]),
+            ),
+        ] {
+            let (status, body) = send(refused).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(
+                body["errors"][0]["exceptionName"],
+                "com.atlassian.bitbucket.AuthorisationException"
+            );
+            assert_eq!(
+                body["errors"][0]["message"],
+                "You are not permitted to access this resource"
+            );
+        }
+        // Nothing was changed by the refused calls.
+        assert!(
+            !sim.groups(Product::Bitbucket)
+                .contains(&"by-token".to_owned())
+        );
+        assert!(sim.user(Product::Bitbucket, "amy").is_some());
+        assert!(sim.members(Product::Bitbucket, "stash-users").is_empty());
+
+        // Both still reach the non-admin resources...
+        let (status, page) = send(token(http.get(format!("{api}/users")))).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(send(plain(http.get(format!("{api}/groups")))).await.0, 200);
+        // ...and an administrator's Basic credentials reach the admin ones.
+        let (status, page) = send(bitbucket(&sim, http.get(format!("{api}/admin/users")))).await;
+        assert_eq!(status, 200, "{page}");
+        // A token the product does not know fails authentication itself.
+        let (status, body) = send(
+            http.get(format!("{api}/admin/users"))
+                .bearer_auth("not-a-token"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_ne!(
+            body["errors"][0]["message"],
+            "You are not permitted to access this resource"
+        );
+    }
+}
+
 #[tokio::test]
 async fn request_log_and_counters_for_the_openapi_check() {
     let sim = start().await;

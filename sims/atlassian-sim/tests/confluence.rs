@@ -29,7 +29,7 @@ async fn user_lifecycle_with_async_delete() {
     assert_eq!(status, 201, "{body}");
     let key = body["userKey"].as_str().expect("userKey").to_owned();
     assert_eq!(key.len(), 32);
-    let (status, body) = send(create("USER1")).await;
+    let (status, body) = send(create("user1")).await;
     assert_eq!(status, 409);
     assert_eq!(body["statusCode"], 409);
     assert!(body["message"].is_string());
@@ -472,4 +472,50 @@ async fn long_tasks_report_as_confluence_does() {
         sim.user(Product::Confluence, "b").is_some(),
         "a failed task deletes nobody"
     );
+}
+
+/// `POST /admin/user` refuses a userName with upper-case letters, whitespace, any of
+/// `\ , + < > ' "`, or "anonymous" (Confluence 9.4/10.0 REST docs, Admin User > Create user),
+/// with a 400 in Confluence's error shape; nothing is created.
+#[tokio::test]
+async fn create_user_refuses_the_usernames_confluence_refuses() {
+    let sim = start().await;
+    let http = client();
+    let api = format!("{}/rest/api", sim.confluence_url());
+    for (name, rule) in [
+        ("Ada", "upper case"),
+        ("ADA.LOVELACE", "upper case"),
+        ("ada lovelace", "whitespace"),
+        (" ada", "whitespace"),
+        ("ada\tl", "whitespace"),
+        ("o'brien", "these characters"),
+        ("ada,l", "these characters"),
+        ("ada+test", "these characters"),
+        ("a<b>", "these characters"),
+        ("back\\slash", "these characters"),
+        ("say\"hi\"", "these characters"),
+        ("anonymous", "anonymous"),
+        ("", "blank"),
+    ] {
+        let (status, body) = send(
+            confluence(&sim, http.post(format!("{api}/admin/user"))).json(&json!({
+                "userName": name, "fullName": "Some One", "email": "one@example.com", "password": "pw"
+            })),
+        )
+        .await;
+        assert_eq!(status, 400, "{name:?}: {body}");
+        assert_eq!(body["statusCode"], 400);
+        let message = body["message"].as_str().expect("message");
+        assert!(message.starts_with("The userName should not"), "{message}");
+        assert!(message.contains(rule), "{name:?}: {message}");
+    }
+    assert!(sim.users(Product::Confluence).is_empty());
+    // What the rules allow: lower case, digits, dots, dashes, underscores, @.
+    let (status, body) = send(
+        confluence(&sim, http.post(format!("{api}/admin/user"))).json(&json!({
+            "userName": "ada.lovelace-2_x@corp", "fullName": "Ada", "email": "ada@example.com", "password": "pw"
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
 }

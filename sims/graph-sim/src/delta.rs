@@ -87,6 +87,9 @@ struct PageToken {
     e: bool,
     /// Objects replayed at the end of this incremental round.
     rp: usize,
+    /// When the page that handed this token out was served (Unix ms), for expiry by age.
+    #[serde(default)]
+    at: u64,
 }
 
 /// One object of an incremental round, merged over the window.
@@ -143,6 +146,9 @@ fn request_query(
         Resource::Groups => &["members"],
     };
     let mut sel = parse_select(params, &[res.kind()], extra, res.kind().type_name())?;
+    if res == Resource::Users {
+        refuse_outside_delta(&sel)?;
+    }
     refuse_non_directory(&sel)?;
     let expand_members = match params.get("$expand").map(String::as_str) {
         None => false,
@@ -186,6 +192,30 @@ fn request_query(
         mem,
         ep: epoch,
     })
+}
+
+/// A users delta `$select` naming properties change tracking does not support: Graph's 400,
+/// naming them (see [`crate::schema::USER_NOT_IN_DELTA`] for the sources).
+fn refuse_outside_delta(select: &Option<Vec<String>>) -> Result<(), GraphError> {
+    let Some(names) = select else {
+        return Ok(());
+    };
+    let refused: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| crate::schema::USER_NOT_IN_DELTA.contains(n))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(GraphError::new(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!(
+            "Invalid request for delta query: for this entity set, $expand/$select is not supported for the following properties: {}",
+            refused.join(",")
+        ),
+    ))
 }
 
 /// Query parameters that reproduce `q` in a Location or nextLink.
@@ -281,6 +311,9 @@ fn delta(
             if p.q.ep != epoch || p.to > log_len {
                 return Err(sync_state_not_found());
             }
+            if sim.page_token_expired(p.at) {
+                return Err(GraphError::expired_page_token());
+            }
             p
         }
         Start::Latest(q) => {
@@ -300,6 +333,7 @@ fn delta(
             moff: 0,
             e: false,
             rp: 0,
+            at: 0,
         },
         Start::From(q, pos) => {
             if q.ep != epoch || pos > log_len {
@@ -313,6 +347,7 @@ fn delta(
                 moff: 0,
                 e: false,
                 rp: sim.take_replay(res),
+                at: 0,
             }
         }
     };
@@ -366,6 +401,7 @@ fn delta(
                 cur,
                 moff,
                 e,
+                at: crate::http::now_ms(),
                 ..page
             });
             body.insert(

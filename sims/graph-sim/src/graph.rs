@@ -29,6 +29,9 @@ struct ListToken {
     top: Option<usize>,
     after: Option<u64>,
     e: bool,
+    /// When the page that handed this token out was served (Unix ms), for expiry by age.
+    #[serde(default)]
+    at: u64,
 }
 
 struct ListSpec<'a> {
@@ -94,6 +97,13 @@ where
             .filter(|t| t.r == spec.resource)
             .ok_or_else(|| {
                 GraphError::bad_request("The specified page token value has expired or is invalid.")
+            })
+            .and_then(|t| {
+                if sim.page_token_expired(t.at) {
+                    Err(GraphError::expired_page_token())
+                } else {
+                    Ok(t)
+                }
             })?,
         None => {
             allow_options(&params, &["$select", "$filter", "$top"])?;
@@ -115,6 +125,7 @@ where
                 top,
                 after: None,
                 e: false,
+                at: 0,
             }
         }
     };
@@ -135,6 +146,7 @@ where
         body.insert("value".into(), Value::Array(Vec::new()));
         Some(ListToken {
             e: true,
+            at: crate::http::now_ms(),
             ..state.clone()
         })
     } else {
@@ -151,6 +163,7 @@ where
         more.then(|| ListToken {
             after: last,
             e: false,
+            at: crate::http::now_ms(),
             ..state.clone()
         })
     };

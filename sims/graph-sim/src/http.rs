@@ -71,6 +71,14 @@ pub(crate) async fn request_ids(request: Request, next: Next) -> Response {
     response
 }
 
+/// Now, in milliseconds since the Unix epoch: when a page token was handed out.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 fn inner_error_date() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
@@ -139,6 +147,18 @@ impl GraphError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+    }
+
+    /// A `$skiptoken` used too late: Graph answers 400 with this code and message when a
+    /// client asks for the next page after the page token expired ("Skip tokens ... can expire
+    /// within minutes", https://learn.microsoft.com/en-us/answers/questions/2337800/how-to-handle-directory-expiredpagetoken-error-in;
+    /// the message as Graph SDK users report it).
+    pub fn expired_page_token() -> Self {
+        GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "Directory_ExpiredPageToken",
+            "The specified page token value has expired and can no longer be included in your request.",
+        )
     }
 
     pub fn unsupported(message: impl Into<String>) -> Self {
@@ -252,7 +272,7 @@ pub(crate) fn parse_select(
         let known = kinds.iter().any(|k| k.has_property(name))
             || extra_allowed.contains(&name)
             || (kinds.contains(&ObjectKind::User)
-                && crate::schema::USER_NON_DIRECTORY.contains(&name));
+                && crate::schema::USER_NOT_IN_DELTA.contains(&name));
         if !known {
             return Err(GraphError::bad_request(format!(
                 "Could not find a property named '{name}' on type '{type_name}'."

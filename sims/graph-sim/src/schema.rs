@@ -174,6 +174,29 @@ pub(crate) const USER_NON_DIRECTORY: &[&str] = &[
     "skills",
 ];
 
+/// User properties a users delta query cannot `$select`. Properties kept outside the
+/// directory's main store are not supported in change tracking
+/// (https://learn.microsoft.com/graph/delta-query-overview#limitations, "Properties stored
+/// outside of the main data store"), and neither is `signInActivity`; Graph answers such a
+/// `$select` with 400 `BadRequest` "Invalid request for delta query: for this entity set,
+/// $expand/$select is not supported for the following properties: ..." (seen for `birthday`
+/// in microsoftgraph/microsoft-graph-docs#14141 and for `signInActivity` in
+/// microsoftgraph/microsoft-graph-explorer-v4#3189).
+pub(crate) const USER_NOT_IN_DELTA: &[&str] = &[
+    "aboutMe",
+    "birthday",
+    "hireDate",
+    "interests",
+    "mailboxSettings",
+    "mySite",
+    "pastProjects",
+    "preferredName",
+    "responsibilities",
+    "schools",
+    "signInActivity",
+    "skills",
+];
+
 pub(crate) const GROUP_PROPS: &[&str] = &[
     "classification",
     "createdDateTime",
@@ -301,7 +324,7 @@ pub(crate) fn intern(name: &str) -> Key {
         DEVICE_PROPS,
         CONTACT_PROPS,
         SP_PROPS,
-        USER_NON_DIRECTORY,
+        USER_NOT_IN_DELTA,
     ] {
         if let Some(found) = list.iter().find(|p| **p == name) {
             return Cow::Borrowed(found);

@@ -402,3 +402,120 @@ async fn changes_during_a_round_show_up_in_the_next() {
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["displayName"], "Changed Mid-Round");
 }
+
+/// The delta function is reached as `delta`, `delta()` (Kiota-generated SDKs) and the fully
+/// qualified `microsoft.graph.delta` (https://learn.microsoft.com/graph/delta-query-overview).
+#[tokio::test]
+async fn the_delta_function_call_forms_are_the_same_function() {
+    let h = start(&spec()).await;
+    let select = "?$select=id,userPrincipalName,displayName,mail,accountEnabled";
+    let (expected, _) = h.delta_round(USER_SELECT, &[]).await;
+    for form in [
+        "delta()",
+        "microsoft.graph.delta",
+        "microsoft.graph.delta()",
+    ] {
+        let (items, link) = h
+            .delta_round(&format!("/v1.0/users/{form}{select}"), &[])
+            .await;
+        assert_eq!(ids(&items), ids(&expected), "{form}");
+        // The link it hands out works like any other.
+        let (items, _) = h.delta_round(&link, &[]).await;
+        assert!(items.is_empty(), "{form}: {items:?}");
+    }
+    let (groups, _) = h.delta_round("/v1.0/groups/delta", &[]).await;
+    let (same, _) = h.delta_round("/v1.0/groups/delta()", &[]).await;
+    assert_eq!(ids(&groups), ids(&same));
+    assert_eq!(ids(&groups).len(), 8);
+}
+
+/// Properties change tracking does not support (kept outside the directory's main store, and
+/// signInActivity): the users delta query refuses them with a 400 that names them.
+#[tokio::test]
+async fn a_select_of_a_property_delta_does_not_support_is_a_400_naming_it() {
+    let h = start(&spec()).await;
+    for (select, named) in [
+        ("id,birthday", "birthday"),
+        ("id,displayName,signInActivity", "signInActivity"),
+        ("skills,aboutMe,mail", "skills,aboutMe"),
+    ] {
+        let r = h
+            .get(&format!("/v1.0/users/delta()?$select={select}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{select}: {}", r.body);
+        assert_eq!(r.code(), "BadRequest");
+        let message = r.body["error"]["message"].as_str().expect("message");
+        assert_eq!(
+            message,
+            format!(
+                "Invalid request for delta query: for this entity set, $expand/$select is not \
+                 supported for the following properties: {named}"
+            )
+        );
+        assert!(r.body["error"]["innerError"]["request-id"].is_string());
+    }
+    // A plain list still answers a property kept outside the directory with 501, as before.
+    let r = h.get("/v1.0/users?$select=id,birthday").await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
+    // A name no user has is still "could not find".
+    let r = h.get("/v1.0/users/delta?$select=id,birthdate").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Could not find a property named 'birthdate'")),
+        "{}",
+        r.body
+    );
+}
+
+/// Page tokens expire by age when the knob is set: a `$skiptoken` (delta round or list) used
+/// too late gets 400 `Directory_ExpiredPageToken`; a fresh one and a deltaLink do not. Also
+/// reachable over the control API.
+#[tokio::test]
+async fn page_tokens_used_too_late_are_refused_as_expired() {
+    let h = start(&spec()).await;
+    h.sim
+        .set_page_token_max_age(Some(std::time::Duration::from_millis(500)));
+    let (_, delta_link) = h.delta_round(USER_SELECT, &[]).await;
+    let first = h.get(USER_SELECT).await;
+    let skip = first.next_link().expect("paged");
+    let list = h.get("/v1.0/users?$top=5").await;
+    let list_skip = list.next_link().expect("paged");
+    // In time: fine.
+    assert_eq!(h.get(&skip).await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    for url in [&skip, &list_skip] {
+        let r = h.get(url).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.code(), "Directory_ExpiredPageToken");
+        assert_eq!(
+            r.body["error"]["message"],
+            "The specified page token value has expired and can no longer be included in your request."
+        );
+    }
+    // A deltaLink is no page token: it lives its 7 days.
+    assert_eq!(h.get(&delta_link).await.status, StatusCode::OK);
+    // Starting over works: each page's token is fresh.
+    let (items, _) = h.delta_round(USER_SELECT, &[]).await;
+    assert_eq!(items.len(), 250);
+
+    // Off again over the control API (and on, with another age).
+    let r = h
+        .control(
+            reqwest::Method::PUT,
+            "/_sim/paging",
+            Some(json!({"pageTokenMaxAgeMs": null})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(h.get(&skip).await.status, StatusCode::OK);
+    h.control(
+        reqwest::Method::PUT,
+        "/_sim/paging",
+        Some(json!({"pageTokenMaxAgeMs": 0})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(h.get(&skip).await.code(), "Directory_ExpiredPageToken");
+}

@@ -312,7 +312,7 @@ async fn read_only_directory_is_a_clear_error() {
 }
 
 #[tokio::test]
-async fn wrong_token_is_unauthorized() {
+async fn wrong_password_is_unauthorized_and_names_both_causes() {
     let sim = start().await;
     let e = wrong_token(&sim, BITBUCKET)
         .apply(&create_group("x"))
@@ -320,5 +320,51 @@ async fn wrong_token_is_unauthorized() {
         .expect_err("401");
     assert_eq!(e.kind, TargetErrorKind::Unauthorized);
     assert!(e.message.contains("'bitbucket'"), "{e}");
+    assert!(e.message.contains("credentials are wrong"), "{e}");
+    assert!(e.message.contains("Admin or System admin"), "{e}");
+    assert!(
+        !e.message.contains("not-the-password"),
+        "never shows it: {e}"
+    );
     assert!(!sim.groups(Product::Bitbucket).contains(&"x".to_owned()));
+}
+
+/// An account that signs in but lacks the ADMIN permission gets the same 401 from Bitbucket's
+/// admin resources; the message quotes the product, which tells the two causes apart.
+#[tokio::test]
+async fn an_account_without_admin_permission_is_told_so() {
+    let sim = start().await;
+    let mut plain = config(&sim, BITBUCKET);
+    plain.username = Some(sim.config().bitbucket_plain_user.clone());
+    plain.password = Some(idsync_config::Secret::new(
+        sim.config().bitbucket_plain_password.clone(),
+    ));
+    let e = build(&plain).read_state(&[]).await.expect_err("401");
+    assert_eq!(e.kind, TargetErrorKind::Unauthorized);
+    assert_eq!(e.status, Some(401));
+    let shown = &e.message;
+    assert!(shown.contains("You are not permitted"), "{shown}");
+    assert!(shown.contains("Admin or System admin"), "{shown}");
+    assert!(
+        shown.contains(&format!("'{}'", sim.config().bitbucket_plain_user)),
+        "{shown}"
+    );
+}
+
+/// Bitbucket refuses HTTP access tokens on its admin endpoints, so idsync refuses to build a
+/// Bitbucket target from one; the simulator, like the product, would answer every call 401.
+#[tokio::test]
+async fn a_token_is_refused_before_anything_is_sent() {
+    let sim = start().await;
+    let mut with_token = config(&sim, BITBUCKET);
+    with_token.username = None;
+    with_token.password = None;
+    with_token.token = Some(idsync_config::Secret::new(
+        sim.config().bitbucket_token.clone(),
+    ));
+    let e = idsync_atlassian::build_target(&with_token)
+        .err()
+        .expect("refused");
+    assert!(e.message.contains("HTTP access tokens"), "{e}");
+    assert!(sim.bitbucket_requests().is_empty());
 }

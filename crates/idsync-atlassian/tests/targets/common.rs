@@ -19,18 +19,20 @@ pub async fn start() -> RunningAtlassianSim {
 pub fn config(sim: &RunningAtlassianSim, kind: TargetKind) -> TargetConfig {
     let c = sim.config();
     let (url, token) = match kind {
-        TargetKind::JiraDc => (sim.jira_url(), c.jira_token.clone()),
-        TargetKind::ConfluenceDc => (sim.confluence_url(), c.confluence_token.clone()),
-        TargetKind::BitbucketDc => (sim.bitbucket_url(), c.bitbucket_token.clone()),
-        TargetKind::AtlassianCloud => (sim.scim_url(), c.scim_token.clone()),
+        TargetKind::JiraDc => (sim.jira_url(), Some(c.jira_token.clone())),
+        TargetKind::ConfluenceDc => (sim.confluence_url(), Some(c.confluence_token.clone())),
+        // Bitbucket refuses HTTP access tokens on its admin endpoints: Basic auth.
+        TargetKind::BitbucketDc => (sim.bitbucket_url(), None),
+        TargetKind::AtlassianCloud => (sim.scim_url(), Some(c.scim_token.clone())),
     };
+    let basic = token.is_none();
     TargetConfig {
         name: kind.as_str().replace("-dc", "").replace("atlassian-", ""),
         kind,
         base_url: url.parse().expect("simulator URL"),
-        token: Some(Secret::new(token)),
-        username: None,
-        password: None,
+        token: token.map(Secret::new),
+        username: basic.then(|| c.admin_user.clone()),
+        password: basic.then(|| Secret::new(c.admin_password.clone())),
         concurrency: 4,
         max_requests_per_second: None,
         timeout_seconds: 10,
@@ -49,10 +51,14 @@ pub fn target(sim: &RunningAtlassianSim, kind: TargetKind) -> Arc<dyn Target> {
     build(&config(sim, kind))
 }
 
-/// A target whose token the simulator does not know.
+/// A target whose token (Bitbucket: password) the simulator does not know.
 pub fn wrong_token(sim: &RunningAtlassianSim, kind: TargetKind) -> Arc<dyn Target> {
     let mut config = config(sim, kind);
-    config.token = Some(Secret::new("not-the-token"));
+    if config.token.is_some() {
+        config.token = Some(Secret::new("not-the-token"));
+    } else {
+        config.password = Some(Secret::new("not-the-password"));
+    }
     build(&config)
 }
 

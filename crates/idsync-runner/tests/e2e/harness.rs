@@ -166,14 +166,24 @@ impl World {
             }
         }
         for kind in &self.targets {
-            let (url, token) = match kind {
-                TargetKind::JiraDc => (self.atl.jira_url(), &sim.jira_token),
-                TargetKind::ConfluenceDc => (self.atl.confluence_url(), &sim.confluence_token),
-                TargetKind::BitbucketDc => (self.atl.bitbucket_url(), &sim.bitbucket_token),
-                TargetKind::AtlassianCloud => (self.atl.scim_url(), &sim.scim_token),
+            let token = |token: &str| format!("token = \"{token}\"");
+            let (url, credentials) = match kind {
+                TargetKind::JiraDc => (self.atl.jira_url(), token(&sim.jira_token)),
+                TargetKind::ConfluenceDc => {
+                    (self.atl.confluence_url(), token(&sim.confluence_token))
+                }
+                // Bitbucket refuses HTTP access tokens on its admin endpoints: Basic auth.
+                TargetKind::BitbucketDc => (
+                    self.atl.bitbucket_url(),
+                    format!(
+                        "username = \"{}\"\npassword = \"{}\"",
+                        sim.admin_user, sim.admin_password
+                    ),
+                ),
+                TargetKind::AtlassianCloud => (self.atl.scim_url(), token(&sim.scim_token)),
             };
             text += &format!(
-                "[[targets]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"{url}\"\ntoken = \"{token}\"\n{}\n\n",
+                "[[targets]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"{url}\"\n{credentials}\n{}\n\n",
                 target_name(*kind),
                 kind.as_str(),
                 self.target_toml

@@ -1,6 +1,6 @@
 //! Product specifics: Jira project/component lead hand-over before deactivation (and the
 //! warning when there is no default lead); Bitbucket deprovisioning by removing the licensed
-//! groups, or by deleting.
+//! groups, or by deleting; Confluence's username rules.
 
 use atlassian_sim::Product;
 use idsync_model::{Operation, OperationKind as K, TargetKind};
@@ -322,4 +322,59 @@ async fn a_failed_lead_hand_over_holds_back_the_deactivation() {
     );
     assert_eq!(w.atl.project_lead("PRJ"), "jira-admin");
     assert!(!w.is_active(kind, "ada@contoso.com"));
+}
+
+/// Confluence DC refuses a userName with upper case, whitespace or any of `\ , + < > ' "`
+/// (the simulator too, with a 400): idsync lower-cases the names it creates there, says so in
+/// the plan, and reports a name that still holds a refused character as a warning naming the
+/// user, never as a failed creation.
+#[tokio::test]
+async fn confluence_usernames_are_lower_cased_and_refused_names_are_warned_about() {
+    let kind = TargetKind::ConfluenceDc;
+    let tenant = tenant().await;
+    add_user(&tenant, "Ada.Lovelace@contoso.com");
+    let obrien = add_user(&tenant, "o'brien@contoso.com");
+    let w = World::new(&[kind]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+
+    let plan = w.run(&config, "main", true).await;
+    let created: Vec<&idsync_engine::OpResult> = plan
+        .targets
+        .iter()
+        .flat_map(|t| t.operations.iter())
+        .filter(|o| o.planned.op.kind() == K::CreateUser)
+        .collect();
+    assert_eq!(created.len(), 1, "{}", pretty(&plan));
+    assert_eq!(
+        created[0].planned.op.user(),
+        Some("ada.lovelace@contoso.com")
+    );
+    assert!(
+        created[0].planned.reason.contains("lower-cased"),
+        "the dry run says why: {}",
+        created[0].planned.reason
+    );
+
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        ops_of(&report, "confluence"),
+        vec![(
+            K::CreateUser,
+            "ada.lovelace@contoso.com".into(),
+            String::new()
+        )],
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(w.usernames(kind), vec!["ada.lovelace@contoso.com"]);
+    assert!(
+        warnings(&report, "confluence")
+            .iter()
+            .any(|w| w.contains(&format!("skipped source user {obrien}"))
+                && w.contains("o'brien@contoso.com")
+                && w.contains("`'`")),
+        "{:?}",
+        warnings(&report, "confluence")
+    );
+    w.assert_converged(&config).await;
 }

@@ -20,8 +20,9 @@ pub fn jira(sim: &RunningAtlassianSim, builder: RequestBuilder) -> RequestBuilde
     builder.bearer_auth(&sim.config().jira_token)
 }
 
+/// Basic auth of the administrator: Bitbucket refuses HTTP access tokens on `/admin/`.
 pub fn bitbucket(sim: &RunningAtlassianSim, builder: RequestBuilder) -> RequestBuilder {
-    builder.bearer_auth(&sim.config().bitbucket_token)
+    builder.basic_auth(&sim.config().admin_user, Some(&sim.config().admin_password))
 }
 
 pub fn confluence(sim: &RunningAtlassianSim, builder: RequestBuilder) -> RequestBuilder {
