@@ -122,6 +122,7 @@ impl BitbucketDc {
                 delete_group: true,
                 bulk_membership: true,
                 leads: false,
+                requires_email: false,
             },
         })
     }

@@ -154,6 +154,7 @@ impl ConfluenceDc {
                 delete_group: true,
                 bulk_membership: false,
                 leads: false,
+                requires_email: false,
             },
         })
     }

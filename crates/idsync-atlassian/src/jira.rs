@@ -177,6 +177,7 @@ impl JiraDc {
                 delete_group: true,
                 bulk_membership: false,
                 leads: true,
+                requires_email: false,
             },
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })

@@ -170,6 +170,7 @@ fn main() {
         delete_group: true,
         bulk_membership: false,
         leads: true,
+        requires_email: false,
     };
     let user_rules = CompiledUserRules::compile(
         &UserRules {

@@ -299,6 +299,7 @@ mod tests {
             delete_group: true,
             bulk_membership: false,
             leads: false,
+            requires_email: false,
         }
     }
 

@@ -110,6 +110,7 @@ fn caps() -> Capabilities {
         delete_group: false,
         bulk_membership: false,
         leads: false,
+        requires_email: false,
     }
 }
 

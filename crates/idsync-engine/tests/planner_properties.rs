@@ -37,6 +37,7 @@ fn caps() -> Capabilities {
         delete_group: true,
         bulk_membership: false,
         leads: true,
+        requires_email: false,
     }
 }
 
