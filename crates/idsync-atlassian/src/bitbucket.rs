@@ -123,6 +123,7 @@ impl BitbucketDc {
                 bulk_membership: true,
                 leads: false,
                 unavailable: Default::default(),
+                requires_email: false,
             }),
         })
     }

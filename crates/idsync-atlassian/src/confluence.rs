@@ -155,6 +155,7 @@ impl ConfluenceDc {
                 bulk_membership: false,
                 leads: false,
                 unavailable: Default::default(),
+                requires_email: false,
             }),
         })
     }

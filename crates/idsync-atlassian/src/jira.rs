@@ -178,6 +178,7 @@ impl JiraDc {
                 bulk_membership: false,
                 leads: true,
                 unavailable: Default::default(),
+                requires_email: false,
             }),
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })

@@ -9,9 +9,16 @@
 //!   `externalId` carries the source object id of `Operation::CreateUser`.
 //! - Lists are paged with a 1-based `startIndex` and `count=100` (Atlassian's maximum);
 //!   filters are a single `eq`, the only kind Atlassian supports.
-//! - Custom attributes are SCIM attributes: the enterprise extension's `department`,
-//!   `employeeNumber`, `organization`, `costCenter` and `division`, and the core `title`,
-//!   `nickName`, `preferredLanguage` and `timezone`. Any other name is refused as unsupported.
+//! - Every account is sent with `emails` holding one value marked `primary: true`: Atlassian
+//!   requires it on create and modify. A creation without an e-mail is never sent (the planner
+//!   leaves it out with a warning, `Capabilities::requires_email`).
+//! - Custom attributes are the SCIM attributes Atlassian documents: the enterprise extension's
+//!   `department` and `organization`, and the core `title`, `nickName`, `preferredLanguage`
+//!   and `timezone`. Any other name is refused as unsupported (the config check refuses it
+//!   first).
+//! - Members leave a group by `remove` on `members` with the value list, and a user is renamed
+//!   by `replace` on path `userName`: the forms Microsoft's provisioning service sends to
+//!   Atlassian Cloud (Atlassian documents no PATCH form for either).
 //! - Groups cannot be renamed through SCIM (and idsync never asks to). Group ids are looked up
 //!   by `displayName` and remembered.
 //! - There are no licence seats in the SCIM directory: product access is granted in Atlassian
@@ -144,6 +151,8 @@ fn patch(operations: Vec<Value>) -> Value {
     json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
 }
 
+/// `emails` as Atlassian requires it on create and modify: one value, marked primary.
+/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-post
 fn work_email(email: &str) -> Value {
     json!([{"value": email, "type": "work", "primary": true}])
 }
@@ -197,6 +206,7 @@ impl AtlassianCloud {
                 bulk_membership: true,
                 leads: false,
                 unavailable: Default::default(),
+                requires_email: true,
             }),
             group_ids: Mutex::new(HashMap::new()),
         })
@@ -320,15 +330,24 @@ impl AtlassianCloud {
         external_id: Option<&str>,
     ) -> Result<Applied, TargetError> {
         let what = format!("create user '{user}'");
+        // Atlassian refuses a user without a primary e-mail; the planner plans no such
+        // creation, so one arriving here is refused before a request is spent on it.
+        let Some(email) = email else {
+            return Err(self.api.err(
+                TargetErrorKind::Rejected,
+                format!(
+                    "cannot {what}: Atlassian Cloud needs an e-mail address for every account, and the source user has none (users.email)"
+                ),
+                None,
+            ));
+        };
         let mut schemas = vec![json!(USER_SCHEMA)];
         let mut body = Map::new();
         body.insert("userName".into(), json!(user));
         if let Some(display_name) = display_name {
             body.insert("displayName".into(), json!(display_name));
         }
-        if let Some(email) = email {
-            body.insert("emails".into(), work_email(email));
-        }
+        body.insert("emails".into(), work_email(email));
         body.insert("active".into(), json!(true));
         if let Some(external_id) = external_id {
             body.insert("externalId".into(), json!(external_id));
@@ -539,11 +558,12 @@ impl AtlassianCloud {
         user: &str,
     ) -> Result<Applied, TargetError> {
         let what = format!("remove user '{user}' from group '{group}'");
-        let path = format!(
-            "members[value eq {}]",
-            serde_json::to_string(key).unwrap_or_default()
-        );
-        let operation = json!({"op": "remove", "path": path});
+        // The value-list form: Atlassian documents only `add` on members; this is the removal
+        // Microsoft's provisioning service sends ("Update Group [Remove Members]",
+        // https://learn.microsoft.com/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups),
+        // and so its Atlassian Cloud connector. The filter form `members[value eq "…"]` is
+        // documented by neither.
+        let operation = json!({"op": "remove", "path": "members", "value": [{"value": key}]});
         match self.patch_group(group, operation).await? {
             Some(reply) if reply.is_success() => Ok(Applied::Done),
             Some(reply) => Err(self.api.error(&reply, &what)),
@@ -649,6 +669,10 @@ impl Target for AtlassianCloud {
                 user,
                 new_username,
             } => {
+                // PATCH `replace` on path `userName`, as Microsoft's provisioning service renames
+                // ("Update User [Single-valued properties]",
+                // https://learn.microsoft.com/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups).
+                // A PUT would rename too, but it clears every attribute it does not repeat.
                 let operation = json!({"op": "replace", "path": "userName", "value": new_username});
                 let what = format!("rename user '{user}' to '{new_username}'");
                 self.patch_user(key, vec![operation], &what).await

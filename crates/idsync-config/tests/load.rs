@@ -793,15 +793,25 @@ fn custom_attributes_must_be_ones_each_target_keeps() {
     );
     assert!(line.is_some());
     assert!(
-        message.contains("'cloud' (atlassian-cloud)") && message.contains("costCenter"),
+        message.contains("'cloud' (atlassian-cloud)") && message.contains("organization"),
         "{message}"
     );
+    // Enterprise attributes Atlassian does not document for its directory are refused too.
+    for name in ["costCenter", "employeeNumber", "division", "manager"] {
+        let (field, _, message) = problem(&with(&format!("{name} = \"department\"")));
+        assert_eq!(
+            field,
+            format!("apps[0].users.custom_attributes.{name}"),
+            "{message}"
+        );
+        assert!(!message.contains("costCenter,"), "{message}");
+    }
     // A name Cloud keeps: fine for both.
-    parse(&with("costCenter = \"department\"")).expect("valid");
+    parse(&with("organization = \"department\"")).expect("valid");
     // Jira-only names, with Cloud given its own rules.
     let text = with("cost_center = \"department\"").replacen(
         "[[targets]]",
-        "[apps.overrides.cloud.users.custom_attributes]\ncostCenter = \"department\"\n\n[[targets]]",
+        "[apps.overrides.cloud.users.custom_attributes]\norganization = \"department\"\n\n[[targets]]",
         1,
     );
     parse(&text).expect("valid with an override");

@@ -171,6 +171,7 @@ fn main() {
         bulk_membership: false,
         leads: true,
         unavailable: Default::default(),
+        requires_email: false,
     };
     let user_rules = CompiledUserRules::compile(
         &UserRules {

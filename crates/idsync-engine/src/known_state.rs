@@ -300,6 +300,7 @@ mod tests {
             bulk_membership: false,
             leads: false,
             unavailable: Default::default(),
+            requires_email: false,
         }
     }
 

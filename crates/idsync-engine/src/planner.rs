@@ -1149,6 +1149,15 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
                 ));
                 continue;
             }
+            if caps.requires_email && email.is_none() {
+                // The target refuses such a creation (Atlassian Cloud: 400 without a primary
+                // e-mail); said here, per user, rather than as a failed request at apply time.
+                b.warn(format!(
+                    "skipped {username:?}: source user {} has no e-mail address (users.email) and this target creates no account without one",
+                    src.id
+                ));
+                continue;
+            }
             if !caps.reads_email && email.is_some() && rules.adopt_by.contains(&AdoptBy::Email) {
                 // Said for every creation, so that no second account for a person whose
                 // existing account has another username is made without a word.

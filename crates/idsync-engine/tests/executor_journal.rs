@@ -118,6 +118,7 @@ fn caps() -> Capabilities {
         bulk_membership: false,
         leads: false,
         unavailable: Default::default(),
+        requires_email: false,
     }
 }
 

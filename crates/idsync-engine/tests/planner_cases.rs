@@ -22,6 +22,7 @@ fn caps() -> Capabilities {
         bulk_membership: false,
         leads: false,
         unavailable: Default::default(),
+        requires_email: false,
     }
 }
 
@@ -345,4 +346,87 @@ fn confluence_usernames_are_lower_cased_and_refused_characters_are_warned_about(
             .iter()
             .all(|(_, r)| !r.contains("lower-cased"))
     );
+}
+
+/// A target that requires an e-mail (Atlassian Cloud) gets no creation for a source user
+/// without one: a warning names the user instead; other targets still get the creation.
+#[test]
+fn a_user_without_email_is_not_created_where_the_target_requires_one() {
+    let mut snapshot = SourceSnapshot::default();
+    snapshot
+        .users
+        .insert("with".into(), upn_user("with", "ada@contoso.com"));
+    snapshot.users.insert(
+        "without".into(),
+        SourceUser {
+            id: "without".into(),
+            enabled: true,
+            attributes: BTreeMap::from([("userPrincipalName".into(), "bob@contoso.com".into())]),
+        },
+    );
+    snapshot
+        .groups
+        .insert("g".into(), group("g", &["with", "without"], &[]));
+    let rules = UserRules {
+        email: vec!["mail".into()],
+        ..UserRules::default()
+    };
+    let users = CompiledUserRules::compile(&rules, "users").expect("valid");
+    let groups = CompiledGroupRules::compile(
+        &GroupRules {
+            mapping: MappingMode::OnTheFly,
+            ..GroupRules::default()
+        },
+        "groups",
+    )
+    .expect("valid");
+    let managed = idsync_engine::ManagedMemberships::default();
+    let actual = ActualState::default();
+    for requires_email in [true, false] {
+        let caps = Capabilities {
+            requires_email,
+            ..caps()
+        };
+        let p = plan(&PlanInput {
+            app: "corp",
+            target: "cloud",
+            capabilities: &caps,
+            snapshot: &snapshot,
+            source_complete: true,
+            actual: &actual,
+            links: &[],
+            managed_memberships: &managed,
+            users: &users,
+            groups: &groups,
+            nested_groups: true,
+        });
+        let created: Vec<&str> = p
+            .operations
+            .iter()
+            .filter_map(|o| match &o.op {
+                Operation::CreateUser { user, .. } => Some(user.as_str()),
+                _ => None,
+            })
+            .collect();
+        let memberships: Vec<&str> = p
+            .operations
+            .iter()
+            .filter_map(|o| match &o.op {
+                Operation::AddMembership { user, .. } => Some(user.as_str()),
+                _ => None,
+            })
+            .collect();
+        let warned = p
+            .warnings
+            .iter()
+            .any(|w| w.contains("bob@contoso.com") && w.contains("no e-mail address"));
+        if requires_email {
+            assert_eq!(created, vec!["ada@contoso.com"]);
+            assert_eq!(memberships, vec!["ada@contoso.com"]);
+            assert!(warned, "{:?}", p.warnings);
+        } else {
+            assert_eq!(created, vec!["ada@contoso.com", "bob@contoso.com"]);
+            assert!(!warned, "{:?}", p.warnings);
+        }
+    }
 }

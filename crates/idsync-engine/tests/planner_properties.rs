@@ -38,6 +38,7 @@ fn caps() -> Capabilities {
         bulk_membership: false,
         leads: true,
         unavailable: Default::default(),
+        requires_email: false,
     }
 }
 

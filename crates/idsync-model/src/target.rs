@@ -28,17 +28,15 @@ impl TargetKind {
 }
 
 /// The custom attributes Atlassian Cloud's SCIM directory keeps, in the enterprise extension
-/// (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`).
-/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/
-pub const CLOUD_ENTERPRISE_ATTRIBUTES: [&str; 5] = [
-    "department",
-    "employeeNumber",
-    "organization",
-    "costCenter",
-    "division",
-];
+/// (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`): Atlassian's user model
+/// documents `organization` and `department` there and nothing else (other enterprise
+/// attributes such as `employeeNumber` or `costCenter` would not be kept, and would be set
+/// again on every run).
+/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-post
+pub const CLOUD_ENTERPRISE_ATTRIBUTES: [&str; 2] = ["department", "organization"];
 
-/// The custom attributes Atlassian Cloud's SCIM directory keeps as simple core User attributes.
+/// The custom attributes Atlassian Cloud's SCIM directory keeps as simple core User attributes
+/// (the same documented model; `department` and `organization` go to the extension above).
 pub const CLOUD_CORE_ATTRIBUTES: [&str; 4] = ["title", "nickName", "preferredLanguage", "timezone"];
 
 /// Which custom attribute names a kind of target keeps.
@@ -65,12 +63,9 @@ impl AttributeNames {
 impl TargetKind {
     /// The custom attribute names this kind of target keeps.
     pub fn custom_attribute_names(self) -> AttributeNames {
-        const CLOUD: [&str; 9] = [
+        const CLOUD: [&str; 6] = [
             CLOUD_ENTERPRISE_ATTRIBUTES[0],
             CLOUD_ENTERPRISE_ATTRIBUTES[1],
-            CLOUD_ENTERPRISE_ATTRIBUTES[2],
-            CLOUD_ENTERPRISE_ATTRIBUTES[3],
-            CLOUD_ENTERPRISE_ATTRIBUTES[4],
             CLOUD_CORE_ATTRIBUTES[0],
             CLOUD_CORE_ATTRIBUTES[1],
             CLOUD_CORE_ATTRIBUTES[2],
@@ -165,6 +160,11 @@ pub struct Capabilities {
     /// target's version is known (see [`Target::discover`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unavailable: BTreeMap<crate::operation::OperationKind, String>,
+    /// An account cannot be created without an e-mail address (Atlassian Cloud's SCIM
+    /// directory requires a primary one), so the planner leaves out, with a warning naming
+    /// the user, a creation whose source user has none. Absent in older stored plans: false.
+    #[serde(default)]
+    pub requires_email: bool,
 }
 
 /// A product version, as `major.minor.patch` (missing parts are 0).

@@ -2,6 +2,11 @@
 //! Groups with single-`eq` filters, 1-based paging (at most 100 per page), PatchOp, 409
 //! `uniqueness`, no group rename, and the three discovery endpoints.
 //!
+//! As strict as the product documents: `emails` with one primary value on every create and
+//! modify; only documented attributes are kept (others are dropped); group members are removed
+//! with the value-list form only; `userName` changes by PATCH `replace` with path `userName`
+//! or by PUT. Each rule's source is beside it.
+//!
 //! Reference: https://developer.atlassian.com/cloud/admin/user-provisioning/rest/intro/ and
 //! the operations under .../rest/api-group-users/ and .../rest/api-group-groups/; RFC 7643/7644
 //! where Atlassian's docs are silent (marked [U]); api-contracts.md F.
@@ -163,6 +168,30 @@ fn base_url(sim: &Inner) -> String {
 // ---------------------------------------------------------------------------------------------
 // Resources.
 
+/// The User attributes Atlassian documents for its directory beyond those kept in dedicated
+/// fields (`USER_CORE`): the ScimUser model of the user-provisioning API (create/replace body).
+/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-post
+const USER_DOCUMENTED: [&str; 11] = [
+    "emails",
+    "name",
+    "nickName",
+    "title",
+    "preferredLanguage",
+    "department",
+    "organization",
+    "timezone",
+    "phoneNumbers",
+    ENTERPRISE_SCHEMA,
+    ATLASSIAN_SCHEMA,
+];
+
+/// The enterprise extension as Atlassian documents it: `organization` and `department` only
+/// (same page, the `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User` object).
+const ENTERPRISE_DOCUMENTED: [&str; 2] = ["organization", "department"];
+
+/// Atlassian's own extension carries the linked account id.
+const ATLASSIAN_DOCUMENTED: [&str; 1] = ["atlassianAccountId"];
+
 /// Core attributes kept in dedicated fields; everything else lives in `attributes`.
 const USER_CORE: [&str; 8] = [
     "schemas",
@@ -300,15 +329,22 @@ fn user_from_document(doc: &Map<String, Value>, rec: &mut UserRec) -> Result<(),
         if USER_CORE.iter().any(|core| core.eq_ignore_ascii_case(k)) || v.is_null() {
             continue;
         }
-        attributes.insert(k.clone(), v.clone());
+        // [U] An attribute Atlassian does not document is dropped, not refused: it is neither
+        // stored nor returned (RFC 7644 §3.3 lets a provider ignore what it does not keep, and
+        // the documented model has no room for it).
+        let Some(name) = USER_DOCUMENTED.iter().find(|d| d.eq_ignore_ascii_case(k)) else {
+            continue;
+        };
+        let value = match *name {
+            ENTERPRISE_SCHEMA => documented_only(name, v, &ENTERPRISE_DOCUMENTED)?,
+            ATLASSIAN_SCHEMA => documented_only(name, v, &ATLASSIAN_DOCUMENTED)?,
+            _ => Some(v.clone()),
+        };
+        if let Some(value) = value {
+            attributes.insert((*name).to_owned(), value);
+        }
     }
-    if let Some(ext) = attributes.get(ENTERPRISE_SCHEMA)
-        && !ext.is_object()
-    {
-        return Err(invalid_value(format!(
-            "{ENTERPRISE_SCHEMA} must be an object"
-        )));
-    }
+    check_emails(attributes.get("emails"))?;
     let email = primary_email(attributes.get("emails"));
     rec.name = user_name;
     rec.display_name = display_name;
@@ -318,6 +354,56 @@ fn user_from_document(doc: &Map<String, Value>, rec: &mut UserRec) -> Result<(),
     rec.email = email;
     rec.modified = now_rfc3339();
     Ok(())
+}
+
+/// An extension object with only the sub-attributes Atlassian documents; `None` when nothing
+/// documented is left.
+fn documented_only(
+    urn: &str,
+    value: &Value,
+    documented: &[&str],
+) -> Result<Option<Value>, Response> {
+    let Value::Object(given) = value else {
+        return Err(invalid_value(format!("{urn} must be an object")));
+    };
+    let kept: Map<String, Value> = given
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .filter_map(|(k, v)| {
+            let name = documented.iter().find(|d| d.eq_ignore_ascii_case(k))?;
+            Some(((*name).to_owned(), v.clone()))
+        })
+        .collect();
+    Ok((!kept.is_empty()).then_some(Value::Object(kept)))
+}
+
+/// Atlassian: `emails` "is a required field during user creation or modification. One value
+/// must be marked as primary." (the ScimUser model of the user-provisioning API,
+/// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-post).
+/// Checked on POST, on PUT and on the result of a PATCH. [U] The answer: 400 `invalidValue`
+/// in the SCIM error body, as for any other invalid attribute; "one" is read as exactly one
+/// (RFC 7643 §2.4 allows `primary` on one value at most).
+fn check_emails(emails: Option<&Value>) -> Result<(), Response> {
+    const WHAT: &str =
+        "emails is required on create and modify, with exactly one value marked primary: true";
+    let Some(Value::Array(list)) = emails else {
+        return Err(invalid_value(WHAT));
+    };
+    let primaries: Vec<&Value> = list
+        .iter()
+        .filter(|e| e.get("primary") == Some(&Value::Bool(true)))
+        .collect();
+    match primaries.as_slice() {
+        [one]
+            if one
+                .get("value")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.trim().is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(invalid_value(WHAT)),
+    }
 }
 
 fn primary_email(emails: Option<&Value>) -> String {
@@ -779,6 +865,20 @@ fn put_value(map: &mut Map<String, Value>, name: &str, value: Value, add: bool) 
     set_ci(map, name, value);
 }
 
+/// How a user's `userName` changes: PUT with the new name (Atlassian replaces a user attribute
+/// by attribute, and `userName` is "required during user creation or modification"), or a PATCH
+/// `replace` whose path is `userName`, as Microsoft's provisioning service sends it ("Update User
+/// [Single-valued properties]" in
+/// https://learn.microsoft.com/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups,
+/// the requests its Atlassian Cloud connector makes; Atlassian is silent on PATCH forms beyond
+/// pointing at ServiceProviderConfig). [U] Any other PATCH of `userName` (`add`, `remove`, or
+/// inside a value without path) is refused with 400 `invalidPath`.
+fn user_name_refused(how: &str) -> Response {
+    invalid_path(format!(
+        "userName cannot be changed by {how}: use op replace with path userName, or PUT the user"
+    ))
+}
+
 fn apply_op(doc: &mut Map<String, Value>, op: &PatchOp) -> Result<(), Response> {
     let add = op.op == "add";
     let Some(path) = &op.path else {
@@ -786,12 +886,22 @@ fn apply_op(doc: &mut Map<String, Value>, op: &PatchOp) -> Result<(), Response> 
         let Some(Value::Object(values)) = &op.value else {
             return Err(invalid_value("a patch without path needs an object value"));
         };
+        if find_key(values, "userName").is_some() {
+            return Err(user_name_refused(&format!("{} without path", op.op)));
+        }
         for (k, v) in values {
             put_value(doc, k, v.clone(), add);
         }
         return Ok(());
     };
     let parsed = parse_path(path)?;
+    if parsed.container.is_none() && parsed.attr.eq_ignore_ascii_case("userName") {
+        match (op.op.as_str(), &parsed.filter, &parsed.sub, &op.value) {
+            ("replace", None, None, Some(Value::String(_))) => {}
+            ("replace", None, None, _) => return Err(invalid_value("userName must be a string")),
+            _ => return Err(user_name_refused(&format!("{} on path {path}", op.op))),
+        }
+    }
     let target: &mut Map<String, Value> = match &parsed.container {
         Some(urn) => {
             let key = find_key(doc, urn).unwrap_or_else(|| urn.clone());
@@ -1126,25 +1236,36 @@ fn apply_group_op(
             let value = op.value.clone().unwrap_or(Value::Null);
             members.extend(member_ids(dir, &value)?);
         }
-        ("members", None, "replace") => {
-            let value = op.value.clone().unwrap_or(Value::Null);
-            *members = member_ids(dir, &value)?.into_iter().collect();
-        }
+        // Removal: the value-list form, `{"op":"remove","path":"members","value":[{"value":id}]}`.
+        // Atlassian documents only `add` for members (the PATCH example on
+        // https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-groups/#api-scim-directory-directoryid-groups-id-patch);
+        // this is the removal Microsoft's provisioning service sends ("Update Group [Remove
+        // Members]" in
+        // https://learn.microsoft.com/entra/identity/app-provisioning/use-scim-to-provision-users-and-groups),
+        // which its Atlassian Cloud connector uses (batched group PATCH since 2020,
+        // https://learn.microsoft.com/entra/identity/saas-apps/atlassian-cloud-provisioning-tutorial).
         ("members", None, "remove") => match &op.value {
-            // Azure AD style: remove the listed members.
-            Some(Value::Array(items)) => {
+            Some(Value::Array(items)) if !items.is_empty() => {
                 for item in items {
-                    if let Some(id) = item.get("value").and_then(Value::as_str) {
-                        members.remove(id);
-                    }
+                    let id = item
+                        .get("value")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid_value("each member needs a value"))?;
+                    members.remove(id);
                 }
             }
-            // RFC 7644: remove without a filter clears the attribute.
-            _ => members.clear(),
+            // [U] Without a value RFC 7644 would empty the group; neither Atlassian nor
+            // Microsoft documents that for this directory, and a client that sends it by
+            // mistake would empty a group that grants product access: refused.
+            _ => {
+                return Err(invalid_value(
+                    "remove on members needs a value listing the members to remove",
+                ));
+            }
         },
-        ("members", Some((field, id)), "remove") if field.eq_ignore_ascii_case("value") => {
-            members.remove(id);
-        }
+        // [U] The filter form (`members[value eq "id"]`) and `replace` of the whole member list
+        // are standard SCIM but documented neither by Atlassian nor by Microsoft for this
+        // directory: refused with 400 `invalidPath` (the catch-all below).
         ("displayname", None, "add" | "replace") => match &op.value {
             Some(Value::String(name)) if name.trim() == group.name => {}
             Some(Value::String(name)) => return Err(rename_refused(&group.name, name.trim())),
@@ -1233,7 +1354,7 @@ fn schema_documents(base: &str) -> Vec<Value> {
         attribute("organization", "string", false, false),
         attribute("timezone", "string", false, false),
         attribute("active", "boolean", false, false),
-        attribute("emails", "complex", true, false),
+        attribute("emails", "complex", true, true),
         attribute("phoneNumbers", "complex", true, false),
         {
             let mut a = attribute("groups", "complex", true, false);
@@ -1245,13 +1366,10 @@ fn schema_documents(base: &str) -> Vec<Value> {
         attribute("displayName", "string", false, true),
         attribute("members", "complex", true, false),
     ];
+    // Only what Atlassian documents for the enterprise extension (see ENTERPRISE_DOCUMENTED).
     let enterprise_attrs = vec![
-        attribute("employeeNumber", "string", false, false),
-        attribute("costCenter", "string", false, false),
         attribute("organization", "string", false, false),
-        attribute("division", "string", false, false),
         attribute("department", "string", false, false),
-        attribute("manager", "complex", false, false),
     ];
     [
         (USER_SCHEMA, "User", "User Account", user_attrs),

@@ -110,7 +110,8 @@ async fn user_lifecycle_filters_and_patch() {
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["active"], false);
     assert_eq!(patched[ENTERPRISE]["department"], "Sales");
-    assert_eq!(patched[ENTERPRISE]["employeeNumber"], "42");
+    // employeeNumber is not documented for Atlassian's directory: dropped on create.
+    assert!(patched[ENTERPRISE].get("employeeNumber").is_none());
     let user = sim.user(Product::Scim, "dave@example.com").expect("user");
     assert!(!user.active);
     assert_eq!(user.email, "dave.meyer@example.com");
@@ -139,11 +140,12 @@ async fn user_lifecycle_filters_and_patch() {
     let (status, replaced) = send(scim(&sim, http.put(format!("{base}/Users/{id}"))).json(
         &json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": "dave@example.com", "active": true, "displayName": "Dave"
+            "userName": "dave@example.com", "active": true, "displayName": "Dave",
+            "emails": [{"value": "dave@example.com", "type": "work", "primary": true}],
         }),
     ))
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{replaced}");
     assert!(replaced.get(ENTERPRISE).is_none());
     assert!(replaced.get("title").is_none());
 
@@ -253,8 +255,30 @@ async fn groups_members_patch_rename_refused_and_delete() {
         vec!["a@example.com", "b@example.com"]
     );
 
+    // Removal in the value-list form (what Microsoft's Atlassian Cloud connector sends); the
+    // filter form and a remove without value are refused, and leave the group as it was.
+    let filter_form = json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]);
+    for refused in [
+        filter_form,
+        json!([{"op": "remove", "path": "members"}]),
+        json!([{"op": "remove", "path": "members", "value": []}]),
+        json!([{"op": "replace", "path": "members", "value": [{"value": b}]}]),
+    ] {
+        let (status, body) = send(patch(refused.clone())).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert_eq!(body["status"], "400", "{refused}");
+        assert_eq!(
+            body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{refused}"
+        );
+        assert!(body["scimType"].is_string(), "{refused}: {body}");
+    }
+    assert_eq!(
+        sim.members(Product::Scim, "confluence-users"),
+        vec!["a@example.com", "b@example.com"]
+    );
     let (status, _) = send(patch(
-        json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]),
+        json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": a}]}]),
     ))
     .await;
     assert_eq!(status, 200);
@@ -375,4 +399,215 @@ async fn discovery_auth_and_directory() {
         send(scim(&sim, http.post(format!("{base}/Users"))).json(&json!({"active": true}))).await;
     assert_eq!(status, 400);
     assert_eq!(body["scimType"], "invalidValue");
+}
+
+fn patch_op(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+fn assert_scim_400(status: u16, body: &Value, scim_type: &str, what: &str) {
+    assert_eq!(status, 400, "{what}: {body}");
+    assert_eq!(body["status"], "400", "{what}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{what}"
+    );
+    assert_eq!(body["scimType"], scim_type, "{what}: {body}");
+}
+
+/// Atlassian: `emails` is required on create and modify, one value marked primary.
+#[tokio::test]
+async fn emails_with_one_primary_are_required_on_create_and_modify() {
+    let sim = start().await;
+    let http = client();
+    let base = sim.scim_url();
+    let without = |emails: Option<Value>| {
+        let mut body = user_body("erin@example.com", "oid-e");
+        match emails {
+            Some(e) => body["emails"] = e,
+            None => {
+                body.as_object_mut().expect("object").remove("emails");
+            }
+        }
+        body
+    };
+    for (what, body) in [
+        ("no emails", without(None)),
+        ("empty list", without(Some(json!([])))),
+        (
+            "none primary",
+            without(Some(json!([{"value": "erin@example.com", "type": "work"}]))),
+        ),
+        (
+            "two primaries",
+            without(Some(json!([
+                {"value": "erin@example.com", "primary": true},
+                {"value": "erin@home.example", "primary": true},
+            ]))),
+        ),
+        (
+            "primary without value",
+            without(Some(json!([{"type": "work", "primary": true}]))),
+        ),
+    ] {
+        let (status, body) = send(scim(&sim, http.post(format!("{base}/Users"))).json(&body)).await;
+        assert_scim_400(status, &body, "invalidValue", what);
+        assert!(
+            body["detail"].as_str().expect("detail").contains("primary"),
+            "{what}: {body}"
+        );
+    }
+    assert!(sim.users(Product::Scim).is_empty());
+
+    let (status, created) = send(
+        scim(&sim, http.post(format!("{base}/Users"))).json(&without(Some(json!([
+            {"value": "erin@home.example", "type": "home"},
+            {"value": "erin@example.com", "type": "work", "primary": true},
+        ])))),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        sim.user(Product::Scim, "erin@example.com")
+            .expect("created")
+            .email,
+        "erin@example.com"
+    );
+
+    // PUT (modify) without emails is refused and changes nothing.
+    let (status, body) = send(scim(&sim, http.put(format!("{base}/Users/{id}"))).json(
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "erin@example.com", "displayName": "Erin"}),
+    ))
+    .await;
+    assert_scim_400(status, &body, "invalidValue", "PUT without emails");
+    // PATCH whose result has no primary e-mail is refused too.
+    for ops in [
+        json!([{"op": "remove", "path": "emails"}]),
+        json!([{"op": "replace", "path": "emails", "value": [{"value": "e@example.com"}]}]),
+    ] {
+        let (status, body) =
+            send(scim(&sim, http.patch(format!("{base}/Users/{id}"))).json(&patch_op(ops.clone())))
+                .await;
+        assert_scim_400(status, &body, "invalidValue", &ops.to_string());
+    }
+    let erin = sim.user(Product::Scim, "erin@example.com").expect("there");
+    assert_eq!(erin.email, "erin@example.com");
+    assert_eq!(erin.display_name, "Dave Meyer");
+
+    // Replacing the list with one primary value is a modify Atlassian takes.
+    let (status, body) = send(scim(&sim, http.patch(format!("{base}/Users/{id}"))).json(
+        &patch_op(json!([
+            {"op": "replace", "path": "emails",
+             "value": [{"value": "erin.new@example.com", "type": "work", "primary": true}]}
+        ])),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        sim.user(Product::Scim, "erin@example.com")
+            .expect("there")
+            .email,
+        "erin.new@example.com"
+    );
+}
+
+/// Only the attributes Atlassian documents are kept: others are dropped, not refused.
+#[tokio::test]
+async fn undocumented_attributes_are_dropped() {
+    let sim = start().await;
+    let http = client();
+    let base = sim.scim_url();
+    let mut body = user_body("fay@example.com", "oid-f");
+    body[ENTERPRISE] = json!({
+        "department": "R&D", "organization": "Contoso",
+        "employeeNumber": "42", "costCenter": "4711", "division": "West",
+        "manager": {"value": "someone"},
+    });
+    body["shoeSize"] = json!("44");
+    body["title"] = json!("Engineer");
+    body["urn:example:custom:1.0:User"] = json!({"badge": "7"});
+    let (status, created) = send(scim(&sim, http.post(format!("{base}/Users"))).json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created[ENTERPRISE],
+        json!({"department": "R&D", "organization": "Contoso"})
+    );
+    assert!(created.get("shoeSize").is_none());
+    assert!(created.get("urn:example:custom:1.0:User").is_none());
+    assert_eq!(created["title"], "Engineer");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    // A PATCH of an undocumented attribute is answered, and the attribute is not kept.
+    let (status, patched) = send(scim(&sim, http.patch(format!("{base}/Users/{id}"))).json(
+        &patch_op(json!([
+            {"op": "replace", "path": format!("{ENTERPRISE}:costCenter"), "value": "4711"},
+            {"op": "replace", "path": "shoeSize", "value": "45"},
+            {"op": "replace", "path": format!("{ENTERPRISE}:organization"), "value": "Fabrikam"},
+        ])),
+    ))
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    let (_, read) = send(scim(&sim, http.get(format!("{base}/Users/{id}")))).await;
+    assert_eq!(
+        read[ENTERPRISE],
+        json!({"department": "R&D", "organization": "Fabrikam"})
+    );
+    assert!(read.get("shoeSize").is_none());
+    let stored = sim.user(Product::Scim, "fay@example.com").expect("there");
+    assert!(!stored.attributes.contains_key("shoeSize"));
+    assert!(stored.attributes[ENTERPRISE].get("costCenter").is_none());
+
+    // The schema the directory publishes says the same.
+    let (_, schema) = send(scim(&sim, http.get(format!("{base}/Schemas/{ENTERPRISE}")))).await;
+    let names: Vec<&str> = schema["attributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["organization", "department"]);
+}
+
+/// userName changes by PATCH replace with path userName, or by PUT; other forms are refused.
+#[tokio::test]
+async fn user_name_changes_by_replace_path_or_put_only() {
+    let sim = start().await;
+    let http = client();
+    let base = sim.scim_url();
+    let id = sim.seed_user(Product::Scim, SimUser::new("gil@example.com"));
+    let user_patch =
+        |ops: Value| scim(&sim, http.patch(format!("{base}/Users/{id}"))).json(&patch_op(ops));
+    for ops in [
+        json!([{"op": "add", "path": "userName", "value": "gil2@example.com"}]),
+        json!([{"op": "replace", "value": {"userName": "gil2@example.com"}}]),
+        json!([{"op": "add", "value": {"userName": "gil2@example.com", "title": "x"}}]),
+        json!([{"op": "remove", "path": "userName"}]),
+    ] {
+        let (status, body) = send(user_patch(ops.clone())).await;
+        assert_scim_400(status, &body, "invalidPath", &ops.to_string());
+    }
+    assert!(sim.user(Product::Scim, "gil@example.com").is_some());
+
+    let (status, body) = send(user_patch(json!([
+        {"op": "Replace", "path": "userName", "value": "gil2@example.com"}
+    ])))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["userName"], "gil2@example.com");
+    assert_eq!(body["id"], id.as_str());
+
+    let (status, body) = send(scim(&sim, http.put(format!("{base}/Users/{id}"))).json(
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "gil3@example.com",
+                "emails": [{"value": "gil3@example.com", "primary": true}]}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let gil = sim
+        .user(Product::Scim, "gil3@example.com")
+        .expect("renamed");
+    assert_eq!(gil.key, id);
+    assert!(sim.user(Product::Scim, "gil2@example.com").is_none());
 }

@@ -58,13 +58,20 @@ async fn full_lifecycle() {
     );
     let user = "ada@new.example";
 
-    ok(t, set_attribute(&key, user, "costCenter", Some("4711"))).await;
+    ok(
+        t,
+        set_attribute(&key, user, "organization", Some("Contoso")),
+    )
+    .await;
     ok(t, set_attribute(&key, user, "department", None)).await;
     let ada = sim.user(Product::Scim, user).expect("there");
-    assert_eq!(ada.attributes[ENTERPRISE]["costCenter"], "4711");
+    assert_eq!(ada.attributes[ENTERPRISE]["organization"], "Contoso");
     assert!(ada.attributes[ENTERPRISE].get("department").is_none());
-    let e = fails(t, set_attribute(&key, user, "shoeSize", Some("44"))).await;
-    assert_eq!(e.kind, TargetErrorKind::Unsupported, "{e}");
+    // Enterprise attributes Atlassian does not document are refused before any request.
+    for name in ["shoeSize", "costCenter", "employeeNumber", "division"] {
+        let e = fails(t, set_attribute(&key, user, name, Some("44"))).await;
+        assert_eq!(e.kind, TargetErrorKind::Unsupported, "{name}: {e}");
+    }
 
     ok(t, add("jira-users", &key, user)).await;
     ok(t, add("jira-users", &key, user)).await;
@@ -73,13 +80,13 @@ async fn full_lifecycle() {
         vec![user.to_owned()]
     );
 
-    let attributes = ["costCenter".to_owned(), "title".to_owned()];
+    let attributes = ["organization".to_owned(), "title".to_owned()];
     let state = t.read_state(&attributes).await.expect("read state");
     let read = state.users.iter().find(|u| u.key == key).expect("listed");
     assert_eq!(read.username, user);
     assert_eq!(read.email.as_deref(), Some("ada@new.example"));
     assert_eq!(read.external_id.as_deref(), Some("entra-ada@example.com"));
-    assert_eq!(read.attributes["costCenter"], "4711");
+    assert_eq!(read.attributes["organization"], "Contoso");
     assert_eq!(read.attributes["title"], "Engineer");
     assert!(state.memberships["jira-users"].contains(&key));
     let (one, groups) = t
@@ -201,7 +208,11 @@ async fn an_unknown_attribute_never_fails_a_creation() {
             t,
             create_user_with(
                 "bob@example.com",
-                &[("cost_center", "4711"), ("department", "R&D")],
+                &[
+                    ("cost_center", "4711"),
+                    ("costCenter", "4711"),
+                    ("department", "R&D"),
+                ],
             ),
         )
         .await,
@@ -210,4 +221,51 @@ async fn an_unknown_attribute_never_fails_a_creation() {
     assert_eq!(bob.key, key);
     assert_eq!(bob.attributes[ENTERPRISE]["department"], "R&D");
     assert!(!bob.attributes.contains_key("cost_center"));
+    assert!(bob.attributes[ENTERPRISE].get("costCenter").is_none());
+}
+
+/// Atlassian requires a primary e-mail on create: a creation without one is refused by idsync
+/// itself, naming the user, and no request is sent (the planner plans none; this is the guard).
+#[tokio::test]
+async fn a_creation_without_email_is_refused_before_any_request() {
+    let sim = start().await;
+    let cloud = target(&sim, CLOUD);
+    let mut op = create_user("noemail@example.com");
+    if let idsync_model::Operation::CreateUser { email, .. } = &mut op {
+        *email = None;
+    }
+    let e = fails(cloud.as_ref(), op).await;
+    assert_eq!(e.kind, TargetErrorKind::Rejected, "{e}");
+    assert!(e.message.contains("noemail@example.com"), "{e}");
+    assert!(e.message.contains("e-mail"), "{e}");
+    assert_eq!(requests(cloud.as_ref(), "POST /Users"), 0);
+    assert!(sim.users(Product::Scim).is_empty());
+}
+
+/// Removing one member leaves the others: the value-list form the simulator (like Microsoft's
+/// connector to Atlassian Cloud) uses; the filter form would be refused with a 400.
+#[tokio::test]
+async fn removing_a_member_leaves_the_others() {
+    let sim = start().await;
+    let a = sim.seed_user(Product::Scim, SimUser::new("a@example.com"));
+    let b = sim.seed_user(Product::Scim, SimUser::new("b@example.com"));
+    let cloud = target(&sim, CLOUD);
+    let t = cloud.as_ref();
+    ok(t, create_group("team")).await;
+    ok(t, add("team", &a, "a@example.com")).await;
+    ok(t, add("team", &b, "b@example.com")).await;
+    assert_eq!(
+        ok(t, remove("team", &a, "a@example.com")).await,
+        Applied::Done
+    );
+    assert_eq!(
+        sim.members(Product::Scim, "team"),
+        vec!["b@example.com".to_owned()]
+    );
+    // Again: the member is gone already, and the directory takes the request all the same.
+    ok(t, remove("team", &a, "a@example.com")).await;
+    assert_eq!(
+        sim.members(Product::Scim, "team"),
+        vec!["b@example.com".to_owned()]
+    );
 }

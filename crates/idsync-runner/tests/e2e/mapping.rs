@@ -61,7 +61,7 @@ async fn attribute_mapping(kind: TargetKind) {
 [apps.users]
 email = ["mail", "userPrincipalName"]
 display_name = ["givenName", "displayName"]
-custom_attributes = {{ costCenter = "{cost_center}", title = "onPremisesExtensionAttributes.extensionAttribute3", department = "department" }}
+custom_attributes = {{ organization = "{cost_center}", title = "onPremisesExtensionAttributes.extensionAttribute3", department = "department" }}
 
 [apps.users.username]
 attribute = "onPremisesSamAccountName"
@@ -97,10 +97,10 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         .collect();
     if has_custom_attributes(kind) {
         let attr = |user: &str, name: &str| attribute(&w, kind, user, name);
-        assert_eq!(attr("alovelace", "costCenter").as_deref(), Some("CC-42"));
+        assert_eq!(attr("alovelace", "organization").as_deref(), Some("CC-42"));
         assert_eq!(attr("alovelace", "title").as_deref(), Some("badge-7"));
         assert_eq!(attr("alovelace", "department").as_deref(), Some("R&D"));
-        for name in ["costCenter", "title", "department"] {
+        for name in ["organization", "title", "department"] {
             assert_eq!(attr("smith_bob", name), None);
         }
         assert!(warned.is_empty(), "{warned:?}");
@@ -111,7 +111,7 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
             "warned once: {:?}",
             warnings(&report, name)
         );
-        assert!(warned[0].contains("costCenter"));
+        assert!(warned[0].contains("organization"));
     }
     w.assert_converged(&config).await;
 
@@ -140,12 +140,12 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         assert_eq!(
             sets,
             vec![
-                ("alovelace".into(), "costCenter".into(), None),
                 (
                     "alovelace".into(),
                     "department".into(),
                     Some("Engineering".into())
                 ),
+                ("alovelace".into(), "organization".into(), None),
                 (
                     "smith_bob".into(),
                     "department".into(),
@@ -158,7 +158,7 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
             attr("alovelace", "department").as_deref(),
             Some("Engineering")
         );
-        assert_eq!(attr("alovelace", "costCenter"), None);
+        assert_eq!(attr("alovelace", "organization"), None);
         assert_eq!(attr("smith_bob", "department").as_deref(), Some("Sales"));
     } else {
         assert_eq!(count(&report, name, K::SetAttribute), 0);
@@ -195,3 +195,42 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
 }
 
 crate::per_target!(attribute_mapping: jira, confluence, bitbucket, cloud);
+
+/// Atlassian Cloud creates no account without a primary e-mail: a source user without one is
+/// a warning naming the user in the plan, not a refused request at apply time; the others are
+/// created and the run is done.
+async fn a_user_without_email_is_a_warning(kind: TargetKind) {
+    let tenant = tenant().await;
+    add_user(&tenant, "ada@contoso.com");
+    let mut bob = new_user("bob@contoso.com");
+    bob.mail = None;
+    tenant.add_user(bob).expect("bob");
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(
+        &tenant,
+        r#"
+[apps.users]
+email = ["mail"]
+"#,
+    )]);
+    let report = w.sync_ok(&config, "main").await;
+    let created: Vec<String> = operations(&report, name)
+        .into_iter()
+        .filter_map(|op| match op {
+            Operation::CreateUser { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{}", pretty(&report));
+    assert!(created[0].contains("ada"), "{created:?}");
+    assert_eq!(w.usernames(kind), created);
+    let warned: Vec<_> = warnings(&report, name)
+        .into_iter()
+        .filter(|w| w.contains("bob") && w.contains("no e-mail address"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", warnings(&report, name));
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(a_user_without_email_is_a_warning: cloud);
