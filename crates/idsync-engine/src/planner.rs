@@ -980,9 +980,19 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
 
     for (position, src) in input.snapshot.users.values().enumerate() {
         let Some((username, slot)) = usernames.get_mut(position).and_then(Option::take) else {
-            b.warn_folded("skipped: the username attribute is empty", || {
-                format!("source user {}", src.id)
-            });
+            // Still in scope: an account this user holds stays as it is (never deprovisioned
+            // as "gone" for a blank attribute), and nothing else is planned for it.
+            if let Some((_, in_scope)) = my_links.get_mut(src.id.as_str()) {
+                *in_scope = true;
+                b.warn_folded(
+                    "left as it is: the username attribute is empty for a user whose account idsync manages (fill it, or change users.username)",
+                    || format!("source user {}", src.id),
+                );
+            } else {
+                b.warn_folded("skipped: the username attribute is empty", || {
+                    format!("source user {}", src.id)
+                });
+            }
             continue;
         };
         // Another source user holding this username; for a linked user, whose account stays

@@ -430,3 +430,37 @@ fn a_user_without_email_is_not_created_where_the_target_requires_one() {
         }
     }
 }
+
+/// A linked user whose username attribute turns blank is still in scope: the account is left
+/// as it is, with a warning, never deprovisioned as "gone" (a user never linked is skipped).
+#[test]
+fn a_linked_user_with_a_blank_username_keeps_the_account() {
+    let actual = ActualState {
+        users: vec![account("k-ada", "ada", "ada@contoso.com")],
+        ..ActualState::default()
+    };
+    let mut blank = upn_user("ada", "ada@contoso.com");
+    blank
+        .attributes
+        .insert("userPrincipalName".into(), "   ".into());
+    let mut newcomer = upn_user("bob", "bob@contoso.com");
+    newcomer.attributes.remove("userPrincipalName");
+    let p = plan_stripped(&[blank, newcomer], &actual, &[link("ada", "k-ada", "ada")]);
+    assert!(p.operations.is_empty(), "{:#?}", p.operations);
+    assert!(
+        p.warnings.iter().any(
+            |w| w.starts_with("left as it is: the username attribute is empty")
+                && w.contains("source user ada")
+        ),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.warnings.iter().any(
+            |w| w.starts_with("skipped: the username attribute is empty")
+                && w.contains("source user bob")
+        ),
+        "{:?}",
+        p.warnings
+    );
+}
