@@ -181,7 +181,7 @@ impl EntraSource {
         let mut select: BTreeSet<String> =
             ALWAYS_SELECTED.iter().map(|s| (*s).to_owned()).collect();
         for name in attributes {
-            if !idsync_config::load::is_attribute_name(name) {
+            if !idsync_config::validate::is_attribute_name(name) {
                 return Err(config_error(format!(
                     "'{name}' is not a Graph user property name"
                 )));

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use idsync_config::Scope;
-use idsync_config::load::is_guid;
+use idsync_config::validate::is_guid;
 use idsync_http::RequestCounter;
 use idsync_model::{SourceGroup, SourceSnapshot, SourceUser};
 use serde_json::{Map, Value};
