@@ -204,7 +204,7 @@ pub(crate) fn resolve_secret(raw: &str) -> Result<crate::secret::Secret, String>
     })
 }
 
-/// `url` without user info, query and fragment, for messages: any of them may hold a secret.
-pub use idsync_model::redact::redact_url;
 pub use crate::env::{Env, app_env_var, env_name, process_env, target_env_var};
 pub use crate::problem::{ConfigError, Problem};
+/// `url` without user info, query and fragment, for messages: any of them may hold a secret.
+pub use idsync_model::redact::redact_url;

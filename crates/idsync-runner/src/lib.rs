@@ -187,6 +187,40 @@ pub struct RunReport {
     pub planner_ms: u64,
 }
 
+impl RunReport {
+    /// A run just started: failed until it says otherwise, with a note per run it takes over
+    /// from (one whose process died).
+    fn new(
+        run_id: i64,
+        app: &str,
+        trigger: Trigger,
+        dry_run: bool,
+        interrupted: &[i64],
+    ) -> RunReport {
+        RunReport {
+            run_id,
+            app: app.to_owned(),
+            trigger,
+            dry_run,
+            status: RunStatus::Failed,
+            source: serde_json::Value::Null,
+            notes: interrupted
+                .iter()
+                .map(|id| format!(
+                    "run {id} had stopped before it finished (its process died); it is marked interrupted, and this run takes over"
+                ))
+                .collect(),
+            targets: Vec::new(),
+            totals: BTreeMap::new(),
+            hold: None,
+            error: None,
+            config_problems: Vec::new(),
+            elapsed_ms: 0,
+            planner_ms: 0,
+        }
+    }
+}
+
 /// A field of the config that names something the source does not have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigProblem {
@@ -283,9 +317,7 @@ pub async fn sync_app(
     options: RunOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RunReport, RunError> {
-    let RunOptions {
-        trigger, dry_run, ..
-    } = options;
+    let dry_run = options.dry_run;
     let started = Instant::now();
     let (app_index, app) = config
         .apps
@@ -298,56 +330,16 @@ pub async fn sync_app(
         .iter()
         .map(|t| target_rules(app, app_index, t))
         .collect::<Result<_, _>>()?;
-    // One run of an app at a time, dry runs included (they read and keep state too). Held
-    // until this function returns, after the run's end is recorded (a run that is still
-    // `running` with its lock free is taken for dead); the operating system drops it if the
-    // process dies.
-    let lease = store
-        .lock_app(&app.name, options.wait)
-        .await
-        .map_err(|e| match e {
-            idsync_store::StoreError::Busy { .. } => RunError::Busy(e),
-            e => RunError::Store(e),
-        })?;
-    let interrupted = store.close_interrupted_runs(&lease, &app.name).await?;
-    let run_id = store
-        .start_run(&lease, &app.name, trigger.as_str(), dry_run)
-        .await?;
-    let mut report = RunReport {
-        run_id,
-        app: app.name.clone(),
-        trigger,
-        dry_run,
-        status: RunStatus::Failed,
-        source: serde_json::Value::Null,
-        notes: Vec::new(),
-        targets: Vec::new(),
-        totals: BTreeMap::new(),
-        hold: None,
-        error: None,
-        config_problems: Vec::new(),
-        elapsed_ms: 0,
-        planner_ms: 0,
-    };
-
-    for id in interrupted {
-        report.notes.push(format!(
-            "run {id} had stopped before it finished (its process died); it is marked interrupted, and this run takes over"
-        ));
-    }
+    // Held until this function returns, after the run's end is recorded.
+    let (_lease, mut report) = begin_run(store, &app.name, &options).await?;
+    let run_id = report.run_id;
 
     // 1. The source, and at the same time what the store holds for each target (links,
     // managed memberships, creations an interrupted run left unsettled, and the known state:
     // large at 100k users, and decoded off the async threads).
     progress.phase("reading the source");
     let attributes = attributes_needed(app, &rules);
-    let mut targets: Vec<(Arc<dyn Target>, &TargetConfig, Arc<TargetRules>)> = Vec::new();
-    for (tc, r) in target_configs.iter().zip(rules) {
-        match idsync_atlassian::build_target(tc) {
-            Ok(t) => targets.push((t, tc, Arc::new(r))),
-            Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
-        }
-    }
+    let targets = build_targets(&target_configs, rules, &mut report);
     let stored = futures::future::try_join_all(targets.iter().map(|(_, tc, r)| {
         let fingerprint = fingerprint(tc, &custom_attributes(r));
         stored_for_target(store, &app.name, tc, fingerprint, options.full_read)
@@ -366,28 +358,7 @@ pub async fn sync_app(
         Ok(read) => read,
         Err(e) => {
             // A failed read plans nothing at all: above all, no deactivations.
-            let why = match &e {
-                idsync_entra::EntraError::Scope { problems, .. } => {
-                    report.config_problems = problems
-                        .iter()
-                        .map(|p| ConfigProblem {
-                            field: format!("apps[{app_index}].{}", p.field),
-                            message: p.message.clone(),
-                        })
-                        .collect();
-                    report
-                        .config_problems
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                }
-                other => other.to_string(),
-            };
-            report.error = Some(format!(
-                "reading the source of app {:?} failed: {why}",
-                app.name
-            ));
+            source_failed(app_index, app, &e, &mut report);
             return finish(store, report, started).await;
         }
     };
@@ -421,6 +392,167 @@ pub async fn sync_app(
 
     // 3. Plan each target, all at once, each on a thread of its own.
     progress.phase("planning");
+    let planned = plan_all(app, targets, reads, snapshot, &mut report).await?;
+
+    // 4. The guard, over the whole app.
+    let hold = guard_step(
+        store,
+        app,
+        run_id,
+        dry_run,
+        &planned,
+        users_in_scope,
+        &mut report,
+    )
+    .await?;
+    let plans = planned.plans;
+    for Planned { plan, .. } in &plans {
+        for o in &plan.operations {
+            report.totals.entry(o.op.kind()).or_default().planned += 1;
+        }
+    }
+    if hold.is_none() {
+        // The read becomes the baseline of the next delta read.
+        keep_source(store, &app.name, packed_source, users_in_scope, &mut report).await?;
+    }
+    if dry_run || hold.is_some() {
+        keep_unapplied(store, app, run_id, &plans, hold, &mut report).await?;
+        return finish(store, report, started).await;
+    }
+
+    // 5. Apply, every target at once, each within its own concurrency, recording as it goes.
+    apply_all(store, run_id, app, plans, progress, &mut report).await?;
+    finish(store, report, started).await
+}
+
+/// Takes the app's lock and records the run's start. One run of an app at a time, dry runs
+/// included (they read and keep state too): the lock is held until the caller drops it, after
+/// the run's end is recorded (a run still `running` with its lock free is taken for dead); the
+/// operating system drops it if the process dies.
+async fn begin_run(
+    store: &Store,
+    app: &str,
+    options: &RunOptions,
+) -> Result<(idsync_store::AppLease, RunReport), RunError> {
+    let lease = store
+        .lock_app(app, options.wait)
+        .await
+        .map_err(|e| match e {
+            idsync_store::StoreError::Busy { .. } => RunError::Busy(e),
+            e => RunError::Store(e),
+        })?;
+    let interrupted = store.close_interrupted_runs(&lease, app).await?;
+    let run_id = store
+        .start_run(&lease, app, options.trigger.as_str(), options.dry_run)
+        .await?;
+    let report = RunReport::new(run_id, app, options.trigger, options.dry_run, &interrupted);
+    Ok((lease, report))
+}
+
+/// Records why the source read failed; a scope naming what the tenant lacks is a problem of
+/// the config, placed at its fields (`apps[i].scope.groups[j]`).
+fn source_failed(
+    app_index: usize,
+    app: &AppConfig,
+    e: &idsync_entra::EntraError,
+    report: &mut RunReport,
+) {
+    let why = match e {
+        idsync_entra::EntraError::Scope { problems, .. } => {
+            report.config_problems = problems
+                .iter()
+                .map(|p| ConfigProblem {
+                    field: format!("apps[{app_index}].{}", p.field),
+                    message: p.message.clone(),
+                })
+                .collect();
+            report
+                .config_problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        other => other.to_string(),
+    };
+    report.error = Some(format!(
+        "reading the source of app {:?} failed: {why}",
+        app.name
+    ));
+}
+
+/// The client of each target the app feeds; one that cannot be set up is reported failed.
+fn build_targets<'c>(
+    target_configs: &[&'c TargetConfig],
+    rules: Vec<TargetRules>,
+    report: &mut RunReport,
+) -> Vec<(Arc<dyn Target>, &'c TargetConfig, Arc<TargetRules>)> {
+    let mut targets = Vec::new();
+    for (tc, r) in target_configs.iter().copied().zip(rules) {
+        match idsync_atlassian::build_target(tc) {
+            Ok(t) => targets.push((t, tc, Arc::new(r))),
+            Err(e) => report.targets.push(TargetReport::failed(tc, e.to_string())),
+        }
+    }
+    targets
+}
+
+/// Keeps the source read as the baseline of the next delta read (once the guard let the run
+/// go on: a held read must not become it).
+async fn keep_source(
+    store: &Store,
+    app: &str,
+    packed_source: Result<Vec<u8>, idsync_model::stored::PackError>,
+    users_in_scope: usize,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    match packed_source {
+        Ok(bytes) => store.save_source_state(app, &bytes, users_in_scope).await?,
+        Err(e) => report
+            .notes
+            .push(format!("the source snapshot could not be kept: {e}")),
+    }
+    Ok(())
+}
+
+/// A dry run, or a run the guard holds: every plan goes into the report unapplied, and a held
+/// one is kept in the store for review and approval.
+async fn keep_unapplied(
+    store: &Store,
+    app: &AppConfig,
+    run_id: i64,
+    plans: &[Planned<'_>],
+    hold: Option<guard::Hold>,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    for planned in plans {
+        report.targets.push(planned.report_unapplied());
+    }
+    if let Some(hold) = hold {
+        let plan_json = serde_json::to_value(&report.targets).unwrap_or_default();
+        store.hold_run(run_id, &plan_json, &hold.held).await?;
+        report.notes.push(format!(
+            "held: {}. Review the plan (`idsync history --config FILE --run {run_id}`), then approve it with `idsync approve --config FILE {run_id}`, which applies it at once, within guard.approval_expires_minutes = {} minutes",
+            hold.reason, app.guard.approval_expires_minutes
+        ));
+        report.hold = Some(hold);
+        report.status = RunStatus::Held;
+    } else {
+        report.status = RunStatus::Planned;
+    }
+    Ok(())
+}
+
+/// Step 3: plans every target that could be read, all at once, each on a thread of its own
+/// (a target whose leads changed by hand is planned again with them), and gathers what the
+/// guard counts against.
+async fn plan_all<'c>(
+    app: &AppConfig,
+    targets: Vec<(Arc<dyn Target>, &'c TargetConfig, Arc<TargetRules>)>,
+    reads: Vec<Result<TargetInputs, KnowError>>,
+    snapshot: Arc<idsync_model::SourceSnapshot>,
+    report: &mut RunReport,
+) -> Result<PlannedApp<'c>, RunError> {
     let mut jobs: Vec<PlanJob> = Vec::new();
     let mut job_targets: Vec<&TargetConfig> = Vec::new();
     for ((target, tc, r), known) in targets.into_iter().zip(reads) {
@@ -514,12 +646,43 @@ pub async fn sync_app(
     }
     drop(tokio::task::spawn_blocking(move || drop(snapshot)));
     report.planner_ms = planner_ms;
+    Ok(PlannedApp {
+        plans,
+        managed_people,
+        managed_memberships,
+    })
+}
 
-    // 4. The guard, over the whole app.
+/// Every target's plan, with what the guard counts the plans against.
+struct PlannedApp<'c> {
+    plans: Vec<Planned<'c>>,
+    /// The source users the app manages an account of, on any target (the guard counts people).
+    managed_people: std::collections::HashSet<String>,
+    managed_memberships: usize,
+}
+
+/// Step 4: the mass-change guard, over the whole app: holds the run (returns why) when it
+/// deprovisions or removes more than the limits allow and no approval covers it. Uses up an
+/// approval the run applies with.
+async fn guard_step(
+    store: &Store,
+    app: &AppConfig,
+    run_id: i64,
+    dry_run: bool,
+    planned: &PlannedApp<'_>,
+    users_in_scope: usize,
+    report: &mut RunReport,
+) -> Result<Option<guard::Hold>, RunError> {
+    let PlannedApp {
+        plans,
+        managed_people,
+        managed_memberships,
+    } = planned;
+    let managed_memberships = *managed_memberships;
     let mut deprovisions: BTreeSet<guard::Deprovision> = BTreeSet::new();
     let mut people: BTreeMap<guard::Deprovision, String> = BTreeMap::new();
     let mut membership_removals: BTreeSet<guard::MembershipRemoval> = BTreeSet::new();
-    for p in &plans {
+    for p in plans.iter() {
         for o in &p.plan.operations {
             match &o.op {
                 Operation::DeactivateUser { key, .. } | Operation::DeleteUser { key, .. } => {
@@ -570,44 +733,19 @@ pub async fn sync_app(
         ));
     }
 
-    for Planned { plan, .. } in &plans {
-        for o in &plan.operations {
-            report.totals.entry(o.op.kind()).or_default().planned += 1;
-        }
-    }
-    if hold.is_none() {
-        // The read becomes the baseline of the next delta read.
-        match packed_source {
-            Ok(bytes) => {
-                store
-                    .save_source_state(&app.name, &bytes, users_in_scope)
-                    .await?
-            }
-            Err(e) => report
-                .notes
-                .push(format!("the source snapshot could not be kept: {e}")),
-        }
-    }
-    if dry_run || hold.is_some() {
-        for planned in &plans {
-            report.targets.push(planned.report_unapplied());
-        }
-        if let Some(hold) = hold {
-            let plan_json = serde_json::to_value(&report.targets).unwrap_or_default();
-            store.hold_run(run_id, &plan_json, &hold.held).await?;
-            report.notes.push(format!(
-                "held: {}. Review the plan (`idsync history --config FILE --run {run_id}`), then approve it with `idsync approve --config FILE {run_id}`, which applies it at once, within guard.approval_expires_minutes = {} minutes",
-                hold.reason, app.guard.approval_expires_minutes
-            ));
-            report.hold = Some(hold);
-            report.status = RunStatus::Held;
-        } else {
-            report.status = RunStatus::Planned;
-        }
-        return finish(store, report, started).await;
-    }
+    Ok(hold)
+}
 
-    // 5. Apply, every target at once, each within its own concurrency, recording as it goes.
+/// Step 5: applies every target's plan at once, each within its own concurrency, recording as
+/// it goes, and says how the run ended.
+async fn apply_all(
+    store: &Store,
+    run_id: i64,
+    app: &AppConfig,
+    plans: Vec<Planned<'_>>,
+    progress: Arc<dyn Progress>,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
     let total: usize = plans.iter().map(|p| p.plan.operations.len()).sum();
     progress.planned(total);
     progress.phase("applying");
@@ -638,7 +776,7 @@ pub async fn sync_app(
     } else {
         RunStatus::Done
     };
-    finish(store, report, started).await
+    Ok(())
 }
 
 /// Applies one target's plan, making every step durable as it goes (see [`RunJournal`]), then
