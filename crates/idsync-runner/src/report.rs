@@ -1,0 +1,247 @@
+//! What a run reports: its status, per target what was read, planned and done, and the
+//! totals; and how a run's end is recorded.
+
+// The crate root holds the imports and the types every step shares.
+use super::*;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Login,
+    Approval,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Login => "login",
+            Trigger::Approval => "approval",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// A dry run: the plan was made and nothing applied.
+    Planned,
+    /// Everything applied.
+    Done,
+    /// Applied, but some operations or targets failed.
+    Partial,
+    /// Nothing could be done (source unreadable, every target failed).
+    Failed,
+    /// The plan exceeds the mass-change guard and waits for `idsync approve`.
+    Held,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Planned => "planned",
+            RunStatus::Done => "done",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Held => "held",
+        }
+    }
+}
+
+/// Per operation kind: how many were planned and how they ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindTotals {
+    pub planned: usize,
+    pub done: usize,
+    pub already_done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// How a run came to know a target's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum StateSource {
+    /// Read in full from the target during this run.
+    FullRead,
+    /// What idsync knew: the last full read, this many minutes ago, with every change idsync
+    /// made since.
+    Known { read_minutes_ago: u64 },
+    /// Not read (the target could not be built or read).
+    None,
+}
+
+/// One target's part of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub kind: String,
+    /// Set when the target could not be read: nothing was planned for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the target's state came from.
+    pub state: StateSource,
+    /// The product and version the target reported (`Confluence 8.5.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    pub managed_users: usize,
+    pub adoptions: Vec<idsync_engine::Adoption>,
+    pub warnings: Vec<String>,
+    /// In a dry run, the plan (`status` = "planned"); otherwise each result.
+    pub operations: Vec<OpResult>,
+}
+
+impl TargetReport {
+    /// A target nothing could be planned for.
+    pub(crate) fn failed(tc: &TargetConfig, error: String) -> Self {
+        TargetReport {
+            target: tc.name.clone(),
+            kind: tc.kind.to_string(),
+            error: Some(error),
+            state: StateSource::None,
+            product: None,
+            managed_users: 0,
+            adoptions: Vec::new(),
+            warnings: Vec::new(),
+            operations: Vec::new(),
+        }
+    }
+}
+
+/// A run's outcome: what `idsync sync --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub app: String,
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    /// Source read figures (users in scope, requests, delta or full, ...).
+    pub source: serde_json::Value,
+    pub notes: Vec<String>,
+    pub targets: Vec<TargetReport>,
+    pub totals: BTreeMap<OperationKind, KindTotals>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<guard::Hold>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Set when the source read failed because the config names something the source does
+    /// not have (a scope group, an enterprise application): each such field and what is
+    /// wrong. The run failed as any failed read does (`error` says the same); the fix is in
+    /// the config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<ConfigProblem>,
+    pub elapsed_ms: u64,
+    /// Time spent in the planner, all targets together.
+    pub planner_ms: u64,
+}
+
+impl RunReport {
+    /// A run just started: failed until it says otherwise, with a note per run it takes over
+    /// from (one whose process died).
+    pub(crate) fn new(
+        run_id: i64,
+        app: &str,
+        trigger: Trigger,
+        dry_run: bool,
+        interrupted: &[i64],
+    ) -> RunReport {
+        RunReport {
+            run_id,
+            app: app.to_owned(),
+            trigger,
+            dry_run,
+            status: RunStatus::Failed,
+            source: serde_json::Value::Null,
+            notes: interrupted
+                .iter()
+                .map(|id| format!(
+                    "run {id} had stopped before it finished (its process died); it is marked interrupted, and this run takes over"
+                ))
+                .collect(),
+            targets: Vec::new(),
+            totals: BTreeMap::new(),
+            hold: None,
+            error: None,
+            config_problems: Vec::new(),
+            elapsed_ms: 0,
+            planner_ms: 0,
+        }
+    }
+}
+
+/// A field of the config that names something the source does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// The field, as config errors name it: `apps[0].scope.groups[1]`.
+    pub field: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+pub(crate) fn record_totals(
+    totals: &mut BTreeMap<OperationKind, KindTotals>,
+    results: &[OpResult],
+) {
+    for r in results {
+        let t = totals.entry(r.planned.op.kind()).or_default();
+        match r.status {
+            OpStatus::Done => t.done += 1,
+            OpStatus::AlreadyDone => t.already_done += 1,
+            OpStatus::Failed => t.failed += 1,
+            OpStatus::Skipped => t.skipped += 1,
+            OpStatus::Planned => {}
+        }
+    }
+}
+
+/// Writes the run's end into the history and returns the report.
+pub(crate) async fn finish(
+    store: &Store,
+    mut report: RunReport,
+    started: Instant,
+) -> Result<RunReport, RunError> {
+    report.elapsed_ms = millis(started);
+    if report.error.is_none()
+        && let Some(failed) = report.targets.iter().find_map(|t| t.error.clone())
+    {
+        report.error = Some(failed);
+    }
+    let counts = serde_json::to_value(&report.totals).unwrap_or_default();
+    let summary = serde_json::json!({
+        "source": report.source,
+        "notes": report.notes,
+        "targets": report.targets.iter().map(|t| serde_json::json!({
+            "target": t.target,
+            "kind": t.kind,
+            "error": t.error,
+            "state": t.state,
+            "managed_users": t.managed_users,
+            "adoptions": t.adoptions.len(),
+            "warnings": t.warnings,
+        })).collect::<Vec<_>>(),
+        "hold": report.hold,
+        "elapsed_ms": report.elapsed_ms,
+        "planner_ms": report.planner_ms,
+    });
+    store
+        .finish_run(
+            report.run_id,
+            report.status.as_str(),
+            &counts,
+            &summary,
+            report.error.as_deref(),
+        )
+        .await?;
+    Ok(report)
+}
