@@ -85,8 +85,8 @@ pub enum ReadKind {
 /// Counts and costs of one read, for `idsync check`, logs and benchmarks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadStats {
-    /// `full`, `delta`, or `mixed` (one resource had to be read in full).
-    pub mode: String,
+    /// Full, delta, or mixed (one resource had to be read in full).
+    pub mode: idsync_model::run::ReadMode,
     pub users_read: ReadKind,
     pub groups_read: ReadKind,
     pub directory_users: usize,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use idsync_config::Scope;
 use idsync_config::validate::is_guid;
 use idsync_http::RequestCounter;
+use idsync_model::run::ReadMode;
 use idsync_model::{SourceGroup, SourceSnapshot, SourceUser};
 use serde_json::{Map, Value};
 
@@ -72,12 +73,12 @@ pub(crate) async fn read(
     }
     let requests = RequestCounter::difference(&before, &source.counter.snapshot());
     let mode = match (users.kind, groups.kind) {
-        (ReadKind::Full, ReadKind::Full) => "full",
-        (ReadKind::Delta, ReadKind::Delta) => "delta",
-        _ => "mixed",
+        (ReadKind::Full, ReadKind::Full) => ReadMode::Full,
+        (ReadKind::Delta, ReadKind::Delta) => ReadMode::Delta,
+        _ => ReadMode::Mixed,
     };
     let stats = ReadStats {
-        mode: mode.to_owned(),
+        mode,
         users_read: users.kind,
         groups_read: groups.kind,
         directory_users: users.users.len(),

@@ -125,7 +125,7 @@ async fn a_full_read_holds_the_whole_tenant() {
     let read = source.read(None).await.expect("read");
     assert_matches_tenant(&read, &sim);
     let stats = &read.stats;
-    assert_eq!(stats.mode, "full");
+    assert_eq!(stats.mode, idsync_model::run::ReadMode::Full);
     assert_eq!(stats.users_in_scope, sim.snapshot().users.len());
     assert_eq!(stats.enabled + stats.disabled, stats.users_in_scope);
     assert!(stats.disabled > 0, "the default tenant has disabled users");
@@ -680,7 +680,7 @@ async fn a_delta_read_converges_to_what_a_full_read_sees() {
         .read(Some(first.state.clone()))
         .await
         .expect("delta read");
-    assert_eq!(delta.stats.mode, "delta");
+    assert_eq!(delta.stats.mode, idsync_model::run::ReadMode::Delta);
     assert_eq!(delta.stats.users_read, ReadKind::Delta);
     assert!(delta.notes.is_empty(), "{:?}", delta.notes);
     assert_eq!(delta.stats.requests.get("token"), None, "token reused");
@@ -786,7 +786,7 @@ async fn an_expired_delta_token_falls_back_to_a_full_read() {
         .expect("user");
     sim.expire_delta_tokens();
     let read = source.read(Some(first.state)).await.expect("fallback");
-    assert_eq!(read.stats.mode, "full");
+    assert_eq!(read.stats.mode, idsync_model::run::ReadMode::Full);
     assert_eq!(read.stats.users_read, ReadKind::Full);
     assert!(read.state.users.contains_key(&added));
     assert_eq!(read.notes.len(), 2, "{:?}", read.notes);
@@ -809,7 +809,7 @@ async fn a_410_resync_falls_back_to_a_full_read() {
     sim.disable_user(&sim.user_ids()[0]).expect("disable");
     sim.force_resync();
     let read = source.read(Some(first.state)).await.expect("fallback");
-    assert_eq!(read.stats.mode, "full");
+    assert_eq!(read.stats.mode, idsync_model::run::ReadMode::Full);
     assert!(
         read.notes.iter().any(|n| n.contains("410 Gone")),
         "{:?}",
@@ -818,7 +818,7 @@ async fn a_410_resync_falls_back_to_a_full_read() {
     assert_matches_tenant(&read, &sim);
     // The next read is a delta read again.
     let next = source.read(Some(read.state)).await.expect("delta");
-    assert_eq!(next.stats.mode, "delta");
+    assert_eq!(next.stats.mode, idsync_model::run::ReadMode::Delta);
 }
 
 /// Graph's page tokens expire when the next page is asked for too late (400
@@ -914,7 +914,7 @@ async fn changed_attributes_mean_a_full_read() {
     let first = source(&app(&sim, "")).read(None).await.expect("full read");
     let wider = source_with(&app(&sim, ""), &attrs(&["mail", "employeeId"]));
     let read = wider.read(Some(first.state)).await.expect("read");
-    assert_eq!(read.stats.mode, "full");
+    assert_eq!(read.stats.mode, idsync_model::run::ReadMode::Full);
     assert!(
         read.notes[0].contains("attributes to read changed"),
         "{:?}",

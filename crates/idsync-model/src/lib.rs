@@ -6,6 +6,7 @@
 
 pub mod operation;
 pub mod redact;
+pub mod run;
 pub mod source;
 pub mod stored;
 pub mod target;

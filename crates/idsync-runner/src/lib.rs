@@ -34,11 +34,10 @@ mod report;
 mod source;
 
 use apply::*;
+pub use idsync_model::run::{ReadMode, RunStatus, Trigger};
 use known::*;
 use plan::*;
-pub use report::{
-    ConfigProblem, KindTotals, RunReport, RunStatus, StateSource, TargetReport, Trigger,
-};
+pub use report::{ConfigProblem, KindTotals, RunReport, StateSource, TargetReport};
 use report::{finish, record_totals};
 use source::*;
 
@@ -173,7 +172,7 @@ pub async fn sync_app(
     // 2. The targets: read in full, or known from earlier runs. A full source read (first
     // run, expired delta token) is a full reconciliation: the targets are read in full too.
     progress.phase("reading the targets");
-    let force_full_read = options.full_read || read.stats.mode != "delta";
+    let force_full_read = options.full_read || read.stats.mode != ReadMode::Delta;
     let reads = futures::future::join_all(targets.iter().zip(stored).map(|((t, tc, r), s)| {
         know_target(
             store,
@@ -240,7 +239,7 @@ pub(crate) async fn begin_run(
         })?;
     let interrupted = store.close_interrupted_runs(&lease, app).await?;
     let run_id = store
-        .start_run(&lease, app, options.trigger.as_str(), options.dry_run)
+        .start_run(&lease, app, options.trigger, options.dry_run)
         .await?;
     let report = RunReport::new(run_id, app, options.trigger, options.dry_run, &interrupted);
     Ok((lease, report))

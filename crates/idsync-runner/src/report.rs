@@ -4,54 +4,6 @@
 // The crate root holds the imports and the types every step shares.
 use super::*;
 
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    Manual,
-    Schedule,
-    Login,
-    Approval,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Manual => "manual",
-            Trigger::Schedule => "schedule",
-            Trigger::Login => "login",
-            Trigger::Approval => "approval",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// A dry run: the plan was made and nothing applied.
-    Planned,
-    /// Everything applied.
-    Done,
-    /// Applied, but some operations or targets failed.
-    Partial,
-    /// Nothing could be done (source unreadable, every target failed).
-    Failed,
-    /// The plan exceeds the mass-change guard and waits for `idsync approve`.
-    Held,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Planned => "planned",
-            RunStatus::Done => "done",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Held => "held",
-        }
-    }
-}
-
 /// Per operation kind: how many were planned and how they ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindTotals {
@@ -237,7 +189,7 @@ pub(crate) async fn finish(
     store
         .finish_run(
             report.run_id,
-            report.status.as_str(),
+            report.status,
             &counts,
             &summary,
             report.error.as_deref(),

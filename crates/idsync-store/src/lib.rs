@@ -1121,7 +1121,7 @@ impl Store {
         &self,
         _lease: &AppLease,
         app: &str,
-        trigger: &str,
+        trigger: idsync_model::run::Trigger,
         dry_run: bool,
     ) -> Result<i64, StoreError> {
         let _writing = self.writer.lock().await;
@@ -1129,7 +1129,7 @@ impl Store {
             "INSERT INTO runs (app, trigger, dry_run, status, started_at, pid) VALUES (?, ?, ?, 'running', ?, ?) RETURNING id",
         )
         .bind(app)
-        .bind(trigger)
+        .bind(trigger.as_str())
         .bind(dry_run)
         .bind(now())
         .bind(i64::from(std::process::id()))
@@ -1155,7 +1155,7 @@ impl Store {
     pub async fn finish_run(
         &self,
         run_id: i64,
-        status: &str,
+        status: idsync_model::run::RunStatus,
         counts: &serde_json::Value,
         summary: &serde_json::Value,
         error: Option<&str>,
@@ -1164,7 +1164,7 @@ impl Store {
         sqlx::query(
             "UPDATE runs SET status = ?, finished_at = ?, counts = ?, summary = ?, error = ? WHERE id = ?",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now())
         .bind(counts.to_string())
         .bind(summary.to_string())
@@ -1225,7 +1225,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NoSuchRun(run_id))?;
         let refuse = |why: String| StoreError::NotApprovable { run: run_id, why };
-        if run.status != "held" {
+        if run.status != idsync_model::run::RunStatus::Held.as_str() {
             return Err(refuse(format!(
                 "it is {}, not held: only a run held by the guard can be approved",
                 run.status

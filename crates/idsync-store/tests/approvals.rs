@@ -9,7 +9,7 @@ use idsync_store::Store;
 async fn held_and_approved(store: &Store, app: &str, held: &Held) -> i64 {
     let lease = store.lock_app(app, false).await.expect("locked");
     let run = store
-        .start_run(&lease, app, "manual", false)
+        .start_run(&lease, app, idsync_model::run::Trigger::Manual, false)
         .await
         .expect("run");
     store
@@ -18,7 +18,13 @@ async fn held_and_approved(store: &Store, app: &str, held: &Held) -> i64 {
         .expect("held");
     let empty = serde_json::json!({});
     store
-        .finish_run(run, "held", &empty, &empty, None)
+        .finish_run(
+            run,
+            idsync_model::run::RunStatus::Held,
+            &empty,
+            &empty,
+            None,
+        )
         .await
         .expect("finished");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

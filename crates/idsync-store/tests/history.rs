@@ -38,7 +38,7 @@ async fn every_result_is_kept_in_order_across_targets() {
         .expect("store opens");
     let lease = store.lock_app("hr", false).await.expect("locked");
     let run = store
-        .start_run(&lease, "hr", "manual", false)
+        .start_run(&lease, "hr", idsync_model::run::Trigger::Manual, false)
         .await
         .expect("run");
     let jira: Vec<OpResult> = (0..2345).map(|n| result(n, "jira")).collect();

@@ -24,7 +24,7 @@ async fn the_data_folder_and_database_files_are_owner_only() {
     // A write, so that the write-ahead log and its index exist while the store is open.
     let lease = store.lock_app("hr", false).await.expect("locked");
     store
-        .start_run(&lease, "hr", "manual", false)
+        .start_run(&lease, "hr", idsync_model::run::Trigger::Manual, false)
         .await
         .expect("run");
 
@@ -59,7 +59,7 @@ async fn existing_folders_and_databases_keep_their_modes() {
     let store = Store::open_file(&db).await.expect("store opens again");
     let lease = store.lock_app("hr", false).await.expect("locked");
     store
-        .start_run(&lease, "hr", "manual", false)
+        .start_run(&lease, "hr", idsync_model::run::Trigger::Manual, false)
         .await
         .expect("run");
     assert_eq!(mode(&data), 0o750);

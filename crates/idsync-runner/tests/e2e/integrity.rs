@@ -354,7 +354,7 @@ async fn two_runs_of_an_app_never_overlap() {
     let other = Store::open_file(&db).await.expect("second handle");
     let lease = other.lock_app("main", false).await.expect("locked");
     let running = other
-        .start_run(&lease, "main", "manual", false)
+        .start_run(&lease, "main", idsync_model::run::Trigger::Manual, false)
         .await
         .expect("run");
 
@@ -409,7 +409,7 @@ async fn two_runs_of_an_app_never_overlap() {
     other
         .finish_run(
             running,
-            "done",
+            idsync_model::run::RunStatus::Done,
             &serde_json::json!({}),
             &serde_json::json!({}),
             None,
@@ -434,7 +434,7 @@ async fn a_run_whose_process_died_is_detected_by_its_free_lock() {
     let dead = {
         let lease = store.lock_app("main", false).await.expect("locked");
         store
-            .start_run(&lease, "main", "manual", false)
+            .start_run(&lease, "main", idsync_model::run::Trigger::Manual, false)
             .await
             .expect("run")
         // The lease goes with the "process".

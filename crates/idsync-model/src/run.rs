@@ -1,0 +1,64 @@
+//! The words a run is described by, shared by the runner, the store and the CLI: what started
+//! it, how it ended, and how the source was read.
+
+use serde::{Deserialize, Serialize};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Login,
+    Approval,
+}
+
+impl Trigger {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Login => "login",
+            Trigger::Approval => "approval",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// A dry run: the plan was made and nothing applied.
+    Planned,
+    /// Everything applied.
+    Done,
+    /// Applied, but some operations or targets failed.
+    Partial,
+    /// Nothing could be done (source unreadable, every target failed).
+    Failed,
+    /// The plan exceeds the mass-change guard and waits for `idsync approve`.
+    Held,
+}
+
+impl RunStatus {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Planned => "planned",
+            RunStatus::Done => "done",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Held => "held",
+        }
+    }
+}
+
+/// How the source was read: every object (a first read, an expired delta token), or only
+/// what changed since the last read; `Mixed` when users and groups were read differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    Full,
+    Delta,
+    Mixed,
+}
