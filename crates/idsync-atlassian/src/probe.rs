@@ -52,7 +52,7 @@ pub(crate) fn not_admin(
     request: &str,
     reply: &Reply,
 ) -> TargetProbe {
-    let account = match api.basic_username() {
+    let account = match probe.account.as_deref().or(api.basic_username()) {
         Some(name) => format!("the account '{name}'"),
         None => "the account of the personal access token".to_owned(),
     };
