@@ -597,11 +597,11 @@ impl Target for BitbucketDc {
         // password. getUsers_2 (8.14 OpenAPI): "The authenticated user must have
         // LICENSED_USER permission".
         let account = self.api.basic_username().unwrap_or_default().to_owned();
+        // Only `filter` narrows it: the document lists no paging parameters for it.
         let call = self
             .api
             .get("rest/api/1.0/users", &[])
-            .query("filter", &account)
-            .query("limit", 1);
+            .query("filter", &account);
         if let Err(e) = self
             .api
             .send_ok(call, "look up the configured account")
