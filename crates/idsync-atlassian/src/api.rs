@@ -46,9 +46,27 @@ pub(crate) struct Call {
     query: Vec<(String, String)>,
     body: Option<Value>,
     content_type: &'static str,
+    /// Sent with [`PROBE_RETRIES`] instead of the target's retry policy.
+    quick: bool,
 }
 
+/// The retries of a [`Call::quick`]: one more attempt, half a second later. A probe wants to
+/// say soon that a server does not answer; the full policy waits about 15 s before it gives
+/// up on a closed port.
+const PROBE_RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    min_delay: Duration::from_millis(500),
+    max_delay: Duration::from_millis(500),
+    max_retry_after: Duration::from_secs(5),
+};
+
 impl Call {
+    /// Sent with few retries (`idsync check` asking whether the server answers at all).
+    pub fn quick(mut self) -> Self {
+        self.quick = true;
+        self
+    }
+
     pub fn query(mut self, name: &str, value: impl ToString) -> Self {
         self.query.push((name.to_owned(), value.to_string()));
         self
@@ -279,6 +297,7 @@ impl Api {
             query: Vec::new(),
             body: None,
             content_type: "application/json",
+            quick: false,
         }
     }
 
@@ -312,6 +331,7 @@ impl Api {
             query: Vec::new(),
             body: None,
             content_type: "application/json",
+            quick: false,
         })
     }
 
@@ -321,6 +341,19 @@ impl Api {
 
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         self.http.counter().snapshot()
+    }
+
+    /// The base URL as messages show it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The username of Basic authentication; `None` with a token.
+    pub fn basic_username(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::Basic { username, .. } => Some(username),
+            Auth::Bearer(_) => None,
+        }
     }
 
     /// Waits for the client-side budget and for any pause the server asked for.
@@ -385,6 +418,17 @@ impl Api {
     /// backoff with jitter. A 401 is final and becomes [`TargetErrorKind::Unauthorized`]; every
     /// other status is returned for the caller to interpret.
     pub async fn send(&self, call: Call) -> Result<Reply, TargetError> {
+        let reply = self.send_unchecked(call).await?;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            return Err(self.unauthorized(&reply));
+        }
+        Ok(reply)
+    }
+
+    /// As [`Api::send`], but a 401 is returned like any other status: after credentials were
+    /// accepted, Bitbucket and Confluence answer 401 to an account that lacks a permission,
+    /// which only the caller can tell apart.
+    pub async fn send_unchecked(&self, call: Call) -> Result<Reply, TargetError> {
         // The permit is held for this request only (retries included), never across another
         // `send`, so nested fan-outs cannot deadlock on it. The gate is never closed; were it,
         // going on ungated is the lesser harm.
@@ -415,9 +459,20 @@ impl Api {
             }
             request
         };
+        let quick;
+        let http = if call.quick {
+            quick = HttpClient::new(
+                self.http.reqwest().clone(),
+                PROBE_RETRIES,
+                self.http.counter().clone(),
+            );
+            &quick
+        } else {
+            &self.http
+        };
         // The label, not the URL, names the call in errors and logs: Bitbucket's create-user
         // URL carries a password in its query.
-        let response = self.http.send(&label, &label, build).await.map_err(|e| match e {
+        let response = http.send(&label, &label, build).await.map_err(|e| match e {
             HttpError::Exhausted { status, body, attempts, .. } => {
                 let reply = Reply { status, body: body.to_vec() };
                 let kind = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -442,17 +497,19 @@ impl Api {
             ),
         })?;
         self.observe_rate_headers(&response.headers);
-        if response.status == StatusCode::UNAUTHORIZED {
-            let reply = Reply {
-                status: response.status,
-                body: response.body.to_vec(),
-            };
-            return Err(self.unauthorized(&reply));
-        }
         Ok(Reply {
             status: response.status,
             body: response.body.to_vec(),
         })
+    }
+
+    /// `reply` when it is a 2xx, else the error that explains it.
+    pub fn success<'a>(&self, reply: &'a Reply, what: &str) -> Result<&'a Reply, TargetError> {
+        if reply.is_success() {
+            Ok(reply)
+        } else {
+            Err(self.error(reply, what))
+        }
     }
 
     /// Sends and insists on a 2xx.

@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use async_trait::async_trait;
 use idsync_config::{BitbucketDeprovision, TargetConfig};
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Operation, Target, TargetError,
-    TargetErrorKind, TargetUser, UserChanges,
+    ActualState, Applied, Capabilities, Deprovisioning, LicenceSeats, Operation, ProbeStep,
+    ProductInfo, Seats, Target, TargetError, TargetErrorKind, TargetProbe, TargetUser, UserChanges,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
+use crate::probe;
 use crate::util::{
     VersionedCapabilities, fan_out, members_of_all, membership_keys, random_password, same_name,
     target_basics, unsupported,
@@ -78,6 +79,45 @@ struct BbGroup {
     name: String,
 }
 
+/// RestBitbucketLicense (8.14 OpenAPI), the parts about users.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct License {
+    #[serde(default)]
+    maximum_number_of_users: Option<i64>,
+    #[serde(default)]
+    unlimited_number_of_users: bool,
+    #[serde(default)]
+    status: Option<LicenseStatus>,
+}
+
+/// RestBitbucketLicense_status: "the current number of users applied toward the license
+/// limit".
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LicenseStatus {
+    #[serde(default)]
+    current_number_of_users: Option<i64>,
+}
+
+impl License {
+    fn seats(self) -> LicenceSeats {
+        let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+        let total = if self.unlimited_number_of_users {
+            None
+        } else {
+            count(self.maximum_number_of_users)
+        };
+        let used = count(self.status.and_then(|s| s.current_number_of_users));
+        LicenceSeats {
+            licence: "Bitbucket".to_owned(),
+            total,
+            used,
+            remaining: total.zip(used).map(|(t, u)| t.saturating_sub(u)),
+        }
+    }
+}
+
 impl BbUser {
     fn key(&self) -> String {
         match &self.id {
@@ -126,6 +166,14 @@ impl BitbucketDc {
                 requires_email: false,
             }),
         })
+    }
+
+    /// Reads the version (`quick`: for a probe) and settles the capabilities.
+    async fn discover_version(&self, quick: bool) -> Result<ProductInfo, TargetError> {
+        let info = crate::versions::bitbucket(&self.api, quick).await?;
+        // Bitbucket 8–9 have every admin resource idsync uses.
+        self.capabilities.found(Default::default());
+        Ok(info)
     }
 
     /// The licensed groups and the group reactivation adds, under the licensed-groups policy.
@@ -531,10 +579,72 @@ impl Target for BitbucketDc {
     target_basics!();
 
     async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        let info = crate::versions::bitbucket(&self.api).await?;
-        // Bitbucket 8–9 have every admin resource idsync uses.
-        self.capabilities.found(Default::default());
-        Ok(info)
+        self.discover_version(false).await
+    }
+
+    /// Version (`application-properties`), credentials (`users`, which any licensed account
+    /// may read), then administrator rights and seats (`admin/license`, which needs the ADMIN
+    /// permission user and group management needs too).
+    async fn probe(&self) -> TargetProbe {
+        let mut probe = match self.discover_version(true).await {
+            Ok(info) => probe::found(info, self.capabilities()),
+            Err(e) => {
+                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
+            }
+        };
+        // Bitbucket has no resource naming the signed-in user; the account is the configured
+        // one (Bitbucket takes Basic authentication only here), looked up to prove the
+        // password. getUsers_2 (8.14 OpenAPI): "The authenticated user must have
+        // LICENSED_USER permission".
+        let account = self.api.basic_username().unwrap_or_default().to_owned();
+        // Only `filter` narrows it: the document lists no paging parameters for it.
+        let call = self
+            .api
+            .get("rest/api/1.0/users", &[])
+            .query("filter", &account);
+        if let Err(e) = self
+            .api
+            .send_ok(call, "look up the configured account")
+            .await
+        {
+            return probe::stop(probe, &self.api, ProbeStep::Credentials, e);
+        }
+        probe.account = Some(account);
+        // get_2, "Get license details" (8.14 OpenAPI, System Maintenance): "The authenticated
+        // user must have ADMIN permission"; 401 to anyone else, 404 when no licence is
+        // installed.
+        const LICENCE: &str = "GET /rest/api/1.0/admin/license";
+        let reply = match self
+            .api
+            .send_unchecked(self.api.get("rest/api/1.0/admin/license", &[]))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        let seats = match reply.status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return probe::not_admin(probe, &self.api, LICENCE, &reply);
+            }
+            StatusCode::NOT_FOUND => Vec::new(),
+            _ => {
+                let what = "read the licence";
+                match self
+                    .api
+                    .success(&reply, what)
+                    .and_then(|r| self.api.parse::<License>(r, what))
+                {
+                    Ok(licence) => vec![licence.seats()],
+                    Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+                }
+            }
+        };
+        probe.admin = Some(probe::admin_confirmed(
+            LICENCE,
+            "the Admin global permission",
+        ));
+        probe.seats = Seats::Licences(seats);
+        probe
     }
 
     /// New accounts get their licence group in batches (one at a time for a refused batch, to

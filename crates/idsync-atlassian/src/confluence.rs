@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Operation, Target, TargetError,
-    TargetErrorKind, TargetUser, UserChanges,
+    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep,
+    ProductInfo, Seats, Target, TargetError, TargetErrorKind, TargetProbe, TargetUser, UserChanges,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call};
+use crate::probe;
 use crate::util::{
     VersionedCapabilities, fan_out, members_of_all, membership_keys, random_password, same_name,
     target_basics, unsupported,
@@ -259,6 +260,46 @@ impl ConfluenceDc {
         let call = || self.api.get("rest/api/group", &[]);
         let groups: Vec<Group> = self.list("rest/api/group", call, "list groups").await?;
         Ok(groups.into_iter().map(|g| g.name).collect())
+    }
+
+    /// Reads the version (`quick`: for a probe) and settles the capabilities.
+    async fn discover_version(&self, quick: bool) -> Result<ProductInfo, TargetError> {
+        let info = crate::versions::confluence(&self.api, quick).await?;
+        self.capabilities
+            .found(crate::versions::confluence_unavailable(info.version));
+        Ok(info)
+    }
+
+    /// The username of the account the credentials belong to. Confluence answers this for
+    /// anyone, as the anonymous user (`type: anonymous`, no username) when it did not take the
+    /// credentials: that is a refusal too.
+    /// https://developer.atlassian.com/server/confluence/rest/v910/api-group-user/
+    async fn current_user(&self) -> Result<String, TargetError> {
+        #[derive(Deserialize)]
+        struct Current {
+            #[serde(default, rename = "type")]
+            kind: Option<String>,
+            #[serde(default)]
+            username: Option<String>,
+        }
+        let me: Current = self
+            .api
+            .fetch(
+                self.api.get("rest/api/user/current", &[]),
+                "read the signed-in user",
+            )
+            .await?;
+        match me.username {
+            Some(name) if me.kind.as_deref() != Some("anonymous") => Ok(name),
+            _ => Err(self.api.err(
+                TargetErrorKind::Unauthorized,
+                format!(
+                    "{} (confluence-dc) answered GET /rest/api/user/current as for an anonymous user: it did not take the credentials",
+                    self.api.shown()
+                ),
+                Some(200),
+            )),
+        }
     }
 
     /// Direct members of a group, with their status.
@@ -559,10 +600,61 @@ impl Target for ConfluenceDc {
     target_basics!();
 
     async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        let info = crate::versions::confluence(&self.api).await?;
-        self.capabilities
-            .found(crate::versions::confluence_unavailable(info.version));
-        Ok(info)
+        self.discover_version(false).await
+    }
+
+    /// Version (`server-information` or the applinks manifest), credentials (`user/current`),
+    /// then administrator rights: the member list of a group, which Confluence shows to
+    /// administrators only (CONFSERVER-98582) and which every sync reads. Confluence exposes
+    /// no licence seats through a documented REST resource.
+    async fn probe(&self) -> TargetProbe {
+        let mut probe = match self.discover_version(true).await {
+            Ok(info) => probe::found(info, self.capabilities()),
+            Err(e) => {
+                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
+            }
+        };
+        probe.seats = Seats::NotExposed;
+        match self.current_user().await {
+            Ok(name) => probe.account = Some(name),
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
+        }
+        // Any user may list the groups; the members of one, only an administrator.
+        let call = self.api.get("rest/api/group", &[]).query("limit", 1);
+        let first: Page<Group> = match self.api.fetch(call, "list groups").await {
+            Ok(page) => page,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        let Some(group) = first.results.into_iter().next() else {
+            probe.admin = Some(AdminRights::NotVerified(
+                "Confluence has no group whose members could be listed".to_owned(),
+            ));
+            return probe;
+        };
+        const MEMBERS: &str = "GET /rest/api/group/{groupName}/member";
+        let call = self
+            .api
+            .get("rest/api/group/{}/member", &[&group.name])
+            .query("limit", 1);
+        let reply = match self.api.send_unchecked(call).await {
+            Ok(reply) => reply,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        if matches!(
+            reply.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return probe::not_admin(probe, &self.api, MEMBERS, &reply);
+        }
+        let what = format!("list the members of group '{}'", group.name);
+        if let Err(e) = self.api.success(&reply, &what) {
+            return probe::stop(probe, &self.api, ProbeStep::AdminRights, e);
+        }
+        probe.admin = Some(probe::admin_confirmed(
+            MEMBERS,
+            "Confluence administrator rights",
+        ));
+        probe
     }
 
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {

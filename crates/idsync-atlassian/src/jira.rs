@@ -26,14 +26,16 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Lead, LeadKind, Operation, Target,
-    TargetError, TargetErrorKind, TargetUser, UserChanges,
+    ActualState, Applied, Capabilities, Deprovisioning, Lead, LeadKind, LicenceSeats, Operation,
+    ProbeStep, ProductInfo, Seats, Target, TargetError, TargetErrorKind, TargetProbe, TargetUser,
+    UserChanges,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Reply};
+use crate::probe;
 use crate::util::{
     OffsetPage, VersionedCapabilities, attribute_text, fan_out, members_of_all, membership_keys,
     offset_pages, same_name, target_basics,
@@ -162,6 +164,49 @@ impl JiraUser {
     }
 }
 
+/// An application role with its licence seats: `GET /rest/api/2/applicationrole`.
+/// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-applicationrole/#api-api-2-applicationrole-get
+/// (fields as in the DC 11.3 OpenAPI generated into jira.js, `ApplicationRole`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplicationRole {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    number_of_seats: Option<i64>,
+    #[serde(default)]
+    remaining_seats: Option<i64>,
+    #[serde(default)]
+    user_count: Option<i64>,
+    #[serde(default)]
+    has_unlimited_seats: bool,
+}
+
+impl ApplicationRole {
+    fn seats(self) -> LicenceSeats {
+        // An unlimited licence may still carry (negative) numbers; they mean nothing then.
+        let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+        let limited = |n| {
+            if self.has_unlimited_seats {
+                None
+            } else {
+                count(n)
+            }
+        };
+        LicenceSeats {
+            licence: self
+                .name
+                .or(self.key)
+                .unwrap_or_else(|| "application role".to_owned()),
+            total: limited(self.number_of_seats),
+            used: count(self.user_count),
+            remaining: limited(self.remaining_seats),
+        }
+    }
+}
+
 impl JiraDc {
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(JiraDc {
@@ -182,6 +227,32 @@ impl JiraDc {
             }),
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })
+    }
+
+    /// Reads the version (`quick`: for a probe) and settles the capabilities.
+    async fn discover_version(&self, quick: bool) -> Result<ProductInfo, TargetError> {
+        let info = crate::versions::jira(&self.api, quick).await?;
+        // Jira 9–11 have every resource idsync uses (`user/list` arrived in 10.3, and older
+        // versions are read through the group member lists instead).
+        self.capabilities.found(Default::default());
+        Ok(info)
+    }
+
+    /// The username of the account the credentials belong to.
+    /// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-myself/#api-api-2-myself-get
+    async fn myself(&self) -> Result<String, TargetError> {
+        #[derive(Deserialize)]
+        struct Myself {
+            name: String,
+        }
+        let me: Myself = self
+            .api
+            .fetch(
+                self.api.get("rest/api/2/myself", &[]),
+                "read the signed-in user",
+            )
+            .await?;
+        Ok(me.name)
     }
 
     // -- reads ---------------------------------------------------------------------------------
@@ -708,11 +779,53 @@ impl Target for JiraDc {
     target_basics!();
 
     async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        let info = crate::versions::jira(&self.api).await?;
-        // Jira 9–11 have every resource idsync uses (`user/list` arrived in 10.3, and older
-        // versions are read through the group member lists instead).
-        self.capabilities.found(Default::default());
-        Ok(info)
+        self.discover_version(false).await
+    }
+
+    /// Version (`serverInfo`), credentials (`myself`), then administrator rights and seats
+    /// (`applicationrole`, which needs the Administer Jira permission idsync's user and group
+    /// management needs too).
+    async fn probe(&self) -> TargetProbe {
+        let mut probe = match self.discover_version(true).await {
+            Ok(info) => probe::found(info, self.capabilities()),
+            Err(e) => {
+                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
+            }
+        };
+        match self.myself().await {
+            Ok(name) => probe.account = Some(name),
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
+        }
+        const ROLES: &str = "GET /rest/api/2/applicationrole";
+        let reply = match self
+            .api
+            .send_unchecked(self.api.get("rest/api/2/applicationrole", &[]))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        if matches!(
+            reply.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return probe::not_admin(probe, &self.api, ROLES, &reply);
+        }
+        let what = "read the application roles";
+        let roles: Vec<ApplicationRole> = match self
+            .api
+            .success(&reply, what)
+            .and_then(|r| self.api.parse(r, what))
+        {
+            Ok(roles) => roles,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        probe.admin = Some(probe::admin_confirmed(
+            ROLES,
+            "the Administer Jira global permission",
+        ));
+        probe.seats = Seats::Licences(roles.into_iter().map(ApplicationRole::seats).collect());
+        probe
     }
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {

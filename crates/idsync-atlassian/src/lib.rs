@@ -20,6 +20,7 @@ mod api;
 pub mod bitbucket;
 pub mod confluence;
 pub mod jira;
+mod probe;
 pub mod scim;
 mod util;
 mod versions;

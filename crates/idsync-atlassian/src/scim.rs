@@ -30,8 +30,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Operation, Target, TargetError,
-    TargetErrorKind, TargetUser, UserChanges,
+    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep, Seats,
+    Target, TargetError, TargetErrorKind, TargetProbe, TargetUser, UserChanges,
 };
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Api, Call, Reply};
+use crate::probe;
 use crate::util::{
     OffsetPage, VersionedCapabilities, attribute_text, fan_out, offset_pages, same_name,
     target_basics, unsupported,
@@ -583,6 +584,46 @@ impl Target for AtlassianCloud {
             product: "Atlassian Cloud".into(),
             version: None,
         })
+    }
+
+    /// One user of the directory, read with the directory API key: it answers, takes the key,
+    /// and the key grants every provisioning operation of its directory (there is no account
+    /// or role behind it to check). Seats are granted per product in Atlassian administration,
+    /// not in the SCIM directory: none to show.
+    /// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-users/#api-scim-directory-directoryid-users-get
+    async fn probe(&self) -> TargetProbe {
+        let mut probe = match self.discover().await {
+            Ok(info) => TargetProbe {
+                product: Some(info),
+                ..TargetProbe::default()
+            },
+            Err(e) => {
+                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
+            }
+        };
+        probe.seats = Seats::NotExposed;
+        let call = self
+            .api
+            .get("Users", &[])
+            .query("startIndex", 1)
+            .query("count", 1)
+            .quick();
+        let what = "list users";
+        let read = match self.api.send(call).await {
+            Ok(reply) => self
+                .api
+                .success(&reply, what)
+                .and_then(|r| self.api.parse::<ListResponse<Value>>(r, what))
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = read {
+            return probe::stop(probe, &self.api, ProbeStep::Reachable, e);
+        }
+        probe.admin = Some(AdminRights::Confirmed(
+            "the directory API key grants every provisioning operation of its directory (GET /Users was answered)".to_owned(),
+        ));
+        probe
     }
 
     async fn add_members(

@@ -11,11 +11,17 @@ use idsync_model::{OperationKind, ProductInfo, TargetError, Version};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::api::Api;
+use crate::api::{Api, Call};
+
+/// A GET of `template`; `quick` for a probe (see [`Call::quick`]).
+fn get(api: &Api, template: &'static str, quick: bool) -> Call {
+    let call = api.get(template, &[]);
+    if quick { call.quick() } else { call }
+}
 
 /// `GET /rest/api/2/serverInfo`.
 /// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-serverinfo/#api-api-2-serverinfo-get
-pub(crate) async fn jira(api: &Api) -> Result<ProductInfo, TargetError> {
+pub(crate) async fn jira(api: &Api, quick: bool) -> Result<ProductInfo, TargetError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct ServerInfo {
@@ -24,7 +30,10 @@ pub(crate) async fn jira(api: &Api) -> Result<ProductInfo, TargetError> {
         version_numbers: Vec<u32>,
     }
     let info: ServerInfo = api
-        .fetch(api.get("rest/api/2/serverInfo", &[]), "read Jira's version")
+        .fetch(
+            get(api, "rest/api/2/serverInfo", quick),
+            "read Jira's version",
+        )
         .await?;
     let version = match info.version_numbers.as_slice() {
         [major, minor, patch, ..] => Some(Version(*major, *minor, *patch)),
@@ -38,14 +47,14 @@ pub(crate) async fn jira(api: &Api) -> Result<ProductInfo, TargetError> {
 
 /// `GET /rest/api/1.0/application-properties` (no authentication needed): Bitbucket DC's
 /// OpenAPI document, operation `getApplicationProperties` (System Maintenance).
-pub(crate) async fn bitbucket(api: &Api) -> Result<ProductInfo, TargetError> {
+pub(crate) async fn bitbucket(api: &Api, quick: bool) -> Result<ProductInfo, TargetError> {
     #[derive(Deserialize)]
     struct Properties {
         version: String,
     }
     let properties: Properties = api
         .fetch(
-            api.get("rest/api/1.0/application-properties", &[]),
+            get(api, "rest/api/1.0/application-properties", quick),
             "read Bitbucket's version",
         )
         .await?;
@@ -59,19 +68,19 @@ pub(crate) async fn bitbucket(api: &Api) -> Result<ProductInfo, TargetError> {
 /// every Atlassian server product serves (`GET /rest/applinks/1.0/manifest`, [U] JSON shape
 /// with `version`).
 /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-server-information/
-pub(crate) async fn confluence(api: &Api) -> Result<ProductInfo, TargetError> {
+pub(crate) async fn confluence(api: &Api, quick: bool) -> Result<ProductInfo, TargetError> {
     #[derive(Deserialize)]
     struct WithVersion {
         version: String,
     }
     let what = "read Confluence's version";
     let reply = api
-        .send(api.get("rest/api/server-information", &[]))
+        .send(get(api, "rest/api/server-information", quick))
         .await?;
     let info: WithVersion = if reply.is_success() {
         api.parse(&reply, what)?
     } else if reply.status == StatusCode::NOT_FOUND {
-        api.fetch(api.get("rest/applinks/1.0/manifest", &[]), what)
+        api.fetch(get(api, "rest/applinks/1.0/manifest", quick), what)
             .await?
     } else {
         return Err(api.error(&reply, what));

@@ -14,7 +14,7 @@ pub mod target;
 pub use operation::{Operation, OperationKind, PlannedOperation};
 pub use source::{SourceGroup, SourceSnapshot, SourceUser};
 pub use target::{
-    ActualState, Applied, AttributeNames, Capabilities, Deprovisioning, Lead, LeadKind,
-    ProductInfo, Target, TargetError, TargetErrorKind, TargetKind, TargetUser, UserChanges,
-    Version,
+    ActualState, AdminRights, Applied, AttributeNames, Capabilities, Deprovisioning, Lead,
+    LeadKind, LicenceSeats, ProbeFailure, ProbeStep, ProductInfo, Seats, Target, TargetError,
+    TargetErrorKind, TargetKind, TargetProbe, TargetUser, UserChanges, Version,
 };

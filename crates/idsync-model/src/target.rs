@@ -210,6 +210,137 @@ impl std::fmt::Display for ProductInfo {
     }
 }
 
+/// A step of [`Target::probe`], in the order they run: each runs only once those before it
+/// passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeStep {
+    /// The product answers at `base_url` (network, TLS, the right product and context path).
+    Reachable,
+    /// It accepts the configured credentials.
+    Credentials,
+    /// The account behind them has the administrator rights idsync needs there.
+    AdminRights,
+}
+
+impl ProbeStep {
+    pub const ALL: [ProbeStep; 3] = [
+        ProbeStep::Reachable,
+        ProbeStep::Credentials,
+        ProbeStep::AdminRights,
+    ];
+
+    /// `reachable`, `credentials`, `admin_rights`, as in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeStep::Reachable => "reachable",
+            ProbeStep::Credentials => "credentials",
+            ProbeStep::AdminRights => "admin_rights",
+        }
+    }
+}
+
+/// Why a probe stopped, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFailure {
+    pub step: ProbeStep,
+    pub error: TargetError,
+    /// The fix, in a sentence an administrator can act on.
+    pub hint: String,
+}
+
+/// How a probe settled the administrator rights, once the credentials were accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "detail", rename_all = "snake_case")]
+pub enum AdminRights {
+    /// Confirmed: how (the request that needs them and was answered).
+    Confirmed(String),
+    /// Could not be told from outside, and why; not a failure.
+    NotVerified(String),
+}
+
+/// The seats of one licence: a Jira application role, Bitbucket's licence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceSeats {
+    /// The licence's name, e.g. `Jira Software`.
+    pub licence: String,
+    /// Seats in all; `None` when unlimited.
+    pub total: Option<u64>,
+    /// Seats taken, where the product says.
+    pub used: Option<u64>,
+    /// Seats left; `None` when unlimited or not said.
+    pub remaining: Option<u64>,
+}
+
+/// What a target says about its licence seats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "licences", rename_all = "snake_case")]
+pub enum Seats {
+    /// Not read: the probe stopped before.
+    NotRead,
+    /// The product has no documented REST resource that says.
+    NotExposed,
+    /// Per licence the product holds (none: no licence is installed).
+    Licences(Vec<LicenceSeats>),
+}
+
+/// What [`Target::probe`] found out about a target without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetProbe {
+    /// Product and version, once read ([`Target::discover`]).
+    pub product: Option<ProductInfo>,
+    /// The account the credentials belong to, where the product says.
+    pub account: Option<String>,
+    /// Set once the credentials were accepted and the rights looked at.
+    pub admin: Option<AdminRights>,
+    pub seats: Seats,
+    /// What idsync will not do on this target at the version found (the capabilities'
+    /// `unavailable`), each with why. Not a failure.
+    pub not_synced: Vec<String>,
+    /// The step that failed; `None` when every step passed.
+    pub failure: Option<ProbeFailure>,
+}
+
+impl Default for TargetProbe {
+    fn default() -> Self {
+        TargetProbe {
+            product: None,
+            account: None,
+            admin: None,
+            seats: Seats::NotRead,
+            not_synced: Vec::new(),
+            failure: None,
+        }
+    }
+}
+
+impl TargetProbe {
+    /// Whether every step passed.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// Whether `step` passed (`Some(true)`), failed (`Some(false)`), or was not reached.
+    pub fn passed(&self, step: ProbeStep) -> Option<bool> {
+        match &self.failure {
+            Some(f) if f.step == step => Some(false),
+            Some(f) if f.step < step => None,
+            _ if step == ProbeStep::AdminRights && self.admin.is_none() => None,
+            _ => Some(true),
+        }
+    }
+
+    /// Stops the probe at `step`.
+    pub fn failed(mut self, step: ProbeStep, error: TargetError, hint: impl Into<String>) -> Self {
+        self.failure = Some(ProbeFailure {
+            step,
+            error,
+            hint: hint.into(),
+        });
+        self
+    }
+}
+
 /// One account as a target holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetUser {
@@ -358,6 +489,39 @@ pub trait Target: Send + Sync {
     /// version.
     async fn discover(&self) -> Result<ProductInfo, TargetError>;
 
+    /// Finds out, reading only, whether idsync can work with this target: whether it answers,
+    /// accepts the credentials and lets their account administer users and groups; which
+    /// product and version it runs (as [`Target::discover`], whose capabilities it leaves in
+    /// place) and what that version cannot do; and the licence seats left, where the product
+    /// says. A failure is part of the answer, at its step, so that what was learned before it
+    /// is still shown.
+    ///
+    /// This default reads the version only; the products' own probes go further.
+    async fn probe(&self) -> TargetProbe {
+        let probe = TargetProbe {
+            seats: Seats::NotExposed,
+            ..TargetProbe::default()
+        };
+        match self.discover().await {
+            Ok(info) => TargetProbe {
+                product: Some(info),
+                admin: Some(AdminRights::NotVerified(
+                    "this target has no check of its own".to_owned(),
+                )),
+                not_synced: self.capabilities().unavailable.values().cloned().collect(),
+                ..probe
+            },
+            Err(error) => {
+                let step = match error.kind {
+                    TargetErrorKind::Unauthorized => ProbeStep::Credentials,
+                    TargetErrorKind::Forbidden => ProbeStep::AdminRights,
+                    _ => ProbeStep::Reachable,
+                };
+                probe.failed(step, error, "see the error")
+            }
+        }
+    }
+
     /// Reads the project and component leads alone (products with `leads`), so that a run
     /// planning from a known state can check who leads what before deprovisioning anyone:
     /// projects are made by hand all the time and Jira refuses to deactivate their leads.
@@ -415,6 +579,35 @@ pub trait Target: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_reports_each_step_up_to_the_one_that_failed() {
+        let error = TargetError {
+            kind: TargetErrorKind::Unauthorized,
+            target: "jira".into(),
+            message: "refused".into(),
+            status: Some(401),
+        };
+        let passed = |probe: &TargetProbe| ProbeStep::ALL.map(|s| probe.passed(s));
+        let settled = TargetProbe {
+            admin: Some(AdminRights::NotVerified("no group".into())),
+            ..TargetProbe::default()
+        };
+        assert!(settled.ok());
+        assert_eq!(passed(&settled), [Some(true); 3]);
+        // Nothing said about the rights yet: not a pass.
+        assert_eq!(
+            passed(&TargetProbe::default()),
+            [Some(true), Some(true), None]
+        );
+        let refused = TargetProbe::default().failed(ProbeStep::Credentials, error.clone(), "fix");
+        assert!(!refused.ok());
+        assert_eq!(passed(&refused), [Some(true), Some(false), None]);
+        let unreachable = TargetProbe::default().failed(ProbeStep::Reachable, error.clone(), "");
+        assert_eq!(passed(&unreachable), [Some(false), None, None]);
+        let not_admin = TargetProbe::default().failed(ProbeStep::AdminRights, error, "");
+        assert_eq!(passed(&not_admin), [Some(true), Some(true), Some(false)]);
+    }
 
     #[test]
     fn confluence_usernames_follow_its_create_user_rules() {

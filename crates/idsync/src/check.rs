@@ -1,20 +1,26 @@
 //! `idsync check`: validate the config, sign in, read the source in its scope, print counts;
-//! set up the client of every target the apps feed, as `sync` would, so that a setting only
-//! the client refuses fails here too; and on Jira targets, look up the default project and
-//! component leads the rules in force there name (`users.default_project_lead`,
-//! `users.default_component_lead`), which take over what a deprovisioned user led. Those
-//! lookups are the only requests sent to targets, and they only read.
+//! then, for every target the apps feed, set up its client as `sync` would (so that a setting
+//! only the client refuses fails here too) and probe it ([`Target::probe`]): does it answer at
+//! `base_url`, does it accept the credentials, may their account administer users and groups,
+//! which product and version it runs and what that version will not let idsync sync, and how
+//! many licence seats are left where the product says (Jira, Bitbucket). On Jira targets that
+//! passed, it also looks up the default project and component leads the rules in force there
+//! name (`users.default_project_lead`, `users.default_component_lead`), which take over what a
+//! deprovisioned user led. Every request sent to a target only reads.
 //!
 //! It changes nothing anywhere and keeps no state: the read is always a full one. The console's
-//! "Test configuration" runs the same thing with `--json`.
+//! "Test configuration" runs the same thing with `--json`, where each target carries the same
+//! rows as the table printed for it.
 //!
 //! Exit codes: 0 when every app was read (its manual group mappings each naming exactly one
-//! source group), every target's client set up and every default lead found active; 1 when an
-//! app could not be read (sign-in, permission, network), a manual mapping names no source group
-//! or several, a target's client could not be set up, or a default lead is missing, inactive or
-//! could not be looked up; 2 when the config itself is wrong, including a scope that names a
-//! group or enterprise application the tenant does not have, or a group name several groups
-//! share (shown at its line, as other config errors).
+//! source group), every target's client set up and its probe passed, and every default lead
+//! found active; 1 when an app could not be read (sign-in, permission, network), a manual
+//! mapping names no source group or several, a target's client could not be set up, a target
+//! is unreachable, refuses the credentials or finds its account no administrator (each with
+//! the fix), or a default lead is missing, inactive or could not be looked up; 2 when the
+//! config itself is wrong, including a scope that names a group or enterprise application the
+//! tenant does not have, or a group name several groups share (shown at its line, as other
+//! config errors). What a target's version cannot do is shown, and is no failure.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +30,7 @@ use std::time::Instant;
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
 use idsync_config::{AppConfig, Config, ConfigError, Scope, TargetConfig};
 use idsync_entra::{EntraError, EntraSource, SourceRead};
-use idsync_model::{LeadKind, Target, TargetError};
+use idsync_model::{AdminRights, LeadKind, ProbeStep, Seats, Target, TargetError, TargetProbe};
 use serde_json::{Value, json};
 
 use crate::CheckArgs;
@@ -46,13 +52,44 @@ struct AppCheck {
     elapsed_ms: u64,
 }
 
-/// The outcome for one target: its client (`T`) could be set up, or why not.
+/// The outcome for one target: its client (`T`) could be set up, or why not; and, once set
+/// up, what its probe found.
 struct TargetCheck<T> {
     target: String,
     kind: String,
     /// `base_url`, redacted.
     base_url: String,
     result: Result<T, TargetError>,
+    probe: Option<TargetProbe>,
+}
+
+impl<T> TargetCheck<T> {
+    fn ok(&self) -> bool {
+        self.result.is_ok() && self.probe.as_ref().is_none_or(TargetProbe::ok)
+    }
+
+    /// What failed and the fix; `None` when nothing did.
+    fn failure(&self) -> Option<String> {
+        if let Err(e) = &self.result {
+            return Some(e.message.clone());
+        }
+        let failure = self.probe.as_ref()?.failure.as_ref()?;
+        Some(format!(
+            "{}: {}; fix: {}",
+            step_failed(failure.step),
+            failure.error.message,
+            failure.hint
+        ))
+    }
+}
+
+/// How a failed step is named in messages.
+fn step_failed(step: ProbeStep) -> &'static str {
+    match step {
+        ProbeStep::Reachable => "not reachable",
+        ProbeStep::Credentials => "credentials refused",
+        ProbeStep::AdminRights => "no administrator rights",
+    }
 }
 
 /// A default lead (`users.default_project_lead` or `users.default_component_lead`) of an app,
@@ -67,6 +104,9 @@ struct LeadCheck {
     username: String,
     /// `Err` when the target could not be asked.
     result: Result<LeadStatus, TargetError>,
+    /// Not asked at all: the target failed its probe (whose error `result` holds), which is
+    /// reported, with its fix, for the target.
+    not_asked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +174,8 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             return Err(error);
         }
     };
-    let targets = check_targets(&config, &names, idsync_atlassian::build_target);
+    let mut targets = check_targets(&config, &names, idsync_atlassian::build_target);
+    probe_targets(&mut targets).await;
     let mut checks = Vec::new();
     for name in &names {
         let Some(app) = config.app(name) else {
@@ -159,13 +200,12 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             .iter()
             .map(move |p| format!("app {:?}: {p}", c.app))
     }));
-    failures.extend(targets.iter().filter_map(|t| {
-        t.result
-            .as_ref()
-            .err()
-            .map(|e| format!("target {:?}: {}", t.target, e.message))
-    }));
-    failures.extend(leads.iter().filter_map(|l| {
+    failures.extend(
+        targets
+            .iter()
+            .filter_map(|t| t.failure().map(|f| format!("target {:?}: {f}", t.target))),
+    );
+    failures.extend(leads.iter().filter(|l| !l.not_asked).filter_map(|l| {
         l.problem()
             .map(|p| format!("app {:?}: target {:?}: {p}", l.app, l.target))
     }));
@@ -235,13 +275,26 @@ fn check_targets<T>(
             kind: t.kind.to_string(),
             base_url: idsync_config::load::redact_url(t.base_url.as_str()),
             result: build(t),
+            probe: None,
         })
         .collect()
 }
 
+/// Probes every target whose client could be set up, one after another (a handful of reads
+/// each).
+async fn probe_targets(targets: &mut [TargetCheck<Arc<dyn Target>>]) {
+    for check in targets.iter_mut() {
+        if let Ok(target) = &check.result {
+            tracing::info!(target = %check.target, "probing the target");
+            check.probe = Some(target.probe().await);
+        }
+    }
+}
+
 /// The default leads of the apps `names`, looked up on each Jira target (a kind whose
 /// accounts can lead projects and components) whose client could be set up, with the user
-/// rules in force there. Each username is asked for once per target.
+/// rules in force there. Each username is asked for once per target; none on a target that
+/// failed its probe (the lead is then reported as not looked up, with the probe's error).
 async fn check_leads(
     config: &Config,
     names: &[String],
@@ -254,13 +307,17 @@ async fn check_leads(
             continue;
         }
         for tc in idsync_runner::targets_of(config, app) {
-            let Some(Ok(target)) = targets
-                .iter()
-                .find(|t| t.target == tc.name)
-                .map(|t| t.result.as_ref())
-            else {
+            let Some(checked) = targets.iter().find(|t| t.target == tc.name) else {
                 continue;
             };
+            let Ok(target) = &checked.result else {
+                continue;
+            };
+            let refused = checked
+                .probe
+                .as_ref()
+                .and_then(|p| p.failure.as_ref())
+                .map(|f| f.error.clone());
             if !target.capabilities().leads {
                 continue;
             }
@@ -281,9 +338,10 @@ async fn check_leads(
                     continue;
                 };
                 let key = (tc.name.clone(), username.clone());
-                let result = match found.get(&key) {
-                    Some(known) => known.clone(),
-                    None => {
+                let result = match (&refused, found.get(&key)) {
+                    (Some(error), _) => Err(error.clone()),
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => {
                         tracing::info!(target = %tc.name, %username, "looking up a default lead");
                         let result = lead_status(target.as_ref(), username).await;
                         found.insert(key, result.clone());
@@ -297,6 +355,7 @@ async fn check_leads(
                     field: format!("apps[{position}].{section}.{field}"),
                     username: username.clone(),
                     result,
+                    not_asked: refused.is_some(),
                 });
             }
         }
@@ -318,28 +377,42 @@ async fn lead_status(target: &dyn Target, username: &str) -> Result<LeadStatus, 
 }
 
 fn print_target<T>(check: &TargetCheck<T>, leads: &[&LeadCheck]) {
-    match &check.result {
-        Ok(_) if leads.is_empty() => outln!(
-            "target {} ({}, {}): client set up (not contacted)",
-            check.target,
-            check.kind,
-            check.base_url
-        ),
-        Ok(_) => outln!(
-            "target {} ({}, {}): client set up",
-            check.target,
-            check.kind,
-            check.base_url
-        ),
-        Err(e) => outln!(
-            "target {} ({}, {}): FAILED: {}",
-            check.target,
-            check.kind,
-            check.base_url,
-            e.message
-        ),
+    let header = format!(
+        "target {} ({}, {})",
+        check.target, check.kind, check.base_url
+    );
+    let probe = match (&check.result, &check.probe) {
+        (Err(e), _) => {
+            outln!("{header}: FAILED: {}", e.message);
+            return;
+        }
+        (Ok(_), None) => {
+            outln!("{header}: client set up (not contacted)");
+            return;
+        }
+        (Ok(_), Some(probe)) => probe,
+    };
+    outln!("{header}");
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![Cell::new("check"), Cell::new("result")]);
+    for (what, shown) in probe_rows(probe) {
+        t.add_row(vec![Cell::new(what), Cell::new(shown)]);
+    }
+    outln!("{t}");
+    if let Some(failure) = &probe.failure {
+        outln!("  error: {}", failure.error.message);
+        outln!("  fix: {}", failure.hint);
     }
     for lead in leads {
+        if lead.not_asked {
+            outln!(
+                "  default lead {} = '{}': not looked up (the target failed its check)",
+                lead.field,
+                lead.username
+            );
+            continue;
+        }
         match lead.problem() {
             None => outln!(
                 "  default lead {} = '{}': active",
@@ -351,6 +424,69 @@ fn print_target<T>(check: &TargetCheck<T>, leads: &[&LeadCheck]) {
     }
 }
 
+/// The rows of a target's table: each step, then what was learned.
+fn probe_rows(probe: &TargetProbe) -> Vec<(&'static str, String)> {
+    // The error itself is printed under the table, with its fix: it is long.
+    let step = |step: ProbeStep, passed: String| match probe.passed(step) {
+        Some(true) => passed,
+        Some(false) => match probe.failure.as_ref().and_then(|f| f.error.status) {
+            Some(status) => format!("FAILED (HTTP {status}), see below"),
+            None => "FAILED, see below".to_owned(),
+        },
+        None => "not checked".to_owned(),
+    };
+    let credentials = match &probe.account {
+        Some(account) => format!("accepted (account {account})"),
+        None => "accepted".to_owned(),
+    };
+    let admin = match &probe.admin {
+        Some(AdminRights::Confirmed(how)) => format!("yes: {how}"),
+        // Not a failure: shown as the product left it.
+        Some(AdminRights::NotVerified(why)) => format!("not verified: {why}"),
+        None => String::new(),
+    };
+    let admin = step(ProbeStep::AdminRights, admin);
+    let product = match &probe.product {
+        Some(info) => info.to_string(),
+        None => "not read".to_owned(),
+    };
+    let not_synced = match (&probe.product, probe.not_synced.as_slice()) {
+        (None, _) => "not known".to_owned(),
+        (Some(_), []) => "nothing: this version has every resource idsync uses".to_owned(),
+        (Some(_), lines) => lines.join("\n"),
+    };
+    vec![
+        ("reachable", step(ProbeStep::Reachable, "yes".to_owned())),
+        ("credentials", step(ProbeStep::Credentials, credentials)),
+        ("admin rights", admin),
+        ("product", product),
+        ("not synced at this version", not_synced),
+        ("licence seats", seats_text(&probe.seats)),
+    ]
+}
+
+fn seats_text(seats: &Seats) -> String {
+    match seats {
+        Seats::NotRead => "not read".to_owned(),
+        Seats::NotExposed => "not exposed by the product's REST API".to_owned(),
+        Seats::Licences(licences) if licences.is_empty() => "no licence installed".to_owned(),
+        Seats::Licences(licences) => licences
+            .iter()
+            .map(|l| {
+                let used = l.used.map(|u| format!(" ({u} in use)")).unwrap_or_default();
+                match (l.total, l.remaining) {
+                    (None, _) => format!("{}: unlimited{used}", l.licence),
+                    (Some(total), Some(left)) => {
+                        format!("{}: {left} of {total} left{used}", l.licence)
+                    }
+                    (Some(total), None) => format!("{}: {total} in all{used}", l.licence),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
 fn lead_json(check: &LeadCheck) -> Value {
     let mut doc = json!({
         "app": check.app,
@@ -359,6 +495,7 @@ fn lead_json(check: &LeadCheck) -> Value {
         "username": check.username,
         "ok": check.ok(),
         "status": check.status(),
+        "asked": !check.not_asked,
     });
     if let Some(problem) = check.problem() {
         doc["message"] = json!(problem);
@@ -374,10 +511,62 @@ fn target_json<T>(check: &TargetCheck<T>) -> Value {
         "target": check.target,
         "kind": check.kind,
         "base_url": check.base_url,
-        "ok": check.result.is_ok(),
+        "ok": check.ok(),
     });
     if let Err(e) = &check.result {
         doc["error"] = json!({"kind": e.kind, "message": e.message});
+    }
+    let Some(probe) = &check.probe else {
+        return doc;
+    };
+    let step = |step: ProbeStep| {
+        let status = match probe.passed(step) {
+            Some(true) => "ok",
+            Some(false) => "failed",
+            None => "not_checked",
+        };
+        let mut doc = json!({"status": status});
+        if let Some(failure) = probe.failure.as_ref().filter(|f| f.step == step) {
+            doc["error"] = json!({"kind": failure.error.kind, "message": failure.error.message});
+            doc["hint"] = json!(failure.hint);
+        }
+        doc
+    };
+    doc["reachable"] = step(ProbeStep::Reachable);
+    doc["credentials"] = step(ProbeStep::Credentials);
+    if let Some(account) = &probe.account {
+        doc["credentials"]["account"] = json!(account);
+    }
+    doc["admin_rights"] = step(ProbeStep::AdminRights);
+    match &probe.admin {
+        Some(AdminRights::Confirmed(how)) => doc["admin_rights"]["detail"] = json!(how),
+        Some(AdminRights::NotVerified(why)) => {
+            doc["admin_rights"]["status"] = json!("not_verified");
+            doc["admin_rights"]["detail"] = json!(why);
+        }
+        None => {}
+    }
+    doc["product"] = json!(probe.product.as_ref().map(|p| &p.product));
+    doc["version"] = json!(
+        probe
+            .product
+            .as_ref()
+            .and_then(|p| p.version)
+            .map(|v| v.to_string())
+    );
+    doc["not_synced"] = json!(probe.not_synced);
+    doc["licence_seats"] = match &probe.seats {
+        Seats::NotRead => json!({"status": "not_read"}),
+        Seats::NotExposed => json!({"status": "not_exposed"}),
+        Seats::Licences(licences) => json!({"status": "read", "licences": licences}),
+    };
+    if let Some(failure) = &probe.failure {
+        doc["error"] = json!({
+            "kind": failure.error.kind,
+            "message": failure.error.message,
+            "step": failure.step.as_str(),
+            "hint": failure.hint,
+        });
     }
     doc
 }
@@ -658,6 +847,76 @@ token = "t"
             &idsync_config::Env::new(),
         )
         .unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+
+    #[test]
+    fn seats_read_as_an_administrator_would_say_them() {
+        use idsync_model::LicenceSeats;
+        let seats = |total, used, remaining| LicenceSeats {
+            licence: "Jira Software".into(),
+            total,
+            used,
+            remaining,
+        };
+        assert_eq!(
+            seats_text(&Seats::Licences(vec![
+                seats(Some(10), Some(3), Some(7)),
+                seats(None, Some(3), None),
+                seats(Some(10), None, None),
+            ])),
+            "Jira Software: 7 of 10 left (3 in use)\nJira Software: unlimited (3 in use)\n\
+             Jira Software: 10 in all"
+        );
+        assert_eq!(
+            seats_text(&Seats::Licences(Vec::new())),
+            "no licence installed"
+        );
+        assert_eq!(
+            seats_text(&Seats::NotExposed),
+            "not exposed by the product's REST API"
+        );
+    }
+
+    #[test]
+    fn a_failed_probe_shows_every_step_up_to_the_failure_and_its_fix() {
+        let error = TargetError {
+            kind: TargetErrorKind::Unauthorized,
+            target: "jira".into(),
+            message: "refused".into(),
+            status: Some(401),
+        };
+        let check = TargetCheck {
+            target: "jira".into(),
+            kind: "jira-dc".into(),
+            base_url: "https://jira.example.com/".into(),
+            result: Ok(()),
+            probe: Some(TargetProbe::default().failed(
+                ProbeStep::Credentials,
+                error,
+                "create a new personal access token",
+            )),
+        };
+        assert!(!check.ok());
+        let rows = probe_rows(check.probe.as_ref().expect("probe"));
+        assert_eq!(rows[0], ("reachable", "yes".to_owned()));
+        assert_eq!(
+            rows[1],
+            ("credentials", "FAILED (HTTP 401), see below".to_owned())
+        );
+        assert_eq!(rows[2], ("admin rights", "not checked".to_owned()));
+        let doc = target_json(&check);
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["credentials"]["status"], "failed");
+        assert_eq!(
+            doc["credentials"]["hint"],
+            "create a new personal access token"
+        );
+        assert_eq!(doc["admin_rights"]["status"], "not_checked");
+        assert_eq!(doc["error"]["step"], "credentials");
+        assert_eq!(
+            check.failure().as_deref(),
+            Some("credentials refused: refused; fix: create a new personal access token")
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use atlassian_sim::{AtlassianSim, Product, SimConfig, SimUser};
+use atlassian_sim::{AtlassianSim, Product, RunningAtlassianSim, SimConfig, SimUser};
 use graph_sim::{GraphSim, RunningGraphSim, TenantSpec};
+use serde_json::json;
 
 /// A config file for the simulator in a fresh folder; `secret` overrides the right one.
 fn write_config(sim: &RunningGraphSim, name: &str, secret: Option<&str>, extra: &str) -> PathBuf {
@@ -178,34 +179,372 @@ async fn check_sets_up_every_target_client_and_shows_warnings() {
         .start()
         .await
         .expect("sim");
-    // Plain http to another host: allowed, with a warning. Nothing is sent to the target.
+    // Plain http to another host: allowed, with a warning. `.invalid` never resolves, so the
+    // target is unreachable, which fails the check but not the config.
     let config = write_config(
         &sim,
         "targets",
         None,
-        "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"http://jira.example.com\"\n\
+        "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"http://jira.invalid\"\n\
          token = \"pat\"\n",
     );
     let path = config.to_str().expect("utf-8 path");
 
     let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["apps"][0]["ok"], true);
     assert_eq!(doc["targets"][0]["target"], "jira");
-    assert_eq!(doc["targets"][0]["ok"], true);
+    assert_eq!(doc["targets"][0]["ok"], false);
+    assert_eq!(
+        doc["targets"][0]["reachable"]["status"], "failed",
+        "{doc:#}"
+    );
     let warning = doc["warnings"][0].as_str().unwrap_or_default();
     assert!(warning.contains("targets[0].base_url"), "{doc:#}");
     assert!(warning.contains("plain http"), "{doc:#}");
 
     let out = idsync(&["check", "--config", path]).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(
-        shown.contains("target jira (jira-dc, http://jira.example.com/): client set up"),
+        shown.contains("target jira (jira-dc, http://jira.invalid/)"),
         "{shown}"
     );
     assert!(shown.contains("warning: "), "{shown}");
+    cleanup(&config);
+}
+
+/// The four targets of `idsync demo`, on `atl`, with the administrator's credentials.
+fn demo_targets(atl: &RunningAtlassianSim) -> String {
+    let c = atl.config();
+    format!(
+        "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n\n\
+         [[targets]]\nname = \"confluence\"\nkind = \"confluence-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n\n\
+         [[targets]]\nname = \"bitbucket\"\nkind = \"bitbucket-dc\"\nbase_url = \"{}\"\n\
+         username = \"{}\"\npassword = \"{}\"\n\n\
+         [[targets]]\nname = \"cloud\"\nkind = \"atlassian-cloud\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
+        atl.jira_url(),
+        c.jira_token,
+        atl.confluence_url(),
+        c.confluence_token,
+        atl.bitbucket_url(),
+        c.admin_user,
+        c.admin_password,
+        atl.scim_url(),
+        c.scim_token,
+    )
+}
+
+async fn atlassian() -> RunningAtlassianSim {
+    let atl = AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("atlassian-sim starts");
+    // As every Confluence has: a group whose members only an administrator may list.
+    atl.seed_user(Product::Confluence, SimUser::new("ada"));
+    atl.seed_membership(Product::Confluence, "confluence-users", "ada");
+    atl
+}
+
+fn target<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["target"] == name))
+        .unwrap_or_else(|| panic!("no target {name} in {doc:#}"))
+}
+
+/// A config like the demo's passes: every target answers, takes the credentials, has an
+/// administrator behind them; the table shows product, version and seats where exposed.
+#[tokio::test]
+async fn check_probes_every_target_and_prints_its_table() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = atlassian().await;
+    atl.set_licence_seats(Product::Jira, Some(10));
+    for name in ["ada", "bob", "cyd"] {
+        atl.seed_user(Product::Jira, SimUser::new(name));
+    }
+    atl.set_licence_seats(Product::Bitbucket, Some(50));
+    atl.seed_user(Product::Bitbucket, SimUser::new("ada"));
+    atl.seed_membership(Product::Bitbucket, "stash-users", "ada");
+    let config = write_config(&sim, "probe", None, &demo_targets(&atl));
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for expected in [
+        &format!("target jira (jira-dc, {})", atl.jira_url()),
+        "reachable",
+        "accepted (account admin)",
+        "yes: GET /rest/api/2/applicationrole",
+        "Jira 10.3.0",
+        "nothing: this version has every resource idsync uses",
+        "Jira Software: 7 of 10 left (3 in use)",
+        "Confluence 9.2.0",
+        "yes: GET /rest/api/group/{groupName}/member",
+        "not exposed by the product's REST API",
+        "Bitbucket 9.4.0",
+        "Bitbucket: 49 of 50 left (1 in use)",
+        "Atlassian Cloud",
+        "the directory API key grants every provisioning operation",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("FAILED"), "{shown}");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], true, "{doc:#}");
+    assert_eq!(doc["targets"].as_array().map(Vec::len), Some(4));
+    let jira = target(&doc, "jira");
+    assert_eq!(jira["ok"], true);
+    assert_eq!(jira["reachable"]["status"], "ok");
+    assert_eq!(jira["credentials"]["status"], "ok");
+    assert_eq!(jira["credentials"]["account"], "admin");
+    assert_eq!(jira["admin_rights"]["status"], "ok");
+    assert_eq!(
+        (jira["product"].clone(), jira["version"].clone()),
+        (json!("Jira"), json!("10.3.0"))
+    );
+    assert_eq!(jira["not_synced"], json!([]));
+    assert_eq!(
+        jira["licence_seats"],
+        json!({"status": "read", "licences": [
+            {"licence": "Jira Software", "total": 10, "used": 3, "remaining": 7}
+        ]})
+    );
+    let bitbucket = target(&doc, "bitbucket");
+    assert_eq!(bitbucket["licence_seats"]["licences"][0]["remaining"], 49);
+    assert_eq!(bitbucket["credentials"]["account"], "admin");
+    for name in ["confluence", "cloud"] {
+        assert_eq!(target(&doc, name)["licence_seats"]["status"], "not_exposed");
+        assert_eq!(target(&doc, name)["admin_rights"]["status"], "ok");
+    }
+    assert_eq!(target(&doc, "cloud")["version"], json!(null));
+    cleanup(&config);
+}
+
+/// Wrong credentials fail the check (exit 1), each with the fix for its product.
+#[tokio::test]
+async fn wrong_credentials_fail_the_check_with_the_fix() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = atlassian().await;
+    let c = atl.config().clone();
+    let targets = demo_targets(&atl)
+        .replace(&c.jira_token, "expired-jira-token")
+        .replace(
+            &format!("password = \"{}\"", c.admin_password),
+            "password = \"wrong\"",
+        );
+    let config = write_config(&sim, "wrong-credentials", None, &targets);
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("target \"jira\": credentials refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("create a new personal access token"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("target \"bitbucket\": credentials refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "use `username` and `password` of an account with Admin or System admin permission"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("target \"confluence\""), "{stderr}");
+    assert!(
+        !stderr.contains("expired-jira-token"),
+        "no secret shown: {stderr}"
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("fix: create a new personal access token"),
+        "{shown}"
+    );
+    assert!(shown.contains("not checked"), "{shown}");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let jira = target(&doc, "jira");
+    assert_eq!(jira["ok"], false);
+    assert_eq!(jira["reachable"]["status"], "ok");
+    assert_eq!(jira["credentials"]["status"], "failed");
+    assert_eq!(jira["credentials"]["error"]["kind"], "unauthorized");
+    assert_eq!(jira["admin_rights"]["status"], "not_checked");
+    assert_eq!(jira["error"]["step"], "credentials");
+    assert!(
+        jira["credentials"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("personal access token")),
+        "{jira:#}"
+    );
+    assert_eq!(target(&doc, "confluence")["ok"], true);
+    cleanup(&config);
+}
+
+/// An account the products accept but that is no administrator fails the check (exit 1) at
+/// the admin rights, with the fix.
+#[tokio::test]
+async fn an_account_that_is_no_administrator_fails_the_check() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = atlassian().await;
+    let c = atl.config().clone();
+    let targets = demo_targets(&atl)
+        .replace(&c.jira_token, &c.jira_plain_token)
+        .replace(&c.confluence_token, &c.confluence_plain_token)
+        .replace(
+            &format!(
+                "username = \"{}\"\npassword = \"{}\"",
+                c.admin_user, c.admin_password
+            ),
+            &format!(
+                "username = \"{}\"\npassword = \"{}\"",
+                c.bitbucket_plain_user, c.bitbucket_plain_password
+            ),
+        );
+    let config = write_config(&sim, "not-admin", None, &targets);
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for (name, fix) in [
+        ("jira", "Jira Administrators global permission"),
+        ("confluence", "Confluence Administrator global permission"),
+        (
+            "bitbucket",
+            "use `username` and `password` of an account with Admin or System admin permission",
+        ),
+    ] {
+        assert!(
+            stderr.contains(&format!("target \"{name}\": no administrator rights")),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains(fix), "{name}: {stderr}");
+    }
+    let shown = text(&out.stdout);
+    assert!(shown.contains("accepted (account developer)"), "{shown}");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    for name in ["jira", "confluence", "bitbucket"] {
+        let t = target(&doc, name);
+        assert_eq!(t["credentials"]["status"], "ok", "{t:#}");
+        assert_eq!(t["admin_rights"]["status"], "failed", "{t:#}");
+        assert_eq!(t["error"]["step"], "admin_rights", "{t:#}");
+        // What was learned before the failure is kept.
+        assert!(t["product"].is_string(), "{t:#}");
+    }
+    assert_eq!(target(&doc, "cloud")["ok"], true);
+    cleanup(&config);
+}
+
+/// A target nobody listens for fails the check (exit 1) at once, pointing at `base_url`.
+#[tokio::test]
+async fn an_unreachable_target_fails_the_check() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("address").port()
+    };
+    let config = write_config(
+        &sim,
+        "unreachable",
+        None,
+        &format!(
+            "[apps.users]\ndefault_project_lead = \"jira-admin\"\n\n[[targets]]\nname = \"jira\"\n\
+             kind = \"jira-dc\"\nbase_url = \"http://127.0.0.1:{closed}/jira\"\ntoken = \"pat\"\n"
+        ),
+    );
+    let path = config.to_str().expect("utf-8 path");
+    let started = std::time::Instant::now();
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("target \"jira\": not reachable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check base_url"), "{stderr}");
+    // The lead is not asked for, and not reported as a failure of its own.
+    assert!(!stderr.contains("default_project_lead"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let jira = target(&doc, "jira");
+    assert_eq!(jira["reachable"]["status"], "failed", "{jira:#}");
+    assert_eq!(jira["reachable"]["error"]["kind"], "unavailable");
+    assert_eq!(jira["credentials"]["status"], "not_checked");
+    assert_eq!(jira["product"], json!(null));
+    assert_eq!(doc["leads"][0]["asked"], false, "{doc:#}");
+    cleanup(&config);
+}
+
+/// An old Confluence passes, and the table says what idsync will not sync there.
+#[tokio::test]
+async fn an_old_confluence_shows_what_will_not_be_synced() {
+    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim");
+    let atl = atlassian().await;
+    atl.set_version(Product::Confluence, "8.3.0");
+    let config = write_config(&sim, "old-confluence", None, &demo_targets(&atl));
+    let path = config.to_str().expect("utf-8 path");
+
+    let out = idsync(&["check", "--config", path]).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Confluence 8.3.0"), "{shown}");
+    assert!(
+        shown.contains(
+            "Confluence 8.3.0 cannot create users through its REST API (needs Confluence 8.4 or later)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("needs Confluence 9.0 or later"), "{shown}");
+
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let confluence = target(&doc, "confluence");
+    assert_eq!(confluence["ok"], true);
+    assert_eq!(confluence["version"], "8.3.0");
+    assert_eq!(
+        confluence["not_synced"].as_array().map(Vec::len),
+        Some(4),
+        "{confluence:#}"
+    );
+    assert_eq!(target(&doc, "jira")["not_synced"], json!([]));
     cleanup(&config);
 }
 

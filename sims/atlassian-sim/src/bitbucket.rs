@@ -66,6 +66,8 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         ("/admin/groups/more-members", get(users_in_group)),
         // findUsersNotInGroup
         ("/admin/groups/more-non-members", get(users_not_in_group)),
+        // get_2 ("Get license details", System Maintenance; ADMIN permission)
+        ("/admin/license", get(license)),
         // getGroups
         ("/groups", get(group_names)),
         // getUsers_2
@@ -687,6 +689,41 @@ async fn user_by_slug(State(sim): State<Arc<Inner>>, Path(user_slug): Path<Strin
         .find(|u| slug(&u.name) == wanted)
         .ok_or_else(|| no_user(&user_slug))?;
     Ok(json_response(StatusCode::OK, app_user(&base, user)))
+}
+
+/// get_2: the installed licence (RestBitbucketLicense). Its user limit follows the licence-seat
+/// knob (`AtlassianSim::set_licence_seats`) and `status.currentNumberOfUsers` counts the users
+/// in a licence-granting group, as creating users and adding them to such groups do. The dates
+/// and texts are fixed placeholders. [U] An unlimited licence is shown with
+/// `unlimitedNumberOfUsers` and a limit of -1.
+async fn license(State(sim): State<Arc<Inner>>) -> Res {
+    let state = crate::lock(&sim.state);
+    let dir = &state.bitbucket;
+    let used = licensed_count(dir, &licence_groups(&sim));
+    let maximum = dir
+        .seats
+        .map_or(-1, |seats| i64::try_from(seats).unwrap_or(i64::MAX));
+    const SERVER_ID: &str = "B0B0-SIMU-LATE-D000";
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "creationDate": 1_767_225_600_000_i64,
+            "purchaseDate": 1_767_225_600_000_i64,
+            "expiryDate": 1_830_297_600_000_i64,
+            "maintenanceExpiryDate": 1_830_297_600_000_i64,
+            "gracePeriodEndDate": 1_832_889_600_000_i64,
+            "numberOfDaysBeforeExpiry": 730,
+            "numberOfDaysBeforeGracePeriodExpiry": 760,
+            "numberOfDaysBeforeMaintenanceExpiry": 730,
+            "daysBeforeExpiry": 730,
+            "maximumNumberOfUsers": maximum,
+            "unlimitedNumberOfUsers": dir.seats.is_none(),
+            "serverId": SERVER_ID,
+            "supportEntitlementNumber": "SEN-SIMULATED",
+            "license": "<encoded license text>",
+            "status": {"serverId": SERVER_ID, "currentNumberOfUsers": used},
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

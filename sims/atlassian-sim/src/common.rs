@@ -218,15 +218,15 @@ pub(crate) struct Gate {
     pub product: Product,
 }
 
-/// What the `Authorization` header of a request is worth on the route it asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Granted,
-    /// No credentials, or credentials the product does not know.
-    Unauthenticated,
-    /// Bitbucket: known credentials that may not use an administrative endpoint, either an
-    /// HTTP access token or an account without ADMIN/SYS_ADMIN permission.
-    NotPermitted,
+/// Who sent a request, as its `Authorization` header says; handlers that answer about the
+/// caller (Jira's `/myself`, Confluence's `/user/current`) read it from the request's
+/// extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    /// The account's username.
+    pub name: String,
+    /// Whether these credentials may use the resources that need administrator rights.
+    pub admin: bool,
 }
 
 /// Bitbucket's administrative REST resources (`/rest/api/{1.0|latest}/admin/...`): the ones
@@ -240,39 +240,66 @@ fn is_bitbucket_admin(path: &str) -> bool {
     .any(|prefix| path.starts_with(prefix))
 }
 
-fn access(sim: &Inner, product: Product, request: &Request) -> Access {
-    let Some(value) = request
+/// Whether the resource `method route` (a matched route; `path` as received) needs an
+/// administrator.
+/// - Bitbucket: everything under `/admin/` (8.14 OpenAPI: "The authenticated user must have
+///   ADMIN permission").
+/// - Jira: user and group changes, `GET /group/member` (api-contracts.md C.2: 403 when not an
+///   admin) and `GET /applicationrole` (Administer Jira global permission,
+///   https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-applicationrole/).
+///   [U] Every other write is taken to need one too.
+/// - Confluence: the `/admin/` resources, user-group membership changes, and the member
+///   listing of a group (CONFSERVER-98582: refused to a user who is not an administrator).
+/// - SCIM: nothing; the directory API key is all there is.
+fn needs_admin(product: Product, method: &axum::http::Method, route: &str, path: &str) -> bool {
+    match product {
+        Product::Bitbucket => is_bitbucket_admin(path),
+        Product::Jira => {
+            method != axum::http::Method::GET
+                || route == "/jira/rest/api/2/group/member"
+                || route == "/jira/rest/api/2/applicationrole"
+        }
+        Product::Confluence => {
+            route.starts_with("/confluence/rest/api/admin/")
+                || route == "/confluence/rest/api/group/{groupName}/member"
+                || route == "/confluence/rest/api/user/{username}/group/{groupName}"
+        }
+        Product::Scim => false,
+    }
+}
+
+/// The caller the `Authorization` header names, `None` when it names nobody the product
+/// knows (or is missing).
+fn caller(sim: &Inner, product: Product, request: &Request) -> Option<Caller> {
+    let value = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Access::Unauthenticated;
-    };
+        .and_then(|v| v.to_str().ok())?;
     let config = &sim.config;
-    let token = match product {
-        Product::Jira => &config.jira_token,
-        Product::Confluence => &config.confluence_token,
-        Product::Bitbucket => &config.bitbucket_token,
-        Product::Scim => &config.scim_token,
+    let admin = |admin| Caller {
+        name: config.admin_user.clone(),
+        admin,
     };
-    let admin_route = product == Product::Bitbucket && is_bitbucket_admin(request.uri().path());
+    let plain = || Caller {
+        name: config.bitbucket_plain_user.clone(),
+        admin: false,
+    };
     let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        if credentials != token {
-            return Access::Unauthenticated;
-        }
-        // Bitbucket DC does not accept HTTP access tokens (personal, project or repository)
-        // on administrative endpoints or user management; Basic or OAuth 2.0 only. The token
-        // authenticates, then the admin permission check fails, which the REST layer answers
-        // with 401 ("The authenticated user does not have the ADMIN permission", 8.14
-        // OpenAPI, e.g. PUT /api/latest/admin/users).
-        // https://confluence.atlassian.com/bitbucketserverkb/how-to-use-oauth2-tokens-for-administrative-endpoints-of-bitbucket-data-center-1489469945.html
-        // (BSERV-10482)
-        return if admin_route {
-            Access::NotPermitted
-        } else {
-            Access::Granted
+        return match product {
+            Product::Jira if credentials == config.jira_token => Some(admin(true)),
+            Product::Jira if credentials == config.jira_plain_token => Some(plain()),
+            Product::Confluence if credentials == config.confluence_token => Some(admin(true)),
+            Product::Confluence if credentials == config.confluence_plain_token => Some(plain()),
+            // Bitbucket DC does not accept HTTP access tokens (personal, project or
+            // repository) on administrative endpoints or user management; Basic or OAuth 2.0
+            // only. The token authenticates, then the admin permission check fails.
+            // https://confluence.atlassian.com/bitbucketserverkb/how-to-use-oauth2-tokens-for-administrative-endpoints-of-bitbucket-data-center-1489469945.html
+            // (BSERV-10482)
+            Product::Bitbucket if credentials == config.bitbucket_token => Some(admin(false)),
+            Product::Scim if credentials == config.scim_token => Some(admin(true)),
+            _ => None,
         };
     }
     // SCIM accepts only the directory's bearer API key (api-contracts.md F).
@@ -281,24 +308,64 @@ fn access(sim: &Inner, product: Product, request: &Request) -> Access {
             credentials == base64(format!("{user}:{password}").as_bytes())
         };
         if basic(&config.admin_user, &config.admin_password) {
-            return Access::Granted;
+            return Some(admin(true));
         }
-        // A licensed Bitbucket account without ADMIN permission: fine on the non-admin
-        // resources, refused on admin ones with the same 401 as a token.
+        // A licensed Bitbucket account without ADMIN permission.
         if product == Product::Bitbucket
             && basic(
                 &config.bitbucket_plain_user,
                 &config.bitbucket_plain_password,
             )
         {
-            return if admin_route {
-                Access::NotPermitted
-            } else {
-                Access::Granted
-            };
+            return Some(plain());
         }
     }
-    Access::Unauthenticated
+    None
+}
+
+/// The product's answer to known credentials asking for a resource that needs an
+/// administrator.
+fn not_permitted(gate: &Gate, path: &str) -> Response {
+    match gate.product {
+        // Bitbucket answers a failed permission check with 401 ("The authenticated user does
+        // not have the ADMIN permission", 8.14 OpenAPI) in the RestErrors shape; no
+        // WWW-Authenticate, since authentication itself succeeded.
+        Product::Bitbucket => json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": [{
+                "context": null,
+                "message": "You are not permitted to access this resource",
+                "exceptionName": "com.atlassian.bitbucket.AuthorisationException",
+            }]}),
+        ),
+        // Confluence 8.x answers 401 "Client must be authenticated to access this resource."
+        // though the client is (CONFSERVER-98582, seen on 8.5); [U] later versions are taken
+        // to answer 403.
+        Product::Confluence => {
+            let version = crate::lock(&gate.sim.state).version(Product::Confluence);
+            if version < (9, 1, 0) {
+                error_for_path(
+                    path,
+                    StatusCode::UNAUTHORIZED,
+                    "Client must be authenticated to access this resource.",
+                )
+            } else {
+                error_for_path(
+                    path,
+                    StatusCode::FORBIDDEN,
+                    "The calling user does not have permission to use this resource: it needs \
+                     Confluence administrator rights.",
+                )
+            }
+        }
+        // [U text] Jira's 403 for an account without the Jira Administrators permission.
+        _ => error_for_path(
+            path,
+            StatusCode::FORBIDDEN,
+            "You do not have the permission to use this resource: it needs the Jira \
+             Administrators global permission.",
+        ),
+    }
 }
 
 /// Per-product middleware: the Bitbucket request log, authentication, then rate limiting.
@@ -370,22 +437,9 @@ pub(crate) fn bitbucket_spec_path(route: &str) -> String {
     }
 }
 
-async fn authenticated(gate: &Gate, request: Request, next: Next) -> Response {
+async fn authenticated(gate: &Gate, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let access = access(&gate.sim, gate.product, &request);
-    if access == Access::NotPermitted {
-        // The body Bitbucket sends when a permission check fails (AuthorisationException in
-        // the RestErrors shape); no WWW-Authenticate, since authentication itself succeeded.
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"errors": [{
-                "context": null,
-                "message": "You are not permitted to access this resource",
-                "exceptionName": "com.atlassian.bitbucket.AuthorisationException",
-            }]}),
-        );
-    }
-    if access == Access::Unauthenticated {
+    let Some(who) = caller(&gate.sim, gate.product, &request) else {
         let message = match gate.product {
             Product::Scim => "Unauthorized: a valid directory API key is required",
             Product::Bitbucket => {
@@ -401,7 +455,16 @@ async fn authenticated(gate: &Gate, request: Request, next: Next) -> Response {
             );
         }
         return response;
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    if !who.admin && needs_admin(gate.product, request.method(), &route, &path) {
+        return not_permitted(gate, &path);
     }
+    request.extensions_mut().insert(who);
     let taken = {
         let mut state = crate::lock(&gate.sim.state);
         state

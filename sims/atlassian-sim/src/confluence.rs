@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +18,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
-use crate::common::{Params, empty, enc, error_body, json_response, parse_json, window};
+use crate::common::{Caller, Params, empty, enc, error_body, json_response, parse_json, window};
 use crate::state::{Dir, LongTask, State as SimState, UserRec, now_rfc3339};
 use crate::{Inner, Product};
 
@@ -80,6 +81,9 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route(&format!("{API}/user/list"), get(list_users))
         // .../api-group-user/ (groups of a user)
         .route(&format!("{API}/user/memberof"), get(member_of))
+        // https://developer.atlassian.com/server/confluence/rest/v910/api-group-user/ (the
+        // current user)
+        .route(&format!("{API}/user/current"), get(current_user))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,6 +656,47 @@ async fn get_user(State(sim): State<Arc<Inner>>, params: Params) -> Res {
         StatusCode::OK,
         person(&base, user, expands_status(&params)),
     ))
+}
+
+/// `GET /user/current`: the account the credentials belong to, as a Person. One the directory
+/// does not hold (the simulator's built-in administrator) gets a user key made from its name.
+async fn current_user(
+    State(sim): State<Arc<Inner>>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> Res {
+    let base = sim.base();
+    let state = crate::lock(&sim.state);
+    let body = match state.confluence.user(&caller.name) {
+        Some(user) => person(&base, user, expands_status(&params)),
+        None => {
+            let key = format!(
+                "{:0>32}",
+                caller
+                    .name
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            );
+            person(
+                &base,
+                &UserRec {
+                    key,
+                    name: caller.name.clone(),
+                    email: String::new(),
+                    display_name: caller.name.clone(),
+                    active: true,
+                    external_id: None,
+                    attributes: Default::default(),
+                    properties: Default::default(),
+                    created: now_rfc3339(),
+                    modified: now_rfc3339(),
+                },
+                expands_status(&params),
+            )
+        }
+    };
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `GET /user/list`: every user (active and deactivated), paged like the other lists.

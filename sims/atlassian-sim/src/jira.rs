@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,7 +17,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use crate::Inner;
-use crate::common::{Params, empty, enc, json_response, parse_json, window};
+use crate::common::{Caller, Params, empty, enc, json_response, parse_json, window};
 use crate::state::{Dir, State as SimState, UserRec, lower, now_rfc3339};
 
 const API: &str = "/jira/rest/api/2";
@@ -43,6 +44,11 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
             &format!("{API}/serverInfo"),
             get(crate::versions::jira_server_info),
         )
+        // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-myself/#api-api-2-myself-get
+        .route(&format!("{API}/myself"), get(myself))
+        // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-applicationrole/#api-api-2-applicationrole-get
+        // (Administer Jira global permission)
+        .route(&format!("{API}/applicationrole"), get(application_roles))
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-properties-get
         .route(&format!("{API}/user/properties"), get(property_keys))
         // https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-properties-propertykey-get
@@ -240,6 +246,65 @@ async fn get_user(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     Ok(json_response(
         StatusCode::OK,
         user_json(&base, &state.jira, user, expand_groups),
+    ))
+}
+
+/// `GET /myself`: the account the credentials belong to. One the directory does not hold (the
+/// simulator's built-in administrator) is shown as accounts made before Jira 8 are, with its
+/// username as its key.
+async fn myself(State(sim): State<Arc<Inner>>, Extension(caller): Extension<Caller>) -> Res {
+    let base = sim.base();
+    let state = crate::lock(&sim.state);
+    let body = match state.jira.user(&caller.name) {
+        Some(user) => user_json(&base, &state.jira, user, false),
+        None => json!({
+            "self": user_self(&base, &caller.name),
+            "key": caller.name,
+            "name": caller.name,
+            "emailAddress": format!("{}@example.com", caller.name),
+            "avatarUrls": avatar_urls(&base, &caller.name),
+            "displayName": caller.name,
+            "active": true,
+            "deleted": false,
+            "timeZone": "UTC",
+            "locale": "en_US",
+            "groups": {"size": 0, "items": []},
+            "applicationRoles": {"size": 0, "items": []},
+            "expand": "groups,applicationRoles",
+        }),
+    };
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// `GET /applicationrole`: one application role, Jira Software, whose seats follow the
+/// licence-seat knob (`AtlassianSim::set_licence_seats`): active users count against it.
+/// [U] An unlimited licence is shown with `hasUnlimitedSeats` and -1 seats.
+async fn application_roles(State(sim): State<Arc<Inner>>) -> Res {
+    let state = crate::lock(&sim.state);
+    let used = state.jira.active_count();
+    let (seats, remaining) = match state.jira.seats {
+        Some(seats) => (
+            i64::try_from(seats).unwrap_or(i64::MAX),
+            i64::try_from(seats.saturating_sub(used)).unwrap_or(i64::MAX),
+        ),
+        None => (-1, -1),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        json!([{
+            "key": "jira-software",
+            "name": "Jira Software",
+            "groups": ["jira-software-users"],
+            "defaultGroups": ["jira-software-users"],
+            "selectedByDefault": true,
+            "defined": true,
+            "numberOfSeats": seats,
+            "remainingSeats": remaining,
+            "userCount": used,
+            "userCountDescription": "users",
+            "hasUnlimitedSeats": state.jira.seats.is_none(),
+            "platform": false,
+        }]),
     ))
 }
 

@@ -14,6 +14,10 @@
 //! counters) come from [`sim_kit`]; the product knobs (licence seats, read-only directories,
 //! token-bucket rate limits) and seeding are on [`AtlassianSim`] and, for simulators run as a
 //! separate process, under `/_sim/{jira|confluence|bitbucket|scim}/...` (see `control.rs`).
+//!
+//! Besides the administrator's credentials, [`SimConfig`] holds those of an account that is no
+//! administrator (a Jira and a Confluence personal access token, a Bitbucket password): the
+//! products accept them, and refuse them on the resources that need administrator rights.
 
 // Handlers and their helpers return `Result<_, Response>`: the error IS the product's HTTP
 // error response, built once per failed request, so its size (128 bytes) is irrelevant and
@@ -97,6 +101,11 @@ pub struct SimConfig {
     /// resources answer it with 401, as they answer a token.
     pub bitbucket_plain_user: String,
     pub bitbucket_plain_password: String,
+    /// Personal access tokens of a licensed Jira / Confluence account that is no
+    /// administrator (named like `bitbucket_plain_user`): accepted, but refused on the
+    /// resources that need administrator rights, as the products refuse such an account.
+    pub jira_plain_token: String,
+    pub confluence_plain_token: String,
     /// Bitbucket groups that grant a licence seat (the default group grants one too).
     pub bitbucket_licence_groups: Vec<String>,
     /// The group `POST /admin/users?addToDefaultGroup=true` adds new users to.
@@ -115,6 +124,8 @@ impl Default for SimConfig {
             admin_password: "admin".to_owned(),
             bitbucket_plain_user: "developer".to_owned(),
             bitbucket_plain_password: "developer".to_owned(),
+            jira_plain_token: "jira-pat-developer-0001".to_owned(),
+            confluence_plain_token: "confluence-pat-developer-0001".to_owned(),
             bitbucket_licence_groups: vec!["stash-users".to_owned()],
             bitbucket_default_group: "stash-users".to_owned(),
         }

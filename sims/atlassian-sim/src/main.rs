@@ -103,6 +103,14 @@ async fn main() -> anyhow::Result<()> {
         running.scim_url(),
         config.scim_token
     );
+    println!(
+        "  no admin    Jira Bearer {}, Confluence Bearer {}, Bitbucket Basic {}:{}  (refused \
+         where administrator rights are needed)",
+        config.jira_plain_token,
+        config.confluence_plain_token,
+        config.bitbucket_plain_user,
+        config.bitbucket_plain_password
+    );
     println!("  control     {}/_sim/...", running.base_url);
     tokio::signal::ctrl_c()
         .await

@@ -222,6 +222,8 @@ async fn every_bitbucket_request_matches_the_8_14_openapi_document() {
     }
     throttle_once(&sim, "/bitbucket/rest/api/1.0/admin/users", None);
     let bb = target(&sim, idsync_model::TargetKind::BitbucketDc);
+    // What `idsync check` asks, too.
+    assert!(bb.probe().await.ok());
     bb.read_state(&[]).await.expect("read state");
     ok(bb.as_ref(), create_user("p00")).await;
     let mut delete_policy = config(&sim, idsync_model::TargetKind::BitbucketDc);
@@ -271,6 +273,9 @@ async fn every_bitbucket_request_matches_the_8_14_openapi_document() {
         "POST /api/latest/admin/groups/add-users",
         "POST /api/latest/admin/groups/remove-user",
         "GET /api/latest/admin/groups/more-members",
+        "GET /api/latest/application-properties",
+        "GET /api/latest/users",
+        "GET /api/latest/admin/license",
     ] {
         assert!(seen.contains(call), "{call} was not exercised: {seen:?}");
     }

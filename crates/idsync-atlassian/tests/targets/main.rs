@@ -7,5 +7,6 @@ mod bitbucket_openapi;
 mod common;
 mod confluence;
 mod jira;
+mod probe;
 mod scale;
 mod scim;
