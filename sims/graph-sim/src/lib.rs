@@ -49,6 +49,14 @@
 //! - `POST /v1.0/$batch`: at most 20 requests, unique ids, `dependsOn` (424 when a
 //!   dependency failed), responses in shuffled order; each item goes through auth, counters
 //!   and injected faults on its own (per-item 429 with `Retry-After` in its headers).
+//! - Application permissions (`permissions.rs`): tokens carry the permissions consented when
+//!   they were issued ([`DEFAULT_PERMISSIONS`] unless changed with
+//!   [`GraphSim::set_permissions`]); users routes need User.Read.All, groups routes
+//!   GroupMember.Read.All (or Group.Read.All), servicePrincipals routes Application.Read.All
+//!   (Directory.Read.All covers all three); otherwise 403 `Authorization_RequestDenied`.
+//!   Members of a group with `visibility: "HiddenMembership"` are left out (empty member list,
+//!   no `members@delta`, no membership changes in later delta rounds, not in memberOf) unless
+//!   the token holds [`MEMBER_READ_HIDDEN`].
 //! - Errors use Graph's envelope `{"error":{"code","message","innerError":{"date",
 //!   "request-id","client-request-id"}}}`; every response has `request-id` and
 //!   `client-request-id` (echoed when sent).
@@ -78,7 +86,8 @@
 //! | `POST /_sim/delta/expire` | every outstanding delta/skip token → 400 `syncStateNotFound` |
 //! | `POST /_sim/delta/resync` | next users and next groups delta request → 410 + `Location` |
 //! | `POST /_sim/delta/replay` | `{"count": n}`: next incremental round of each resource repeats n objects |
-//! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?}` |
+//! | `GET /_sim/auth` | `{"permissions": [...]}`: the consented application permissions |
+//! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?, "permissions"?: [...]}` (permissions apply to tokens issued afterwards) |
 //! | `POST /_sim/auth/revoke` | forget every issued access token |
 //! | `GET`/`PUT /_sim/paging` | [`PagingKnobs`] (PUT merges the given fields; `pageTokenMaxAgeMs` expires `$skiptoken`s by age) |
 //! | `/_sim/faults`, `/_sim/latency`, `/_sim/counters` | sim-kit (faults, latency, counters) |
@@ -104,6 +113,7 @@ mod delta;
 mod generate;
 mod graph;
 mod http;
+mod permissions;
 mod schema;
 mod store;
 mod token;
@@ -120,6 +130,7 @@ use sim_kit::{SimKit, lock};
 
 pub use auth::GRAPH_DEFAULT_SCOPE;
 pub use generate::TenantSpec;
+pub use permissions::{DEFAULT_PERMISSIONS, MEMBER_READ_HIDDEN};
 pub use schema::ObjectKind;
 /// Re-exported so tests can build fault rules without a direct dependency.
 pub use sim_kit;
@@ -587,9 +598,44 @@ impl GraphSim {
         self.auth().secret_expired = expired;
     }
 
-    /// Directory reads answer 403 `Authorization_RequestDenied` (consent missing).
+    /// Directory reads answer 403 `Authorization_RequestDenied` (consent missing altogether),
+    /// whatever the token holds; takes effect at once.
     pub fn deny_permission(&self, deny: bool) {
         self.auth().deny_permission = deny;
+    }
+
+    /// The application permissions consented for the app (default:
+    /// [`DEFAULT_PERMISSIONS`]). Tokens carry the permissions of the moment they were issued,
+    /// as the `roles` claim of a real token does: a change applies to tokens issued after it
+    /// (call [`GraphSim::revoke_tokens`] to make a client fetch a new one).
+    pub fn set_permissions<S: AsRef<str>>(&self, permissions: &[S]) {
+        self.auth().permissions =
+            std::sync::Arc::new(permissions.iter().map(|p| p.as_ref().to_owned()).collect());
+    }
+
+    /// Takes one application permission away (names compare without case), e.g.
+    /// `"GroupMember.Read.All"` or [`MEMBER_READ_HIDDEN`]; see [`GraphSim::set_permissions`].
+    pub fn withhold_permission(&self, permission: &str) {
+        let kept: Vec<String> = self
+            .permissions()
+            .into_iter()
+            .filter(|p| !p.eq_ignore_ascii_case(permission))
+            .collect();
+        self.set_permissions(&kept);
+    }
+
+    /// Consents one more application permission; see [`GraphSim::set_permissions`].
+    pub fn grant_permission(&self, permission: &str) {
+        let mut all = self.permissions();
+        if !all.iter().any(|p| p.eq_ignore_ascii_case(permission)) {
+            all.push(permission.to_owned());
+        }
+        self.set_permissions(&all);
+    }
+
+    /// The consented application permissions, sorted.
+    pub fn permissions(&self) -> Vec<String> {
+        self.auth().permissions.iter().cloned().collect()
     }
 
     /// Lifetime (and `expires_in`) of newly issued tokens. Zero makes tokens unusable at once.
