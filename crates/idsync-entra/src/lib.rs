@@ -27,6 +27,16 @@
 //! makes that resource fall back to a full read, and [`SourceRead::notes`] says so. A page token
 //! that expired while a round was paged through (400 `Directory_ExpiredPageToken`, after a long
 //! pause) starts that round over, at most [`PAGE_TOKEN_RESTARTS`] times, also with a note.
+//!
+//! Each call needs its own application permission (users: User.Read.All, groups:
+//! GroupMember.Read.All, enterprise-app assignments: Application.Read.All); a 403 is
+//! [`EntraError::PermissionDenied`] naming the missing one and where to grant it. The members of
+//! groups with hidden membership also need Member.Read.Hidden, and Graph gives no sign that it
+//! left them out: such a group whose members cannot be read is never taken as empty. It keeps the
+//! members last read, is listed in [`SourceSnapshot::membership_unknown`] (the planner then
+//! removes nobody from the target groups it feeds), and when the scope goes through it the
+//! users outside the scope are listed in [`SourceSnapshot::maybe_in_scope`] (not deprovisioned);
+//! a note names the groups and the permission, and groups are read in full until it is granted.
 
 pub mod error;
 pub mod graph;
@@ -101,6 +111,10 @@ pub struct ReadStats {
     pub nested_group_memberships: usize,
     /// Groups reached only through nesting while working out the scope.
     pub nested_groups_expanded: usize,
+    /// Groups with hidden membership whose members could not be read (Member.Read.Hidden
+    /// missing); see [`SourceRead::notes`].
+    #[serde(default)]
+    pub hidden_membership_unknown: usize,
     /// Group members that are neither users nor groups, by type (memberships counted).
     pub ignored_members: BTreeMap<String, u64>,
     /// Enterprise-app assignments to service principals (not users, so ignored).
