@@ -368,10 +368,12 @@ fn delta(
         Resource::Users => knobs.users_delta_page_size,
         Resource::Groups => knobs.groups_delta_max_groups,
     };
+    // The preference is honoured up to the service's own page size, never beyond it.
+    let service_objects = default_objects.max(1);
     let max_objects = prefer
         .max_page_size
-        .unwrap_or(default_objects)
-        .clamp(1, 999)
+        .unwrap_or(service_objects)
+        .clamp(1, service_objects)
         .min(cap)
         .max(1);
     let max_refs = knobs.groups_delta_max_member_refs.max(1);

@@ -37,7 +37,8 @@
 //!   `microsoft.graph.delta()`): see `delta.rs`; `$select` (a user property change tracking
 //!   does not support, e.g. `skills`, `birthday`, `signInActivity`: 400 `BadRequest`), `$filter=id eq ..
 //!   or ..` (≤ 50), `$deltatoken=latest`, `Prefer: return=minimal`, `Prefer:
-//!   odata.maxpagesize=N` (≤ 999). Group rounds carry `members@delta` when `members` is in
+//!   odata.maxpagesize=N` (a preference: pages hold at most 200 users, 200 groups and 500
+//!   `members@delta` entries by default, see [`PagingKnobs`]). Group rounds carry `members@delta` when `members` is in
 //!   `$select`, with `$expand=members`, or with no `$select`. Initial rounds list current
 //!   objects (soft-deleted users appear as `@removed: changed`, which Graph may also do);
 //!   later rounds list objects changed since the token, merged per object: created/restored →
@@ -140,6 +141,19 @@ use delta::{DeltaCache, DeltaItem, Resource};
 use store::Tenant;
 
 /// Paging knobs (all also under `GET/PUT /_sim/paging`).
+///
+/// The delta defaults are the page sizes Graph is reported to serve. `Prefer:
+/// odata.maxpagesize` is a preference, not a guarantee, and Graph does not document the delta
+/// page sizes of users and groups ("The number of objects in each page can vary depending on the
+/// resource type and the type of changes", https://learn.microsoft.com/graph/delta-query-overview;
+/// `$top` is not supported there). Observed and stated by Microsoft support: at most 200 objects
+/// such as users per delta page and 500 directory links such as group members, the same without
+/// the header, larger values capped, fewer when the service runs short of time (Microsoft Q&A,
+/// https://learn.microsoft.com/en-us/answers/questions/2276060, accepted answer, May 2025; users
+/// delta "returning 200 or fewer records" per call:
+/// https://learn.microsoft.com/en-us/answers/questions/5875141, April 2026); a group of about
+/// 9,993 members came back on 20 groups-delta pages, about 500 members a page
+/// (microsoftgraph/msgraph-sdk-dotnet#574).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PagingKnobs {
@@ -148,13 +162,15 @@ pub struct PagingKnobs {
     pub page_cap: Option<usize>,
     /// Before every data page, send a page with an empty `value` and a nextLink. Default off.
     pub empty_pages: bool,
-    /// Objects per users-delta page without `Prefer: odata.maxpagesize`. Default 100.
+    /// Objects per users-delta page: the size without `Prefer: odata.maxpagesize` and the most
+    /// a larger preference gets (a smaller one is honoured). Default 200.
     pub users_delta_page_size: usize,
-    /// Group objects (each chunk of a split group counts) per groups-delta page without
-    /// `Prefer: odata.maxpagesize`. Default 100.
+    /// Group objects (each chunk of a split group counts) per groups-delta page, as
+    /// `users_delta_page_size` is for users. Default 200.
     pub groups_delta_max_groups: usize,
-    /// `members@delta` entries per groups-delta page; a bigger group is split across pages.
-    /// Default 1000.
+    /// `members@delta` entries per groups-delta page, over all its groups; a bigger group is
+    /// split across pages, and the members of many groups spread them over more pages.
+    /// Default 500.
     pub groups_delta_max_member_refs: usize,
     /// A `$skiptoken` (of a list or of a delta round) used more than this many milliseconds
     /// after the page that handed it out gets 400 `Directory_ExpiredPageToken`, as Graph's page
@@ -168,9 +184,9 @@ impl Default for PagingKnobs {
         PagingKnobs {
             page_cap: None,
             empty_pages: false,
-            users_delta_page_size: 100,
-            groups_delta_max_groups: 100,
-            groups_delta_max_member_refs: 1000,
+            users_delta_page_size: 200,
+            groups_delta_max_groups: 200,
+            groups_delta_max_member_refs: 500,
             page_token_max_age_ms: None,
         }
     }
