@@ -8,12 +8,15 @@
 //! ## How a read is done, and why
 //! Users and groups are read with delta queries (`/users/delta`, `/groups/delta` with
 //! `members@delta`), both on the first read and later ones:
-//! - the initial round of a delta query returns the same objects as a plain list, page for page
-//!   (`Prefer: odata.maxpagesize=999` gives 999 users a page, as `$top=999` would), and it also
-//!   hands back the deltaLink the next read starts from;
-//! - `groups/delta` with `members` in `$select` carries every group's direct members, so the
-//!   membership of all groups costs a few hundred pages instead of one `/groups/{id}/members`
-//!   call (or more) per group;
+//! - the initial round of a delta query returns the same objects as a plain list, and it also
+//!   hands back the deltaLink the next read starts from. Its pages are smaller: Graph sends
+//!   about 200 users a page whatever `Prefer: odata.maxpagesize=999` asks (a list would take
+//!   `$top=999`), so 100k users take about 500 requests instead of about 100 — still far fewer
+//!   than listing users and then reading groups one by one;
+//! - `groups/delta` with `members` in `$select` carries every group's direct members, about 500
+//!   `members@delta` entries a page (the members of many groups spread over pages), so the
+//!   membership of all groups costs one request per ~500 memberships (about 1,000 for 500k)
+//!   instead of one `/groups/{id}/members` call (or more) per group;
 //! - later reads only fetch what changed.
 //!
 //! Users and groups are read concurrently. The enterprise-app scope needs one more listing,
@@ -149,7 +152,7 @@ impl Default for SourceOptions {
         SourceOptions {
             retry: RetryPolicy::default(),
             http: ClientOptions {
-                // A page of 999 users can take a while on a busy tenant.
+                // A page of users or of group members can take a while on a busy tenant.
                 timeout: Duration::from_secs(120),
                 connect_timeout: Duration::from_secs(15),
             },
