@@ -876,6 +876,34 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     // that of the first of them by id (the lookup this replaces went in hash order, so which
     // reason a plan gave could change from run to run).
     group_targets.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Source groups whose members could not be read (Entra: hidden membership without
+    // Member.Read.Hidden): who belongs in the target groups they feed is unknown, so nobody is
+    // taken out of those for a mapping's sake, as for a manual mapping whose group is missing.
+    let mut unknown_warnings = Vec::new();
+    if !input.snapshot.membership_unknown.is_empty() {
+        let mut held: Vec<u32> = group_targets
+            .iter()
+            .filter(|(group, _)| input.snapshot.membership_unknown.contains(*group))
+            .flat_map(|(_, targets)| targets.iter().map(|(t, _)| *t))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        for t in &held {
+            index.name_mut(*t).unresolved = true;
+        }
+        if !held.is_empty() {
+            let names: Vec<String> = held
+                .iter()
+                .map(|t| format!("{:?}", index.name(*t).spelling))
+                .collect();
+            unknown_warnings.push(format!(
+                "target group(s) {} are fed by source groups whose members cannot be read \
+                 (hidden membership; the app needs Member.Read.Hidden): no membership is \
+                 removed from them until it can be read",
+                names.join(", ")
+            ));
+        }
+    }
 
     // Source users by object id (the same id twice, which a sane source never sends, shares a
     // slot, and the first of them in scope gets the groups, as before).
@@ -1474,6 +1502,15 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
             continue;
         };
         managed_users += 1;
+        // Outside the scope as read, but possibly in it through a group whose members could
+        // not be read: leaving cannot be told from being hidden, so nothing is done.
+        if input.snapshot.maybe_in_scope.contains(&link.source_id) {
+            b.warn_folded(
+                "not deprovisioned: out of scope as read, but may be in it through a source group whose members cannot be read (hidden membership; the app needs Member.Read.Hidden)",
+                || format!("{:?} (source user {})", link.username, link.source_id),
+            );
+            continue;
+        }
         let account = actual.user(account_id);
         if account.active || rules.on_leave == LeaveAction::Delete {
             deprovision(
@@ -1506,6 +1543,7 @@ pub fn plan(input: &PlanInput<'_>) -> TargetPlan {
     }
 
     let mut warnings = mapping_warnings;
+    warnings.append(&mut unknown_warnings);
     warnings.append(&mut username_warnings);
     if !rules.custom_attributes.is_empty() && !caps.custom_attributes {
         warnings.push(format!(

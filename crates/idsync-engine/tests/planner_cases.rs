@@ -464,3 +464,136 @@ fn a_linked_user_with_a_blank_username_keeps_the_account() {
         p.warnings
     );
 }
+
+/// A source group whose members could not be read (Entra: hidden membership without
+/// Member.Read.Hidden) removes nobody: not from the target group it feeds (under `enforce`
+/// either), and no account is deprovisioned for having left a scope that goes through it.
+/// Users gone from the source altogether still are.
+#[test]
+fn a_source_group_with_unknown_members_removes_nobody() {
+    let mut snapshot = SourceSnapshot::default();
+    for u in [
+        upn_user("u1", "ada@x.example"),
+        upn_user("u2", "bob@x.example"),
+    ] {
+        snapshot.users.insert(u.id.clone(), u);
+    }
+    let mut hidden = group("h", &[], &[]);
+    hidden.display_name = "Hidden class".into();
+    let mut open = group("p", &["u2"], &[]);
+    open.display_name = "Open team".into();
+    for g in [hidden, open] {
+        snapshot.groups.insert(g.id.clone(), g);
+    }
+    let actual = ActualState {
+        users: vec![
+            account("k1", "ada", "ada@x.example"),
+            account("k2", "bob", "bob@x.example"),
+            account("k3", "cyd", "cyd@x.example"),
+            account("k4", "dan", "dan@x.example"),
+        ],
+        groups: ["Hidden class".to_owned(), "Open team".to_owned()].into(),
+        memberships: BTreeMap::from([
+            (
+                "Hidden class".to_owned(),
+                BTreeSet::from(["k1".to_owned(), "k2".to_owned()]),
+            ),
+            ("Open team".to_owned(), BTreeSet::from(["k2".to_owned()])),
+        ]),
+        ..ActualState::default()
+    };
+    let links = [
+        link("u1", "k1", "ada"),
+        link("u2", "k2", "bob"),
+        link("u3", "k3", "cyd"),
+        link("u4", "k4", "dan"),
+    ];
+    // idsync added ada to "Hidden class" itself; bob was put there by hand.
+    let managed = idsync_engine::ManagedMemberships::from_joined([(
+        "hidden class".to_owned(),
+        "k1".to_owned(),
+    )]);
+    let users = CompiledUserRules::compile(
+        &UserRules {
+            username: idsync_config::UsernameRule {
+                strip_domain: true,
+                ..Default::default()
+            },
+            ..UserRules::default()
+        },
+        "users",
+    )
+    .expect("valid");
+    let groups = CompiledGroupRules::compile(
+        &GroupRules {
+            mapping: MappingMode::OnTheFly,
+            memberships: idsync_config::MembershipPolicy::Enforce,
+            ..GroupRules::default()
+        },
+        "groups",
+    )
+    .expect("valid");
+    let caps = caps();
+    let plan_with = |snapshot: &SourceSnapshot| {
+        plan(&PlanInput {
+            app: "corp",
+            target: "jira",
+            capabilities: &caps,
+            snapshot,
+            source_complete: true,
+            actual: &actual,
+            links: &links,
+            managed_memberships: &managed,
+            users: &users,
+            groups: &groups,
+            nested_groups: true,
+        })
+    };
+    let removals = |p: &TargetPlan| -> Vec<(String, String)> {
+        p.operations
+            .iter()
+            .filter_map(|o| match &o.op {
+                Operation::RemoveMembership { group, user, .. } => {
+                    Some((group.clone(), user.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let deactivated = |p: &TargetPlan| -> Vec<String> {
+        p.operations
+            .iter()
+            .filter_map(|o| match &o.op {
+                Operation::DeactivateUser { user, .. } => Some(user.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // Taken at its word, the empty group would empty its target group and cyd, outside the
+    // scope, would be deactivated.
+    let naive = plan_with(&snapshot);
+    assert_eq!(removals(&naive).len(), 2, "{:#?}", naive.operations);
+    assert_eq!(deactivated(&naive), vec!["cyd", "dan"]);
+
+    snapshot.membership_unknown = BTreeSet::from(["h".to_owned()]);
+    // cyd is still in the directory (may be a hidden member); dan is gone from it.
+    snapshot.maybe_in_scope = BTreeSet::from(["u3".to_owned()]);
+    let p = plan_with(&snapshot);
+    assert!(removals(&p).is_empty(), "{:#?}", p.operations);
+    assert_eq!(deactivated(&p), vec!["dan"]);
+    assert!(
+        p.warnings.iter().any(|w| w.contains("\"Hidden class\"")
+            && w.contains("Member.Read.Hidden")
+            && w.contains("no membership is removed")),
+        "{:?}",
+        p.warnings
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("not deprovisioned") && w.contains("\"cyd\"")),
+        "{:?}",
+        p.warnings
+    );
+}

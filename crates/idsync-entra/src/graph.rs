@@ -16,8 +16,12 @@ use serde_json::Value;
 use crate::error::EntraError;
 use crate::token::TokenProvider;
 
-/// `Prefer: odata.maxpagesize=999` on delta requests: the biggest pages Graph will send, so a
-/// round takes as few requests as possible (delta does not take `$top`).
+/// `Prefer: odata.maxpagesize=999` on delta requests (delta does not take `$top`). A preference
+/// only: Graph caps users and groups delta pages at about 200 objects and a groups page at about
+/// 500 `members@delta` entries, and sends the same without the header (Microsoft Q&A,
+/// https://learn.microsoft.com/en-us/answers/questions/2276060). Asking for more costs nothing
+/// and takes bigger pages wherever Graph gives them; paging never depends on the size, only on
+/// following `@odata.nextLink` to the `@odata.deltaLink`.
 pub const MAX_PAGE_PREFER: &str = "odata.maxpagesize=999";
 
 /// What a request is for: the counter key and the permission a 403 means is missing.
@@ -45,12 +49,23 @@ impl CallKind {
         }
     }
 
-    /// The least-privileged application permission for the call (Directory.Read.All covers all).
+    /// The least-privileged application permission for the call, from the Permissions table of
+    /// user-delta, group-delta and serviceprincipal-list-approleassignedto
+    /// (https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and siblings).
     fn permission(self) -> &'static str {
         match self {
             CallKind::UsersDelta => "User.Read.All",
             CallKind::GroupsDelta => "GroupMember.Read.All",
             CallKind::AppAssignments => "Application.Read.All",
+        }
+    }
+
+    /// Broader permissions the same tables accept instead.
+    fn alternatives(self) -> &'static str {
+        match self {
+            CallKind::UsersDelta => "User.ReadWrite.All or Directory.Read.All",
+            CallKind::GroupsDelta => "Group.Read.All or Directory.Read.All",
+            CallKind::AppAssignments => "Application.ReadWrite.All or Directory.Read.All",
         }
     }
 }
@@ -191,19 +206,22 @@ impl GraphClient {
                 message: format!("Microsoft Graph answered 400 {code}: {message}"),
             };
         }
+        // Each call needs its own permission, so the one named is the one missing; a token
+        // carries the permissions consented when it was issued, and each run signs in afresh.
         if status == 403 && code == "Authorization_RequestDenied" {
             let permission = kind.permission();
             return EntraError::PermissionDenied {
                 permission,
                 message: format!(
                     "Microsoft Graph refused {} (403 Authorization_RequestDenied): the app \
-                     registration {} lacks the application permission {permission} (or \
-                     Directory.Read.All), or an administrator has not granted consent for it. \
-                     Fix: Entra admin center → App registrations → the app → API permissions → \
-                     Add a permission → Microsoft Graph → Application permissions → {permission}, \
-                     then \"Grant admin consent for <your tenant>\".",
+                     registration {} lacks the application permission {permission} (or {}), \
+                     or an administrator has not granted consent for it. Fix: Entra admin \
+                     center → App registrations → the app → API permissions → Add a permission \
+                     → Microsoft Graph → Application permissions → {permission}, then \"Grant \
+                     admin consent for <your tenant>\"; the next run uses it.",
                     kind.what(),
-                    self.client_id
+                    self.client_id,
+                    kind.alternatives()
                 ),
             };
         }

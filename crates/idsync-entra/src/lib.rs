@@ -8,12 +8,15 @@
 //! ## How a read is done, and why
 //! Users and groups are read with delta queries (`/users/delta`, `/groups/delta` with
 //! `members@delta`), both on the first read and later ones:
-//! - the initial round of a delta query returns the same objects as a plain list, page for page
-//!   (`Prefer: odata.maxpagesize=999` gives 999 users a page, as `$top=999` would), and it also
-//!   hands back the deltaLink the next read starts from;
-//! - `groups/delta` with `members` in `$select` carries every group's direct members, so the
-//!   membership of all groups costs a few hundred pages instead of one `/groups/{id}/members`
-//!   call (or more) per group;
+//! - the initial round of a delta query returns the same objects as a plain list, and it also
+//!   hands back the deltaLink the next read starts from. Its pages are smaller: Graph sends
+//!   about 200 users a page whatever `Prefer: odata.maxpagesize=999` asks (a list would take
+//!   `$top=999`), so 100k users take about 500 requests instead of about 100 — still far fewer
+//!   than listing users and then reading groups one by one;
+//! - `groups/delta` with `members` in `$select` carries every group's direct members, about 500
+//!   `members@delta` entries a page (the members of many groups spread over pages), so the
+//!   membership of all groups costs one request per ~500 memberships (about 1,000 for 500k)
+//!   instead of one `/groups/{id}/members` call (or more) per group;
 //! - later reads only fetch what changed.
 //!
 //! Users and groups are read concurrently. The enterprise-app scope needs one more listing,
@@ -27,6 +30,16 @@
 //! makes that resource fall back to a full read, and [`SourceRead::notes`] says so. A page token
 //! that expired while a round was paged through (400 `Directory_ExpiredPageToken`, after a long
 //! pause) starts that round over, at most [`PAGE_TOKEN_RESTARTS`] times, also with a note.
+//!
+//! Each call needs its own application permission (users: User.Read.All, groups:
+//! GroupMember.Read.All, enterprise-app assignments: Application.Read.All); a 403 is
+//! [`EntraError::PermissionDenied`] naming the missing one and where to grant it. The members of
+//! groups with hidden membership also need Member.Read.Hidden, and Graph gives no sign that it
+//! left them out: such a group whose members cannot be read is never taken as empty. It keeps the
+//! members last read, is listed in [`SourceSnapshot::membership_unknown`] (the planner then
+//! removes nobody from the target groups it feeds), and when the scope goes through it the
+//! users outside the scope are listed in [`SourceSnapshot::maybe_in_scope`] (not deprovisioned);
+//! a note names the groups and the permission, and groups are read in full until it is granted.
 
 pub mod error;
 pub mod graph;
@@ -101,6 +114,10 @@ pub struct ReadStats {
     pub nested_group_memberships: usize,
     /// Groups reached only through nesting while working out the scope.
     pub nested_groups_expanded: usize,
+    /// Groups with hidden membership whose members could not be read (Member.Read.Hidden
+    /// missing); see [`SourceRead::notes`].
+    #[serde(default)]
+    pub hidden_membership_unknown: usize,
     /// Group members that are neither users nor groups, by type (memberships counted).
     pub ignored_members: BTreeMap<String, u64>,
     /// Enterprise-app assignments to service principals (not users, so ignored).
@@ -135,7 +152,7 @@ impl Default for SourceOptions {
         SourceOptions {
             retry: RetryPolicy::default(),
             http: ClientOptions {
-                // A page of 999 users can take a while on a busy tenant.
+                // A page of users or of group members can take a while on a busy tenant.
                 timeout: Duration::from_secs(120),
                 connect_timeout: Duration::from_secs(15),
             },

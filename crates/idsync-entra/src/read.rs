@@ -22,6 +22,10 @@ pub(crate) async fn read(
     let started = Instant::now();
     let before = source.counter.snapshot();
     let mut notes = Vec::new();
+    // What was known of the groups, for groups whose members this read cannot see (hidden
+    // membership): kept even when everything else is read afresh, as long as it is the same
+    // tenant.
+    let mut carry: Option<GroupsState> = None;
     let previous = match previous {
         Some(p) if p.origin != source.origin && !p.origin.is_empty() => {
             notes.push(format!(
@@ -36,33 +40,68 @@ pub(crate) async fn read(
                 p.select.join(","),
                 source.select.join(",")
             ));
+            carry = Some(GroupsState::from_parts(p.groups, p.ignored_members));
             None
         }
         other => other,
     };
     let (prev_users, prev_groups) = match previous {
-        Some(p) => (
-            p.users_delta_link.map(|link| (p.users, link)),
-            p.groups_delta_link
-                .map(|link| (GroupsState::from_parts(p.groups, p.ignored_members), link)),
-        ),
+        Some(p) => {
+            let groups = GroupsState::from_parts(p.groups, p.ignored_members);
+            // No groups deltaLink: the last read left some group's membership unknown and
+            // groups are read in full again; what it knew is the fallback.
+            let prev_groups = match p.groups_delta_link {
+                Some(link) => Some((groups, link)),
+                None => {
+                    carry = Some(groups);
+                    None
+                }
+            };
+            (p.users_delta_link.map(|link| (p.users, link)), prev_groups)
+        }
         None => (None, None),
     };
 
     let (users, groups, (scope_input, assignment_notes)) = tokio::try_join!(
         read_users(source, prev_users),
-        read_groups(source, prev_groups),
+        read_groups(source, prev_groups, carry),
         read_scope_input(source),
     )?;
     notes.extend(users.notes.iter().cloned());
     notes.extend(groups.notes.iter().cloned());
     notes.extend(assignment_notes);
 
-    let scope = compute_scope(source, &users.users, &groups.state, &scope_input)?;
+    let scope = compute_scope(
+        source,
+        &users.users,
+        &groups.state,
+        &scope_input,
+        &groups.unknown,
+    )?;
+    // Whoever is outside the scope may be a member we cannot see of a group the scope reaches:
+    // leaving the scope cannot be told from that, so none of them is taken as gone.
+    let maybe_in_scope: BTreeSet<String> = if scope.reaches_unknown {
+        users
+            .users
+            .keys()
+            .filter(|id| !scope.users.contains(*id))
+            .cloned()
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    if !maybe_in_scope.is_empty() {
+        notes.push(format!(
+            "scope: it reaches group(s) with hidden membership whose members cannot be read;              the {} directory user(s) outside the scope are not deprovisioned for having left              it until Member.Read.Hidden is granted",
+            maybe_in_scope.len()
+        ));
+    }
 
     let snapshot = SourceSnapshot {
         users: users_in_scope(&users.users, &scope.users),
         groups: groups.state.groups.clone(),
+        membership_unknown: groups.unknown.clone(),
+        maybe_in_scope,
     };
     let enabled = snapshot.users.values().filter(|u| u.enabled).count();
     let mut ignored_members: BTreeMap<String, u64> = BTreeMap::new();
@@ -99,6 +138,7 @@ pub(crate) async fn read(
             .map(|g| g.group_members.len())
             .sum(),
         nested_groups_expanded: scope.nested_expanded,
+        hidden_membership_unknown: groups.unknown.len(),
         ignored_members,
         ignored_app_assignments: match &scope_input {
             ScopeInput::Assigned(a) => a.service_principals,
@@ -113,7 +153,7 @@ pub(crate) async fn read(
         users: users.users,
         groups: groups.state.groups,
         users_delta_link: Some(users.link),
-        groups_delta_link: Some(groups.link),
+        groups_delta_link: groups.link,
         ignored_members: groups.state.ignored,
         origin: source.origin.clone(),
     };
@@ -459,6 +499,13 @@ fn object_id(map: &Map<String, Value>) -> Result<String, String> {
 struct GroupsState {
     groups: BTreeMap<String, SourceGroup>,
     ignored: BTreeMap<String, BTreeMap<String, String>>,
+    /// Groups with hidden membership met in this read's round (not kept between reads:
+    /// `visibility` comes with every group of a full round and with each group a later round
+    /// lists).
+    hidden: BTreeSet<String>,
+    /// Some group with hidden membership came with `members@delta` in this round: the app
+    /// can read hidden memberships (Member.Read.Hidden is granted for all such groups at once).
+    hidden_members_seen: bool,
 }
 
 impl GroupsState {
@@ -466,23 +513,41 @@ impl GroupsState {
         groups: BTreeMap<String, SourceGroup>,
         ignored: BTreeMap<String, BTreeMap<String, String>>,
     ) -> Self {
-        GroupsState { groups, ignored }
+        GroupsState {
+            groups,
+            ignored,
+            ..GroupsState::default()
+        }
     }
 }
 
 struct GroupsPart {
     state: GroupsState,
-    link: String,
+    /// `None` when some group's membership is unknown: the next read reads groups in full,
+    /// the only way to learn a hidden membership once it can be read (later rounds carry
+    /// changes only).
+    link: Option<String>,
     kind: ReadKind,
     notes: Vec<String>,
+    /// Groups with hidden membership whose members could not be read.
+    unknown: BTreeSet<String>,
 }
 
-/// `GET /groups/delta?$select=displayName,members` —
+/// The least-privileged application permission that reads the members of groups with hidden
+/// membership ("To list the members of a hidden membership group, the Member.Read.Hidden
+/// permission is required": https://learn.microsoft.com/graph/api/group-list-members?view=graph-rest-1.0).
+pub(crate) const MEMBER_READ_HIDDEN: &str = "Member.Read.Hidden";
+
+/// `GET /groups/delta?$select=displayName,visibility,members` —
 /// https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and
 /// https://learn.microsoft.com/graph/delta-query-groups
+///
+/// `carry`: what an earlier read knew of the groups, when `previous` cannot be continued; it
+/// only stands in for the members of groups this read cannot see.
 async fn read_groups(
     source: &EntraSource,
     previous: Option<(GroupsState, String)>,
+    mut carry: Option<GroupsState>,
 ) -> Result<GroupsPart, EntraError> {
     let mut notes = Vec::new();
     if let Some((mut state, link)) = previous {
@@ -497,11 +562,13 @@ async fn read_groups(
         restarts.note(&mut notes);
         match result {
             Ok(link) => {
+                let unknown = settle_hidden(source, &mut state, None, &mut notes);
                 return Ok(GroupsPart {
                     state,
-                    link,
+                    link: unknown.is_empty().then_some(link),
                     kind: ReadKind::Delta,
                     notes,
+                    unknown,
                 });
             }
             Err(EntraError::DeltaReset { reason, .. }) => {
@@ -509,13 +576,16 @@ async fn read_groups(
                 notes.push(format!(
                     "groups: the delta token was refused ({reason}); did a full read of groups"
                 ));
+                // Rounds without Member.Read.Hidden never touch a hidden group's members, so
+                // what the cut-short round left of them is what was known before.
+                carry = Some(state);
             }
             Err(other) => return Err(other),
         }
     }
     let first = source
         .graph
-        .url("/groups/delta?$select=displayName,members");
+        .url("/groups/delta?$select=displayName,visibility,members");
     let mut state = GroupsState::default();
     let mut restarts = Restarts::new("groups");
     let link = loop {
@@ -533,12 +603,101 @@ async fn read_groups(
         state = GroupsState::default();
     }?;
     restarts.note(&mut notes);
+    let unknown = settle_hidden(source, &mut state, carry.as_ref(), &mut notes);
     Ok(GroupsPart {
         state,
-        link,
+        link: unknown.is_empty().then_some(link),
         kind: ReadKind::Full,
         notes,
+        unknown,
     })
+}
+
+/// Finds the groups with hidden membership whose members this read could not see, and says so.
+///
+/// Without Member.Read.Hidden, Graph does not say that it left members out: what it answers is
+/// not documented, and the neighbouring APIs were seen to leave hidden memberships out silently
+/// (microsoftgraph/microsoft-graph-docs#12552), so a hidden group may simply come without
+/// `members@delta`, like an empty group. Taking that as "nobody is in it" would deprovision its
+/// members. So [U], the safe reading: when no group with hidden membership came with members in
+/// this round, every one of them that holds no member is taken as unreadable (with the
+/// permission, hidden groups come with their members, and one that shows any proves it granted);
+/// one that really has no members is reported too, until it has one.
+///
+/// Each unreadable group keeps the members `carry` (an earlier read) knew, if any. Returns their
+/// ids; the planner removes nobody for their sake.
+fn settle_hidden(
+    source: &EntraSource,
+    state: &mut GroupsState,
+    carry: Option<&GroupsState>,
+    notes: &mut Vec<String>,
+) -> BTreeSet<String> {
+    if state.hidden_members_seen || state.hidden.is_empty() {
+        return BTreeSet::new();
+    }
+    let unknown: BTreeSet<String> = state
+        .hidden
+        .iter()
+        .filter(|id| {
+            state.groups.get(*id).is_some_and(|g| {
+                g.user_members.is_empty()
+                    && g.group_members.is_empty()
+                    && !state.ignored.contains_key(*id)
+            })
+        })
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        return unknown;
+    }
+    let mut carried = 0usize;
+    for id in &unknown {
+        let Some(known) = carry.and_then(|c| c.groups.get(id)) else {
+            continue;
+        };
+        if let Some(group) = state.groups.get_mut(id) {
+            group.user_members = known.user_members.clone();
+            group.group_members = known.group_members.clone();
+            carried +=
+                usize::from(!known.user_members.is_empty() || !known.group_members.is_empty());
+        }
+        if let Some(others) = carry.and_then(|c| c.ignored.get(id)) {
+            state.ignored.insert(id.clone(), others.clone());
+        }
+    }
+    let named: Vec<String> = unknown
+        .iter()
+        .take(5)
+        .map(|id| {
+            let name = state.groups.get(id).map_or("", |g| g.display_name.as_str());
+            format!("\"{name}\" ({id})")
+        })
+        .collect();
+    let more = unknown.len().saturating_sub(named.len());
+    tracing::warn!(
+        app = %source.app,
+        groups = unknown.len(),
+        "groups with hidden membership cannot be read without {MEMBER_READ_HIDDEN}"
+    );
+    notes.push(format!(
+        "groups: {} group(s) with hidden membership whose members the app cannot read: {}{}. \
+         Grant the application permission {MEMBER_READ_HIDDEN}: Entra admin center → App \
+         registrations → the app → API permissions → Add a permission → Microsoft Graph → \
+         Application permissions → {MEMBER_READ_HIDDEN}, then \"Grant admin consent for <your \
+         tenant>\". Until then their membership is unknown: idsync keeps the members it last \
+         read ({carried} of these groups had some), takes nobody out of the target groups they \
+         feed, deprovisions nobody who may be in scope through them, and reads groups in full \
+         on every run. (A group with hidden membership that really has no members is listed \
+         too, until it has one.)",
+        unknown.len(),
+        named.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ));
+    unknown
 }
 
 async fn groups_round(
@@ -582,7 +741,21 @@ fn apply_group(state: &mut GroupsState, item: Value) -> Result<(), String> {
     if map.contains_key("@removed") {
         state.groups.remove(&id);
         state.ignored.remove(&id);
+        state.hidden.remove(&id);
         return Ok(());
+    }
+    // Visibility is set when a group is created and never changes (group resource,
+    // `visibility`: https://learn.microsoft.com/graph/api/resources/group?view=graph-rest-1.0);
+    // SDK docs also spell the value `Hiddenmembership`.
+    let hidden = map
+        .get("visibility")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.eq_ignore_ascii_case("HiddenMembership"));
+    if hidden {
+        state.hidden.insert(id.clone());
+        if map.contains_key("members@delta") {
+            state.hidden_members_seen = true;
+        }
     }
     let group = state
         .groups
@@ -757,6 +930,8 @@ async fn assignments_list(source: &EntraSource, first: &str) -> Result<Assignmen
 struct InScope {
     users: BTreeSet<String>,
     nested_expanded: usize,
+    /// The scope goes through a group whose members could not be read.
+    reaches_unknown: bool,
 }
 
 fn compute_scope(
@@ -764,12 +939,14 @@ fn compute_scope(
     users: &BTreeMap<String, SourceUser>,
     groups: &GroupsState,
     input: &ScopeInput<'_>,
+    unknown: &BTreeSet<String>,
 ) -> Result<InScope, EntraError> {
     let nested = source.nested_groups;
     match input {
         ScopeInput::Directory => Ok(InScope {
             users: users.keys().cloned().collect(),
             nested_expanded: 0,
+            reaches_unknown: false,
         }),
         ScopeInput::Assigned(assignments) => {
             // Entra does not cascade an assignment to groups nested in an assigned group: only
@@ -782,22 +959,26 @@ fn compute_scope(
                 }
             );
             let roots: Vec<&str> = assignments.groups.iter().map(String::as_str).collect();
-            let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
+            let expanded = expand(&roots, &groups.groups, nested, unknown);
+            let mut members = expanded.users;
             members.extend(assignments.users.iter().cloned());
             members.retain(|id| users.contains_key(id));
             Ok(InScope {
                 users: members,
-                nested_expanded,
+                nested_expanded: expanded.nested,
+                reaches_unknown: expanded.reaches_unknown,
             })
         }
         ScopeInput::Groups(names) => {
             let ids = resolve_groups(source, names, &groups.groups)?;
             let roots: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let (mut members, nested_expanded) = expand(&roots, &groups.groups, nested);
+            let expanded = expand(&roots, &groups.groups, nested, unknown);
+            let mut members = expanded.users;
             members.retain(|id| users.contains_key(id));
             Ok(InScope {
                 users: members,
-                nested_expanded,
+                nested_expanded: expanded.nested,
+                reaches_unknown: expanded.reaches_unknown,
             })
         }
     }
@@ -828,14 +1009,23 @@ fn users_in_scope(
         .collect()
 }
 
+struct Expanded {
+    users: BTreeSet<String>,
+    /// Groups reached only through nesting.
+    nested: usize,
+    /// Some group reached is in `unknown`.
+    reaches_unknown: bool,
+}
+
 /// The user members of `roots`, and (when `nested`) of every group nested in them, however
-/// deep; each group is expanded once, so cycles end. Returns the users and how many groups were
-/// reached only through nesting.
+/// deep; each group is expanded once, so cycles end. Also says how many groups were reached only
+/// through nesting, and whether any group reached is one of `unknown` (members not readable).
 fn expand(
     roots: &[&str],
     groups: &BTreeMap<String, SourceGroup>,
     nested: bool,
-) -> (BTreeSet<String>, usize) {
+    unknown: &BTreeSet<String>,
+) -> Expanded {
     let mut users = BTreeSet::new();
     let root_set: BTreeSet<&str> = roots.iter().copied().collect();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
@@ -856,7 +1046,12 @@ fn expand(
         .iter()
         .filter(|id| !root_set.contains(**id) && groups.contains_key(**id))
         .count();
-    (users, expanded)
+    let reaches_unknown = !unknown.is_empty() && seen.iter().any(|id| unknown.contains(*id));
+    Expanded {
+        users,
+        nested: expanded,
+        reaches_unknown,
+    }
 }
 
 /// Group names or ids from `scope.groups` → group ids. Unknown and ambiguous names are errors,
@@ -1042,11 +1237,17 @@ mod tests {
         .into_iter()
         .map(|g| (g.id.clone(), g))
         .collect();
-        let (users, expanded) = expand(&["a"], &groups, true);
-        assert_eq!(users.len(), 3);
-        assert_eq!(expanded, 2);
-        let (users, expanded) = expand(&["a"], &groups, false);
-        assert_eq!(users.len(), 1);
-        assert_eq!(expanded, 0);
+        let none = BTreeSet::new();
+        let all = expand(&["a"], &groups, true, &none);
+        assert_eq!(all.users.len(), 3);
+        assert_eq!(all.nested, 2);
+        assert!(!all.reaches_unknown);
+        let direct = expand(&["a"], &groups, false, &none);
+        assert_eq!(direct.users.len(), 1);
+        assert_eq!(direct.nested, 0);
+        // "c" cannot be read: reached through nesting only.
+        let unknown: BTreeSet<String> = ["c".to_owned()].into();
+        assert!(expand(&["a"], &groups, true, &unknown).reaches_unknown);
+        assert!(!expand(&["a"], &groups, false, &unknown).reaches_unknown);
     }
 }

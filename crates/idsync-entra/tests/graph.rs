@@ -399,6 +399,258 @@ async fn a_missing_permission_names_it_and_admin_consent() {
 }
 
 #[tokio::test]
+async fn each_missing_permission_is_named_alone_with_where_to_grant_it() {
+    let sim = start(&TenantSpec::default()).await;
+    let app_id = "7c7c7c7c-1111-2222-3333-444444444444";
+    sim.add_service_principal("Atlassian", Some(app_id))
+        .expect("enterprise app");
+    let assigned = sim.user_ids()[0].clone();
+    sim.assign_app(app_id, &assigned).expect("assigned");
+    let scoped = format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{app_id}\"");
+    for (withheld, doing) in [
+        ("User.Read.All", "reading users"),
+        ("GroupMember.Read.All", "reading groups"),
+        ("Application.Read.All", "assignments"),
+    ] {
+        sim.set_permissions(graph_sim::DEFAULT_PERMISSIONS);
+        sim.withhold_permission(withheld);
+        // Each source signs in afresh: its token carries the permissions consented now.
+        let error = source(&app(&sim, &scoped))
+            .read(None)
+            .await
+            .expect_err("a permission is missing");
+        let EntraError::PermissionDenied {
+            permission,
+            message,
+        } = &error
+        else {
+            panic!("{withheld}: expected PermissionDenied, got {error:?}");
+        };
+        assert_eq!(*permission, withheld);
+        for part in [
+            doing,
+            withheld,
+            "403 Authorization_RequestDenied",
+            "Entra admin center → App registrations → the app → API permissions → Add a permission → Microsoft Graph → Application permissions",
+            "Grant admin consent",
+        ] {
+            assert!(message.contains(part), "{withheld}: {part:?} in {message}");
+        }
+        assert_eq!(error.kind(), "permission_denied");
+    }
+    // Application.Read.All is only needed for the enterprise-app scope.
+    sim.set_permissions(graph_sim::DEFAULT_PERMISSIONS);
+    sim.withhold_permission("Application.Read.All");
+    source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect("directory scope reads without Application.Read.All");
+    // Group.Read.All stands in for GroupMember.Read.All.
+    sim.set_permissions(&["User.Read.All", "Group.Read.All", "Member.Read.Hidden"]);
+    source(&app(&sim, ""))
+        .read(None)
+        .await
+        .expect("Group.Read.All reads groups");
+}
+
+/// A Microsoft 365 group with hidden membership and two members, and a public group with two
+/// others; both are the app's scope.
+struct HiddenTenant {
+    hidden: String,
+    hidden_members: Vec<String>,
+    public_members: Vec<String>,
+    scoped: String,
+}
+
+fn hidden_tenant(sim: &GraphSim) -> HiddenTenant {
+    let users = sim.user_ids();
+    let hidden = sim
+        .create_group_with(json!({
+            "displayName": "Hidden class", "mailNickname": "hiddenclass",
+            "groupTypes": ["Unified"], "mailEnabled": true, "securityEnabled": false,
+            "visibility": "HiddenMembership"
+        }))
+        .expect("hidden group");
+    let public = sim.create_group("Open team");
+    let hidden_members = vec![users[0].clone(), users[1].clone()];
+    let public_members = vec![users[2].clone(), users[3].clone()];
+    for u in &hidden_members {
+        sim.add_member(&hidden, u).expect("member");
+    }
+    for u in &public_members {
+        sim.add_member(&public, u).expect("member");
+    }
+    HiddenTenant {
+        hidden,
+        hidden_members,
+        public_members,
+        scoped: "[apps.scope]\nkind = \"groups\"\ngroups = [\"Hidden class\", \"Open team\"]"
+            .to_owned(),
+    }
+}
+
+fn hidden_note(read: &SourceRead) -> Option<&String> {
+    read.notes
+        .iter()
+        .find(|n| n.contains("hidden membership") && n.contains("Member.Read.Hidden"))
+}
+
+#[tokio::test]
+async fn hidden_members_are_read_with_member_read_hidden() {
+    let sim = start(&TenantSpec::default()).await;
+    let t = hidden_tenant(&sim);
+    // A second hidden group with no members: with the permission, its emptiness is believed
+    // because the other hidden group shows members.
+    sim.create_group_with(json!({
+        "displayName": "Empty hidden", "groupTypes": ["Unified"], "visibility": "HiddenMembership"
+    }))
+    .expect("group");
+    let read = source(&app(&sim, &t.scoped))
+        .read(None)
+        .await
+        .expect("read");
+    let members = &read.state.groups[&t.hidden].user_members;
+    assert_eq!(members.iter().cloned().collect::<Vec<_>>(), {
+        let mut m = t.hidden_members.clone();
+        m.sort();
+        m
+    });
+    for u in t.hidden_members.iter().chain(&t.public_members) {
+        assert!(read.snapshot.users.contains_key(u), "{u} in scope");
+    }
+    assert!(read.snapshot.membership_unknown.is_empty());
+    assert!(read.snapshot.maybe_in_scope.is_empty());
+    assert_eq!(read.stats.hidden_membership_unknown, 0);
+    assert!(hidden_note(&read).is_none(), "{:?}", read.notes);
+    assert!(read.state.groups_delta_link.is_some());
+    assert_matches_tenant(&read, &sim);
+}
+
+#[tokio::test]
+async fn hidden_members_that_cannot_be_read_are_unknown_never_gone() {
+    let sim = start(&TenantSpec::default()).await;
+    let t = hidden_tenant(&sim);
+    let app = app(&sim, &t.scoped);
+    let first = source(&app)
+        .read(None)
+        .await
+        .expect("read with the permission");
+    assert_eq!(first.state.groups[&t.hidden].user_members.len(), 2);
+
+    // The permission is taken away. A delta round shows nothing of the hidden group (Graph
+    // reports none of its membership changes), so what was read stays.
+    sim.withhold_permission("Member.Read.Hidden");
+    let outsider = sim.user_ids()[10].clone();
+    sim.add_member(&t.hidden, &outsider).expect("joins unseen");
+    let second = source(&app)
+        .read(Some(first.state.clone()))
+        .await
+        .expect("delta read");
+    assert_eq!(second.stats.groups_read, ReadKind::Delta);
+    assert_eq!(
+        second.state.groups[&t.hidden].user_members,
+        first.state.groups[&t.hidden].user_members
+    );
+
+    // A full read of groups (the delta token expired) cannot see the hidden members: the group
+    // keeps the members last read, is unknown, and whoever is outside the scope may be in it.
+    sim.expire_delta_tokens();
+    let third = source(&app)
+        .read(Some(second.state.clone()))
+        .await
+        .expect("full read");
+    assert_eq!(third.stats.groups_read, ReadKind::Full);
+    assert_eq!(
+        third.state.groups[&t.hidden].user_members, first.state.groups[&t.hidden].user_members,
+        "kept, not emptied"
+    );
+    assert_eq!(
+        third.snapshot.membership_unknown,
+        BTreeSet::from([t.hidden.clone()])
+    );
+    assert_eq!(third.stats.hidden_membership_unknown, 1);
+    for u in t.hidden_members.iter().chain(&t.public_members) {
+        assert!(third.snapshot.users.contains_key(u), "{u} still in scope");
+    }
+    assert!(third.snapshot.maybe_in_scope.contains(&outsider));
+    assert!(
+        !third
+            .snapshot
+            .maybe_in_scope
+            .iter()
+            .any(|u| third.snapshot.users.contains_key(u))
+    );
+    let note = hidden_note(&third).expect("a note names the group and the permission");
+    for part in [
+        "\"Hidden class\"",
+        t.hidden.as_str(),
+        "Application permissions → Member.Read.Hidden",
+        "Grant admin consent",
+    ] {
+        assert!(note.contains(part), "{part:?} in {note}");
+    }
+    // Groups are read in full again until it is resolved.
+    assert!(third.state.groups_delta_link.is_none());
+    let fourth = source(&app)
+        .read(Some(third.state.clone()))
+        .await
+        .expect("read");
+    assert_eq!(fourth.stats.groups_read, ReadKind::Full);
+    assert_eq!(fourth.stats.users_read, ReadKind::Delta);
+    assert_eq!(
+        fourth.state.groups[&t.hidden].user_members,
+        first.state.groups[&t.hidden].user_members
+    );
+    assert!(hidden_note(&fourth).is_some());
+
+    // A first read without the permission knows no member: still unknown, not empty.
+    let fresh = source(&app).read(None).await.expect("read");
+    assert!(fresh.state.groups[&t.hidden].user_members.is_empty());
+    assert_eq!(
+        fresh.snapshot.membership_unknown,
+        BTreeSet::from([t.hidden.clone()])
+    );
+    assert!(fresh.snapshot.maybe_in_scope.contains(&t.hidden_members[0]));
+
+    // Granted: the next read sees the members as they are now, and the note is gone.
+    sim.grant_permission("Member.Read.Hidden");
+    let fifth = source(&app)
+        .read(Some(fourth.state.clone()))
+        .await
+        .expect("read");
+    assert!(
+        fifth.state.groups[&t.hidden]
+            .user_members
+            .contains(&outsider)
+    );
+    assert!(fifth.snapshot.membership_unknown.is_empty());
+    assert!(fifth.snapshot.maybe_in_scope.is_empty());
+    assert!(hidden_note(&fifth).is_none(), "{:?}", fifth.notes);
+    assert!(fifth.state.groups_delta_link.is_some());
+    assert_matches_tenant(&fifth, &sim);
+}
+
+#[tokio::test]
+async fn a_hidden_group_outside_the_scope_holds_back_no_one() {
+    let sim = start(&TenantSpec::default()).await;
+    let t = hidden_tenant(&sim);
+    sim.withhold_permission("Member.Read.Hidden");
+    let only_public = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Open team\"]";
+    let read = source(&app(&sim, only_public))
+        .read(None)
+        .await
+        .expect("read");
+    // Still reported (a mapping may use it), but the scope does not go through it.
+    assert_eq!(
+        read.snapshot.membership_unknown,
+        BTreeSet::from([t.hidden.clone()])
+    );
+    assert!(read.snapshot.maybe_in_scope.is_empty());
+    let read = source(&app(&sim, "")).read(None).await.expect("read");
+    assert!(read.snapshot.maybe_in_scope.is_empty(), "directory scope");
+}
+
+#[tokio::test]
 async fn one_token_serves_many_tasks_and_a_revoked_one_is_replaced() {
     let sim = start(&TenantSpec::default()).await;
     let source = source(&app(&sim, ""));

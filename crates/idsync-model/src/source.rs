@@ -42,4 +42,14 @@ pub struct SourceGroup {
 pub struct SourceSnapshot {
     pub users: BTreeMap<String, SourceUser>,
     pub groups: BTreeMap<String, SourceGroup>,
+    /// Groups whose members the source could not read (in Entra: hidden membership without the
+    /// Member.Read.Hidden permission). Their `user_members` and `group_members` are what was
+    /// last known, possibly nothing: nobody is taken out of a target group for their sake.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub membership_unknown: BTreeSet<String>,
+    /// Source users outside the scope who may still be in it, through a group in
+    /// `membership_unknown` that the scope reaches: their accounts are not deprovisioned for
+    /// having left the scope. Users gone from the source altogether are not listed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub maybe_in_scope: BTreeSet<String>,
 }

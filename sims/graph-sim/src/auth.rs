@@ -1,12 +1,13 @@
 //! The Microsoft identity platform token endpoint (client credentials only) and the bearer
 //! check in front of every Graph route.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -14,17 +15,27 @@ use serde_json::json;
 
 use crate::GraphSim;
 use crate::http::GraphError;
+use crate::permissions::{self, Roles};
 
 /// The one scope Graph app-only tokens are requested for.
 pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 /// The same resource named by Graph's well-known application id.
 const GRAPH_APP_ID_SCOPE: &str = "00000003-0000-0000-c000-000000000000/.default";
 
+/// An issued access token: when it expires and the roles (application permissions) it carries.
+struct Issued {
+    expiry: Instant,
+    roles: Roles,
+}
+
 pub(crate) struct AuthState {
-    tokens: HashMap<String, Instant>,
+    tokens: HashMap<String, Issued>,
     pub lifetime: Duration,
     pub secret_expired: bool,
+    /// Every directory read answers 403, whatever the token holds (consent missing altogether).
     pub deny_permission: bool,
+    /// The application permissions consented for the app; tokens issued from now on carry them.
+    pub permissions: Arc<BTreeSet<String>>,
 }
 
 impl Default for AuthState {
@@ -34,6 +45,12 @@ impl Default for AuthState {
             lifetime: Duration::from_secs(3599),
             secret_expired: false,
             deny_permission: false,
+            permissions: Arc::new(
+                permissions::DEFAULT_PERMISSIONS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
+            ),
         }
     }
 }
@@ -42,7 +59,7 @@ impl AuthState {
     fn issue(&mut self) -> (String, u64) {
         let now = Instant::now();
         if self.tokens.len() > 10_000 {
-            self.tokens.retain(|_, expiry| *expiry > now);
+            self.tokens.retain(|_, issued| issued.expiry > now);
         }
         // Shaped like a JWT (three dot-separated base64url parts) but opaque: clients must not
         // parse access tokens.
@@ -54,7 +71,13 @@ impl AuthState {
             crate::token::base64url(a.as_bytes()),
             crate::token::base64url(b.as_bytes())
         );
-        self.tokens.insert(token.clone(), now + self.lifetime);
+        self.tokens.insert(
+            token.clone(),
+            Issued {
+                expiry: now + self.lifetime,
+                roles: Roles(self.permissions.clone()),
+            },
+        );
         (token, self.lifetime.as_secs())
     }
 
@@ -278,8 +301,14 @@ fn tenant_not_found(tenant: &str, headers: &HeaderMap) -> Response {
 }
 
 /// Bearer check for `/v1.0/...`: unknown or expired token → 401 `InvalidAuthenticationToken`;
-/// with `deny_permission` on, a valid token still gets 403 `Authorization_RequestDenied`.
-pub(crate) async fn bearer(State(sim): State<GraphSim>, request: Request, next: Next) -> Response {
+/// a valid token whose roles do not cover the route (or any token while `deny_permission` is
+/// on) → 403 `Authorization_RequestDenied` (see [`crate::permissions`]). The token's roles go
+/// to the handler, which needs them for groups with hidden membership.
+pub(crate) async fn bearer(
+    State(sim): State<GraphSim>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -291,6 +320,11 @@ pub(crate) async fn bearer(State(sim): State<GraphSim>, request: Request, next: 
                 .then(|| token.trim().to_owned())
         })
         .filter(|t| !t.is_empty());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
     let verdict = {
         let auth = sim.auth();
         match presented {
@@ -299,17 +333,25 @@ pub(crate) async fn bearer(State(sim): State<GraphSim>, request: Request, next: 
                 None => Err(
                     "IDX14100: JWT is not well formed, there are no dots (.). The token needs to be in JWS or JWE Compact Serialization Format.",
                 ),
-                Some(expiry) if *expiry <= Instant::now() => {
+                Some(issued) if issued.expiry <= Instant::now() => {
                     Err("Access token has expired or is not yet valid.")
                 }
-                Some(_) if auth.deny_permission => Ok(false),
-                Some(_) => Ok(true),
+                Some(_) if auth.deny_permission => Ok(None),
+                Some(issued)
+                    if !permissions::allowed(&issued.roles, &route, request.uri().path()) =>
+                {
+                    Ok(None)
+                }
+                Some(issued) => Ok(Some(issued.roles.clone())),
             },
         }
     };
     match verdict {
-        Ok(true) => next.run(request).await,
-        Ok(false) => GraphError::new(
+        Ok(Some(roles)) => {
+            request.extensions_mut().insert(roles);
+            next.run(request).await
+        }
+        Ok(None) => GraphError::new(
             StatusCode::FORBIDDEN,
             "Authorization_RequestDenied",
             "Insufficient privileges to complete the operation.",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -70,7 +70,7 @@ pub(crate) fn router(sim: GraphSim) -> Router {
         .route("/_sim/delta/expire", post(expire))
         .route("/_sim/delta/resync", post(resync))
         .route("/_sim/delta/replay", post(replay))
-        .route("/_sim/auth", put(set_auth))
+        .route("/_sim/auth", get(get_auth).put(set_auth))
         .route("/_sim/auth/revoke", post(revoke))
         .route("/_sim/paging", get(get_paging).put(set_paging))
         .with_state(sim)
@@ -285,6 +285,8 @@ struct AuthBody {
     deny_permission: Option<bool>,
     #[serde(default)]
     token_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    permissions: Option<Vec<String>>,
 }
 
 async fn set_auth(State(sim): State<GraphSim>, raw: axum::body::Bytes) -> Answer {
@@ -298,7 +300,14 @@ async fn set_auth(State(sim): State<GraphSim>, raw: axum::body::Bytes) -> Answer
     if let Some(v) = req.token_lifetime_secs {
         sim.set_token_lifetime(Duration::from_secs(v));
     }
+    if let Some(v) = req.permissions {
+        sim.set_permissions(&v);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_auth(State(sim): State<GraphSim>) -> Json<Value> {
+    Json(json!({"permissions": sim.permissions()}))
 }
 
 async fn revoke(State(sim): State<GraphSim>) -> StatusCode {

@@ -9,10 +9,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -21,8 +21,9 @@ use crate::http::{
     Filter, GraphError, Prefer, allow_options, base_url, context, link, parse_prefer, parse_query,
     parse_select, refuse_non_directory, render,
 };
+use crate::permissions::{MEMBER_READ_HIDDEN, Roles, hidden_membership};
 use crate::schema::{Key, ObjectKind};
-use crate::store::{Change, Life, Tenant};
+use crate::store::{Change, DirObject, Life, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,20 +121,29 @@ fn bad_token() -> GraphError {
 /// `GET /v1.0/users/delta` — <https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0>
 pub(crate) async fn users_delta(
     State(sim): State<GraphSim>,
+    Extension(roles): Extension<Roles>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    delta(&sim, &headers, raw.as_deref(), Resource::Users)
+    delta(&sim, &roles, &headers, raw.as_deref(), Resource::Users)
 }
 
 /// `GET /v1.0/groups/delta` — <https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0>
 /// (membership tracking: <https://learn.microsoft.com/graph/delta-query-groups>)
+///
+/// A group with hidden membership comes without `members@delta` unless the token holds
+/// Member.Read.Hidden: in the initial round it looks like a group without members, and in
+/// later rounds its membership changes are not reported at all (a group whose only change was
+/// its membership does not show up). Graph documents the permission as required for hidden
+/// memberships, not what delta sends without it; this is the reading that tells a client least,
+/// in line with how memberOf leaves such groups out (see `graph::list_members`) [U].
 pub(crate) async fn groups_delta(
     State(sim): State<GraphSim>,
+    Extension(roles): Extension<Roles>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    delta(&sim, &headers, raw.as_deref(), Resource::Groups)
+    delta(&sim, &roles, &headers, raw.as_deref(), Resource::Groups)
 }
 
 fn request_query(
@@ -243,6 +253,7 @@ fn query_params(q: &DeltaQuery) -> Vec<(String, String)> {
 
 fn delta(
     sim: &GraphSim,
+    roles: &Roles,
     headers: &HeaderMap,
     raw: Option<&str>,
     res: Resource,
@@ -357,10 +368,12 @@ fn delta(
         Resource::Users => knobs.users_delta_page_size,
         Resource::Groups => knobs.groups_delta_max_groups,
     };
+    // The preference is honoured up to the service's own page size, never beyond it.
+    let service_objects = default_objects.max(1);
     let max_objects = prefer
         .max_page_size
-        .unwrap_or(default_objects)
-        .clamp(1, 999)
+        .unwrap_or(service_objects)
+        .clamp(1, service_objects)
         .min(cap)
         .max(1);
     let max_refs = knobs.groups_delta_max_member_refs.max(1);
@@ -378,6 +391,7 @@ fn delta(
             objects: max_objects,
             refs: max_refs,
             minimal: prefer.minimal,
+            see_hidden: roles.has(MEMBER_READ_HIDDEN),
         };
         let (values, next) = match page.from {
             None => match res {
@@ -449,6 +463,15 @@ struct Budget {
     objects: usize,
     refs: usize,
     minimal: bool,
+    /// The token holds Member.Read.Hidden.
+    see_hidden: bool,
+}
+
+impl Budget {
+    /// Whether the members of this group may be reported.
+    fn members_of(&self, group: &DirObject) -> bool {
+        self.see_hidden || !hidden_membership(group)
+    }
 }
 
 type PageOut = (Vec<Value>, Option<(u64, u64)>);
@@ -620,7 +643,7 @@ fn groups_initial(tenant: &Tenant, page: &PageToken, budget: Budget) -> PageOut 
         } else {
             id_only(&obj.id)
         };
-        if page.q.mem {
+        if page.q.mem && budget.members_of(obj) {
             let mut members = obj
                 .members
                 .range(cursor(start)..)
@@ -689,7 +712,11 @@ fn groups_incremental(
             moff = 0;
             continue;
         }
-        let member_changes = if page.q.mem { &item.members[..] } else { &[] };
+        let member_changes = if page.q.mem && budget.members_of(obj) {
+            &item.members[..]
+        } else {
+            &[]
+        };
         let mut entry = if moff > 0 {
             id_only(&obj.id)
         } else {

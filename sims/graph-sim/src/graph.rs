@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -14,6 +14,7 @@ use crate::http::{
     Filter, GraphError, allow_options, base_url, context, link, parse_query, parse_select,
     parse_top, refuse_non_directory, render,
 };
+use crate::permissions::Roles;
 use crate::schema::ObjectKind;
 use crate::store::{Life, Tenant};
 
@@ -396,8 +397,18 @@ fn group_for_members(sim: &GraphSim, id: &str) -> Result<u32, GraphError> {
 
 /// `GET /v1.0/groups/{id}/members` —
 /// <https://learn.microsoft.com/graph/api/group-list-members?view=graph-rest-1.0>
+///
+/// A group with hidden membership lists no members unless the token holds Member.Read.Hidden.
+/// The docs only say the permission "is required"; what Graph answers without it is not
+/// documented. Reported behaviour of the neighbouring APIs is a silent omission, not a 403
+/// (`/users/{id}/memberOf` and `checkMemberGroups` leave hidden-membership groups out:
+/// microsoftgraph/microsoft-graph-docs#12552 and #12285), and Graph's general rule for objects
+/// an app may not read is a 200 with less in it ("limited information returned for inaccessible
+/// member objects", permissions-reference). So the simulator answers 200 with an empty list,
+/// the reading that tells a client least [U].
 pub(crate) async fn list_members(
     State(sim): State<GraphSim>,
+    Extension(roles): Extension<Roles>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -414,11 +425,12 @@ pub(crate) async fn list_members(
     };
     list_page(&sim, &headers, raw.as_deref(), spec, move |t, _, s, a| {
         let obj = t.obj(group);
-        let members: Box<dyn Iterator<Item = u32> + '_> = if obj.life == Life::Active {
-            Box::new(obj.members.range(after_key(a)..).copied())
-        } else {
-            Box::new(std::iter::empty())
-        };
+        let members: Box<dyn Iterator<Item = u32> + '_> =
+            if obj.life == Life::Active && roles.sees_members_of(obj) {
+                Box::new(obj.members.range(after_key(a)..).copied())
+            } else {
+                Box::new(std::iter::empty())
+            };
         Box::new(
             members
                 .map(|m| (m, t.obj(m)))
@@ -429,13 +441,15 @@ pub(crate) async fn list_members(
 }
 
 /// All objects reachable from `group` through active nested groups, the group itself excluded.
-/// Cycle-safe: each group is expanded once.
-pub(crate) fn transitive(tenant: &Tenant, group: u32) -> BTreeSet<u32> {
+/// Cycle-safe: each group is expanded once. A group with hidden membership is not expanded
+/// unless `roles` may see its members (it still shows up as a member of its parent) [U: the
+/// docs say Member.Read.Hidden is required for transitiveMembers too, not what is left out].
+pub(crate) fn transitive(tenant: &Tenant, group: u32, roles: &Roles) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
     let mut expanded = BTreeSet::new();
     let mut stack = vec![group];
     while let Some(g) = stack.pop() {
-        if !expanded.insert(g) {
+        if !expanded.insert(g) || !roles.sees_members_of(tenant.obj(g)) {
             continue;
         }
         for m in &tenant.obj(g).members {
@@ -458,6 +472,7 @@ pub(crate) fn transitive(tenant: &Tenant, group: u32) -> BTreeSet<u32> {
 /// <https://learn.microsoft.com/graph/api/group-list-transitivemembers?view=graph-rest-1.0>
 pub(crate) async fn list_transitive_members(
     State(sim): State<GraphSim>,
+    Extension(roles): Extension<Roles>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -474,7 +489,7 @@ pub(crate) async fn list_transitive_members(
     };
     list_page(&sim, &headers, raw.as_deref(), spec, move |t, _, s, a| {
         let start = after_key(a);
-        let all: Vec<u32> = transitive(t, group)
+        let all: Vec<u32> = transitive(t, group, &roles)
             .into_iter()
             .filter(|m| *m >= start)
             .collect();
@@ -487,8 +502,13 @@ pub(crate) async fn list_transitive_members(
 
 /// `GET /v1.0/users/{id}/memberOf` (groups only; directory roles are not simulated) —
 /// <https://learn.microsoft.com/graph/api/user-list-memberof?view=graph-rest-1.0>
+///
+/// Groups with hidden membership are left out unless the token holds Member.Read.Hidden, as
+/// observed in microsoftgraph/microsoft-graph-docs#12552 (application permissions; "the results
+/// does not contain groups that have visibility HiddenMembership until you add ... Member.Read.Hidden").
 pub(crate) async fn list_member_of(
     State(sim): State<GraphSim>,
+    Extension(roles): Extension<Roles>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -509,12 +529,14 @@ pub(crate) async fn list_member_of(
         filter_props: &[],
     };
     list_page(&sim, &headers, raw.as_deref(), spec, move |t, _, s, a| {
+        let roles = roles.clone();
         Box::new(
             t.obj(user)
                 .member_of
                 .range(after_key(a)..)
                 .map(move |g| (*g, t.obj(*g)))
                 .filter(|(_, o)| o.life == Life::Active)
+                .filter(move |(_, o)| roles.sees_members_of(o))
                 .map(move |(g, o)| (u64::from(g), render(o, s, true))),
         )
     })

@@ -37,7 +37,8 @@
 //!   `microsoft.graph.delta()`): see `delta.rs`; `$select` (a user property change tracking
 //!   does not support, e.g. `skills`, `birthday`, `signInActivity`: 400 `BadRequest`), `$filter=id eq ..
 //!   or ..` (≤ 50), `$deltatoken=latest`, `Prefer: return=minimal`, `Prefer:
-//!   odata.maxpagesize=N` (≤ 999). Group rounds carry `members@delta` when `members` is in
+//!   odata.maxpagesize=N` (a preference: pages hold at most 200 users, 200 groups and 500
+//!   `members@delta` entries by default, see [`PagingKnobs`]). Group rounds carry `members@delta` when `members` is in
 //!   `$select`, with `$expand=members`, or with no `$select`. Initial rounds list current
 //!   objects (soft-deleted users appear as `@removed: changed`, which Graph may also do);
 //!   later rounds list objects changed since the token, merged per object: created/restored →
@@ -49,6 +50,14 @@
 //! - `POST /v1.0/$batch`: at most 20 requests, unique ids, `dependsOn` (424 when a
 //!   dependency failed), responses in shuffled order; each item goes through auth, counters
 //!   and injected faults on its own (per-item 429 with `Retry-After` in its headers).
+//! - Application permissions (`permissions.rs`): tokens carry the permissions consented when
+//!   they were issued ([`DEFAULT_PERMISSIONS`] unless changed with
+//!   [`GraphSim::set_permissions`]); users routes need User.Read.All, groups routes
+//!   GroupMember.Read.All (or Group.Read.All), servicePrincipals routes Application.Read.All
+//!   (Directory.Read.All covers all three); otherwise 403 `Authorization_RequestDenied`.
+//!   Members of a group with `visibility: "HiddenMembership"` are left out (empty member list,
+//!   no `members@delta`, no membership changes in later delta rounds, not in memberOf) unless
+//!   the token holds [`MEMBER_READ_HIDDEN`].
 //! - Errors use Graph's envelope `{"error":{"code","message","innerError":{"date",
 //!   "request-id","client-request-id"}}}`; every response has `request-id` and
 //!   `client-request-id` (echoed when sent).
@@ -78,7 +87,8 @@
 //! | `POST /_sim/delta/expire` | every outstanding delta/skip token → 400 `syncStateNotFound` |
 //! | `POST /_sim/delta/resync` | next users and next groups delta request → 410 + `Location` |
 //! | `POST /_sim/delta/replay` | `{"count": n}`: next incremental round of each resource repeats n objects |
-//! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?}` |
+//! | `GET /_sim/auth` | `{"permissions": [...]}`: the consented application permissions |
+//! | `PUT /_sim/auth` | `{"secretExpired"?, "denyPermission"?, "tokenLifetimeSecs"?, "permissions"?: [...]}` (permissions apply to tokens issued afterwards) |
 //! | `POST /_sim/auth/revoke` | forget every issued access token |
 //! | `GET`/`PUT /_sim/paging` | [`PagingKnobs`] (PUT merges the given fields; `pageTokenMaxAgeMs` expires `$skiptoken`s by age) |
 //! | `/_sim/faults`, `/_sim/latency`, `/_sim/counters` | sim-kit (faults, latency, counters) |
@@ -104,6 +114,7 @@ mod delta;
 mod generate;
 mod graph;
 mod http;
+mod permissions;
 mod schema;
 mod store;
 mod token;
@@ -120,6 +131,7 @@ use sim_kit::{SimKit, lock};
 
 pub use auth::GRAPH_DEFAULT_SCOPE;
 pub use generate::TenantSpec;
+pub use permissions::{DEFAULT_PERMISSIONS, MEMBER_READ_HIDDEN};
 pub use schema::ObjectKind;
 /// Re-exported so tests can build fault rules without a direct dependency.
 pub use sim_kit;
@@ -129,6 +141,19 @@ use delta::{DeltaCache, DeltaItem, Resource};
 use store::Tenant;
 
 /// Paging knobs (all also under `GET/PUT /_sim/paging`).
+///
+/// The delta defaults are the page sizes Graph is reported to serve. `Prefer:
+/// odata.maxpagesize` is a preference, not a guarantee, and Graph does not document the delta
+/// page sizes of users and groups ("The number of objects in each page can vary depending on the
+/// resource type and the type of changes", https://learn.microsoft.com/graph/delta-query-overview;
+/// `$top` is not supported there). Observed and stated by Microsoft support: at most 200 objects
+/// such as users per delta page and 500 directory links such as group members, the same without
+/// the header, larger values capped, fewer when the service runs short of time (Microsoft Q&A,
+/// https://learn.microsoft.com/en-us/answers/questions/2276060, accepted answer, May 2025; users
+/// delta "returning 200 or fewer records" per call:
+/// https://learn.microsoft.com/en-us/answers/questions/5875141, April 2026); a group of about
+/// 9,993 members came back on 20 groups-delta pages, about 500 members a page
+/// (microsoftgraph/msgraph-sdk-dotnet#574).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PagingKnobs {
@@ -137,13 +162,15 @@ pub struct PagingKnobs {
     pub page_cap: Option<usize>,
     /// Before every data page, send a page with an empty `value` and a nextLink. Default off.
     pub empty_pages: bool,
-    /// Objects per users-delta page without `Prefer: odata.maxpagesize`. Default 100.
+    /// Objects per users-delta page: the size without `Prefer: odata.maxpagesize` and the most
+    /// a larger preference gets (a smaller one is honoured). Default 200.
     pub users_delta_page_size: usize,
-    /// Group objects (each chunk of a split group counts) per groups-delta page without
-    /// `Prefer: odata.maxpagesize`. Default 100.
+    /// Group objects (each chunk of a split group counts) per groups-delta page, as
+    /// `users_delta_page_size` is for users. Default 200.
     pub groups_delta_max_groups: usize,
-    /// `members@delta` entries per groups-delta page; a bigger group is split across pages.
-    /// Default 1000.
+    /// `members@delta` entries per groups-delta page, over all its groups; a bigger group is
+    /// split across pages, and the members of many groups spread them over more pages.
+    /// Default 500.
     pub groups_delta_max_member_refs: usize,
     /// A `$skiptoken` (of a list or of a delta round) used more than this many milliseconds
     /// after the page that handed it out gets 400 `Directory_ExpiredPageToken`, as Graph's page
@@ -157,9 +184,9 @@ impl Default for PagingKnobs {
         PagingKnobs {
             page_cap: None,
             empty_pages: false,
-            users_delta_page_size: 100,
-            groups_delta_max_groups: 100,
-            groups_delta_max_member_refs: 1000,
+            users_delta_page_size: 200,
+            groups_delta_max_groups: 200,
+            groups_delta_max_member_refs: 500,
             page_token_max_age_ms: None,
         }
     }
@@ -587,9 +614,44 @@ impl GraphSim {
         self.auth().secret_expired = expired;
     }
 
-    /// Directory reads answer 403 `Authorization_RequestDenied` (consent missing).
+    /// Directory reads answer 403 `Authorization_RequestDenied` (consent missing altogether),
+    /// whatever the token holds; takes effect at once.
     pub fn deny_permission(&self, deny: bool) {
         self.auth().deny_permission = deny;
+    }
+
+    /// The application permissions consented for the app (default:
+    /// [`DEFAULT_PERMISSIONS`]). Tokens carry the permissions of the moment they were issued,
+    /// as the `roles` claim of a real token does: a change applies to tokens issued after it
+    /// (call [`GraphSim::revoke_tokens`] to make a client fetch a new one).
+    pub fn set_permissions<S: AsRef<str>>(&self, permissions: &[S]) {
+        self.auth().permissions =
+            std::sync::Arc::new(permissions.iter().map(|p| p.as_ref().to_owned()).collect());
+    }
+
+    /// Takes one application permission away (names compare without case), e.g.
+    /// `"GroupMember.Read.All"` or [`MEMBER_READ_HIDDEN`]; see [`GraphSim::set_permissions`].
+    pub fn withhold_permission(&self, permission: &str) {
+        let kept: Vec<String> = self
+            .permissions()
+            .into_iter()
+            .filter(|p| !p.eq_ignore_ascii_case(permission))
+            .collect();
+        self.set_permissions(&kept);
+    }
+
+    /// Consents one more application permission; see [`GraphSim::set_permissions`].
+    pub fn grant_permission(&self, permission: &str) {
+        let mut all = self.permissions();
+        if !all.iter().any(|p| p.eq_ignore_ascii_case(permission)) {
+            all.push(permission.to_owned());
+        }
+        self.set_permissions(&all);
+    }
+
+    /// The consented application permissions, sorted.
+    pub fn permissions(&self) -> Vec<String> {
+        self.auth().permissions.iter().cloned().collect()
     }
 
     /// Lifetime (and `expires_in`) of newly issued tokens. Zero makes tokens unusable at once.

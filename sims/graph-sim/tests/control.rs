@@ -173,7 +173,7 @@ async fn control_knobs_over_http() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["pageCap"], 4);
-    assert_eq!(r.body["groupsDeltaMaxMemberRefs"], 1000);
+    assert_eq!(r.body["groupsDeltaMaxMemberRefs"], 500);
     assert_eq!(h.get("/v1.0/users?$top=50").await.values().len(), 4);
     h.control(Method::PUT, "/_sim/paging", Some(json!({"pageCap": null})))
         .await;

@@ -238,3 +238,119 @@ async fn a_scope_the_tenant_lacks_fails_the_run_naming_each_field() {
         pretty(&report)
     );
 }
+
+/// The members of a group with hidden membership need Member.Read.Hidden. Without it, Graph
+/// lists such a group as if it had no members; idsync must not take that as everyone having left
+/// it: with the group in the scope and mapped (memberships enforced), runs without the permission
+/// deactivate nobody and remove no membership, and say why. A user deleted from the directory is
+/// still deprovisioned, and once the permission is back, a member who really left is too.
+async fn hidden_membership(kind: TargetKind) {
+    let tenant = tenant().await;
+    let ada = add_user(&tenant, "ada@contoso.com");
+    let bob = add_user(&tenant, "bob@contoso.com");
+    let cyd = add_user(&tenant, "cyd@contoso.com");
+    let dan = add_user(&tenant, "dan@contoso.com");
+    let hidden = tenant
+        .create_group_with(serde_json::json!({
+            "displayName": "Hidden class", "mailNickname": "hiddenclass",
+            "groupTypes": ["Unified"], "mailEnabled": true, "securityEnabled": false,
+            "visibility": "HiddenMembership"
+        }))
+        .expect("hidden group");
+    for u in [&ada, &bob] {
+        tenant.add_member(&hidden, u).expect("member");
+    }
+    add_group(&tenant, "Open team", &[&cyd, &dan]);
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.scope]\nkind = \"groups\"\ngroups = [\"Hidden class\", \"Open team\"]\n\
+         [apps.groups]\nmapping = \"on_the_fly\"\nmemberships = \"enforce\"\n",
+    )]);
+
+    // With the permission (the simulator's default): everyone, in their groups.
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        count(&report, name, K::CreateUser),
+        4,
+        "{}",
+        pretty(&report)
+    );
+    assert_eq!(
+        w.members(kind, "Hidden class"),
+        vec!["ada@contoso.com", "bob@contoso.com"]
+    );
+
+    // Consent for Member.Read.Hidden is withdrawn; meanwhile bob leaves the hidden group
+    // (unseen) and dan is deleted from the directory.
+    tenant.withhold_permission("Member.Read.Hidden");
+    tenant.remove_member(&hidden, &bob).expect("removed");
+    tenant.hard_delete_user(&dan).expect("deleted");
+    let hidden_note = |report: &idsync_runner::RunReport| {
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("\"Hidden class\"") && n.contains("Member.Read.Hidden"))
+    };
+    // A delta run, a run whose groups delta token expired (a full read of groups that keeps
+    // what was known), and `--full-read` (which knows nothing from before): none removes
+    // anything but dan.
+    for (step, full_read) in [("delta", false), ("expired", false), ("full read", true)] {
+        if step == "expired" {
+            tenant.expire_delta_tokens();
+        }
+        let report = w.run_with(&config, "main", false, full_read).await;
+        assert_eq!(
+            report.status,
+            RunStatus::Done,
+            "{step}: {}",
+            pretty(&report)
+        );
+        let ops = ops_of(&report, name);
+        assert!(
+            ops.iter().all(|(k, user, _)| user == "dan@contoso.com"
+                && matches!(k, K::DeactivateUser | K::RemoveMembership)),
+            "{step}: only dan may go: {}",
+            pretty(&report)
+        );
+        assert_eq!(
+            w.members(kind, "Hidden class"),
+            vec!["ada@contoso.com", "bob@contoso.com"],
+            "{step}"
+        );
+        for user in ["ada@contoso.com", "bob@contoso.com", "cyd@contoso.com"] {
+            assert!(w.is_active(kind, user), "{step}: {user} stays active");
+        }
+        assert!(!w.is_active(kind, "dan@contoso.com"), "{step}");
+        if step != "delta" {
+            // Only a full read of groups can tell that the members are not visible.
+            assert!(hidden_note(&report), "{step}: {}", pretty(&report.notes));
+            assert!(
+                warnings(&report, name)
+                    .iter()
+                    .any(|w| w.contains("Hidden class") && w.contains("Member.Read.Hidden")),
+                "{step}: {}",
+                pretty(&report)
+            );
+        }
+    }
+
+    // Consent is given again: the hidden group is read as it is, and bob, who really left it
+    // (and so the scope), is deactivated (keeping his memberships, as any deactivated account
+    // does without strip_groups_on_deprovision).
+    tenant.grant_permission("Member.Read.Hidden");
+    let report = w.sync_ok(&config, "main").await;
+    assert!(!hidden_note(&report), "{}", pretty(&report.notes));
+    assert_eq!(
+        ops_of(&report, name),
+        vec![(K::DeactivateUser, "bob@contoso.com".into(), String::new())],
+        "{}",
+        pretty(&report)
+    );
+    assert!(!w.is_active(kind, "bob@contoso.com"));
+    assert!(w.is_active(kind, "ada@contoso.com"));
+    w.assert_converged(&config).await;
+}
+
+crate::per_target!(hidden_membership: jira);
