@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use idsync_config::{AdoptBy, LeaveAction};
 use idsync_model::{
@@ -147,59 +146,6 @@ fn same_lower(a: &str, b: &str) -> bool {
     }
 }
 
-/// A small, fast hasher for the plan's own indexes (ids, keys and names of one directory).
-/// SipHash, std's default, was a large part of a 100k-user plan; its resistance to crafted
-/// collisions buys little here, where every key comes from the customer's own directory and
-/// targets. Eight bytes per step with a folded 128-bit multiply, which mixes into both the low
-/// bits (the bucket) and the high bits (the tag) that `HashMap` uses.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FoldHasher(u64);
-
-const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let full = u128::from(a) * u128::from(b);
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-impl Hasher for FoldHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            h = fold_mul(h ^ u64::from_le_bytes(word), MUL);
-        }
-        let rest = chunks.remainder();
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        // The length goes in too, so that trailing zero bytes still count.
-        h = fold_mul(h ^ u64::from_le_bytes(word), MUL ^ rest.len() as u64);
-        self.0 = h;
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.0 = fold_mul(self.0 ^ u64::from(i), MUL);
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.0 = fold_mul(self.0 ^ u64::from(i), MUL);
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = fold_mul(self.0 ^ i, MUL);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        fold_mul(self.0, 0xC2B2_AE3D_27D4_EB4F)
-    }
-}
-
 /// Many short strings side by side. A hash map keyed by slices of it compares keys within a few
 /// hundred kilobytes that stay in cache, where keys borrowed from the input would each be read
 /// from wherever the input's allocation put them: a cache and TLB miss per lookup, which was
@@ -221,10 +167,15 @@ fn pieces<'c, 's>(
     })
 }
 
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+/// A hash map for the plan's own indexes (ids, keys and names of one directory), with
+/// foldhash's fast hasher: SipHash, std's default, was a large part of a 100k-user plan, and its
+/// resistance to crafted collisions buys little here, where every key comes from the customer's
+/// own directory and targets. Fixed seed: a plan never depends on the order of a map, and with
+/// one seed for every run that stays easy to check.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 pub(crate) fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
-    FastMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
+    FastMap::with_capacity_and_hasher(capacity, foldhash::fast::FixedState::default())
 }
 
 /// Target group names, interned once per plan: memberships are then compared by number, which
