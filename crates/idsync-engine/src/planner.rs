@@ -26,6 +26,8 @@
 mod account;
 mod builder;
 mod deprovision;
+#[cfg(test)]
+mod fixture;
 mod identify;
 mod index;
 mod memberships;
@@ -320,5 +322,72 @@ impl<'a> Planning<'a> {
             warnings,
             managed_users: self.managed_users,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use idsync_config::{ManualMapping, MappingMode};
+
+    use super::fixture::Fixture;
+    use super::*;
+
+    #[test]
+    fn warnings_come_mapping_first_then_usernames_custom_attributes_and_planning() {
+        let mut fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .source_user("u2", "ada", true)
+            .source_user("u3", "bob", true)
+            .account("K9", "gone", true)
+            .link("corp", "u9", "K9", "gone")
+            .user_rules(|u| {
+                u.create = false;
+                u.custom_attributes = BTreeMap::from([("dept".into(), "department".into())]);
+            })
+            .group_rules(|g| {
+                g.mapping = MappingMode::Manual;
+                g.manual = vec![ManualMapping {
+                    source: "missing".into(),
+                    targets: vec!["eng".into()],
+                }];
+            });
+        fx.caps.custom_attributes = false;
+        fx.source_complete = false;
+        let p = plan(&fx.input());
+        let starts: Vec<&str> = p
+            .warnings
+            .iter()
+            .map(|w| w.split([':', ' ']).next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            starts,
+            ["groups.manual[0]", "skipped", "jira", "not", "the"],
+            "{:#?}",
+            p.warnings
+        );
+        assert!(p.warnings[3].starts_with("not created because users.create = false: 2 user(s)"));
+        assert!(p.warnings[4].contains("1 removal(s) and deprovisioning(s) held back"));
+        assert!(p.operations.is_empty());
+        assert_eq!(p.managed_users, 1);
+    }
+
+    #[test]
+    fn the_targets_groups_are_interned_before_those_the_rules_name() {
+        let fx = Fixture::new()
+            .account("K1", "ada", true)
+            .member("Zeta", "K1")
+            .group_rules(|g| g.default_groups_all_users = vec!["alpha".into(), "ZETA".into()]);
+        fx.phases(|ctx, wanted, _| {
+            let names: Vec<&str> = ctx
+                .index
+                .names
+                .iter()
+                .map(|n| n.spelling.as_str())
+                .collect();
+            assert_eq!(names, ["Zeta", "alpha"]);
+            assert_eq!(wanted.all_user_defaults, [1, 0]);
+        });
     }
 }

@@ -300,3 +300,117 @@ pub(super) fn update<'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::{Fixture, found, planned, user};
+    use super::*;
+
+    #[test]
+    fn a_new_user_is_created_unless_an_unadoptable_account_has_the_username() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .source_user("u2", "bob", true)
+            .account("K1", "ada", true)
+            .user_rules(|u| u.adopt_by = vec![]);
+        fx.phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            assert!(!create(ctx, p, &ada));
+            let bob = user(ctx, p, "u2");
+            assert!(create(ctx, p, &bob));
+            let (ops, warnings) = planned(ctx, wanted, p);
+            assert_eq!(
+                ops[0].op,
+                Operation::CreateUser {
+                    user: "bob".into(),
+                    email: Some("bob@mail.example".into()),
+                    display_name: Some("bob".into()),
+                    attributes: BTreeMap::new(),
+                    external_id: Some("u2".into()),
+                }
+            );
+            assert_eq!(
+                warnings,
+                ["skipped \"ada\": an account with that username exists (not adoptable under users.adopt_by)"]
+            );
+        });
+    }
+
+    #[test]
+    fn a_disabled_user_is_deactivated_and_an_enabled_one_reactivated() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", false)
+            .source_user("u2", "bob", true)
+            .account("K1", "ada", true)
+            .account("K2", "bob", false)
+            .link("corp", "u1", "K1", "ada")
+            .link("corp", "u2", "K2", "bob");
+        fx.phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            assert!(!activity(ctx, p, &ada, 0));
+            let bob = user(ctx, p, "u2");
+            assert!(activity(ctx, p, &bob, 1));
+            let (ops, _) = planned(ctx, wanted, p);
+            let ops: Vec<(&Operation, &str)> =
+                ops.iter().map(|o| (&o.op, o.reason.as_str())).collect();
+            assert!(matches!(
+                ops[..],
+                [
+                    (Operation::ReactivateUser { .. }, "enabled at the source"),
+                    (Operation::DeactivateUser { .. }, "disabled at the source"),
+                ]
+            ));
+        });
+    }
+
+    #[test]
+    fn a_product_that_cannot_rename_says_so_once_per_wanted_name() {
+        for reported in [None, Some("ada".to_owned())] {
+            let mut fx = Fixture::new()
+                .source_user("u1", "ada", true)
+                .account("K1", "lovelace", true)
+                .link("corp", "u1", "K1", "lovelace");
+            fx.caps.rename_user = false;
+            fx.links[0].rename_reported = reported.clone();
+            fx.phases(|ctx, wanted, p| {
+                let ada = user(ctx, p, "u1");
+                let account = found(ctx, p, &ada);
+                assert!(!rename(ctx, p, &ada, &account));
+                let (_, warnings) = planned(ctx, wanted, p);
+                let reports: Vec<Option<&str>> = p
+                    .rename_reports
+                    .iter()
+                    .map(|l| l.rename_reported.as_deref())
+                    .collect();
+                if reported.is_none() {
+                    assert_eq!(reports, [Some("ada")]);
+                    assert!(warnings[0].starts_with("not renamed: this product cannot rename"));
+                } else {
+                    assert!(reports.is_empty() && warnings.is_empty());
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn an_email_is_sent_once_to_a_product_that_does_not_report_them() {
+        let mut fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .account("K1", "ada", true)
+            .link("corp", "u1", "K1", "ada");
+        fx.caps.reads_email = false;
+        fx.actual.users[0].email = None;
+        fx.phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            update(ctx, p, &ada, 0, false);
+            let (ops, _) = planned(ctx, wanted, p);
+            assert_eq!(ops.len(), 1);
+            assert!(ops[0].reason.starts_with("e-mail set once"));
+            let Operation::UpdateUser { changes, .. } = &ops[0].op else {
+                panic!("{:?}", ops[0].op);
+            };
+            assert_eq!(changes.email.as_deref(), Some("ada@mail.example"));
+            assert_eq!(changes.display_name, None);
+        });
+    }
+}

@@ -233,4 +233,59 @@ mod tests {
             assert_eq!(kind as usize, i, "{kind}");
         }
     }
+
+    #[test]
+    fn operations_come_in_plan_order_with_warnings_folded_and_removals_held_when_asked() {
+        let mut index = GroupIndex::default();
+        let eng = index.intern("Eng");
+        let reasons = ["member of source group \"eng\"".to_owned()];
+        for keep_removals in [true, false] {
+            let mut b = Builder::new("jira");
+            let deactivate = Operation::DeactivateUser {
+                key: "K2".into(),
+                user: "bob".into(),
+            };
+            b.op(deactivate.clone(), "gone", Some("u2"));
+            let mut subject = None;
+            let s = b.subject(&mut subject, || Subject {
+                key: "K1",
+                user: Cow::Borrowed("ada"),
+                source_id: Some("u1"),
+            });
+            b.remove(eng, s, MembershipReason::NoLongerMapped);
+            b.add(
+                eng,
+                s,
+                MembershipReason::Wanted(GroupReason::SourceGroup(0)),
+            );
+            b.warn_folded("not renamed", || "\"ada\"".into());
+            b.warn_folded("not renamed", || {
+                unreachable!("only the first example is made")
+            });
+            b.warn("one of its own".into());
+            let (ops, warnings, held) = b.finish(&index, &reasons, keep_removals);
+            let add = PlannedOperation {
+                target: "jira".into(),
+                op: Operation::AddMembership {
+                    group: "Eng".into(),
+                    key: "K1".into(),
+                    user: "ada".into(),
+                },
+                reason: reasons[0].clone(),
+                source_id: Some("u1".into()),
+            };
+            assert_eq!(ops[0], add);
+            if keep_removals {
+                assert_eq!(held, 0);
+                assert!(matches!(ops[1].op, Operation::RemoveMembership { .. }));
+                assert_eq!(ops[2].op, deactivate);
+            } else {
+                assert_eq!((ops.len(), held), (1, 2));
+            }
+            assert_eq!(
+                warnings,
+                ["one of its own", "not renamed: 2 user(s), e.g. \"ada\""]
+            );
+        }
+    }
 }

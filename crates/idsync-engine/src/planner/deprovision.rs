@@ -202,3 +202,96 @@ pub(super) fn strip_memberships<'a>(b: &mut Builder<'a>, ctx: &Ctx<'a>, account_
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idsync_model::{Lead, PlannedOperation};
+
+    use super::super::fixture::{Fixture, planned};
+    use super::*;
+
+    fn ops(ops: &[PlannedOperation]) -> Vec<&Operation> {
+        ops.iter().map(|o| &o.op).collect()
+    }
+
+    #[test]
+    fn users_gone_from_the_scope_are_deprovisioned_and_links_without_an_account_dropped() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .account("K2", "bob", true)
+            .account("K3", "cy", false)
+            .link("corp", "u2", "K2", "bob")
+            .link("corp", "u3", "K3", "cy")
+            .link("corp", "u4", "K4", "dee")
+            .link("other", "u5", "K5", "eve")
+            .member("eng", "K2")
+            .member("eng", "K3")
+            .managed("eng", "K2")
+            .managed("eng", "K3")
+            .user_rules(|u| u.strip_groups_on_deprovision = true);
+        fx.phases(|ctx, wanted, p| {
+            gone(ctx, p);
+            assert!(p.my_links.is_empty());
+            assert_eq!(p.managed_users, 2);
+            let dropped: Vec<&str> = p.dropped_links.iter().map(|l| l.key.as_str()).collect();
+            assert_eq!(dropped, ["K4"]);
+            let (planned, _) = planned(ctx, wanted, p);
+            let remove = |key: &str, user: &str| Operation::RemoveMembership {
+                group: "eng".into(),
+                key: key.into(),
+                user: user.into(),
+            };
+            assert_eq!(
+                ops(&planned),
+                [
+                    &remove("K2", "bob"),
+                    &remove("K3", "cy"),
+                    &Operation::DeactivateUser {
+                        key: "K2".into(),
+                        user: "bob".into(),
+                    },
+                ]
+            );
+            assert_eq!(
+                planned[0].reason,
+                "no longer in scope at the source (users.strip_groups_on_deprovision)"
+            );
+        });
+    }
+
+    #[test]
+    fn a_project_lead_is_handed_over_first_and_without_a_new_lead_not_deprovisioned() {
+        for default_lead in [Some("boss".to_owned()), None] {
+            let mut fx = Fixture::new()
+                .account("K1", "ada", true)
+                .link("corp", "u1", "K1", "ada")
+                .user_rules(|u| u.default_project_lead = default_lead.clone());
+            fx.actual.leads.push(Lead {
+                kind: LeadKind::Project,
+                id: "P1".into(),
+                name: "Project one".into(),
+                lead: "ADA".into(),
+            });
+            fx.phases(|ctx, wanted, p| {
+                gone(ctx, p);
+                let (planned, warnings) = planned(ctx, wanted, p);
+                if default_lead.is_some() {
+                    assert!(warnings.is_empty());
+                    assert!(matches!(
+                        ops(&planned)[..],
+                        [
+                            Operation::HandOverLead { new_lead, .. },
+                            Operation::DeactivateUser { .. },
+                        ] if new_lead == "boss"
+                    ));
+                } else {
+                    assert!(planned.is_empty());
+                    assert_eq!(
+                        warnings,
+                        ["cannot deprovision \"ada\" (no longer in scope at the source): they lead project P1 (Project one); set users.default_project_lead"]
+                    );
+                }
+            });
+        }
+    }
+}

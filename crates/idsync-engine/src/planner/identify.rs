@@ -237,3 +237,87 @@ fn adopt<'u, 'a: 'u>(ctx: &Ctx<'a>, p: &mut Planning<'a>, user: &'u User<'a>) ->
         link: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::Fixture;
+    use super::*;
+
+    #[test]
+    fn a_linked_user_keeps_its_username_against_a_newcomer_that_comes_first() {
+        // u0 sorts first and produces the username u1's account is linked under.
+        let fx = Fixture::new()
+            .source_user("u0", "ada", true)
+            .source_user("u1", "ada", true)
+            .account("K1", "ada", true)
+            .link("corp", "u1", "K1", "ada");
+        fx.phases(|ctx, _, p| {
+            let mut usernames = Usernames::new(ctx, &p.my_links);
+            let users: Vec<&SourceUser> = ctx.input.snapshot.users.values().collect();
+            assert!(usernames.take(ctx, p, 0, users[0]).is_none());
+            assert!(p.username_warnings[0].contains("whose account idsync manages"));
+            let u1 = usernames.take(ctx, p, 1, users[1]).expect("planned");
+            assert_eq!((u1.username.as_str(), u1.name_held_by), ("ada", None));
+        });
+    }
+
+    #[test]
+    fn a_user_without_a_username_is_skipped_but_its_account_stays_in_scope() {
+        let mut fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .account("K1", "ada", true)
+            .link("corp", "u1", "K1", "ada");
+        if let Some(u) = fx.snapshot.users.get_mut("u1") {
+            u.attributes.remove("userPrincipalName");
+        }
+        fx.phases(|ctx, _, p| {
+            let mut usernames = Usernames::new(ctx, &p.my_links);
+            let src = &ctx.input.snapshot.users["u1"];
+            assert!(usernames.take(ctx, p, 0, src).is_none());
+            assert_eq!(
+                p.my_links.get("u1").map(|(_, in_scope)| *in_scope),
+                Some(true)
+            );
+        });
+    }
+
+    #[test]
+    fn an_account_found_by_email_is_adopted_and_keeps_its_username_when_asked() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .account("K1", "lovelace", true)
+            .user_rules(|u| {
+                u.rename_adopted = false;
+                u.adopt_by = vec![AdoptBy::Email];
+            });
+        let mut fx = fx;
+        fx.actual.users[0].email = Some("Ada@mail.example".into());
+        fx.phases(|ctx, _, p| {
+            let mut usernames = Usernames::new(ctx, &p.my_links);
+            let src = &ctx.input.snapshot.users["u1"];
+            let user = usernames.take(ctx, p, 0, src).expect("planned");
+            let Identity::Found(found) = account_of(ctx, p, &user) else {
+                panic!("not adopted");
+            };
+            assert_eq!(found.id, 0);
+            assert_eq!(found.kept_username, Some("ada"));
+            assert!(found.adopted_by_email && found.link.is_none());
+            assert_eq!(p.adoptions[0].kept_username.as_deref(), Some("ada"));
+        });
+    }
+
+    #[test]
+    fn an_account_another_app_owns_is_not_adopted() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .account("K1", "ada", true)
+            .link("other", "x9", "K1", "ada");
+        fx.phases(|ctx, _, p| {
+            let mut usernames = Usernames::new(ctx, &p.my_links);
+            let src = &ctx.input.snapshot.users["u1"];
+            let user = usernames.take(ctx, p, 0, src).expect("planned");
+            assert!(matches!(account_of(ctx, p, &user), Identity::Skipped));
+            assert!(p.adoptions.is_empty());
+        });
+    }
+}

@@ -327,3 +327,65 @@ impl<'a> Ctx<'a> {
             .map_or(&[], Vec::as_slice)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::Fixture;
+    use super::*;
+
+    #[test]
+    fn group_by_slot_keeps_each_slots_items_in_the_order_given() {
+        let pairs = vec![(2, 10u32), (0, 11), (2, 12), (0, 13)];
+        let (start, list) = group_by_slot(3, pairs);
+        assert_eq!(start, [0, 2, 2, 4]);
+        assert_eq!(list, [11, 13, 10, 12]);
+    }
+
+    #[test]
+    fn group_names_are_interned_without_case_and_keep_the_targets_spelling() {
+        let fx = Fixture::new()
+            .account("K1", "ada", true)
+            .member("Developers", "K1");
+        fx.phases(|ctx, _, _| {
+            let index = &ctx.index;
+            let dev = index.ids.get("developers").copied().expect("interned");
+            assert_eq!(index.name(dev).spelling, "Developers");
+            assert!(index.name(dev).on_target);
+            assert_eq!(index.names.len(), 1);
+        });
+    }
+
+    #[test]
+    fn an_accounts_groups_are_sorted_merged_and_say_which_this_app_manages() {
+        // One group under two spellings (managed under either), a membership of no account,
+        // two accounts sharing an e-mail.
+        let fx = Fixture::new()
+            .account("K1", "ada", true)
+            .account("K2", "bob", true)
+            .member("qa", "K1")
+            .member("Dev", "K1")
+            .member("dev", "K1")
+            .member("dev", "nobody")
+            .managed("dev", "K1");
+        let mut fx = fx;
+        fx.actual.users[1].email = Some("ADA@mail.example".into());
+        fx.phases(|ctx, _, _| {
+            let actual = &ctx.actual;
+            let k1 = actual.by_key("K1").expect("K1");
+            let names: Vec<(&str, bool)> = actual
+                .groups_of(k1)
+                .iter()
+                .map(|(id, managed)| (ctx.index.name(*id).lower.as_str(), *managed))
+                .collect();
+            assert_eq!(names, [("dev", true), ("qa", false)]);
+            assert!(
+                actual
+                    .groups_of(actual.by_key("K2").expect("K2"))
+                    .is_empty()
+            );
+            assert_eq!(actual.by_username("bob"), Some(1));
+            // An e-mail two accounts share adopts neither.
+            assert_eq!(actual.by_email("ada@mail.example"), None);
+        });
+    }
+}

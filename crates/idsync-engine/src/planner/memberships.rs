@@ -145,3 +145,128 @@ pub(super) fn create_needed_groups(ctx: &Ctx<'_>, p: &mut Planning<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idsync_config::{MappingMode, MembershipPolicy};
+
+    use super::super::fixture::{Fixture, planned, user};
+    use super::*;
+
+    /// ada (K1, linked) is in source group eng, mapped on the fly; on the target she is in
+    /// `eng` (not managed), `ops` (managed, no longer mapped) and `qa` (not managed).
+    fn fixture(policy: MembershipPolicy) -> Fixture {
+        Fixture::new()
+            .source_user("u1", "ada", true)
+            .source_group("g1", "eng", &["u1"])
+            .source_group("g2", "qa", &[])
+            .source_group("g3", "web", &["u1"])
+            .account("K1", "ada", true)
+            .link("corp", "u1", "K1", "ada")
+            .member("eng", "K1")
+            .member("ops", "K1")
+            .member("qa", "K1")
+            .managed("ops", "K1")
+            .group_rules(|g| {
+                g.mapping = MappingMode::OnTheFly;
+                g.memberships = policy;
+            })
+    }
+
+    /// (add or remove, group, reason) of each membership operation planned.
+    fn memberships(ops: &[idsync_model::PlannedOperation]) -> Vec<(bool, &str, &str)> {
+        ops.iter()
+            .filter_map(|o| match &o.op {
+                Operation::AddMembership { group, .. } => Some((true, group.as_str(), &*o.reason)),
+                Operation::RemoveMembership { group, .. } => {
+                    Some((false, group.as_str(), &*o.reason))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keep_adds_what_is_missing_and_removes_only_what_this_app_manages() {
+        fixture(MembershipPolicy::Keep).phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            let groups = wanted.of_user(0, "u1").to_vec();
+            of_account(ctx, p, &ada, 0, false, &groups);
+            assert!(p.claimed.is_empty());
+            create_needed_groups(ctx, p);
+            let (ops, _) = planned(ctx, wanted, p);
+            assert!(matches!(&ops[0].op, Operation::CreateGroup { group } if group == "web"));
+            assert_eq!(
+                memberships(&ops),
+                [
+                    (true, "web", "member of source group \"web\""),
+                    (
+                        false,
+                        "ops",
+                        "no longer in a source group mapped to this group"
+                    ),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn enforce_claims_what_is_there_and_removes_any_other_in_a_mapped_group() {
+        fixture(MembershipPolicy::Enforce).phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            let groups = wanted.of_user(0, "u1").to_vec();
+            of_account(ctx, p, &ada, 0, false, &groups);
+            assert_eq!(p.claimed, [("eng".to_owned(), "K1".to_owned())]);
+            let (ops, _) = planned(ctx, wanted, p);
+            assert_eq!(
+                memberships(&ops),
+                [
+                    (true, "web", "member of source group \"web\""),
+                    (
+                        false,
+                        "ops",
+                        "no longer in a source group mapped to this group"
+                    ),
+                    (
+                        false,
+                        "qa",
+                        "not in the mapped source group (memberships = enforce)"
+                    ),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn a_new_account_joins_its_groups_under_an_empty_key_unless_one_may_not_be_created() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .source_group("g1", "eng", &["u1"])
+            .group_rules(|g| {
+                g.mapping = MappingMode::OnTheFly;
+                g.on_the_fly.create_missing = false;
+                g.default_groups_new_users = vec!["newcomers".into()];
+            });
+        fx.phases(|ctx, wanted, p| {
+            let ada = user(ctx, p, "u1");
+            wanted.of_user(0, "u1");
+            let groups = wanted.of_new_user().to_vec();
+            of_new_account(ctx, p, &ada, &groups);
+            let (ops, warnings) = planned(ctx, wanted, p);
+            assert_eq!(
+                ops.iter().map(|o| &o.op).collect::<Vec<_>>(),
+                [&Operation::AddMembership {
+                    group: "newcomers".into(),
+                    key: String::new(),
+                    user: "ada".into(),
+                }]
+            );
+            assert_eq!(
+                warnings,
+                [format!(
+                    "{GROUP_MISSING}: 1 membership(s), e.g. \"ada\" in \"eng\""
+                )]
+            );
+        });
+    }
+}

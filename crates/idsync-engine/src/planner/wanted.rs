@@ -277,3 +277,75 @@ impl<'s> SourceSlots<'s> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idsync_config::MappingMode;
+
+    use super::super::fixture::Fixture;
+    use super::*;
+
+    /// The lower-case names of `groups`.
+    fn names(index: &GroupIndex, groups: &[(u32, GroupReason)]) -> Vec<String> {
+        groups
+            .iter()
+            .map(|(id, _)| index.name(*id).lower.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_nested_group_feeds_the_targets_of_the_groups_above_it() {
+        let mut fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .source_group("g1", "eng", &[])
+            .source_group("g2", "backend", &["u1"])
+            .group_rules(|g| {
+                g.mapping = MappingMode::OnTheFly;
+                g.default_groups_all_users = vec!["everyone".into()];
+            });
+        fx.nested_groups = true;
+        if let Some(eng) = fx.snapshot.groups.get_mut("g1") {
+            eng.group_members.insert("g2".into());
+        }
+        fx.phases(|ctx, wanted, _| {
+            // Interned after the target's groups, in the rules' order: mappings, then defaults.
+            let groups = wanted.of_user(0, "u1").to_vec();
+            assert_eq!(names(&ctx.index, &groups), ["eng", "backend", "everyone"]);
+            assert!(matches!(groups[2].1, GroupReason::AllUsers));
+        });
+    }
+
+    #[test]
+    fn a_source_id_listed_twice_gets_its_groups_once() {
+        // Two snapshot entries with one object id: the first planned gets the groups.
+        let mut fx = Fixture::new()
+            .source_user("a", "ada", true)
+            .source_user("b", "ada2", true)
+            .source_group("g1", "eng", &["u1"])
+            .group_rules(|g| g.mapping = MappingMode::OnTheFly);
+        for user in fx.snapshot.users.values_mut() {
+            user.id = "u1".into();
+        }
+        fx.phases(|ctx, wanted, _| {
+            assert_eq!(names(&ctx.index, wanted.of_user(0, "u1")), ["eng"]);
+            assert!(wanted.of_user(1, "u1").is_empty());
+        });
+    }
+
+    #[test]
+    fn default_groups_are_needed_and_new_users_get_theirs_too() {
+        let fx = Fixture::new()
+            .source_user("u1", "ada", true)
+            .group_rules(|g| {
+                g.default_groups_all_users = vec!["everyone".into()];
+                g.default_groups_new_users = vec!["newcomers".into()];
+            });
+        fx.phases(|ctx, wanted, p| {
+            assert_eq!(p.needed, [true, true]);
+            assert_eq!(names(&ctx.index, wanted.of_user(0, "u1")), ["everyone"]);
+            let groups = wanted.of_new_user().to_vec();
+            assert_eq!(names(&ctx.index, &groups), ["everyone", "newcomers"]);
+            assert!(matches!(groups[1].1, GroupReason::NewUsers));
+        });
+    }
+}

@@ -44,3 +44,75 @@ pub(super) fn withhold_unavailable(
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(unavailable: BTreeMap<OperationKind, String>) -> Capabilities {
+        Capabilities {
+            rename_user: true,
+            update_email: true,
+            reads_email: true,
+            update_display_name: true,
+            deprovisioning: idsync_model::Deprovisioning::Deactivate,
+            delete_user: true,
+            custom_attributes: true,
+            delete_group: true,
+            bulk_membership: false,
+            leads: false,
+            unavailable,
+            requires_email: false,
+        }
+    }
+
+    fn planned(op: Operation) -> PlannedOperation {
+        PlannedOperation {
+            target: "confluence".into(),
+            op,
+            reason: String::new(),
+            source_id: None,
+        }
+    }
+
+    #[test]
+    fn each_kind_withheld_is_one_warning_and_memberships_of_accounts_not_created_go_too() {
+        let create = |user: &str| {
+            planned(Operation::CreateUser {
+                user: user.into(),
+                email: None,
+                display_name: None,
+                attributes: BTreeMap::new(),
+                external_id: None,
+            })
+        };
+        let join = |key: &str| {
+            planned(Operation::AddMembership {
+                group: "eng".into(),
+                key: key.into(),
+                user: "ada".into(),
+            })
+        };
+        let old_version = caps(BTreeMap::from([(
+            OperationKind::CreateUser,
+            "needs version 8.4".to_owned(),
+        )]));
+        let mut warnings = Vec::new();
+        let kept = withhold_unavailable(
+            vec![create("ada"), create("bob"), join(""), join("K1")],
+            &old_version,
+            &mut warnings,
+        );
+        assert_eq!(kept, [join("K1")]);
+        assert_eq!(
+            warnings,
+            ["not sent: needs version 8.4: 2 create_user operation(s), e.g. \"ada\""]
+        );
+        // A product that can do everything keeps everything.
+        let all = vec![create("ada"), join("")];
+        assert_eq!(
+            withhold_unavailable(all.clone(), &caps(BTreeMap::new()), &mut warnings),
+            all
+        );
+    }
+}
