@@ -10,9 +10,9 @@
 //! - an account linked to another app is left alone, with a warning (first owner wins);
 //! - when the source read was not complete, no removal of any kind is planned.
 //!
-//! [`plan`] runs in phases, one module each, which pass a [`Planning`] (what the plan holds so
-//! far) along and read a [`Ctx`] (the input and its indexes):
-//! 1. `index`: the target's groups and accounts as indexes ([`Ctx`]);
+//! [`plan`] runs in phases, one module each, which pass a `Planning` (what the plan holds so
+//! far) along and read a `Ctx` (the input and its indexes):
+//! 1. `index`: the target's groups and accounts as indexes (`Ctx`);
 //! 2. `wanted`: what the rules want: the target groups each source user belongs in;
 //! 3. `identify`: each user's username (and who holds one two users produce) and account:
 //!    through this app's link, or adopted;
