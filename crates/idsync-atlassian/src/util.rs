@@ -157,8 +157,6 @@ pub(crate) fn membership_keys<T>(
         .collect()
 }
 
-/// The `Target` methods every target answers alike from its `api` and `capabilities`
-/// fields; used inside each `impl Target`.
 /// A target's capabilities: those of the newest version of its product until the version it
 /// runs is known, then those of that version.
 pub(crate) struct VersionedCapabilities {
@@ -187,6 +185,8 @@ impl VersionedCapabilities {
     }
 }
 
+/// The `Target` methods every target answers alike from its `api` and `capabilities`
+/// fields; used inside each `impl Target`.
 macro_rules! target_basics {
     () => {
         fn name(&self) -> &str {

@@ -19,7 +19,6 @@
 //! of these prefixes that names no app or target, or no known field, is an error: a typo there
 //! would otherwise silently leave the file's value in force.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -27,7 +26,7 @@ use toml::de::DeTable;
 
 use crate::check::Checker;
 use crate::env::Overrides;
-use crate::locate::{Document, parse_path, path_at, place};
+use crate::locate::{Document, Seg, parse_path, path_at, place};
 use crate::problem::render_problems;
 use crate::schema::Config;
 
@@ -72,10 +71,7 @@ pub fn parse_with_env(text: &str, file: &Path, env: &Env) -> Result<Config, Conf
         .apply(root.get_mut(), env, text.len())
         .map_err(&invalid)?;
 
-    let config = {
-        let _guard = SecretContext::enter(base_dir.clone(), env);
-        Config::deserialize(toml::de::Deserializer::from(root))
-    };
+    let config = Config::deserialize(toml::de::Deserializer::from(root));
     // Re-parse for locating fields: the first parse was consumed by the deserializer.
     let located = DeTable::parse(text).ok();
     let mut config = config.map_err(|e| {
@@ -100,6 +96,17 @@ pub fn parse_with_env(text: &str, file: &Path, env: &Env) -> Result<Config, Conf
         };
         invalid(vec![problem])
     })?;
+
+    // `env:`/`file:` secrets, against this config's folder and environment; a reference that
+    // does not resolve is a problem at its field.
+    let secret_problems = resolve_secrets(&mut config, &base_dir, env);
+    if !secret_problems.is_empty() {
+        let problems = secret_problems
+            .into_iter()
+            .map(|(path, message)| place(located.as_ref(), &doc, &overrides, &path, message))
+            .collect();
+        return Err(invalid(problems));
+    }
 
     if !config.data_dir.is_absolute() {
         let from_env = overrides.by_path.contains_key("data_dir");
@@ -171,37 +178,33 @@ pub fn locate_with_env(text: &str, file: &Path, env: &Env, problems: Vec<Problem
 
 // ----- secrets: `file:` relative to the config's folder, `env:` from the given environment -----
 
-thread_local! {
-    static SECRET_CONTEXT: RefCell<Option<(PathBuf, Env)>> = const { RefCell::new(None) };
-}
-
-/// While alive, [`crate::secret::Secret`]'s deserializer resolves `file:` paths against the
-/// config's folder and `env:` in the given environment. Loading is synchronous, so a
-/// thread-local is enough to hand this context to a `Deserialize` impl.
-struct SecretContext;
-
-impl SecretContext {
-    fn enter(base_dir: PathBuf, env: &Env) -> SecretContext {
-        SECRET_CONTEXT.with(|c| *c.borrow_mut() = Some((base_dir, env.clone())));
-        SecretContext
-    }
-}
-
-impl Drop for SecretContext {
-    fn drop(&mut self) {
-        SECRET_CONTEXT.with(|c| *c.borrow_mut() = None);
-    }
-}
-
-/// Resolves a secret reference in the active loading context, or against the process
-/// environment and working directory outside one.
-pub(crate) fn resolve_secret(raw: &str) -> Result<crate::secret::Secret, String> {
-    SECRET_CONTEXT.with(|c| match &*c.borrow() {
-        Some((base_dir, env)) => {
-            crate::secret::Secret::resolve_in(raw, Some(base_dir), &|name| env.get(name).cloned())
+/// Resolves every secret reference of `config`; each that cannot be resolved, with its field.
+fn resolve_secrets(config: &mut Config, base_dir: &Path, env: &Env) -> Vec<(Vec<Seg>, String)> {
+    let lookup = |name: &str| env.get(name).cloned();
+    let mut problems = Vec::new();
+    let mut resolve = |secret: &mut crate::secret::Secret, path: Vec<Seg>| {
+        if let Err(message) = secret.resolve_pending(base_dir, &lookup) {
+            problems.push((path, message));
         }
-        None => crate::secret::Secret::resolve(raw),
-    })
+    };
+    for (i, app) in config.apps.iter_mut().enumerate() {
+        let path = vec![Seg::key("apps"), Seg::Index(i), Seg::key("client_secret")];
+        resolve(&mut app.client_secret, path);
+    }
+    for (i, target) in config.targets.iter_mut().enumerate() {
+        for (field, secret) in [
+            ("token", &mut target.token),
+            ("password", &mut target.password),
+        ] {
+            if let Some(secret) = secret {
+                resolve(
+                    secret,
+                    vec![Seg::key("targets"), Seg::Index(i), Seg::key(field)],
+                );
+            }
+        }
+    }
+    problems
 }
 
 pub use crate::env::{Env, app_env_var, env_name, process_env, target_env_var};

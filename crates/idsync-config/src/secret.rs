@@ -18,6 +18,10 @@ pub struct Secret {
     /// What the file said: `env:VAR`, `file:PATH` or `inline`, for error messages.
     pub source: String,
     value: SecretString,
+    /// An `env:`/`file:` reference read from a config and not resolved yet: the loader
+    /// resolves every one, against the config's folder and environment, before handing the
+    /// config out (see [`crate::load`]).
+    pending: bool,
 }
 
 impl Secret {
@@ -25,7 +29,30 @@ impl Secret {
         Secret {
             source: "inline".into(),
             value: SecretString::from(value.into()),
+            pending: false,
         }
+    }
+
+    /// A reference as the config file gives it, to be resolved by [`Secret::resolve_pending`].
+    fn reference(raw: String) -> Self {
+        Secret {
+            source: raw,
+            value: SecretString::from(String::new()),
+            pending: true,
+        }
+    }
+
+    /// Resolves a reference read from a config: `env:VAR` through `env`, `file:PATH` relative
+    /// to `base_dir`. A value given inline (or resolved already) is left as it is.
+    pub(crate) fn resolve_pending(
+        &mut self,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        if self.pending {
+            *self = Secret::resolve_in(&self.source, Some(base_dir), env)?;
+        }
+        Ok(())
     }
 
     pub fn expose(&self) -> &str {
@@ -52,6 +79,7 @@ impl Secret {
             Ok(Secret {
                 source: raw.into(),
                 value: SecretString::from(value),
+                pending: false,
             })
         } else if let Some(path) = raw.strip_prefix("file:") {
             let full = match base_dir {
@@ -62,6 +90,7 @@ impl Secret {
             Ok(Secret {
                 source: raw.into(),
                 value: SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned()),
+                pending: false,
             })
         } else {
             Ok(Secret::new(raw))
@@ -124,7 +153,13 @@ impl PartialEq for Secret {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = deserializer.deserialize_str(SecretText)?;
-        crate::load::resolve_secret(&raw).map_err(de::Error::custom)
+        // References are resolved by the loader, which knows the config's folder and
+        // environment; an inline value is the secret itself.
+        Ok(if raw.starts_with("env:") || raw.starts_with("file:") {
+            Secret::reference(raw)
+        } else {
+            Secret::new(raw)
+        })
     }
 }
 
