@@ -14,6 +14,7 @@
 //!
 //! The stable account key is Bitbucket's numeric user id.
 
+use idsync_model::name::name_key;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
@@ -668,7 +669,7 @@ impl Target for BitbucketDc {
                             "user '{user}' was created but holds no licence yet: {}",
                             e.message
                         );
-                        refused.insert(user.to_lowercase(), TargetError { message, ..e });
+                        refused.insert(name_key(user), TargetError { message, ..e });
                     }
                 }
             }
@@ -677,13 +678,13 @@ impl Target for BitbucketDc {
         if usernames.len() <= LOOKUPS_AT_MOST {
             for name in usernames {
                 if let Some(user) = self.find_user(name).await? {
-                    keys.insert(name.to_lowercase(), user.key());
+                    keys.insert(name_key(name), user.key());
                 }
             }
         } else {
-            let wanted: HashSet<String> = usernames.iter().map(|n| n.to_lowercase()).collect();
+            let wanted: HashSet<String> = usernames.iter().map(|n| name_key(n)).collect();
             for user in self.users(None).await? {
-                let name = user.name.to_lowercase();
+                let name = name_key(&user.name);
                 if wanted.contains(&name) {
                     keys.insert(name, user.key());
                 }
@@ -692,7 +693,7 @@ impl Target for BitbucketDc {
         Ok(usernames
             .iter()
             .map(|name| {
-                let name = name.to_lowercase();
+                let name = name_key(name);
                 let outcome = match (refused.remove(&name), keys.remove(&name)) {
                     (Some(e), _) => Err(e),
                     (None, Some(key)) => Ok(key),

@@ -24,6 +24,7 @@
 //! - There are no licence seats in the SCIM directory: product access is granted in Atlassian
 //!   administration, so no licence error can come from here.
 
+use idsync_model::name::name_key;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -277,7 +278,7 @@ impl AtlassianCloud {
 
     /// The SCIM id of a group, from memory or looked up by `displayName`.
     async fn group_id(&self, group: &str) -> Result<Option<String>, TargetError> {
-        if let Some(id) = self.ids().get(&group.to_lowercase()) {
+        if let Some(id) = self.ids().get(&name_key(group)) {
             return Ok(Some(id.clone()));
         }
         let groups: Vec<ScimGroup> = self
@@ -292,13 +293,13 @@ impl AtlassianCloud {
             .find(|g| same_name(&g.display_name, group))
             .map(|g| g.id);
         if let Some(id) = &found {
-            self.ids().insert(group.to_lowercase(), id.clone());
+            self.ids().insert(name_key(group), id.clone());
         }
         Ok(found)
     }
 
     fn forget_group(&self, group: &str) {
-        self.ids().remove(&group.to_lowercase());
+        self.ids().remove(&name_key(group));
     }
 
     /// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-groups/#api-scim-directory-directoryid-groups-id-get
@@ -474,7 +475,7 @@ impl AtlassianCloud {
             return Err(self.api.error(&reply, &what));
         }
         let created: ScimGroup = self.api.parse(&reply, &what)?;
-        self.ids().insert(group.to_lowercase(), created.id);
+        self.ids().insert(name_key(group), created.id);
         Ok(Applied::Done)
     }
 
@@ -646,7 +647,7 @@ impl Target for AtlassianCloud {
             ids.extend(
                 groups
                     .iter()
-                    .map(|g| (g.display_name.to_lowercase(), g.id.clone())),
+                    .map(|g| (name_key(&g.display_name), g.id.clone())),
             );
         }
         let members = fan_out(groups, self.api.concurrency, |g| async move {

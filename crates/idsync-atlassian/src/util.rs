@@ -26,9 +26,7 @@ pub(crate) fn attribute_text(value: &Value) -> Option<String> {
 }
 
 /// Usernames compare case-insensitively in every Atlassian product.
-pub(crate) fn same_name(a: &str, b: &str) -> bool {
-    a.to_lowercase() == b.to_lowercase()
-}
+pub(crate) use idsync_model::name::same_name;
 
 /// Runs `f` over `items` with at most `concurrency` in flight, returning the results in input
 /// order; the first error fails the whole (a partial read must never be planned against), and

@@ -9,6 +9,7 @@
 //! phases depend on earlier ones (memberships of new accounts). A run killed at any point thus
 //! leaves a store that knows every account and membership it may have written.
 
+use idsync_model::name::name_key;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -259,17 +260,17 @@ pub async fn execute(
             match (&result.planned.op, result.succeeded()) {
                 (Operation::CreateUser { user, .. }, true) => {
                     if let Some(key) = &result.key {
-                        created.insert(user.to_lowercase(), key.clone());
+                        created.insert(name_key(user), key.clone());
                     }
                 }
                 (Operation::CreateUser { user, .. }, false) => {
-                    failed_users.insert(user.to_lowercase());
+                    failed_users.insert(name_key(user));
                 }
                 (Operation::CreateGroup { group }, false) => {
-                    failed_groups.insert(group.to_lowercase());
+                    failed_groups.insert(name_key(group));
                 }
                 (Operation::HandOverLead { user, .. }, false) => {
-                    failed_handovers.insert(user.to_lowercase());
+                    failed_handovers.insert(name_key(user));
                 }
                 (
                     Operation::RenameUser {
@@ -277,7 +278,7 @@ pub async fn execute(
                     },
                     false,
                 ) => {
-                    failed_renames.insert(new_username.to_lowercase(), user.clone());
+                    failed_renames.insert(name_key(new_username), user.clone());
                 }
                 _ => {}
             }
@@ -360,12 +361,12 @@ fn prepare(planned: &mut PlannedOperation, earlier: &Earlier<'_>) -> Result<(), 
     } = earlier;
     if let Some(group) = planned.op.group()
         && planned.op.kind() != OperationKind::CreateGroup
-        && failed_groups.contains(&group.to_lowercase())
+        && failed_groups.contains(&name_key(group))
     {
         return Err(format!("group {group:?} could not be created"));
     }
     if let Operation::DeactivateUser { user, .. } | Operation::DeleteUser { user, .. } = &planned.op
-        && failed_handovers.contains(&user.to_lowercase())
+        && failed_handovers.contains(&name_key(user))
     {
         return Err(format!(
             "a project or component that {user:?} leads could not be handed over, and the product refuses to deprovision a lead; the next run tries again"
@@ -382,7 +383,7 @@ fn prepare(planned: &mut PlannedOperation, earlier: &Earlier<'_>) -> Result<(), 
         | Operation::RenameUser { key, user, .. } => (key, user),
         _ => return Ok(()),
     };
-    let lower = user.to_lowercase();
+    let lower = name_key(user);
     if let Some(old) = failed_renames.get(&lower) {
         // The rename did not happen: the account still answers to its old name.
         *user = old.clone();
@@ -420,7 +421,7 @@ async fn learn_keys(
     })
     .await;
     for r in &mut results {
-        let name = r.planned.op.user().unwrap_or_default().to_lowercase();
+        let name = name_key(r.planned.op.user().unwrap_or_default());
         let outcome = match &completed {
             Ok(completed) => completed.get(&name).cloned().unwrap_or_else(|| {
                 Err(TargetError {
@@ -472,7 +473,7 @@ fn by_group(ops: Vec<PlannedOperation>) -> Vec<Unit> {
     let mut groups: Vec<(String, Vec<PlannedOperation>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for planned in ops {
-        let group = planned.op.group().unwrap_or_default().to_lowercase();
+        let group = name_key(planned.op.group().unwrap_or_default());
         let i = *index.entry(group.clone()).or_insert_with(|| {
             groups.push((group, Vec::new()));
             groups.len() - 1

@@ -7,6 +7,7 @@
 //! from a fresh read agree. When a result leaves the target's state in doubt, the known state is
 //! given up and the next run reads the target in full.
 
+use idsync_model::name::name_key;
 use std::collections::{BTreeSet, HashMap};
 
 use idsync_model::{
@@ -36,7 +37,7 @@ pub fn state_after(
         .groups
         .iter()
         .chain(before.memberships.keys())
-        .map(|g| (g.to_lowercase(), g.clone()))
+        .map(|g| (name_key(g), g.clone()))
         .collect();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
 
@@ -69,7 +70,7 @@ pub fn state_after(
         let op = &result.planned.op;
         let group_name = |names: &mut HashMap<String, String>, group: &str| -> String {
             names
-                .entry(group.to_lowercase())
+                .entry(name_key(group))
                 .or_insert_with(|| group.to_owned())
                 .clone()
         };
@@ -230,7 +231,7 @@ pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
     let by_name: HashMap<String, &TargetUser> = before
         .users
         .iter()
-        .map(|u| (u.username.to_lowercase(), u))
+        .map(|u| (name_key(&u.username), u))
         .collect();
     for result in results.iter_mut() {
         if !is_conflict(result) {
@@ -243,7 +244,7 @@ pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
             // A creation that meets an account says so itself (see the executor).
             _ => continue,
         };
-        let holder = by_name.get(&wanted.to_lowercase());
+        let holder = by_name.get(&name_key(wanted));
         let who = match holder {
             Some(h) => format!(
                 "another account, '{}' (key {}), holds the name '{wanted}'",

@@ -2,6 +2,7 @@
 //! memberships it now manages. Kept pure so that the runner, the tests and a crash-and-rerun all
 //! agree on the bookkeeping.
 
+use idsync_model::name::name_key;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,7 @@ pub fn intentions(app: &str, operations: &[PlannedOperation]) -> Intentions {
                 }
             }
             Operation::AddMembership { group, key, .. } if !key.is_empty() => {
-                i.claims.insert((group.to_lowercase(), key.clone()));
+                i.claims.insert((name_key(group), key.clone()));
             }
             _ => {}
         }
@@ -141,11 +142,10 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
         if changed_nothing(result) {
             match &result.planned.op {
                 Operation::CreateUser { user, .. } => {
-                    into.settled_creates.push(user.to_lowercase());
+                    into.settled_creates.push(name_key(user));
                 }
                 Operation::AddMembership { group, key, .. } if !key.is_empty() => {
-                    into.remove_managed
-                        .insert((group.to_lowercase(), key.clone()));
+                    into.remove_managed.insert((name_key(group), key.clone()));
                 }
                 _ => {}
             }
@@ -164,7 +164,7 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
                     kept_username: None,
                     rename_reported: None,
                 });
-                into.settled_creates.push(user.to_lowercase());
+                into.settled_creates.push(name_key(user));
                 // An account the creation met and took over (already done) never got it.
                 if let Some(email) = email
                     && result.status == OpStatus::Done
@@ -196,8 +196,7 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
         // Managed from before it was sent (see `intentions`): nothing more to keep.
         Operation::AddMembership { .. } => {}
         Operation::RemoveMembership { group, key, .. } => {
-            into.remove_managed
-                .insert((group.to_lowercase(), key.clone()));
+            into.remove_managed.insert((name_key(group), key.clone()));
         }
         _ => {}
     }
@@ -223,10 +222,10 @@ pub fn claim_interrupted_creations(
     let by_username: HashMap<String, &TargetUser> = actual
         .users
         .iter()
-        .map(|u| (u.username.to_lowercase(), u))
+        .map(|u| (name_key(&u.username), u))
         .collect();
     for intent in intents {
-        let lower = intent.username.to_lowercase();
+        let lower = name_key(&intent.username);
         let account = by_username.get(&lower);
         b.settled_creates.push(lower);
         let Some(account) = account else {

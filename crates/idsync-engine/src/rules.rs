@@ -274,7 +274,7 @@ impl CompiledGroupRules {
                 for group in snapshot.groups.values() {
                     if let Some(target) = self.on_the_fly_name(&group.display_name) {
                         feeding
-                            .entry(target.to_lowercase())
+                            .entry(idsync_model::name::name_key(&target))
                             .or_default()
                             .push(group.id.as_str());
                         mappings.push(GroupMapping {

@@ -4,6 +4,7 @@
 //!
 //! Nothing here does I/O; the types are plain data so that the planner stays a pure function.
 
+pub mod name;
 pub mod operation;
 pub mod redact;
 pub mod run;

@@ -197,7 +197,7 @@ pub(crate) async fn guard_step(
                 Operation::RemoveMembership { group, key, .. } => {
                     membership_removals.insert((
                         p.tc.name.clone(),
-                        group.to_lowercase(),
+                        idsync_model::name::name_key(group),
                         key.clone(),
                     ));
                 }

@@ -983,7 +983,7 @@ impl Store {
             );
             insert.push_values(chunk, |mut row, intent| {
                 row.push_bind(target)
-                    .push_bind(intent.username.to_lowercase())
+                    .push_bind(idsync_model::name::name_key(&intent.username))
                     .push_bind(intent.app.as_str())
                     .push_bind(intent.source_id.as_str())
                     .push_bind(intent.username.as_str())

@@ -1,31 +1,8 @@
 //! Text the phases share: names compared the way the targets compare them, and many short
 //! strings laid side by side for the indexes.
 
-use std::borrow::Cow;
-
-/// Lower case for comparing names the way the targets do. ASCII (nearly every name) is lowered
-/// without a copy when it is already lower case; anything else takes the full Unicode route.
-pub(super) fn lower(s: &str) -> Cow<'_, str> {
-    if s.is_ascii() {
-        if s.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(s.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(s)
-        }
-    } else {
-        Cow::Owned(s.to_lowercase())
-    }
-}
-
-/// `lower(a) == lower(b)`, without allocating when both are ASCII. (Only both: a non-ASCII
-/// letter such as the Kelvin sign may lower to an ASCII one.)
-pub(super) fn same_lower(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        lower(a) == lower(b)
-    }
-}
+// Names compare as every Atlassian product compares them (one definition, in the model).
+pub(super) use idsync_model::name::{lower, same_name as same_lower};
 
 /// Many short strings side by side. A hash map keyed by slices of it compares keys within a few
 /// hundred kilobytes that stay in cache, where keys borrowed from the input would each be read
