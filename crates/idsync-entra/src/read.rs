@@ -92,7 +92,9 @@ pub(crate) async fn read(
     };
     if !maybe_in_scope.is_empty() {
         notes.push(format!(
-            "scope: it reaches group(s) with hidden membership whose members cannot be read;              the {} directory user(s) outside the scope are not deprovisioned for having left              it until Member.Read.Hidden is granted",
+            "scope: it reaches group(s) with hidden membership whose members cannot be read; \
+             the {} directory user(s) outside the scope are not deprovisioned for having left \
+             it until Member.Read.Hidden is granted",
             maybe_in_scope.len()
         ));
     }
@@ -753,7 +755,14 @@ fn apply_group(state: &mut GroupsState, item: Value) -> Result<(), String> {
         .is_some_and(|v| v.eq_ignore_ascii_case("HiddenMembership"));
     if hidden {
         state.hidden.insert(id.clone());
-        if map.contains_key("members@delta") {
+        // Only a member shown proves the permission: an empty `members@delta` could be what
+        // Graph sends for a group it hides, and taking that for "no members" would remove
+        // everyone from the groups it feeds.
+        if map
+            .get("members@delta")
+            .and_then(Value::as_array)
+            .is_some_and(|members| !members.is_empty())
+        {
             state.hidden_members_seen = true;
         }
     }
@@ -1151,6 +1160,28 @@ fn resolve_groups(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Only a member shown proves that hidden memberships can be read: a hidden group that
+    /// comes with an empty `members@delta` (what Graph may send without Member.Read.Hidden)
+    /// leaves them unproven, so such groups are held as unreadable rather than taken as empty.
+    #[test]
+    fn an_empty_member_list_does_not_prove_hidden_members_readable() {
+        let mut state = GroupsState::default();
+        apply_group(
+            &mut state,
+            json!({"id": "g1", "displayName": "Hidden", "visibility": "HiddenMembership", "members@delta": []}),
+        )
+        .expect("applied");
+        assert!(state.hidden.contains("g1"));
+        assert!(!state.hidden_members_seen);
+        apply_group(
+            &mut state,
+            json!({"id": "g2", "displayName": "Shown", "visibility": "HiddenMembership",
+                   "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": "u1"}]}),
+        )
+        .expect("applied");
+        assert!(state.hidden_members_seen);
+    }
 
     #[test]
     fn users_are_flattened() {
