@@ -63,6 +63,7 @@ pub(crate) async fn stored_for_target(
     tc: &TargetConfig,
     fingerprint: String,
     full_read: bool,
+    remembers_emails: bool,
 ) -> Result<StoredTarget, RunError> {
     let known = async {
         let max_age =
@@ -87,7 +88,14 @@ pub(crate) async fn stored_for_target(
         store.links(&tc.name),
         store.managed_memberships(app, &tc.name),
         store.create_intents(app, &tc.name),
-        store.sent_emails(&tc.name),
+        // Only a target that does not report e-mail addresses needs the ones idsync sent.
+        async {
+            if remembers_emails {
+                store.sent_emails(&tc.name).await
+            } else {
+                Ok(HashMap::new())
+            }
+        },
     );
     Ok(StoredTarget {
         links: links?,

@@ -136,9 +136,17 @@ pub async fn sync_app(
     progress.phase("reading the source");
     let attributes = attributes_needed(app, &rules);
     let targets = build_targets(&target_configs, rules, &mut report);
-    let stored = futures::future::try_join_all(targets.iter().map(|(_, tc, r)| {
+    let stored = futures::future::try_join_all(targets.iter().map(|(t, tc, r)| {
         let fingerprint = fingerprint(tc, &custom_attributes(r));
-        stored_for_target(store, &app.name, tc, fingerprint, options.full_read)
+        let remembers_emails = !t.capabilities().reads_email;
+        stored_for_target(
+            store,
+            &app.name,
+            tc,
+            fingerprint,
+            options.full_read,
+            remembers_emails,
+        )
     }));
     let source = read_source(
         store,
