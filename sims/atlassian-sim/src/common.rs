@@ -370,17 +370,6 @@ fn not_permitted(gate: &Gate, path: &str) -> Response {
 
 /// Per-product middleware: the Bitbucket request log, authentication, then rate limiting.
 pub(crate) async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
-    // A resource the product's version does not have yet: the product's 404.
-    if let Some(route) = request.extensions().get::<MatchedPath>() {
-        let version = crate::lock(&gate.sim.state).version(gate.product);
-        if !crate::versions::has(version, request.method(), route.as_str()) {
-            return error_for_path(
-                request.uri().path(),
-                StatusCode::NOT_FOUND,
-                "Could not find the resource: not in this version of the product",
-            );
-        }
-    }
     if gate.product == Product::Bitbucket {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
@@ -461,6 +450,16 @@ async fn authenticated(gate: &Gate, mut request: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_default();
+    // A resource the product's version does not have yet: the product's 404, once the
+    // credentials are known to be good (as the products check them first).
+    let version = crate::lock(&gate.sim.state).version(gate.product);
+    if !crate::versions::has(version, request.method(), &route) {
+        return error_for_path(
+            &path,
+            StatusCode::NOT_FOUND,
+            "Could not find the resource: not in this version of the product",
+        );
+    }
     if !who.admin && needs_admin(gate.product, request.method(), &route, &path) {
         return not_permitted(gate, &path);
     }

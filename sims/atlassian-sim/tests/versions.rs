@@ -118,3 +118,19 @@ async fn versions_are_reported_and_set_through_the_control_api() {
     .await;
     assert_eq!((status, props["version"].clone()), (200, json!("8.19.2")));
 }
+
+/// Credentials are checked before the version: a wrong token on a resource the version lacks
+/// gets the product's 401, not a 404 that would hide the credentials problem.
+#[tokio::test]
+async fn credentials_are_checked_before_the_version() {
+    let sim = start().await;
+    sim.set_version(Product::Confluence, "8.3.0");
+    let (status, _) = send(
+        client()
+            .post(format!("{}/rest/api/admin/user", sim.confluence_url()))
+            .bearer_auth("not-the-token")
+            .json(&json!({"userName": "bob", "fullName": "Bob", "email": "b@x", "password": "pw"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
