@@ -593,10 +593,10 @@ impl Target for BitbucketDc {
                 return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
             }
         };
-        // Bitbucket has no resource naming the signed-in user; the account is the configured
-        // one (Bitbucket takes Basic authentication only here), looked up to prove the
-        // password. getUsers_2 (8.14 OpenAPI): "The authenticated user must have
-        // LICENSED_USER permission".
+        // Bitbucket has no resource naming the signed-in user; the account shown is the
+        // configured one (Bitbucket takes Basic authentication only here). A request that
+        // needs a signed-in user proves the password: getUsers_2 (8.14 OpenAPI), "The
+        // authenticated user must have LICENSED_USER permission".
         let account = self.api.basic_username().unwrap_or_default().to_owned();
         // Only `filter` narrows it: the document lists no paging parameters for it.
         let call = self
