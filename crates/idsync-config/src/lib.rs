@@ -14,6 +14,7 @@ mod env;
 pub mod load;
 mod locate;
 mod problem;
+pub mod schedule;
 pub mod schema;
 pub mod secret;
 pub mod validate;
@@ -21,5 +22,6 @@ pub mod validate;
 pub use load::{
     ConfigError, Env, Problem, load, load_with_env, locate, locate_with_env, parse_with_env,
 };
+pub use schedule::{Schedule, ScheduleError};
 pub use schema::*;
 pub use secret::Secret;

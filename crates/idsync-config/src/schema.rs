@@ -12,6 +12,7 @@ use idsync_model::TargetKind;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::schedule::Schedule;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,6 +92,10 @@ pub struct AppConfig {
     /// Per-target replacements of the `users` or `groups` rules, keyed by target name.
     #[serde(default)]
     pub overrides: BTreeMap<String, TargetOverride>,
+    /// When `idsync serve` syncs this app on its own: `"30m"` or a cron expression (UTC).
+    /// No schedule: only on demand (API, CLI) and at sign-in.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 pub fn default_authority_url() -> Url {

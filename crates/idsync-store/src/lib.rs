@@ -51,6 +51,8 @@ pub enum StoreError {
     Lock { app: String, source: std::io::Error },
     #[error("run {run} cannot be approved: {why}")]
     NotApprovable { run: i64, why: String },
+    #[error("run {run} cannot be discarded: {why}")]
+    NotDiscardable { run: i64, why: String },
 }
 
 /// A run of an app that holds its lock, as far as the history tells.
@@ -482,6 +484,9 @@ enum LockPlace {
 }
 
 pub use lease::AppLease;
+pub use service::RunFilter;
+
+mod service;
 
 mod lease {
     //! An app's lock. A file lock (`flock`) rather than a row in the database: a row would

@@ -1,0 +1,65 @@
+//! The admin API under `/api/v1`: JSON in and out, one error envelope ([`crate::error`]),
+//! every route behind the admin token ([`crate::auth`]). Enough for a console to need nothing
+//! else: the configured IdPs, apps and targets, runs (start one, dry-run one, approve or
+//! discard a held one) and the history.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use idsync_config::Config;
+use idsync_store::Store;
+use time::OffsetDateTime;
+
+use crate::runs::Coordinator;
+use crate::scheduler::NextRuns;
+
+mod apps;
+mod runs;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct ApiState {
+    pub config: Arc<Config>,
+    /// The file the config came from: apps and targets in it are changed there, not here.
+    pub config_path: Option<PathBuf>,
+    pub store: Store,
+    pub coordinator: Coordinator,
+    pub next_runs: NextRuns,
+}
+
+/// The `/api/v1` routes (the caller adds the token check and the body limit).
+pub fn routes(state: ApiState) -> Router {
+    Router::new()
+        .route("/idps", get(apps::list_idps))
+        .route("/apps", get(apps::list_apps))
+        .route(
+            "/apps/{app}",
+            get(apps::get_app)
+                .put(apps::change_app)
+                .delete(apps::change_app),
+        )
+        .route("/apps/{app}/test", post(apps::test_app))
+        .route("/apps/{app}/runs", post(runs::start_run))
+        .route("/targets", get(apps::list_targets))
+        .route(
+            "/targets/{target}",
+            get(apps::get_target)
+                .put(apps::change_target)
+                .delete(apps::change_target),
+        )
+        .route("/targets/{target}/test", post(apps::test_target))
+        .route("/runs", get(runs::list_runs))
+        .route("/runs/{id}", get(runs::get_run))
+        .route("/runs/{id}/operations", get(runs::run_operations))
+        .route("/runs/{id}/approve", post(runs::approve_run))
+        .route("/runs/{id}/discard", post(runs::discard_run))
+        .with_state(state)
+}
+
+/// A time as the API writes it (RFC 3339, UTC).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,624 @@
+//! The service over loopback: graph-sim and atlassian-sim, a real config file and SQLite store
+//! (the runner's end-to-end harness), `idsync_server::start` on port 0, and the admin API
+//! called with reqwest as a console or a script would.
+
+#[allow(dead_code)]
+#[path = "../../idsync-runner/tests/e2e/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::{App, World, add_user, tenant};
+use idsync_config::Config;
+use idsync_model::TargetKind;
+use idsync_runner::{RunStatus, Trigger};
+use idsync_server::{Accepted, Finished, ManualClock, Request, Running, ServeOptions};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A running service on `config`, with its admin token and a client.
+struct Service {
+    running: Running,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Service {
+    async fn start(w: &World, config: &Config) -> Service {
+        Self::start_with(w, config, ServeOptions::default()).await
+    }
+
+    async fn start_with(w: &World, config: &Config, options: ServeOptions) -> Service {
+        let store = w.store(config).await.clone();
+        let running = idsync_server::start(
+            Arc::new(config.clone()),
+            Some(w.config_path()),
+            store,
+            ServeOptions {
+                listen: "127.0.0.1:0".parse().expect("address"),
+                ..options
+            },
+        )
+        .await
+        .expect("the service starts");
+        let token = running
+            .new_admin_token
+            .clone()
+            .expect("the first start makes the admin token");
+        Service {
+            running,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.addr)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the service answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+/// Waits for the next run the coordinator finishes (bounded, so a broken scheduler fails the
+/// test instead of hanging it).
+async fn next_finished(events: &mut tokio::sync::broadcast::Receiver<Finished>) -> Finished {
+    tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .expect("a run finishes within a minute")
+        .expect("the coordinator is alive")
+}
+
+fn three_users(tenant: &graph_sim::GraphSim) {
+    for name in ["alice", "bob", "carol"] {
+        add_user(tenant, &format!("{name}@contoso.com"));
+    }
+}
+
+#[tokio::test]
+async fn every_api_route_needs_the_admin_token() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let service = Service::start(&w, &config).await;
+
+    let routes: [(reqwest::Method, &str); 16] = [
+        (reqwest::Method::GET, "/api/v1/idps"),
+        (reqwest::Method::GET, "/api/v1/apps"),
+        (reqwest::Method::GET, "/api/v1/apps/main"),
+        (reqwest::Method::PUT, "/api/v1/apps/main"),
+        (reqwest::Method::DELETE, "/api/v1/apps/main"),
+        (reqwest::Method::POST, "/api/v1/apps/main/test"),
+        (reqwest::Method::POST, "/api/v1/apps/main/runs"),
+        (reqwest::Method::GET, "/api/v1/targets"),
+        (reqwest::Method::GET, "/api/v1/targets/jira"),
+        (reqwest::Method::PUT, "/api/v1/targets/jira"),
+        (reqwest::Method::POST, "/api/v1/targets/jira/test"),
+        (reqwest::Method::GET, "/api/v1/runs"),
+        (reqwest::Method::GET, "/api/v1/runs/1"),
+        (reqwest::Method::GET, "/api/v1/runs/1/operations"),
+        (reqwest::Method::POST, "/api/v1/runs/1/approve"),
+        (reqwest::Method::POST, "/api/v1/runs/1/discard"),
+    ];
+    for (method, path) in &routes {
+        for token in [None, Some("idsync_not-the-token"), Some("")] {
+            let mut request = service.http.request(method.clone(), service.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("answers");
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert!(response.headers().contains_key("www-authenticate"));
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+        }
+    }
+    // An unknown route under /api/v1 is refused before it is found out not to exist.
+    let response = service
+        .http
+        .get(service.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // With the token, the same routes answer (no run 1 yet: 404 in the envelope).
+    let (status, body) = service.get("/api/v1/runs/1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _) = service.get("/api/v1/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Health and metrics are open: a load balancer and Prometheus have no token.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = service
+            .http
+            .get(service.url(path))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let ready: Value = service
+        .http
+        .get(service.url("/readyz"))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready, json!({"store": "ok", "config": "loaded", "apps": 1}));
+    assert!(service.running.shutdown().await);
+}
+
+#[tokio::test]
+async fn apps_targets_and_idps_are_listed_without_their_secrets() {
+    let tenant = tenant().await;
+    let w = World::new(&[TargetKind::JiraDc, TargetKind::BitbucketDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "schedule = \"30m\"\n")]);
+    let service = Service::start(&w, &config).await;
+    let mut seen = String::new();
+    for path in [
+        "/api/v1/idps",
+        "/api/v1/apps",
+        "/api/v1/apps/main",
+        "/api/v1/targets",
+        "/api/v1/targets/jira",
+        "/api/v1/targets/bitbucket",
+    ] {
+        let (status, body) = service.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        seen += &body.to_string();
+    }
+    let sim = w.atl.config();
+    let mut secrets = vec![tenant.credentials().client_secret, sim.jira_token.clone()];
+    // The simulator's admin password may be its username, which is shown (not a secret).
+    if sim.admin_password != sim.admin_user {
+        secrets.push(sim.admin_password.clone());
+    }
+    for secret in secrets {
+        assert!(!seen.contains(&secret), "a secret in an API answer: {seen}");
+    }
+    let (_, app) = service.get("/api/v1/apps/main").await;
+    assert_eq!(app["client_secret"], "********");
+    assert_eq!(app["provisioned"], "file");
+    assert_eq!(app["schedule"], "30m");
+    assert_eq!(app["targets"], json!(["jira", "bitbucket"]));
+    let (_, target) = service.get("/api/v1/targets/bitbucket").await;
+    assert_eq!(target["auth"], "basic");
+    assert_eq!(target["credentials"], "********");
+
+    // What the file provisions is changed in the file, and the answer says so.
+    let (status, body) = service
+        .call(reqwest::Method::PUT, "/api/v1/apps/main", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "provisioned_by_file");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("idsync.toml"), "{message}");
+    let (status, body) = service
+        .call(reqwest::Method::DELETE, "/api/v1/targets/jira", None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = service.get("/api/v1/apps/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nope")
+    );
+
+    // Testing a target's connection is what `idsync check` does for it.
+    let (status, probe) = service.post("/api/v1/targets/jira/test", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(probe["ok"], true, "{probe}");
+    assert!(probe["probe"]["product"].is_object(), "{probe}");
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "schedule = \"30m\"\n")]);
+    let start = time::OffsetDateTime::now_utc();
+    let clock = ManualClock::new(start);
+    let store = w.store(&config).await.clone();
+    let service = Service::start_with(
+        &w,
+        &config,
+        ServeOptions {
+            clock: Arc::new(clock.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let mut events = service.running.coordinator.subscribe();
+
+    // Never synced: the first scheduled run starts at once.
+    let first = next_finished(&mut events).await;
+    assert_eq!(first.trigger, Trigger::Schedule);
+    let report = first.outcome.expect("the run works");
+    assert_eq!(report.status, RunStatus::Done);
+    assert!(w.user(TargetKind::JiraDc, "alice@contoso.com").is_some());
+
+    // The next one is 30 minutes after that start, on the clock, and shown by the API.
+    let (_, app) = service.get("/api/v1/apps/main").await;
+    let next = app["next_run"].as_str().expect("a next run").to_owned();
+    let expected = start + Duration::from_secs(30 * 60);
+    assert_eq!(next, idsync_server::api::rfc3339(expected), "{app}");
+    clock.advance(Duration::from_secs(29 * 60));
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.find_runs(&filter_all()).await.expect("history").len(),
+        1
+    );
+
+    add_user(&tenant, "dave@contoso.com");
+    clock.advance(Duration::from_secs(60));
+    let second = next_finished(&mut events).await;
+    assert_eq!(second.trigger, Trigger::Schedule);
+    assert_eq!(second.outcome.expect("works").status, RunStatus::Done);
+    assert!(w.user(TargetKind::JiraDc, "dave@contoso.com").is_some());
+    let runs = store.find_runs(&filter_all()).await.expect("history");
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.trigger == "schedule"));
+    assert!(service.running.shutdown().await);
+}
+
+fn filter_all() -> idsync_store::RunFilter {
+    idsync_store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn one_run_per_app_and_triggers_during_a_run_are_queued_once() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let store = w.store(&config).await.clone();
+    let service = Service::start(&w, &config).await;
+    let coordinator = service.running.coordinator.clone();
+    let mut events = coordinator.subscribe();
+
+    // Another process (the CLI) holds the app: the service's run waits for it.
+    let lease = store.lock_app("main", false).await.expect("lock");
+    let (status, body) = service.post("/api/v1/apps/main/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["accepted"], "started");
+    assert!(coordinator.is_running("main"));
+    let (_, body) = service.post("/api/v1/apps/main/runs", json!({})).await;
+    assert_eq!(body["accepted"], "queued");
+    for _ in 0..3 {
+        assert_eq!(
+            coordinator
+                .trigger("main", Request::new(Trigger::Schedule))
+                .expect("known app"),
+            Accepted::AlreadyQueued
+        );
+    }
+    assert!(
+        coordinator
+            .trigger("nope", Request::new(Trigger::Manual))
+            .is_err()
+    );
+    drop(lease);
+
+    let first = next_finished(&mut events).await;
+    let second = next_finished(&mut events).await;
+    // The queued run keeps the trigger it was queued with; the later ones joined it.
+    assert_eq!(
+        (first.trigger, second.trigger),
+        (Trigger::Manual, Trigger::Manual)
+    );
+    coordinator.idle().await;
+    assert!(!coordinator.is_running("main"));
+    let runs = store.find_runs(&filter_all()).await.expect("history");
+    assert_eq!(
+        runs.len(),
+        2,
+        "five triggers, one run and one queued: {runs:?}"
+    );
+    assert!(runs.iter().all(|r| r.status == "done"), "{runs:?}");
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_hold_approve_and_discard_through_the_api() {
+    let tenant = tenant().await;
+    let ids: Vec<String> = (0..10)
+        .map(|i| add_user(&tenant, &format!("user{i}@contoso.com")))
+        .collect();
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(
+        &tenant,
+        "[apps.guard]\nmax_deprovision_percent = 20.0\nmax_deprovision_count = 50\n",
+    )]);
+    let service = Service::start(&w, &config).await;
+    let mut events = service.running.coordinator.subscribe();
+
+    // A dry run answers with the plan and its reasons, and applies nothing.
+    let (status, plan) = service
+        .post("/api/v1/apps/main/runs", json!({"dry_run": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["status"], "planned");
+    let operations = plan["targets"][0]["operations"]
+        .as_array()
+        .expect("operations");
+    assert_eq!(operations.len(), 10, "{plan}");
+    assert!(
+        operations
+            .iter()
+            .all(|o| o["reason"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+    assert!(w.user(TargetKind::JiraDc, "user0@contoso.com").is_none());
+
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    assert_eq!(
+        next_finished(&mut events)
+            .await
+            .outcome
+            .expect("works")
+            .status,
+        RunStatus::Done
+    );
+
+    // 3 of 10 leave: over the guard's 20 %, the run is held.
+    for id in &ids[..3] {
+        tenant.disable_user(id).expect("disabled");
+    }
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    let held = next_finished(&mut events).await.outcome.expect("works");
+    assert_eq!(held.status, RunStatus::Held);
+    let (_, page) = service.get("/api/v1/runs?status=held").await;
+    assert_eq!(page["runs"][0]["id"], held.run_id);
+    let (_, run) = service.get(&format!("/api/v1/runs/{}", held.run_id)).await;
+    assert!(run["plan"].is_object() || run["plan"].is_array(), "{run}");
+    assert!(w.is_active(TargetKind::JiraDc, "user0@contoso.com"));
+
+    // Approving starts the approved run, which deactivates the three.
+    let (status, body) = service
+        .post(&format!("/api/v1/runs/{}/approve", held.run_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let approved = next_finished(&mut events).await;
+    assert_eq!(approved.trigger, Trigger::Approval);
+    assert_eq!(approved.outcome.expect("works").status, RunStatus::Done);
+    for i in 0..3 {
+        assert!(!w.is_active(TargetKind::JiraDc, &format!("user{i}@contoso.com")));
+    }
+    // An approval is used once: approving again is refused, in the envelope.
+    let (status, body) = service
+        .post(&format!("/api/v1/runs/{}/approve", held.run_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "not_approvable");
+
+    // Another hold, discarded: its plan can no longer be approved.
+    for id in &ids[3..7] {
+        tenant.disable_user(id).expect("disabled");
+    }
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    let held = next_finished(&mut events).await.outcome.expect("works");
+    assert_eq!(held.status, RunStatus::Held);
+    let (status, body) = service
+        .post(&format!("/api/v1/runs/{}/discard", held.run_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["run"]["status"], "discarded");
+    let (status, body) = service
+        .post(&format!("/api/v1/runs/{}/approve", held.run_id), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(w.is_active(TargetKind::JiraDc, "user3@contoso.com"));
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_filters_pages_and_exports_as_csv() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc, TargetKind::ConfluenceDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let service = Service::start(&w, &config).await;
+    let mut events = service.running.coordinator.subscribe();
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    let first = next_finished(&mut events).await.outcome.expect("works");
+    add_user(&tenant, "dave@contoso.com");
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    let second = next_finished(&mut events).await.outcome.expect("works");
+    service
+        .post("/api/v1/apps/main/runs", json!({"dry_run": true}))
+        .await;
+
+    let ids = |page: &Value| -> Vec<i64> {
+        page["runs"]
+            .as_array()
+            .map(|runs| runs.iter().filter_map(|r| r["id"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    let (_, all) = service.get("/api/v1/runs").await;
+    assert_eq!(ids(&all).len(), 3);
+    let (_, dave) = service.get("/api/v1/runs?user=DAVE@contoso.com").await;
+    assert_eq!(ids(&dave), vec![second.run_id]);
+    let (_, alice) = service
+        .get("/api/v1/runs?user=alice@contoso.com&kind=create_user&target=confluence")
+        .await;
+    assert_eq!(ids(&alice), vec![first.run_id]);
+    let (_, none) = service.get("/api/v1/runs?trigger=schedule").await;
+    assert_eq!(ids(&none), Vec::<i64>::new());
+    let (_, planned) = service.get("/api/v1/runs?status=planned&app=main").await;
+    assert_eq!(ids(&planned).len(), 1);
+
+    // Pages of one, newest first, each pointing at the next.
+    let (_, page1) = service.get("/api/v1/runs?limit=1").await;
+    let before = page1["next_before"].as_i64().expect("a next page");
+    let (_, page2) = service
+        .get(&format!("/api/v1/runs?limit=1&before={before}"))
+        .await;
+    let (_, page3) = service
+        .get(&format!(
+            "/api/v1/runs?limit=1&before={}",
+            page2["next_before"].as_i64().expect("next")
+        ))
+        .await;
+    assert_eq!(page3["next_before"], Value::Null);
+    let mut seen = [ids(&page1), ids(&page2), ids(&page3)].concat();
+    seen.dedup();
+    assert_eq!(seen, ids(&all));
+    let (status, body) = service.get("/api/v1/runs?limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "limit");
+
+    // The operations of a run, as CSV: a header and one line per operation.
+    let response = service
+        .http
+        .get(service.url(&format!(
+            "/api/v1/runs/{}/operations?format=csv",
+            first.run_id
+        )))
+        .bearer_auth(&service.token)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/csv")
+    );
+    let csv = response.text().await.expect("text");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "seq,target,kind,subject,status,error,duration_ms,reason"
+    );
+    let (_, json_ops) = service
+        .get(&format!("/api/v1/runs/{}/operations", first.run_id))
+        .await;
+    let count = json_ops["operations"].as_array().map_or(0, Vec::len);
+    assert!(count >= 6, "{json_ops}");
+    assert_eq!(lines.len(), count + 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("jira,create_user,alice@contoso.com,done")),
+        "{csv}"
+    );
+    let (status, body) = service
+        .get(&format!(
+            "/api/v1/runs/{}/operations?format=xml",
+            first.run_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "format");
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_count_runs_and_operations() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]).clone();
+    let mut config = config;
+    // A name of its own: the recorder is shared by every service this test binary starts.
+    config.apps[0].name = "metered".into();
+    let service = Service::start(&w, &config).await;
+    let mut events = service.running.coordinator.subscribe();
+    service.post("/api/v1/apps/metered/runs", json!({})).await;
+    assert_eq!(
+        next_finished(&mut events)
+            .await
+            .outcome
+            .expect("works")
+            .status,
+        RunStatus::Done
+    );
+    let text = service
+        .http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "idsync_runs_total{app=\"metered\",trigger=\"manual\",status=\"done\"} 1",
+        "idsync_operations_total{target=\"jira\",kind=\"create_user\",result=\"done\"}",
+        "idsync_last_success_timestamp_seconds{app=\"metered\"}",
+        "idsync_run_duration_seconds_bucket{app=\"metered\",trigger=\"manual\"",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stop_lets_the_run_in_progress_finish() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let store = w.store(&config).await.clone();
+    let service = Service::start(&w, &config).await;
+    let lease = store.lock_app("main", false).await.expect("lock");
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    let stop = tokio::spawn(service.running.shutdown());
+    // The stop waits for the run, which waits for the lock.
+    tokio::task::yield_now().await;
+    assert!(!stop.is_finished());
+    drop(lease);
+    assert!(
+        stop.await.expect("joins"),
+        "the run finished within the grace period"
+    );
+    let runs = store.find_runs(&filter_all()).await.expect("history");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "done");
+}
