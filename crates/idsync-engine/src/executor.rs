@@ -18,43 +18,9 @@ use futures::StreamExt;
 use idsync_model::{
     Applied, Operation, OperationKind, PlannedOperation, Target, TargetError, TargetErrorKind,
 };
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpStatus {
-    /// In a dry run or a held plan: not applied.
-    Planned,
-    Done,
-    /// The target already was as asked (e.g. already a member).
-    AlreadyDone,
-    Failed,
-    /// Not attempted because an operation it depends on failed.
-    Skipped,
-}
-
-/// What happened to one planned operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpResult {
-    #[serde(flatten)]
-    pub planned: PlannedOperation,
-    pub status: OpStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What kind of failure, when it failed at the target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<TargetErrorKind>,
-    /// The account key, once known (for created users: the new key).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    pub duration_ms: u64,
-}
-
-impl OpResult {
-    pub fn succeeded(&self) -> bool {
-        matches!(self.status, OpStatus::Done | OpStatus::AlreadyDone)
-    }
-}
+// The store writes results to the history: in the model, so that it stands without the engine.
+pub use idsync_model::op_result::{OpResult, OpStatus};
 
 /// Where the executor makes its progress durable (the state store, in the runner).
 #[async_trait::async_trait]

@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
-use idsync_engine::guard::Held;
-use idsync_engine::outcome::{Bookkeeping, CreateIntent, Intentions};
-use idsync_engine::{Link, ManagedMemberships, OpResult};
+use idsync_model::bookkeeping::{Bookkeeping, CreateIntent, Intentions};
+use idsync_model::held::Held;
+use idsync_model::link::Link;
+use idsync_model::managed::ManagedMemberships;
+use idsync_model::op_result::OpResult;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -132,7 +134,7 @@ pub struct OperationRecord {
 }
 
 /// Separates the account keys of one managed group in its row (see migration 0003).
-const MEMBER_SEPARATOR: char = idsync_engine::managed::KEY_SEPARATOR;
+const MEMBER_SEPARATOR: char = idsync_model::managed::KEY_SEPARATOR;
 
 /// Keeps `links`, many per statement (a statement each cost a round trip to SQLite's thread per
 /// renamed or new account). A source object has one account per target: the last link given
@@ -962,7 +964,7 @@ impl Store {
     }
 
     /// Before a phase of a run's writes is sent: the accounts it is about to create and the
-    /// memberships it is about to add (see [`idsync_engine::outcome::Intentions`]).
+    /// memberships it is about to add (see [`Intentions`]).
     pub async fn record_intentions(
         &self,
         run_id: i64,
