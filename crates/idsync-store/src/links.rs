@@ -81,6 +81,48 @@ pub(crate) async fn upsert_links(
     Ok(())
 }
 
+/// Drops the links of these accounts (by key), and the e-mail addresses idsync sent them.
+pub(crate) async fn remove_links(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    for key in keys {
+        sqlx::query("DELETE FROM links WHERE target = ? AND account_key = ?")
+            .bind(target)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM sent_emails WHERE target = ? AND account_key = ?")
+            .bind(target)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Remembers (account key, e-mail) idsync sent, many per statement (three values a row).
+pub(crate) async fn upsert_sent_emails(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+    sent: &[(String, String)],
+) -> Result<(), StoreError> {
+    const EMAILS_PER_STATEMENT: usize = 500;
+    for chunk in sent.chunks(EMAILS_PER_STATEMENT) {
+        let mut upsert =
+            sqlx::QueryBuilder::new("INSERT INTO sent_emails (target, account_key, email) ");
+        upsert.push_values(chunk, |mut row, (key, email)| {
+            row.push_bind(target)
+                .push_bind(key.as_str())
+                .push_bind(email.as_str());
+        });
+        upsert.push(" ON CONFLICT (target, account_key) DO UPDATE SET email = excluded.email");
+        upsert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Every app's links on one target.
     pub async fn links(&self, target: &str) -> Result<Vec<Link>, StoreError> {

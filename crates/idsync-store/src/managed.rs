@@ -2,13 +2,13 @@
 //! them and the links in step with what a run did, and the intentions (creations and
 //! memberships) recorded before a phase of writes is sent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use idsync_model::bookkeeping::{Bookkeeping, CreateIntent, Intentions};
 use idsync_model::managed::ManagedMemberships;
 use sqlx::Row;
 
-use crate::links::upsert_links;
+use crate::links::{remove_links, upsert_links, upsert_sent_emails};
 use crate::{Store, StoreError, now};
 
 /// Separates the account keys of one managed group in its row (see migration 0003).
@@ -19,13 +19,12 @@ const GROUPS_PER_STATEMENT: usize = 500;
 
 /// Applies the managed-membership side of `changes` to the packed rows, rewriting only the
 /// groups that change. Dropped links lose their memberships in every group.
-async fn update_managed_groups(
+pub(crate) async fn update_managed_groups(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     app: &str,
     target: &str,
     changes: &Bookkeeping,
 ) -> Result<(), StoreError> {
-    use std::collections::{BTreeMap, HashSet};
     if changes.add_managed.is_empty()
         && changes.remove_managed.is_empty()
         && changes.remove_links.is_empty()
@@ -33,37 +32,23 @@ async fn update_managed_groups(
         return Ok(());
     }
     let gone: HashSet<&str> = changes.remove_links.iter().map(String::as_str).collect();
-    // Only the groups that change are read, unless accounts left (they leave every group):
-    // progress is recorded many times a run, and a target at 100k users manages a million
-    // memberships.
-    let mut stored: BTreeMap<String, String> = BTreeMap::new();
-    if gone.is_empty() {
-        let names: BTreeSet<&str> = changes
-            .add_managed
-            .iter()
-            .chain(&changes.remove_managed)
-            .map(|(g, _)| g.as_str())
-            .collect();
-        let names: Vec<&str> = names.into_iter().collect();
-        for chunk in names.chunks(GROUPS_PER_STATEMENT) {
-            let mut select = sqlx::QueryBuilder::new(
-                "SELECT group_name, members FROM managed_groups WHERE app = ",
-            );
-            select
-                .push_bind(app)
-                .push(" AND target = ")
-                .push_bind(target)
-                .push(" AND group_name IN (");
-            let mut list = select.separated(", ");
-            for name in chunk {
-                list.push_bind(*name);
-            }
-            select.push(")");
-            for r in select.build().fetch_all(&mut **tx).await? {
-                stored.insert(r.get(0), r.get(1));
-            }
-        }
-    } else {
+    let stored = read_managed_groups(tx, app, target, changes, !gone.is_empty()).await?;
+    let (emptied, rewritten) = new_group_members(&stored, changes, &gone);
+    delete_managed_groups(tx, app, target, &emptied).await?;
+    write_managed_groups(tx, app, target, &rewritten).await
+}
+
+/// The stored rows (group → joined keys) that `changes` may touch. Only the groups that change
+/// are read, unless accounts left (`every_group`: they leave every group): progress is recorded
+/// many times a run, and a target at 100k users manages a million memberships.
+async fn read_managed_groups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &str,
+    target: &str,
+    changes: &Bookkeeping,
+    every_group: bool,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    if every_group {
         let rows = sqlx::query(
             "SELECT group_name, members FROM managed_groups WHERE app = ? AND target = ?",
         )
@@ -71,8 +56,43 @@ async fn update_managed_groups(
         .bind(target)
         .fetch_all(&mut **tx)
         .await?;
-        stored = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        return Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect());
     }
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    let names: BTreeSet<&str> = changes
+        .add_managed
+        .iter()
+        .chain(&changes.remove_managed)
+        .map(|(g, _)| g.as_str())
+        .collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    for chunk in names.chunks(GROUPS_PER_STATEMENT) {
+        let mut select =
+            sqlx::QueryBuilder::new("SELECT group_name, members FROM managed_groups WHERE app = ");
+        select
+            .push_bind(app)
+            .push(" AND target = ")
+            .push_bind(target)
+            .push(" AND group_name IN (");
+        let mut list = select.separated(", ");
+        for name in chunk {
+            list.push_bind(*name);
+        }
+        select.push(")");
+        for r in select.build().fetch_all(&mut **tx).await? {
+            stored.insert(r.get(0), r.get(1));
+        }
+    }
+    Ok(stored)
+}
+
+/// Each group `changes` touches, with its keys after them: (groups left empty, groups with
+/// their new keys joined). Groups whose keys do not change are in neither.
+fn new_group_members<'a>(
+    stored: &'a BTreeMap<String, String>,
+    changes: &'a Bookkeeping,
+    gone: &HashSet<&str>,
+) -> (Vec<&'a str>, Vec<(&'a str, String)>) {
     // Per group: (keys to add, keys to remove).
     let mut touched: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
     for (g, k) in &changes.add_managed {
@@ -86,7 +106,6 @@ async fn update_managed_groups(
             touched.entry(group).or_default();
         }
     }
-    // Groups left empty, and groups with their new keys: written many per statement.
     let mut emptied: Vec<&str> = Vec::new();
     let mut rewritten: Vec<(&str, String)> = Vec::new();
     for (group, (adds, removes)) in touched {
@@ -117,6 +136,16 @@ async fn update_managed_groups(
             rewritten.push((group, members));
         }
     }
+    (emptied, rewritten)
+}
+
+/// Deletes the rows of groups left with no managed member, many per statement.
+async fn delete_managed_groups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &str,
+    target: &str,
+    emptied: &[&str],
+) -> Result<(), StoreError> {
     for chunk in emptied.chunks(GROUPS_PER_STATEMENT) {
         let mut delete = sqlx::QueryBuilder::new("DELETE FROM managed_groups WHERE app = ");
         delete
@@ -131,6 +160,16 @@ async fn update_managed_groups(
         delete.push(")");
         delete.build().execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Writes groups with their new keys (joined), many per statement.
+async fn write_managed_groups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    app: &str,
+    target: &str,
+    rewritten: &[(&str, String)],
+) -> Result<(), StoreError> {
     for chunk in rewritten.chunks(GROUPS_PER_STATEMENT) {
         let mut upsert = sqlx::QueryBuilder::new(
             "INSERT INTO managed_groups (app, target, group_name, members) ",
@@ -156,33 +195,20 @@ pub(crate) async fn write_bookkeeping(
     target: &str,
     changes: &Bookkeeping,
 ) -> Result<(), StoreError> {
-    for key in &changes.remove_links {
-        sqlx::query("DELETE FROM links WHERE target = ? AND account_key = ?")
-            .bind(target)
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("DELETE FROM sent_emails WHERE target = ? AND account_key = ?")
-            .bind(target)
-            .bind(key)
-            .execute(&mut **tx)
-            .await?;
-    }
-    // Three values a row.
-    for chunk in changes.sent_emails.chunks(GROUPS_PER_STATEMENT) {
-        let mut upsert =
-            sqlx::QueryBuilder::new("INSERT INTO sent_emails (target, account_key, email) ");
-        upsert.push_values(chunk, |mut row, (key, email)| {
-            row.push_bind(target)
-                .push_bind(key.as_str())
-                .push_bind(email.as_str());
-        });
-        upsert.push(" ON CONFLICT (target, account_key) DO UPDATE SET email = excluded.email");
-        upsert.build().execute(&mut **tx).await?;
-    }
+    remove_links(tx, target, &changes.remove_links).await?;
+    upsert_sent_emails(tx, target, &changes.sent_emails).await?;
     upsert_links(tx, target, &changes.upsert_links, &now()).await?;
     update_managed_groups(tx, app, target, changes).await?;
-    for chunk in changes.settled_creates.chunks(GROUPS_PER_STATEMENT) {
+    settle_creates(tx, target, &changes.settled_creates).await
+}
+
+/// Drops the create intents of these usernames (lower case): linked, or surely not created.
+async fn settle_creates(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+    usernames: &[String],
+) -> Result<(), StoreError> {
+    for chunk in usernames.chunks(GROUPS_PER_STATEMENT) {
         let mut delete = sqlx::QueryBuilder::new("DELETE FROM create_intents WHERE target = ");
         delete.push_bind(target).push(" AND username IN (");
         let mut names = delete.separated(", ");
