@@ -18,43 +18,9 @@ use futures::StreamExt;
 use idsync_model::{
     Applied, Operation, OperationKind, PlannedOperation, Target, TargetError, TargetErrorKind,
 };
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpStatus {
-    /// In a dry run or a held plan: not applied.
-    Planned,
-    Done,
-    /// The target already was as asked (e.g. already a member).
-    AlreadyDone,
-    Failed,
-    /// Not attempted because an operation it depends on failed.
-    Skipped,
-}
-
-/// What happened to one planned operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpResult {
-    #[serde(flatten)]
-    pub planned: PlannedOperation,
-    pub status: OpStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What kind of failure, when it failed at the target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<TargetErrorKind>,
-    /// The account key, once known (for created users: the new key).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    pub duration_ms: u64,
-}
-
-impl OpResult {
-    pub fn succeeded(&self) -> bool {
-        matches!(self.status, OpStatus::Done | OpStatus::AlreadyDone)
-    }
-}
+// The store writes results to the history: in the model, so that it stands without the engine.
+pub use idsync_model::op_result::{OpResult, OpStatus};
 
 /// Where the executor makes its progress durable (the state store, in the runner).
 #[async_trait::async_trait]
@@ -126,20 +92,13 @@ pub async fn execute(
     journal: &dyn Journal,
     mut on_result: impl FnMut(&OpResult),
 ) -> Vec<OpResult> {
-    let mut results = Vec::with_capacity(ops.len());
-    // username (lower case) → key of accounts created in this run
-    let mut created: HashMap<String, String> = HashMap::new();
-    let mut failed_users: HashSet<String> = HashSet::new();
-    let mut failed_groups: HashSet<String> = HashSet::new();
-    // new username (lower case) → old username, for renames that failed
-    let mut failed_renames: HashMap<String, String> = HashMap::new();
-    // Users (lower case) whose project or component lead could not be handed over: the product
-    // refuses to deprovision a lead, so their deprovisioning waits for a run that can.
-    let mut failed_handovers: HashSet<String> = HashSet::new();
-    // Set once the journal fails: nothing more is sent.
-    let mut journal_error: Option<String> = None;
+    let mut progress = Progress {
+        results: Vec::with_capacity(ops.len()),
+        earlier: Earlier::default(),
+        journal_error: None,
+    };
     let record_every = options.record_every.max(1);
-
+    // One phase is a run of operations of one kind.
     let mut phase_start = 0;
     while phase_start < ops.len() {
         let kind = ops[phase_start].op.kind();
@@ -147,38 +106,8 @@ pub async fn execute(
             .iter()
             .position(|o| o.op.kind() != kind)
             .map_or(ops.len(), |n| phase_start + n);
-        let mut runnable = Vec::new();
-        let mut skipped = Vec::new();
-        for planned in &ops[phase_start..phase_end] {
-            let mut planned = planned.clone();
-            let verdict = match &journal_error {
-                Some(why) => Err(journal_failed(why)),
-                None => prepare(
-                    &mut planned,
-                    &Earlier {
-                        created: &created,
-                        failed_users: &failed_users,
-                        failed_groups: &failed_groups,
-                        failed_renames: &failed_renames,
-                        failed_handovers: &failed_handovers,
-                    },
-                ),
-            };
-            match verdict {
-                Ok(()) => runnable.push(planned),
-                Err(why) => skipped.push(skip(planned, why)),
-            }
-        }
-        if !runnable.is_empty()
-            && let Err(why) = journal.before_phase(&runnable).await
-        {
-            skipped.extend(
-                runnable
-                    .drain(..)
-                    .map(|planned| skip(planned, journal_failed(&why))),
-            );
-            journal_error = Some(why);
-        }
+        let (runnable, skipped) = progress.prepare_phase(&ops[phase_start..phase_end]);
+        let (runnable, skipped) = progress.announce(journal, runnable, skipped).await;
         // Skipped operations changed nothing; they are recorded with the phase's first batch.
         let mut pending: Vec<OpResult> = Vec::with_capacity(record_every.min(ops.len()));
         for result in skipped {
@@ -191,33 +120,92 @@ pub async fn execute(
         } else {
             runnable.into_iter().map(Unit::One).collect()
         };
+        let pending = progress
+            .send_phase(target, units, options, journal, pending, &mut on_result)
+            .await;
+        // The next phase may depend on this one: all of it is recorded first.
+        progress.record_rest(journal, pending, record_every).await;
+        phase_start = phase_end;
+    }
+    progress.results
+}
+
+/// Where a run of [`execute`] stands: its results so far, what earlier phases produced or
+/// failed to, and whether the journal failed.
+struct Progress {
+    /// Results recorded (or, once the journal failed, that could not be), in order.
+    results: Vec<OpResult>,
+    earlier: Earlier,
+    /// Set once the journal fails: nothing more is sent.
+    journal_error: Option<String>,
+}
+
+impl Progress {
+    /// A phase's operations as they will be sent (keys of accounts created earlier filled in),
+    /// and results for those that cannot run.
+    fn prepare_phase(&self, ops: &[PlannedOperation]) -> (Vec<PlannedOperation>, Vec<OpResult>) {
+        let mut runnable = Vec::new();
+        let mut skipped = Vec::new();
+        for planned in ops {
+            let mut planned = planned.clone();
+            let verdict = match &self.journal_error {
+                Some(why) => Err(journal_failed(why)),
+                None => prepare(&mut planned, &self.earlier),
+            };
+            match verdict {
+                Ok(()) => runnable.push(planned),
+                Err(why) => skipped.push(skip(planned, why)),
+            }
+        }
+        (runnable, skipped)
+    }
+
+    /// Has the journal record what a crash during the phase must not lose, before anything is
+    /// sent; if it cannot, the whole phase is skipped and nothing more is sent.
+    async fn announce(
+        &mut self,
+        journal: &dyn Journal,
+        mut runnable: Vec<PlannedOperation>,
+        mut skipped: Vec<OpResult>,
+    ) -> (Vec<PlannedOperation>, Vec<OpResult>) {
+        if !runnable.is_empty()
+            && let Err(why) = journal.before_phase(&runnable).await
+        {
+            skipped.extend(
+                runnable
+                    .drain(..)
+                    .map(|planned| skip(planned, journal_failed(&why))),
+            );
+            self.journal_error = Some(why);
+        }
+        (runnable, skipped)
+    }
+
+    /// Sends a phase's units, `options.concurrency` at a time, and records results while the
+    /// next ones come in: one batch at a time, of whatever arrived while the previous batch was
+    /// being recorded (at most `record_every`). A kill thus loses little history, and the
+    /// target never waits for the store. Returns the results not recorded yet.
+    async fn send_phase<F: FnMut(&OpResult)>(
+        &mut self,
+        target: &dyn Target,
+        units: Vec<Unit>,
+        options: ExecOptions,
+        journal: &dyn Journal,
+        mut pending: Vec<OpResult>,
+        on_result: &mut F,
+    ) -> Vec<OpResult> {
+        let record_every = options.record_every.max(1);
         // Once the journal fails mid-phase, units not yet started are not sent either.
-        let stopped = AtomicBool::new(journal_error.is_some());
-        let stopped = &stopped;
-        let stream = futures::stream::iter(units)
-            .map(|unit| async move {
-                if stopped.load(Ordering::Relaxed) {
-                    unit.into_operations()
-                        .into_iter()
-                        .map(|planned| skip(planned, journal_failed("see the first error")))
-                        .collect()
-                } else {
-                    apply_unit(target, unit, options).await
-                }
-            })
-            .buffer_unordered(options.concurrency.max(1))
-            .flat_map(futures::stream::iter);
+        let stopped = AtomicBool::new(self.journal_error.is_some());
+        let stream = send_units(target, units, options, &stopped);
         // Accounts created without a key wait for one lookup of all of them, at the end of
         // the phase; every other result is recorded as it comes.
         let mut keyless = Vec::new();
         let mut stream = std::pin::pin!(stream);
         let mut later = Vec::new().into_iter();
-        // Results are recorded while the next ones come in: one batch at a time, of whatever
-        // arrived while the previous batch was being recorded (at most `record_every`). A kill
-        // thus loses little history, and the target never waits for the store.
         let mut recording: Option<Recording<'_>> = None;
         loop {
-            if recording.is_none() && journal_error.is_none() && !pending.is_empty() {
+            if recording.is_none() && self.journal_error.is_none() && !pending.is_empty() {
                 let take = pending.len().min(record_every);
                 let batch: Vec<OpResult> = pending.drain(..take).collect();
                 recording = Some(Box::pin(async move {
@@ -234,8 +222,8 @@ pub async fn execute(
                     }
                 }, if recording.is_some() => {
                     recording = None;
-                    recorded(outcome, batch, &mut results, &mut journal_error);
-                    stopped.store(journal_error.is_some(), Ordering::Relaxed);
+                    self.recorded(outcome, batch);
+                    stopped.store(self.journal_error.is_some(), Ordering::Relaxed);
                     continue;
                 }
                 next = stream.next() => next,
@@ -257,75 +245,77 @@ pub async fn execute(
                     None => break,
                 },
             };
-            match (&result.planned.op, result.succeeded()) {
-                (Operation::CreateUser { user, .. }, true) => {
-                    if let Some(key) = &result.key {
-                        created.insert(name_key(user), key.clone());
-                    }
-                }
-                (Operation::CreateUser { user, .. }, false) => {
-                    failed_users.insert(name_key(user));
-                }
-                (Operation::CreateGroup { group }, false) => {
-                    failed_groups.insert(name_key(group));
-                }
-                (Operation::HandOverLead { user, .. }, false) => {
-                    failed_handovers.insert(name_key(user));
-                }
-                (
-                    Operation::RenameUser {
-                        user, new_username, ..
-                    },
-                    false,
-                ) => {
-                    failed_renames.insert(name_key(new_username), user.clone());
-                }
-                _ => {}
-            }
+            self.earlier.learn(&result);
             on_result(&result);
             pending.push(result);
         }
-        // The next phase may depend on this one: all of it is recorded first.
         if let Some(r) = recording.take() {
             let (outcome, batch) = r.await;
-            recorded(outcome, batch, &mut results, &mut journal_error);
+            self.recorded(outcome, batch);
         }
+        pending
+    }
+
+    /// Records what is left of a phase, batch by batch, before the next phase starts (once the
+    /// journal failed, the results are kept without it).
+    async fn record_rest(
+        &mut self,
+        journal: &dyn Journal,
+        mut pending: Vec<OpResult>,
+        record_every: usize,
+    ) {
         while !pending.is_empty() {
             let take = pending.len().min(record_every);
             let batch: Vec<OpResult> = pending.drain(..take).collect();
-            let outcome = if journal_error.is_none() {
+            let outcome = if self.journal_error.is_none() {
                 journal.record(&batch).await
             } else {
                 Ok(())
             };
-            recorded(outcome, batch, &mut results, &mut journal_error);
+            self.recorded(outcome, batch);
         }
-        phase_start = phase_end;
     }
-    results
+
+    /// Takes a recorded batch into the results. A journal that failed stops the sending of
+    /// anything more (the results themselves stand: they happened).
+    fn recorded(&mut self, outcome: Result<(), String>, mut batch: Vec<OpResult>) {
+        if let Err(why) = outcome
+            && self.journal_error.is_none()
+        {
+            tracing::error!(error = %why, "recording the run's progress failed; nothing more is sent");
+            self.journal_error = Some(why);
+        }
+        self.results.append(&mut batch);
+    }
+}
+
+/// The results of `units`, sent `options.concurrency` at a time, in the order they come; units
+/// not started yet once `stopped` is set are skipped instead.
+fn send_units<'a>(
+    target: &'a dyn Target,
+    units: Vec<Unit>,
+    options: ExecOptions,
+    stopped: &'a AtomicBool,
+) -> impl futures::Stream<Item = OpResult> + 'a {
+    futures::stream::iter(units)
+        .map(move |unit| async move {
+            if stopped.load(Ordering::Relaxed) {
+                unit.into_operations()
+                    .into_iter()
+                    .map(|planned| skip(planned, journal_failed("see the first error")))
+                    .collect()
+            } else {
+                apply_unit(target, unit, options).await
+            }
+        })
+        .buffer_unordered(options.concurrency.max(1))
+        .flat_map(futures::stream::iter)
 }
 
 /// A batch of results being recorded by the journal, handed back with the outcome.
 type Recording<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = (Result<(), String>, Vec<OpResult>)> + Send + 'a>,
 >;
-
-/// Takes a recorded batch into the results. A journal that failed stops the sending of
-/// anything more (the results themselves stand: they happened).
-fn recorded(
-    outcome: Result<(), String>,
-    mut batch: Vec<OpResult>,
-    results: &mut Vec<OpResult>,
-    journal_error: &mut Option<String>,
-) {
-    if let Err(why) = outcome
-        && journal_error.is_none()
-    {
-        tracing::error!(error = %why, "recording the run's progress failed; nothing more is sent");
-        *journal_error = Some(why);
-    }
-    results.append(&mut batch);
-}
 
 /// A result for an operation that was not sent.
 fn skip(planned: PlannedOperation, why: String) -> OpResult {
@@ -340,18 +330,53 @@ fn skip(planned: PlannedOperation, why: String) -> OpResult {
 }
 
 /// What earlier phases of the plan produced, or failed to.
-struct Earlier<'a> {
+#[derive(Default)]
+struct Earlier {
     /// username (lower case) → key of accounts created in this run
-    created: &'a HashMap<String, String>,
-    failed_users: &'a HashSet<String>,
-    failed_groups: &'a HashSet<String>,
-    /// new username (lower case) → old username
-    failed_renames: &'a HashMap<String, String>,
-    failed_handovers: &'a HashSet<String>,
+    created: HashMap<String, String>,
+    failed_users: HashSet<String>,
+    failed_groups: HashSet<String>,
+    /// new username (lower case) → old username, for renames that failed
+    failed_renames: HashMap<String, String>,
+    /// Users (lower case) whose project or component lead could not be handed over: the
+    /// product refuses to deprovision a lead, so their deprovisioning waits for a run that can.
+    failed_handovers: HashSet<String>,
+}
+
+impl Earlier {
+    /// Notes what a result means for the operations after it.
+    fn learn(&mut self, result: &OpResult) {
+        match (&result.planned.op, result.succeeded()) {
+            (Operation::CreateUser { user, .. }, true) => {
+                if let Some(key) = &result.key {
+                    self.created.insert(name_key(user), key.clone());
+                }
+            }
+            (Operation::CreateUser { user, .. }, false) => {
+                self.failed_users.insert(name_key(user));
+            }
+            (Operation::CreateGroup { group }, false) => {
+                self.failed_groups.insert(name_key(group));
+            }
+            (Operation::HandOverLead { user, .. }, false) => {
+                self.failed_handovers.insert(name_key(user));
+            }
+            (
+                Operation::RenameUser {
+                    user, new_username, ..
+                },
+                false,
+            ) => {
+                self.failed_renames
+                    .insert(name_key(new_username), user.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Fills in what earlier operations produced, or says why the operation cannot run.
-fn prepare(planned: &mut PlannedOperation, earlier: &Earlier<'_>) -> Result<(), String> {
+fn prepare(planned: &mut PlannedOperation, earlier: &Earlier) -> Result<(), String> {
     let Earlier {
         created,
         failed_users,

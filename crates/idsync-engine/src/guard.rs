@@ -12,23 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use idsync_config::GuardConfig;
 use serde::{Deserialize, Serialize};
 
-/// An account a plan deactivates or deletes: (target, account key).
-pub type Deprovision = (String, String);
-
-/// A membership a plan removes: (target, group name in lower case, account key).
-pub type MembershipRemoval = (String, String, String);
-
-/// What a held plan needs approved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Held {
-    pub accounts: BTreeSet<Deprovision>,
-    /// The source read found nobody in scope where the last kept read found some.
-    pub empty_source: bool,
-    /// The memberships the plan removes (approvals given before membership removals were
-    /// guarded name none).
-    #[serde(default)]
-    pub memberships: BTreeSet<MembershipRemoval>,
-}
+// What a held plan names is kept by the store with the run: in the model, so that the store
+// stands without the engine.
+pub use idsync_model::held::{Deprovision, Held, MembershipRemoval};
 
 /// Why a plan is held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

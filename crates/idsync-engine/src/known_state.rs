@@ -24,114 +24,176 @@ pub struct InDoubt(pub String);
 
 /// The target's state once `results` have been applied to `before`.
 pub fn state_after(
-    mut before: ActualState,
+    before: ActualState,
     capabilities: &Capabilities,
     results: &[OpResult],
 ) -> Result<ActualState, InDoubt> {
-    let mut position: FastMap<String, usize> = fast_map(before.users.len());
-    for (i, u) in before.users.iter().enumerate() {
-        position.insert(u.key.clone(), i);
-    }
-    // Group names compare without case on every Atlassian product; keep the target's spelling.
-    let mut group_names: HashMap<String, String> = before
-        .groups
-        .iter()
-        .chain(before.memberships.keys())
-        .map(|g| (name_key(g), g.clone()))
-        .collect();
-    let mut deleted: BTreeSet<String> = BTreeSet::new();
-
+    let mut replay = Replay::new(before, capabilities);
     for result in results {
-        match result.status {
-            OpStatus::Done => {}
-            OpStatus::Planned | OpStatus::Skipped => continue,
-            OpStatus::AlreadyDone => {
+        if applied(result)? {
+            replay.apply(result)?;
+        }
+    }
+    Ok(replay.finish())
+}
+
+/// Whether a result changed the target (`Ok(false)`: it surely did not), or `InDoubt` when
+/// what it did cannot be told.
+fn applied(result: &OpResult) -> Result<bool, InDoubt> {
+    match result.status {
+        OpStatus::Done => Ok(true),
+        OpStatus::Planned | OpStatus::Skipped => Ok(false),
+        OpStatus::AlreadyDone => Err(InDoubt(format!(
+            "{} found the target already changed: it is not as idsync last knew it",
+            result.planned.op.kind()
+        ))),
+        OpStatus::Failed => {
+            if refused_untouched(result.error_kind) {
+                return Ok(false);
+            }
+            if result.error_kind == Some(TargetErrorKind::Conflict) {
                 return Err(InDoubt(format!(
-                    "{} found the target already changed: it is not as idsync last knew it",
+                    "{} found the target not as idsync last knew it (a name already taken)",
                     result.planned.op.kind()
                 )));
             }
-            OpStatus::Failed => {
-                if refused_untouched(result.error_kind) {
-                    continue;
-                }
-                if result.error_kind == Some(TargetErrorKind::Conflict) {
-                    return Err(InDoubt(format!(
-                        "{} found the target not as idsync last knew it (a name already taken)",
-                        result.planned.op.kind()
-                    )));
-                }
-                return Err(InDoubt(format!(
-                    "{} failed in a way that leaves the target's state unknown",
-                    result.planned.op.kind()
-                )));
+            Err(InDoubt(format!(
+                "{} failed in a way that leaves the target's state unknown",
+                result.planned.op.kind()
+            )))
+        }
+    }
+}
+
+/// The target's state as results are applied to it, one at a time, with the indexes that
+/// finding an account or a group in it takes.
+struct Replay<'c> {
+    state: ActualState,
+    capabilities: &'c Capabilities,
+    /// Account key → its place in `state.users`.
+    position: FastMap<String, usize>,
+    /// Group names compare without case on every Atlassian product; keep the target's
+    /// spelling: lower-case name → name as the target spells it.
+    group_names: HashMap<String, String>,
+    /// Accounts deleted: taken out of `state.users` at the end, so that positions hold.
+    deleted: BTreeSet<String>,
+}
+
+impl<'c> Replay<'c> {
+    fn new(state: ActualState, capabilities: &'c Capabilities) -> Self {
+        let mut position: FastMap<String, usize> = fast_map(state.users.len());
+        for (i, u) in state.users.iter().enumerate() {
+            position.insert(u.key.clone(), i);
+        }
+        let group_names: HashMap<String, String> = state
+            .groups
+            .iter()
+            .chain(state.memberships.keys())
+            .map(|g| (name_key(g), g.clone()))
+            .collect();
+        Replay {
+            state,
+            capabilities,
+            position,
+            group_names,
+            deleted: BTreeSet::new(),
+        }
+    }
+
+    /// The group's name as the target spells it (as first seen, when the target had no such
+    /// group yet).
+    fn group_name(&mut self, group: &str) -> String {
+        self.group_names
+            .entry(name_key(group))
+            .or_insert_with(|| group.to_owned())
+            .clone()
+    }
+
+    /// Where the account `op` changed is in `state.users`; an account idsync did not know puts
+    /// the state in doubt.
+    fn user_at(&self, op: &Operation, key: &str) -> Result<usize, InDoubt> {
+        self.position.get(key).copied().ok_or_else(|| {
+            InDoubt(format!(
+                "{} changed account {key:?}, which idsync did not know",
+                op.kind()
+            ))
+        })
+    }
+
+    /// Applies one result that changed the target.
+    fn apply(&mut self, result: &OpResult) -> Result<(), InDoubt> {
+        let op = &result.planned.op;
+        match op {
+            Operation::CreateUser { .. } => self.create_user(op, result.key.clone()),
+            Operation::RenameUser { .. }
+            | Operation::UpdateUser { .. }
+            | Operation::SetAttribute { .. }
+            | Operation::ReactivateUser { .. }
+            | Operation::DeactivateUser { .. }
+            | Operation::DeleteUser { .. } => self.change_account(op),
+            Operation::CreateGroup { .. }
+            | Operation::DeleteGroup { .. }
+            | Operation::AddMembership { .. }
+            | Operation::RemoveMembership { .. }
+            | Operation::HandOverLead { .. } => {
+                self.change_groups(op);
+                Ok(())
             }
         }
-        let op = &result.planned.op;
-        let group_name = |names: &mut HashMap<String, String>, group: &str| -> String {
-            names
-                .entry(name_key(group))
-                .or_insert_with(|| group.to_owned())
-                .clone()
+    }
+
+    /// A new account, under the key the target gave it (a creation that did not say which is
+    /// in doubt).
+    fn create_user(&mut self, op: &Operation, key: Option<String>) -> Result<(), InDoubt> {
+        let Operation::CreateUser {
+            user,
+            email,
+            display_name,
+            attributes,
+            external_id,
+        } = op
+        else {
+            return Ok(());
         };
-        let user_at = |position: &FastMap<String, usize>, key: &str| -> Result<usize, InDoubt> {
-            position.get(key).copied().ok_or_else(|| {
-                InDoubt(format!(
-                    "{} changed account {key:?}, which idsync did not know",
-                    op.kind()
-                ))
-            })
+        let Some(key) = key else {
+            return Err(InDoubt(format!(
+                "the target did not say which key it gave account {user:?}"
+            )));
         };
+        self.position.insert(key.clone(), self.state.users.len());
+        self.state.users.push(TargetUser {
+            key: key.clone(),
+            username: user.clone(),
+            email: email.clone().filter(|_| self.capabilities.reads_email),
+            display_name: display_name.clone().or_else(|| Some(user.clone())),
+            active: true,
+            attributes: attributes.clone(),
+            external_id: external_id.clone(),
+        });
+        if let Deprovisioning::RemoveLicensedGroups {
+            reactivate_group, ..
+        } = &self.capabilities.deprovisioning
+        {
+            // Bitbucket's create call adds the user to the default (licensed) group.
+            let name = self.group_name(reactivate_group);
+            add_member(&mut self.state, name, key);
+        }
+        Ok(())
+    }
+
+    /// An existing account renamed, updated, reactivated, deactivated or deleted.
+    fn change_account(&mut self, op: &Operation) -> Result<(), InDoubt> {
+        let capabilities = self.capabilities;
         match op {
-            Operation::CreateGroup { group } => {
-                let name = group_name(&mut group_names, group);
-                before.groups.insert(name);
-            }
-            Operation::DeleteGroup { group } => {
-                let name = group_name(&mut group_names, group);
-                before.groups.remove(&name);
-                before.memberships.remove(&name);
-            }
-            Operation::CreateUser {
-                user,
-                email,
-                display_name,
-                attributes,
-                external_id,
-            } => {
-                let Some(key) = result.key.clone() else {
-                    return Err(InDoubt(format!(
-                        "the target did not say which key it gave account {user:?}"
-                    )));
-                };
-                position.insert(key.clone(), before.users.len());
-                before.users.push(TargetUser {
-                    key,
-                    username: user.clone(),
-                    email: email.clone().filter(|_| capabilities.reads_email),
-                    display_name: display_name.clone().or_else(|| Some(user.clone())),
-                    active: true,
-                    attributes: attributes.clone(),
-                    external_id: external_id.clone(),
-                });
-                if let Deprovisioning::RemoveLicensedGroups {
-                    reactivate_group, ..
-                } = &capabilities.deprovisioning
-                {
-                    // Bitbucket's create call adds the user to the default (licensed) group.
-                    let name = group_name(&mut group_names, reactivate_group);
-                    add_member(&mut before, name, result.key.clone().unwrap_or_default());
-                }
-            }
             Operation::RenameUser {
                 key, new_username, ..
             } => {
-                let i = user_at(&position, key)?;
-                before.users[i].username = new_username.clone();
+                let i = self.user_at(op, key)?;
+                self.state.users[i].username = new_username.clone();
             }
             Operation::UpdateUser { key, changes, .. } => {
-                let i = user_at(&position, key)?;
-                let u = &mut before.users[i];
+                let i = self.user_at(op, key)?;
+                let u = &mut self.state.users[i];
                 if let Some(email) = &changes.email
                     && capabilities.reads_email
                 {
@@ -144,70 +206,94 @@ pub fn state_after(
             Operation::SetAttribute {
                 key, name, value, ..
             } => {
-                let i = user_at(&position, key)?;
-                let attributes = &mut before.users[i].attributes;
+                let i = self.user_at(op, key)?;
+                let attributes = &mut self.state.users[i].attributes;
                 match value {
                     Some(v) => attributes.insert(name.clone(), v.clone()),
                     None => attributes.remove(name),
                 };
             }
             Operation::ReactivateUser { key, .. } => {
-                let i = user_at(&position, key)?;
-                before.users[i].active = true;
+                let i = self.user_at(op, key)?;
+                self.state.users[i].active = true;
                 if let Deprovisioning::RemoveLicensedGroups {
                     reactivate_group, ..
                 } = &capabilities.deprovisioning
                 {
-                    let name = group_name(&mut group_names, reactivate_group);
-                    add_member(&mut before, name, key.clone());
+                    let name = self.group_name(reactivate_group);
+                    add_member(&mut self.state, name, key.clone());
                 }
             }
             Operation::DeactivateUser { key, .. } => {
-                let i = user_at(&position, key)?;
-                before.users[i].active = false;
+                let i = self.user_at(op, key)?;
+                self.state.users[i].active = false;
                 if let Deprovisioning::RemoveLicensedGroups { groups, .. } =
                     &capabilities.deprovisioning
                 {
                     for group in groups {
-                        let name = group_name(&mut group_names, group);
-                        if let Some(members) = before.memberships.get_mut(&name) {
+                        let name = self.group_name(group);
+                        if let Some(members) = self.state.memberships.get_mut(&name) {
                             members.remove(key);
                         }
                     }
                 }
             }
             Operation::DeleteUser { key, .. } => {
-                user_at(&position, key)?;
-                deleted.insert(key.clone());
-                for members in before.memberships.values_mut() {
+                self.user_at(op, key)?;
+                self.deleted.insert(key.clone());
+                for members in self.state.memberships.values_mut() {
                     members.remove(key);
                 }
             }
+            // Not about one existing account: see `apply`.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A group created or deleted, a membership added or removed, a lead handed over.
+    fn change_groups(&mut self, op: &Operation) {
+        match op {
+            Operation::CreateGroup { group } => {
+                let name = self.group_name(group);
+                self.state.groups.insert(name);
+            }
+            Operation::DeleteGroup { group } => {
+                let name = self.group_name(group);
+                self.state.groups.remove(&name);
+                self.state.memberships.remove(&name);
+            }
             Operation::AddMembership { group, key, .. } => {
-                let name = group_name(&mut group_names, group);
-                add_member(&mut before, name, key.clone());
+                let name = self.group_name(group);
+                add_member(&mut self.state, name, key.clone());
             }
             Operation::RemoveMembership { group, key, .. } => {
-                let name = group_name(&mut group_names, group);
-                if let Some(members) = before.memberships.get_mut(&name) {
+                let name = self.group_name(group);
+                if let Some(members) = self.state.memberships.get_mut(&name) {
                     members.remove(key);
                 }
             }
             Operation::HandOverLead {
                 kind, id, new_lead, ..
             } => {
-                for lead in &mut before.leads {
+                for lead in &mut self.state.leads {
                     if lead.kind == *kind && &lead.id == id {
                         lead.lead = new_lead.clone();
                     }
                 }
             }
+            // Changes an account: see `apply`.
+            _ => {}
         }
     }
-    if !deleted.is_empty() {
-        before.users.retain(|u| !deleted.contains(&u.key));
+
+    /// The state, without the accounts deleted.
+    fn finish(mut self) -> ActualState {
+        if !self.deleted.is_empty() {
+            self.state.users.retain(|u| !self.deleted.contains(&u.key));
+        }
+        self.state
     }
-    Ok(before)
 }
 
 fn add_member(state: &mut ActualState, group: String, key: String) {
@@ -215,8 +301,6 @@ fn add_member(state: &mut ActualState, group: String, key: String) {
     state.memberships.entry(group).or_default().insert(key);
 }
 
-/// Failures where the target refused the request outright, so nothing changed. Anything else
-/// (a timeout, a 5xx, an answer that could not be read) may or may not have been applied.
 /// Says who holds the name a failed rename found taken, as far as `before` (what idsync knew
 /// of the target when it planned) tells: a per-user problem that names both accounts, not just
 /// the refusal.
@@ -266,6 +350,8 @@ pub fn explain_conflicts(before: &ActualState, results: &mut [OpResult]) {
     }
 }
 
+/// Failures where the target refused the request outright, so nothing changed. Anything else
+/// (a timeout, a 5xx, an answer that could not be read) may or may not have been applied.
 fn refused_untouched(kind: Option<TargetErrorKind>) -> bool {
     matches!(
         kind,

@@ -5,13 +5,12 @@
 pub mod executor;
 pub mod guard;
 pub mod known_state;
-pub mod managed;
 pub mod outcome;
 pub mod packed;
 pub mod planner;
 pub mod rules;
 
 pub use executor::{ExecOptions, OpResult, OpStatus, execute};
-pub use managed::ManagedMemberships;
+pub use idsync_model::managed::ManagedMemberships;
 pub use planner::{Adoption, Link, ManagedMembership, PlanInput, TargetPlan, plan};
 pub use rules::{CompiledGroupRules, CompiledUserRules, RuleError};

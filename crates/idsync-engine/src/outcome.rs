@@ -3,70 +3,15 @@
 //! agree on the bookkeeping.
 
 use idsync_model::name::name_key;
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 
 use idsync_model::{ActualState, Operation, PlannedOperation, TargetErrorKind, TargetUser};
 
 use crate::executor::{OpResult, OpStatus};
-use crate::planner::{Link, ManagedMembership, TargetPlan};
+use crate::planner::{Link, TargetPlan};
 
-/// Changes to the store after (part of) a plan was applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bookkeeping {
-    pub upsert_links: Vec<Link>,
-    /// (source id or key) of links to drop: by account key.
-    pub remove_links: Vec<String>,
-    pub add_managed: BTreeSet<ManagedMembership>,
-    pub remove_managed: BTreeSet<ManagedMembership>,
-    /// Usernames (lower case) whose [`CreateIntent`] is settled: the account is linked, or the
-    /// creation surely did not happen.
-    pub settled_creates: Vec<String>,
-    /// (account key, e-mail) idsync sent to an account: remembered for targets that do not
-    /// report e-mail addresses (see `Capabilities::reads_email`), so that a change at the source
-    /// can be told from what the account holds.
-    pub sent_emails: Vec<(String, String)>,
-}
-
-impl Bookkeeping {
-    pub fn is_empty(&self) -> bool {
-        self.upsert_links.is_empty()
-            && self.remove_links.is_empty()
-            && self.add_managed.is_empty()
-            && self.remove_managed.is_empty()
-            && self.settled_creates.is_empty()
-            && self.sent_emails.is_empty()
-    }
-}
-
-/// An account about to be created, recorded before the request is sent: if the run dies before
-/// the creation's result is recorded, the next run finds the account by this and links it
-/// (see [`claim_interrupted_creations`]), so that it is never left unmanaged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CreateIntent {
-    pub app: String,
-    pub source_id: String,
-    pub username: String,
-    /// The e-mail sent with the creation: an account found under the username with another
-    /// e-mail is not the one idsync created.
-    pub email: Option<String>,
-}
-
-/// What must be durable before a phase of operations is sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Intentions {
-    pub creates: Vec<CreateIntent>,
-    /// Memberships about to be added: managed from now on, so that one added just before a
-    /// crash is still idsync's to remove later. A definite failure takes them back.
-    pub claims: BTreeSet<ManagedMembership>,
-}
-
-impl Intentions {
-    pub fn is_empty(&self) -> bool {
-        self.creates.is_empty() && self.claims.is_empty()
-    }
-}
+// The store writes these down: in the model, so that it stands without the engine.
+pub use idsync_model::bookkeeping::{Bookkeeping, CreateIntent, Intentions};
 
 /// The intentions of a phase about to be sent.
 pub fn intentions(app: &str, operations: &[PlannedOperation]) -> Intentions {

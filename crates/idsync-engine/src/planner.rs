@@ -42,31 +42,16 @@ use idsync_model::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::managed::ManagedMemberships;
 use crate::rules::{CompiledGroupRules, CompiledUserRules};
 use builder::Builder;
 use identify::{Identity, Usernames};
+use idsync_model::managed::ManagedMemberships;
 use index::{Actual, Ctx, GroupIndex};
 use text::concat;
 use wanted::Wanted;
 
-/// The lasting tie between a source object and a target account, owned by one app.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Link {
-    pub app: String,
-    pub source_id: String,
-    pub key: String,
-    pub username: String,
-    /// Set for an account adopted under another username while `users.rename_adopted` is
-    /// false: the username the rules gave then. The account keeps its own username until the
-    /// rules give a different one (a change at the source), and is renamed only then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kept_username: Option<String>,
-    /// On a product that cannot rename users: the username (lower case) the rules gave when
-    /// the account was reported as unable to take it. Reported once, not on every run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rename_reported: Option<String>,
-}
+// Plain data the store keeps too: in the model, so that the store stands without the engine.
+pub use idsync_model::link::{Link, ManagedMembership};
 
 /// An existing account taken under management by this app on its first sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +65,6 @@ pub struct Adoption {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_username: Option<String>,
 }
-
-/// A membership idsync manages: (group name in lower case, account key).
-pub type ManagedMembership = (String, String);
 
 /// Everything the planner looks at for one (app, target) pair.
 pub struct PlanInput<'a> {

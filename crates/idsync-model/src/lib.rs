@@ -4,7 +4,12 @@
 //!
 //! Nothing here does I/O; the types are plain data so that the planner stays a pure function.
 
+pub mod bookkeeping;
+pub mod held;
+pub mod link;
+pub mod managed;
 pub mod name;
+pub mod op_result;
 pub mod operation;
 pub mod redact;
 pub mod run;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use idsync_engine::guard::Held;
+use idsync_model::held::Held;
 use idsync_store::Store;
 
 async fn held_and_approved(store: &Store, app: &str, held: &Held) -> i64 {

@@ -1,6 +1,6 @@
 //! The history of a run's operations: every result kept, in order, however many there are.
 
-use idsync_engine::{OpResult, OpStatus};
+use idsync_model::op_result::{OpResult, OpStatus};
 use idsync_model::{Operation, PlannedOperation};
 use idsync_store::Store;
 

@@ -1,7 +1,7 @@
 //! Links between source objects and target accounts, as the planner is handed them.
 
-use idsync_engine::Link;
-use idsync_engine::outcome::Bookkeeping;
+use idsync_model::bookkeeping::Bookkeeping;
+use idsync_model::link::Link;
 use idsync_store::Store;
 
 fn link(app: &str, source_id: &str, key: &str, username: &str) -> Link {

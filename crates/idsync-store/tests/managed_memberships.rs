@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use idsync_engine::outcome::Bookkeeping;
+use idsync_model::bookkeeping::Bookkeeping;
 use idsync_store::Store;
 
 fn pair(group: &str, key: &str) -> (String, String) {

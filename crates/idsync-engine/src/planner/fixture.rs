@@ -13,8 +13,8 @@ use super::identify::{Found, Identity, User, Usernames, account_of};
 use super::index::Ctx;
 use super::wanted::Wanted;
 use super::{Link, PlanInput, Planning, Strings, prepare};
-use crate::managed::ManagedMemberships;
 use crate::rules::{CompiledGroupRules, CompiledUserRules};
+use idsync_model::managed::ManagedMemberships;
 
 /// Everything a plan reads, owned; the app is `corp`.
 pub(super) struct Fixture {

@@ -14,7 +14,7 @@ use idsync_model::{ActualState, Capabilities, TargetUser};
 
 use super::text::{lower, pieces};
 use super::{FastMap, Link, PlanInput, fast_map};
-use crate::managed::ManagedMemberships;
+use idsync_model::managed::ManagedMemberships;
 
 /// Target group names, interned once per plan: memberships are then compared by number, which
 /// keeps a plan of 100k users and 500k memberships well under a second.

@@ -1,9 +1,10 @@
 //! The memberships an app manages on one target: the only ones it ever takes away (under
-//! `memberships = "keep"`).
+//! `memberships = "keep"`). Here rather than in the engine because the store loads them in
+//! this packed form and the planner reads them: one type for both, owned by neither.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::planner::ManagedMembership;
+use crate::link::ManagedMembership;
 
 /// Separates the account keys of one group. No product's account key holds a line break.
 pub const KEY_SEPARATOR: char = '\n';
@@ -65,6 +66,7 @@ impl ManagedMemberships {
         })
     }
 
+    /// How many (group, key) memberships there are, counted without splitting any group.
     pub fn len(&self) -> usize {
         self.groups
             .values()
@@ -72,6 +74,7 @@ impl ManagedMemberships {
             .sum()
     }
 
+    /// No managed membership at all (groups are never kept empty).
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }

@@ -1,0 +1,91 @@
+//! The store's errors. One type for every method, so that callers match on what went wrong
+//! (busy, not approvable, no such run) without caring which table it came from.
+
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong with the store; every method of [`crate::Store`] returns it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened (or its file and folders created).
+    #[error("cannot open the state store {location}: {source}")]
+    Open {
+        location: String,
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot migrate the state store {location}: {source}")]
+    Migrate {
+        location: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("state store: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A JSON column did not read back (or a value did not write as JSON).
+    #[error("state store holds unreadable JSON in {what}: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    /// The run asked for is not in the history.
+    #[error("run {0} does not exist")]
+    NoSuchRun(i64),
+    /// Work on a blocking thread was cancelled: the runtime is shutting down.
+    #[error("state store: reading was cancelled because the program is shutting down")]
+    Cancelled,
+    /// Another run of the app holds its lock (see [`crate::Store::lock_app`]).
+    #[error("{}", busy_message(app, run.as_ref()))]
+    Busy {
+        app: String,
+        run: Option<RunInProgress>,
+    },
+    /// The app's lock file could not be created or locked.
+    #[error(
+        "cannot take the lock of app {app:?} (it keeps two runs of the app from overlapping): {source}"
+    )]
+    Lock { app: String, source: std::io::Error },
+    /// The run is not held, was superseded, or is too old to approve.
+    #[error("run {run} cannot be approved: {why}")]
+    NotApprovable { run: i64, why: String },
+    #[error("run {run} cannot be discarded: {why}")]
+    NotDiscardable { run: i64, why: String },
+}
+
+/// A run of an app that holds its lock, as far as the history tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInProgress {
+    /// The run's id in the history.
+    pub id: i64,
+    /// The process that started it, when recorded.
+    pub pid: Option<i64>,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+}
+
+/// What [`StoreError::Busy`] says: who holds the app, so that a person can tell whether to wait.
+fn busy_message(app: &str, run: Option<&RunInProgress>) -> String {
+    let who = match run {
+        Some(r) => format!(
+            "run {} (process {}, started {})",
+            r.id,
+            r.pid
+                .map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+            r.started_at
+        ),
+        None => "another run".to_owned(),
+    };
+    format!(
+        "app {app:?} is being synced by {who}: one run of an app at a time. Wait for it to end (or use --wait)"
+    )
+}
+
+impl StoreError {
+    /// Work handed to a blocking thread did not finish: a panic there goes on here; a
+    /// cancellation (only when the runtime shuts down) is an error.
+    pub(crate) fn from_join(e: tokio::task::JoinError) -> StoreError {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => StoreError::Cancelled,
+        }
+    }
+}
