@@ -81,6 +81,8 @@ pub async fn start(
     store: Store,
     options: ServeOptions,
 ) -> anyhow::Result<Running> {
+    // Installed before anything is recorded: figures recorded without a recorder are lost.
+    metrics::handle();
     let new_admin_token = auth::ensure_token(&store).await?;
     let coordinator = Coordinator::new(Arc::clone(&config), store.clone());
     let next_runs = scheduler::NextRuns::default();
