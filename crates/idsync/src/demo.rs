@@ -2,6 +2,9 @@
 //! and Jira, Confluence, Bitbucket and Atlassian Cloud (atlassian-sim) are started on loopback,
 //! a config pointing at them is written, and idsync syncs them exactly as it would sync real
 //! services: first a full sync, then, after some changes in the tenant, an incremental one.
+//! Then it keeps serving, as `idsync serve` does: the admin API, a sync every minute, and a
+//! small change in the simulated tenant every minute so that the schedule has work
+//! (`--once` stops after the two syncs instead).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +30,14 @@ pub struct DemoArgs {
     /// Groups in the simulated tenant.
     #[arg(long, default_value_t = 24)]
     pub groups: usize,
+    /// Stop after the two syncs instead of serving (for scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// Where the demo's admin API listens (port 0: any free port, printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, value_enum, default_value_t = crate::serve::LogFormat::Text)]
+    pub log_format: crate::serve::LogFormat,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), CliError> {
@@ -145,7 +156,143 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ) {
         anyhow::bail!("the demo sync did not complete; see the errors above");
     }
+    if args.once {
+        return Ok(());
+    }
+    serve(
+        config,
+        config_path,
+        store,
+        &graph,
+        &spec.tenant_domain,
+        args.listen,
+    )
+    .await
+}
+
+/// Serves the demo's config until Ctrl-C: the admin API, a sync every minute (the config's
+/// `schedule`), and a change in the simulated tenant every minute.
+async fn serve(
+    config: idsync_config::Config,
+    config_path: PathBuf,
+    store: idsync_store::Store,
+    graph: &graph_sim::RunningGraphSim,
+    domain: &str,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let running = idsync_server::start(
+        Arc::new(config),
+        Some(config_path),
+        store,
+        idsync_server::ServeOptions {
+            listen,
+            ..idsync_server::ServeOptions::default()
+        },
+    )
+    .await?;
+    outln!(
+        "\n── serving: a sync every minute, a change in the tenant every minute; Ctrl-C stops ──"
+    );
+    crate::serve::print_endpoints(running.addr, running.new_admin_token.as_deref());
+    outln!(
+        "try:   curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/api/v1/apps",
+        running.addr
+    );
+    let mut finished = running.coordinator.subscribe();
+    let report_runs = async {
+        while let Ok(run) = finished.recv().await {
+            match run.outcome {
+                Ok(report) => outln!(
+                    "run {} ({}): {}, {} operation(s)",
+                    report.run_id,
+                    run.trigger.as_str(),
+                    report.status.as_str(),
+                    report.totals.values().map(|t| t.planned).sum::<usize>()
+                ),
+                Err(e) => outln!("run of {} failed: {e}", run.app),
+            }
+        }
+    };
+    let mut changes = DemoChanges::new(graph, domain);
+    let change_tenant = async {
+        // Half a minute apart from the syncs, so that each sync has a change to pick up.
+        let mut every_minute = tokio::time::interval_at(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(60),
+        );
+        loop {
+            every_minute.tick().await;
+            match changes.next() {
+                Ok(what) => outln!("in Entra: {what}"),
+                Err(e) => outln!("in Entra: the change failed: {e}"),
+            }
+        }
+    };
+    tokio::select! {
+        () = crate::serve::wait_for_stop() => {}
+        () = report_runs => {}
+        () = change_tenant => {}
+    }
+    outln!("stopping");
+    running.shutdown().await;
     Ok(())
+}
+
+/// The small changes the demo makes in its tenant while serving: a joiner, a new display name,
+/// a leaver, in turn.
+struct DemoChanges<'a> {
+    graph: &'a graph_sim::RunningGraphSim,
+    domain: &'a str,
+    step: usize,
+}
+
+impl<'a> DemoChanges<'a> {
+    fn new(graph: &'a graph_sim::RunningGraphSim, domain: &'a str) -> Self {
+        DemoChanges {
+            graph,
+            domain,
+            step: 0,
+        }
+    }
+
+    fn next(&mut self) -> anyhow::Result<String> {
+        self.step += 1;
+        let n = self.step;
+        let enabled: Vec<String> = self
+            .graph
+            .snapshot()
+            .users
+            .iter()
+            .filter(|(_, u)| u.get("accountEnabled").and_then(|v| v.as_bool()) == Some(true))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let pick = enabled.get(n % enabled.len().max(1)).cloned();
+        match (n % 3, pick) {
+            (1, Some(id)) => {
+                let name = format!("Demo Person {n}");
+                self.graph
+                    .update_user(&id, serde_json::json!({ "displayName": name }))?;
+                Ok(format!("a user is now called {name}"))
+            }
+            (2, Some(id)) => {
+                self.graph.disable_user(&id)?;
+                Ok("a user left (disabled)".into())
+            }
+            _ => {
+                let upn = format!("joiner.{n}@{}", self.domain);
+                let id = self.graph.add_user(graph_sim::NewUser {
+                    user_principal_name: upn.clone(),
+                    display_name: Some(format!("Joiner {n}")),
+                    mail: Some(upn.clone()),
+                    ..graph_sim::NewUser::default()
+                })?;
+                if let Some(group) = self.graph.group_ids().first() {
+                    self.graph.add_member(group, &id)?;
+                }
+                Ok(format!("{upn} joined"))
+            }
+        }
+    }
 }
 
 /// The file that marks a folder as made by `idsync demo`, and so safe for the next demo to
@@ -283,6 +430,8 @@ client_secret = "{client_secret}"
 authority_url = "{graph_url}"
 graph_url = "{graph_url}"
 scope = {{ kind = "directory" }}
+# Under `idsync serve` (and the demo after its first two syncs): a sync every minute.
+schedule = "1m"
 
 [apps.users]
 username = {{ attribute = "userPrincipalName", strip_domain = true, lowercase = true, replace = [{{ pattern = "#EXT#$", with = "" }}] }}

@@ -19,6 +19,7 @@ mod demo;
 mod exit;
 mod history;
 mod output;
+mod serve;
 mod store;
 mod sync;
 
@@ -45,6 +46,10 @@ enum Command {
     History(history::HistoryArgs),
     /// Approve a run held by the mass-change guard, and sync its app.
     Approve(history::ApproveArgs),
+    /// Run as a service: sync each app on its schedule, serve the admin API and metrics.
+    Serve(serve::ServeArgs),
+    /// Manage the admin API's bearer token.
+    AdminToken(serve::AdminTokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,13 +68,22 @@ pub struct CheckArgs {
 fn main() -> ExitCode {
     // clap exits with 2 on bad usage, matching our contract.
     let cli = Cli::parse();
-    init_logging();
+    // A service logs what it does (info); a command only what went wrong (warn).
+    match &cli.command {
+        Command::Serve(args) => init_logging("info", args.log_format),
+        Command::Demo(args) if !args.once => init_logging("info", args.log_format),
+        _ => init_logging("warn", serve::LogFormat::Text),
+    }
     // A script that asked for JSON reads stdout: a bad config or usage, found before any
     // document was printed, comes there too as JSON (`check` prints its own).
     let json = match &cli.command {
         Command::Sync(args) => args.json,
         Command::History(args) => args.json,
-        Command::Check(_) | Command::Demo(_) | Command::Approve(_) => false,
+        Command::Check(_)
+        | Command::Demo(_)
+        | Command::Approve(_)
+        | Command::Serve(_)
+        | Command::AdminToken(_) => false,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -85,6 +99,8 @@ fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args).await,
             Command::History(args) => history::run(args).await,
             Command::Approve(args) => history::approve(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::AdminToken(args) => serve::admin_token(args).await,
         }
     });
     // A closed stdout (`| head`) is not a failure; any other write error is.
@@ -113,14 +129,22 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr (stdout is kept for `--json` documents); `RUST_LOG` tunes them.
-fn init_logging() {
+fn init_logging(default_level: &str, format: serve::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Every span of the event (the run with its app, trigger and id; the target) goes on
+        // the line, so that a log collector can filter one run or one target.
+        serve::LogFormat::Json => logs
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        serve::LogFormat::Text => logs.with_ansi(colour_on_stderr()).init(),
+    }
 }
 
 /// Colour codes only for a person at a terminal: in a log file, a pipe or a service's journal

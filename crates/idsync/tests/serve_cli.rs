@@ -1,0 +1,196 @@
+//! `idsync demo`, `idsync serve` and `idsync admin-token rotate` as a user runs them: the
+//! built binary, its printed endpoints and token, the admin API called over loopback, and a
+//! clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("idsync-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn idsync() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_idsync"))
+}
+
+/// Reads the child's stdout lines on a thread, so the test can wait for one with a bound.
+fn lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// The value of the first line starting with `prefix` (waiting up to two minutes: the demo
+/// syncs twice before it serves).
+fn wait_for(lines: &mpsc::Receiver<String>, prefix: &str, seen: &mut Vec<String>) -> String {
+    loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if let Some(value) = line.strip_prefix(prefix) {
+                    return value.trim().to_owned();
+                }
+            }
+            Err(e) => panic!("no {prefix:?} line ({e}); printed:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+/// Sends SIGTERM, as `systemctl stop` does, and waits for the exit code.
+fn terminate(mut child: Child) -> Option<i32> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    child.wait().expect("the process ends").code()
+}
+
+fn get(url: &str, token: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the service answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    })
+}
+
+#[test]
+fn demo_once_syncs_and_exits() {
+    let dir = folder("once");
+    let output = idsync()
+        .args([
+            "demo",
+            "--once",
+            "--users",
+            "30",
+            "--groups",
+            "4",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("idsync runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("first sync"), "{stdout}");
+    assert!(stdout.contains("second sync"), "{stdout}");
+    assert!(!stdout.contains("api: "), "--once does not serve: {stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_serves_the_api_with_the_token_it_prints_and_stops_cleanly() {
+    let dir = folder("serve");
+    let mut child = idsync()
+        .args(["demo", "--users", "30", "--groups", "4", "--data-dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("idsync starts");
+    let lines = lines(child.stdout.take().expect("stdout"));
+    let mut seen = Vec::new();
+    let api = wait_for(&lines, "api: ", &mut seen);
+    let token = wait_for(&lines, "admin token: ", &mut seen);
+    assert!(api.starts_with("http://127.0.0.1:"), "{api}");
+
+    let (status, body) = get(&format!("{api}/apps"), &token);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"name\":\"contoso\""), "{body}");
+    assert!(body.contains("\"schedule\":\"1m\""), "{body}");
+    let (status, _) = get(&format!("{api}/apps"), "idsync_wrong");
+    assert_eq!(status, 401);
+    // The two syncs the demo made are in the history the API serves.
+    let (_, runs) = get(&format!("{api}/runs"), &token);
+    assert_eq!(runs.matches("\"trigger\":\"manual\"").count(), 2, "{runs}");
+
+    assert_eq!(terminate(child), Some(0), "a stop is a clean exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rotated_admin_token_replaces_the_one_the_service_printed() {
+    // A demo folder gives a config with reachable simulators only while the demo runs, so the
+    // service here serves a config whose apps are never synced: the API needs only the store.
+    let dir = folder("rotate");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let config = dir.join("idsync.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n\n[[apps]]\nname = \"corp\"\nkind = \"entra\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\nclient_secret = \"not-used\"\n",
+    )
+    .expect("config written");
+    let mut child = idsync()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("idsync starts");
+    let lines = lines(child.stdout.take().expect("stdout"));
+    let mut seen = Vec::new();
+    let api = wait_for(&lines, "api: ", &mut seen);
+    let first = wait_for(&lines, "admin token: ", &mut seen);
+    assert_eq!(get(&format!("{api}/idps"), &first).0, 200);
+
+    let rotated = idsync()
+        .args(["admin-token", "rotate", "--config"])
+        .arg(&config)
+        .output()
+        .expect("idsync runs");
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&rotated.stdout);
+    let second = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token: "))
+        .expect("the new token is printed")
+        .trim()
+        .to_owned();
+    assert_ne!(first, second);
+    // The running service takes the new token and refuses the old one at once.
+    assert_eq!(get(&format!("{api}/idps"), &first).0, 401);
+    assert_eq!(get(&format!("{api}/idps"), &second).0, 200);
+    // The store keeps a hash, never the token.
+    let mut db = std::fs::read(dir.join("data").join("idsync.db")).expect("the store");
+    // Recent writes may still be in the write-ahead log.
+    db.extend(std::fs::read(dir.join("data").join("idsync.db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains(&second[7..]) && !db.contains(&first[7..]));
+    assert_eq!(terminate(child), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
