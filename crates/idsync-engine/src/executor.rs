@@ -31,6 +31,11 @@ pub trait Journal: Send + Sync {
     /// Results, in the order they came, at most [`ExecOptions::record_every`] at a time; every
     /// result of a phase is recorded before the next phase starts.
     async fn record(&self, results: &[OpResult]) -> Result<(), String>;
+    /// Whether idsync is stopping (a service asked to shut down): operations not sent yet are
+    /// then skipped, and those in flight finish and are recorded.
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// A journal that keeps nothing: for plans applied where no crash can matter (tests, tools).
@@ -76,6 +81,10 @@ impl Default for ExecOptions {
 }
 
 /// Why an operation was not sent once the journal failed.
+/// Why an operation was not sent when idsync was stopping.
+pub const STOPPING: &str =
+    "not sent: idsync was stopping (the run is marked interrupted); the next run does it";
+
 fn journal_failed(why: &str) -> String {
     format!(
         "not sent: idsync could not record its progress in the state store ({why}); the next run takes over"
@@ -106,7 +115,8 @@ pub async fn execute(
             .iter()
             .position(|o| o.op.kind() != kind)
             .map_or(ops.len(), |n| phase_start + n);
-        let (runnable, skipped) = progress.prepare_phase(&ops[phase_start..phase_end]);
+        let (runnable, skipped) =
+            progress.prepare_phase(&ops[phase_start..phase_end], journal.stopping());
         let (runnable, skipped) = progress.announce(journal, runnable, skipped).await;
         // Skipped operations changed nothing; they are recorded with the phase's first batch.
         let mut pending: Vec<OpResult> = Vec::with_capacity(record_every.min(ops.len()));
@@ -143,13 +153,18 @@ struct Progress {
 impl Progress {
     /// A phase's operations as they will be sent (keys of accounts created earlier filled in),
     /// and results for those that cannot run.
-    fn prepare_phase(&self, ops: &[PlannedOperation]) -> (Vec<PlannedOperation>, Vec<OpResult>) {
+    fn prepare_phase(
+        &self,
+        ops: &[PlannedOperation],
+        stopping: bool,
+    ) -> (Vec<PlannedOperation>, Vec<OpResult>) {
         let mut runnable = Vec::new();
         let mut skipped = Vec::new();
         for planned in ops {
             let mut planned = planned.clone();
             let verdict = match &self.journal_error {
                 Some(why) => Err(journal_failed(why)),
+                None if stopping => Err(STOPPING.to_owned()),
                 None => prepare(&mut planned, &self.earlier),
             };
             match verdict {
@@ -197,7 +212,7 @@ impl Progress {
         let record_every = options.record_every.max(1);
         // Once the journal fails mid-phase, units not yet started are not sent either.
         let stopped = AtomicBool::new(self.journal_error.is_some());
-        let stream = send_units(target, units, options, &stopped);
+        let stream = send_units(target, units, options, &stopped, journal);
         // Accounts created without a key wait for one lookup of all of them, at the end of
         // the phase; every other result is recorded as it comes.
         let mut keyless = Vec::new();
@@ -290,22 +305,31 @@ impl Progress {
 }
 
 /// The results of `units`, sent `options.concurrency` at a time, in the order they come; units
-/// not started yet once `stopped` is set are skipped instead.
+/// not started yet once `stopped` is set (the journal failed) or idsync is stopping are
+/// skipped instead.
 fn send_units<'a>(
     target: &'a dyn Target,
     units: Vec<Unit>,
     options: ExecOptions,
     stopped: &'a AtomicBool,
+    journal: &'a dyn Journal,
 ) -> impl futures::Stream<Item = OpResult> + 'a {
     futures::stream::iter(units)
         .map(move |unit| async move {
-            if stopped.load(Ordering::Relaxed) {
-                unit.into_operations()
-                    .into_iter()
-                    .map(|planned| skip(planned, journal_failed("see the first error")))
-                    .collect()
+            let why = if stopped.load(Ordering::Relaxed) {
+                Some(journal_failed("see the first error"))
+            } else if journal.stopping() {
+                Some(STOPPING.to_owned())
             } else {
-                apply_unit(target, unit, options).await
+                None
+            };
+            match why {
+                Some(why) => unit
+                    .into_operations()
+                    .into_iter()
+                    .map(|planned| skip(planned, why.clone()))
+                    .collect(),
+                None => apply_unit(target, unit, options).await,
             }
         })
         .buffer_unordered(options.concurrency.max(1))

@@ -38,6 +38,9 @@ pub enum RunStatus {
     Failed,
     /// The plan exceeds the mass-change guard and waits for `idsync approve`.
     Held,
+    /// idsync stopped before the run finished (a service shutting down, or a process that
+    /// died): what was sent is recorded, the rest is left to the next run.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -49,6 +52,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Held => "held",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

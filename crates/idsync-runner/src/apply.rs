@@ -65,7 +65,14 @@ pub(crate) async fn apply_all(
         || report.targets.iter().any(|t| t.error.is_some());
     let all_targets_failed =
         !report.targets.is_empty() && report.targets.iter().all(|t| t.error.is_some());
-    report.status = if all_targets_failed {
+    let interrupted = report.targets.iter().any(|t| {
+        t.operations
+            .iter()
+            .any(|r| r.error.as_deref() == Some(idsync_engine::executor::STOPPING))
+    });
+    report.status = if interrupted {
+        RunStatus::Interrupted
+    } else if all_targets_failed {
         RunStatus::Failed
     } else if any_failed {
         RunStatus::Partial
@@ -119,6 +126,7 @@ pub(crate) async fn apply_target(
             app,
             target: &tc.name,
             remember_emails: !target.capabilities().reads_email,
+            progress: progress.as_ref(),
         };
         idsync_engine::execute(target.as_ref(), operations, options, &journal, |r| {
             progress.applied(r)
@@ -162,6 +170,8 @@ pub(crate) struct RunJournal<'a> {
     pub(crate) target: &'a str,
     /// The target does not report e-mail addresses: those sent are remembered.
     pub(crate) remember_emails: bool,
+    /// Asked whether idsync is stopping.
+    pub(crate) progress: &'a dyn Progress,
 }
 
 #[async_trait::async_trait]
@@ -186,6 +196,10 @@ impl idsync_engine::executor::Journal for RunJournal<'_> {
             .record_progress(self.run_id, self.app, self.target, results, &books)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    fn stopping(&self) -> bool {
+        self.progress.stopping()
     }
 }
 

@@ -70,6 +70,11 @@ pub trait Progress: Send + Sync {
     fn phase(&self, _what: &str) {}
     fn planned(&self, _operations: usize) {}
     fn applied(&self, _result: &OpResult) {}
+    /// Whether the run should stop sending operations (the service is shutting down): those in
+    /// flight finish and are recorded, the rest are skipped and the run ends `interrupted`.
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// No progress display.

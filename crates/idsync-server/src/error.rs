@@ -84,6 +84,19 @@ impl From<idsync_store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::runs::TriggerError> for ApiError {
+    fn from(e: crate::runs::TriggerError) -> Self {
+        match e {
+            crate::runs::TriggerError::UnknownApp(_) => ApiError::not_found(e.to_string()),
+            crate::runs::TriggerError::Stopping => ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope {

@@ -28,7 +28,7 @@ pub mod runs;
 pub mod scheduler;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use runs::{Accepted, Coordinator, Finished, Request};
+pub use runs::{Accepted, Coordinator, Finished, Request, TriggerError};
 
 /// How the service listens and behaves.
 #[derive(Clone)]
@@ -179,9 +179,11 @@ async fn prometheus() -> impl IntoResponse {
 }
 
 impl Running {
-    /// Stops: no new triggers or requests, runs in progress get up to the grace period to
-    /// finish. `true` when every run finished in time.
+    /// Stops: no new triggers or requests; runs in progress send nothing more, and get up to
+    /// the grace period to finish what is in flight and record it (they end `interrupted`).
+    /// `true` when every run finished in time.
     pub async fn shutdown(self) -> bool {
+        self.coordinator.stop();
         let _ = self.stop.send(true);
         for schedule in self.schedules {
             let _ = schedule.await;

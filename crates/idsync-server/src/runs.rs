@@ -7,11 +7,12 @@
 //! the store's app lock; this module only keeps the service from piling runs up behind it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use idsync_config::Config;
-use idsync_runner::{Quiet, RunOptions, RunReport, RunStatus, Trigger};
+use idsync_runner::{Progress, RunOptions, RunReport, RunStatus, Trigger};
 use idsync_store::Store;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -85,12 +86,27 @@ struct Inner {
     finished: broadcast::Sender<Finished>,
     /// How many runs are going on; shutdown waits for it to reach zero.
     active: watch::Sender<usize>,
+    /// Set by [`Coordinator::stop`]: runs in progress stop sending, nothing new starts.
+    stopping: Arc<AtomicBool>,
 }
 
-/// The app is not in the config.
+/// Why a trigger was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("there is no app {0:?} in the config")]
-pub struct UnknownApp(pub String);
+pub enum TriggerError {
+    #[error("there is no app {0:?} in the config")]
+    UnknownApp(String),
+    #[error("idsync is stopping: no new run starts")]
+    Stopping,
+}
+
+/// What the runner asks while it applies: whether the service is stopping.
+struct StopWatch(Arc<AtomicBool>);
+
+impl Progress for StopWatch {
+    fn stopping(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 impl Coordinator {
     pub fn new(config: Arc<Config>, store: Store) -> Self {
@@ -102,6 +118,7 @@ impl Coordinator {
                 slots: Mutex::default(),
                 finished,
                 active: watch::Sender::new(0),
+                stopping: Arc::default(),
             }),
         }
     }
@@ -117,9 +134,12 @@ impl Coordinator {
     }
 
     /// Asks for a run of `app`: started now, or queued behind the one in progress.
-    pub fn trigger(&self, app: &str, request: Request) -> Result<Accepted, UnknownApp> {
+    pub fn trigger(&self, app: &str, request: Request) -> Result<Accepted, TriggerError> {
         if !self.inner.config.apps.iter().any(|a| a.name == app) {
-            return Err(UnknownApp(app.to_owned()));
+            return Err(TriggerError::UnknownApp(app.to_owned()));
+        }
+        if self.is_stopping() {
+            return Err(TriggerError::Stopping);
         }
         let mut slots = self.slots();
         let slot = slots.entry(app.to_owned()).or_default();
@@ -144,6 +164,16 @@ impl Coordinator {
         Ok(Accepted::Started)
     }
 
+    /// Stops: runs in progress send nothing more (operations in flight finish and are
+    /// recorded; the run ends `interrupted`), queued runs do not start, triggers are refused.
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Relaxed)
+    }
+
     /// Resolves once no run is going on (queued ones included).
     pub async fn idle(&self) {
         let mut active = self.inner.active.subscribe();
@@ -163,6 +193,10 @@ impl Coordinator {
             let mut slots = self.slots();
             let slot = slots.entry(app.clone()).or_default();
             match slot.queued.take() {
+                Some(_) if self.is_stopping() => {
+                    slot.running = false;
+                    break;
+                }
                 Some(next) => request = next,
                 None => {
                     slot.running = false;
@@ -196,7 +230,7 @@ impl Coordinator {
             app,
             &self.inner.store,
             options,
-            Arc::new(Quiet),
+            Arc::new(StopWatch(Arc::clone(&self.inner.stopping))),
         )
         .instrument(span)
         .await;

@@ -600,7 +600,7 @@ async fn metrics_count_runs_and_operations() {
 }
 
 #[tokio::test]
-async fn a_stop_lets_the_run_in_progress_finish() {
+async fn a_run_still_waiting_for_its_app_at_a_stop_applies_nothing() {
     let tenant = tenant().await;
     three_users(&tenant);
     let w = World::new(&[TargetKind::JiraDc]).await;
@@ -616,9 +616,84 @@ async fn a_stop_lets_the_run_in_progress_finish() {
     drop(lease);
     assert!(
         stop.await.expect("joins"),
-        "the run finished within the grace period"
+        "the run ended within the grace period"
     );
     let runs = store.find_runs(&filter_all()).await.expect("history");
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, "done");
+    assert_eq!(runs[0].status, "interrupted");
+    assert!(
+        w.usernames(TargetKind::JiraDc).is_empty(),
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_in_the_middle_of_a_run_ends_it_interrupted_and_the_next_run_finishes_it() {
+    let tenant = tenant().await;
+    for i in 0..40 {
+        add_user(&tenant, &format!("user{i}@contoso.com"));
+    }
+    let mut w = World::new(&[TargetKind::JiraDc]).await;
+    // One operation at a time, each slow: the run is still applying when the stop comes.
+    w.target_toml.insert("jira", "concurrency = 1".into());
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let store = w.store(&config).await.clone();
+    w.atl.kit().set_latency(Duration::from_millis(30));
+    let service = Service::start(&w, &config).await;
+    let mut events = service.running.coordinator.subscribe();
+    service.post("/api/v1/apps/main/runs", json!({})).await;
+    // Wait (bounded) until a few accounts exist: the run is applying.
+    for _ in 0..1000 {
+        if w.usernames(TargetKind::JiraDc).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        w.usernames(TargetKind::JiraDc).len() >= 3,
+        "the run started applying"
+    );
+    let coordinator = service.running.coordinator.clone();
+    assert!(
+        service.running.shutdown().await,
+        "the run stopped within the grace period"
+    );
+    let stopped = next_finished(&mut events)
+        .await
+        .outcome
+        .expect("the run ends");
+    assert_eq!(stopped.status, RunStatus::Interrupted);
+    let created = w.usernames(TargetKind::JiraDc).len();
+    assert!(
+        created < 40,
+        "the rest was not sent: {created} of 40 created"
+    );
+    let run = store
+        .run(stopped.run_id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(run.status, "interrupted");
+    let operations = store.operations(stopped.run_id).await.expect("read");
+    let skipped = operations.iter().filter(|o| o.status == "skipped").count();
+    let done = operations.iter().filter(|o| o.status == "done").count();
+    assert!(skipped > 0 && done > 0, "{done} done, {skipped} skipped");
+    assert!(
+        operations
+            .iter()
+            .filter(|o| o.status == "skipped")
+            .all(|o| o.error.as_deref().is_some_and(|e| e.contains("stopping")))
+    );
+    // A stopped coordinator refuses new work.
+    assert!(matches!(
+        coordinator.trigger("main", Request::new(Trigger::Manual)),
+        Err(idsync_server::TriggerError::Stopping)
+    ));
+
+    // The next run (the next start of the service) does what was left.
+    w.atl.kit().set_latency(Duration::ZERO);
+    let next = w.sync_ok(&config, "main").await;
+    assert_eq!(next.status, RunStatus::Done);
+    assert_eq!(w.usernames(TargetKind::JiraDc).len(), 40);
+    w.assert_converged(&config).await;
 }

@@ -72,7 +72,7 @@ pub async fn start_run(
                 full_read: request.full_read,
             },
         )
-        .map_err(|e| ApiError::not_found(e.to_string()))?;
+        .map_err(ApiError::from)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "app": app, "accepted": accepted })),
@@ -246,7 +246,7 @@ pub async fn approve_run(
     let accepted = state
         .coordinator
         .trigger(&run.app, Request::new(Trigger::Approval))
-        .map_err(|e| ApiError::not_found(e.to_string()))?;
+        .map_err(ApiError::from)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "approved": id, "app": run.app, "accepted": accepted })),
