@@ -69,10 +69,11 @@ pub(super) async fn read_groups(
     let mut notes = Vec::new();
     if let Some((mut state, link)) = previous {
         // As for users: member additions and removals are sets, so re-applying is harmless.
-        let result = restarting("groups", &mut notes, async || {
+        let result = restarting!(
+            "groups",
+            &mut notes,
             groups_round(source, link.clone(), &mut state).await
-        })
-        .await;
+        );
         match result {
             Ok(link) => {
                 let unknown = settle_hidden(source, &mut state, None, &mut notes);
@@ -99,15 +100,14 @@ pub(super) async fn read_groups(
     let first = source
         .graph
         .url("/groups/delta?$select=displayName,visibility,members");
-    let mut state = GroupsState::default();
-    // Starting over (when it does): nothing of a cut-short try is kept.
-    let link = restarting("groups", &mut notes, async || {
-        initial_round(&mut state, async |state| {
-            groups_round(source, first.clone(), state).await
-        })
-        .await
-    })
-    .await?;
+    let mut state: GroupsState;
+    // Left unset: `initial_round!` makes it fresh on every try, so nothing of a cut-short one
+    // is kept when the round starts over.
+    let link = restarting!(
+        "groups",
+        &mut notes,
+        initial_round!(state, groups_round(source, first.clone(), &mut state).await)
+    )?;
     let unknown = settle_hidden(source, &mut state, carry.as_ref(), &mut notes);
     Ok(GroupsPart {
         state,

@@ -1,6 +1,6 @@
 //! Starting a round over when Graph lets one of its page tokens expire
-//! (`Directory_ExpiredPageToken`): one bounded loop, [`restarting`], that every paged read
-//! runs in.
+//! (`Directory_ExpiredPageToken`): one bounded loop, [`restarting!`], that every paged
+//! read runs in.
 
 use crate::EntraError;
 
@@ -10,54 +10,65 @@ use crate::EntraError;
 /// keeps expiring fails with a clear message instead of looping.
 pub const PAGE_TOKEN_RESTARTS: usize = 3;
 
-/// Runs `round` until it ends other than by an expired page token, at most
-/// [`PAGE_TOKEN_RESTARTS`] times more, and returns how it ended. When it had to start over, a
-/// note (named after `label`) says so in `notes`. A round that restarts must leave nothing of
-/// its cut-short try behind, or be harmless to run twice (delta items are whole objects and
-/// removals, membership changes are sets): `round` sees to that.
-pub(super) async fn restarting<T>(
-    label: &'static str,
-    notes: &mut Vec<String>,
-    mut round: impl AsyncFnMut() -> Result<T, EntraError>,
-) -> Result<T, EntraError> {
-    let mut restarts = Restarts { label, count: 0 };
-    let result = loop {
-        if let Some(result) = restarts.settle(round().await) {
-            break result;
-        }
-    };
-    restarts.note(notes);
-    result
+/// Runs the round `$round` (an expression, awaited inside) until it ends other than by an
+/// expired page token, at most [`PAGE_TOKEN_RESTARTS`] times more, and is how it ended. When it
+/// had to start over, a note (named after `$label`) says so in `$notes`. A round that restarts
+/// must leave nothing of its cut-short try behind, or be harmless to run twice (delta items
+/// are whole objects and removals, membership changes are sets): `$round` sees to that.
+///
+/// A macro, not a function taking an async closure: such a closure borrowing the round's state
+/// made the whole read's future lose `Send` ("implementation of `Send` is not general enough")
+/// where the runner spawns it.
+macro_rules! restarting {
+    ($label:expr, $notes:expr, $round:expr) => {{
+        let mut restarts = $crate::read::restart::Restarts::new($label);
+        let result = loop {
+            if let Some(result) = restarts.settle($round) {
+                break result;
+            }
+        };
+        restarts.note($notes);
+        result
+    }};
 }
+pub(super) use restarting;
 
-/// One initial round (from the first page) into a fresh `state`. A skip token of the initial
-/// round can be refused as out of date (`DeltaReset`) when the tenant's sync state moves on
-/// while it is paged through: that round starts over once, from nothing.
-pub(super) async fn initial_round<S: Default, T>(
-    state: &mut S,
-    mut round: impl AsyncFnMut(&mut S) -> Result<T, EntraError>,
-) -> Result<T, EntraError> {
-    *state = S::default();
-    match round(state).await {
-        Err(EntraError::DeltaReset { .. }) => {
-            *state = S::default();
-            round(state).await
+/// One initial round `$round` (from the first page) into `$state`, made fresh first. A skip
+/// token of the initial round can be refused as out of date (`DeltaReset`) when the tenant's
+/// sync state moves on while it is paged through: that round starts over once, from nothing.
+/// A macro for the reason [`restarting`] is.
+macro_rules! initial_round {
+    ($state:expr, $round:expr) => {{
+        $state = Default::default();
+        match $round {
+            Err($crate::EntraError::DeltaReset { .. }) => {
+                $state = Default::default();
+                $round
+            }
+            other => other,
         }
-        other => other,
-    }
+    }};
 }
+pub(super) use initial_round;
 
 /// Counts the restarts of one round after expired page tokens: [`Restarts::settle`] says
 /// whether to run it again (a page token expired and the bound is not reached) or what to
 /// return; [`Restarts::note`] then says so in the read's notes.
-struct Restarts {
+pub(super) struct Restarts {
     label: &'static str,
     count: usize,
 }
 
 impl Restarts {
+    pub(super) fn new(label: &'static str) -> Self {
+        Restarts { label, count: 0 }
+    }
+
     /// `None`: start the round over. Otherwise the outcome of the round.
-    fn settle<T>(&mut self, tried: Result<T, EntraError>) -> Option<Result<T, EntraError>> {
+    pub(super) fn settle<T>(
+        &mut self,
+        tried: Result<T, EntraError>,
+    ) -> Option<Result<T, EntraError>> {
         let Err(EntraError::PageTokenExpired { what, message, .. }) = tried else {
             return Some(tried);
         };
@@ -85,7 +96,7 @@ impl Restarts {
     }
 
     /// A note for the read when the round had to start over.
-    fn note(&self, notes: &mut Vec<String>) {
+    pub(super) fn note(&self, notes: &mut Vec<String>) {
         if self.count > 0 {
             notes.push(format!(
                 "{}: a page token expired while the round was paged through \

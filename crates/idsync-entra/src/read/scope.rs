@@ -52,12 +52,11 @@ async fn read_assignments(
         "/servicePrincipals(appId='{app_id}')/appRoleAssignedTo?$select=principalId,principalType&$top=999"
     ));
     let mut notes = Vec::new();
-    let result = restarting(
+    let result = restarting!(
         "enterprise application assignments",
         &mut notes,
-        async || assignments_list(source, &first).await,
-    )
-    .await;
+        assignments_list(source, &first).await
+    );
     match result {
         Ok(found) => Ok((found, notes)),
         Err(EntraError::Graph { status: 404, .. }) => Err(EntraError::Scope {

@@ -27,10 +27,11 @@ pub(super) async fn read_users(
         // Restarting a round from its deltaLink re-applies what the cut-short try applied:
         // delta items are whole objects and removals, so applying them twice is harmless
         // (the same holds for Graph's own replays).
-        let result = restarting("users", &mut notes, async || {
+        let result = restarting!(
+            "users",
+            &mut notes,
             users_round(source, link.clone(), &mut users).await
-        })
-        .await;
+        );
         match result {
             Ok(link) => {
                 return Ok(UsersPart {
@@ -52,15 +53,14 @@ pub(super) async fn read_users(
     let first = source
         .graph
         .url(&format!("/users/delta?$select={}", source.select.join(",")));
-    let mut users = BTreeMap::new();
-    // Starting over (when it does): nothing of a cut-short try is kept.
-    let link = restarting("users", &mut notes, async || {
-        initial_round(&mut users, async |users| {
-            users_round(source, first.clone(), users).await
-        })
-        .await
-    })
-    .await
+    let mut users: BTreeMap<String, SourceUser>;
+    // Left unset: `initial_round!` makes it fresh on every try, so nothing of a cut-short one
+    // is kept when the round starts over.
+    let link = restarting!(
+        "users",
+        &mut notes,
+        initial_round!(users, users_round(source, first.clone(), &mut users).await)
+    )
     .map_err(|e| explain_select_error(source, e))?;
     Ok(UsersPart {
         users,
