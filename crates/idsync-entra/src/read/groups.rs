@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use idsync_model::SourceGroup;
 use serde_json::Value;
 
+use super::delta_round;
 use super::restart::{initial_round, restarting};
 use super::users::object_id;
 use crate::error::grant_steps;
-use crate::graph::{CallKind, MAX_PAGE_PREFER};
+use crate::graph::CallKind;
 use crate::{EntraError, EntraSource, ReadKind};
 
 #[derive(Default)]
@@ -208,29 +209,14 @@ async fn groups_round(
     url: String,
     state: &mut GroupsState,
 ) -> Result<String, EntraError> {
-    let link = source
-        .graph
-        .walk(
-            CallKind::GroupsDelta,
-            url.clone(),
-            Some(MAX_PAGE_PREFER),
-            |items| {
-                for item in items {
-                    apply_group(state, item).map_err(|detail| EntraError::Malformed {
-                        what: "reading groups".into(),
-                        url: url.clone(),
-                        detail,
-                    })?;
-                }
-                Ok(())
-            },
-        )
-        .await?;
-    link.ok_or_else(|| EntraError::Malformed {
-        what: "reading groups".into(),
+    delta_round(
+        source,
+        CallKind::GroupsDelta,
+        "reading groups",
         url,
-        detail: "the last page has neither @odata.nextLink nor @odata.deltaLink".into(),
-    })
+        |item| apply_group(state, item),
+    )
+    .await
 }
 
 /// Applies one groups-delta item. A big group comes back on several pages, each with more

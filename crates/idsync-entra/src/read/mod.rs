@@ -8,6 +8,9 @@ use idsync_http::RequestCounter;
 use idsync_model::run::ReadMode;
 use idsync_model::{SourceSnapshot, SourceUser};
 
+use serde_json::Value;
+
+use crate::graph::{CallKind, MAX_PAGE_PREFER};
 use crate::{DirectoryState, EntraError, EntraSource, ReadKind, ReadStats, SourceRead};
 
 mod groups;
@@ -216,4 +219,32 @@ fn read_stats(
         requests,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
+}
+
+/// One delta round from `url` to its deltaLink, each item handed to `apply` (whose refusal of an
+/// item is a malformed response, as is a last page without a deltaLink).
+async fn delta_round(
+    source: &EntraSource,
+    kind: CallKind,
+    what: &str,
+    url: String,
+    mut apply: impl FnMut(Value) -> Result<(), String>,
+) -> Result<String, EntraError> {
+    let malformed = |detail: String| EntraError::Malformed {
+        what: what.into(),
+        url: url.clone(),
+        detail,
+    };
+    let link = source
+        .graph
+        .walk(kind, url.clone(), Some(MAX_PAGE_PREFER), |items| {
+            for item in items {
+                apply(item).map_err(malformed)?;
+            }
+            Ok(())
+        })
+        .await?;
+    link.ok_or_else(|| {
+        malformed("the last page has neither @odata.nextLink nor @odata.deltaLink".into())
+    })
 }

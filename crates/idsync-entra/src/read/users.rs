@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use idsync_model::SourceUser;
 use serde_json::{Map, Value};
 
+use super::delta_round;
 use super::restart::{initial_round, restarting};
-use crate::graph::{CallKind, MAX_PAGE_PREFER};
+use crate::graph::CallKind;
 use crate::{EntraError, EntraSource, ReadKind};
 
 pub(super) struct UsersPart {
@@ -162,29 +163,10 @@ async fn users_round(
     url: String,
     users: &mut BTreeMap<String, SourceUser>,
 ) -> Result<String, EntraError> {
-    let link = source
-        .graph
-        .walk(
-            CallKind::UsersDelta,
-            url.clone(),
-            Some(MAX_PAGE_PREFER),
-            |items| {
-                for item in items {
-                    apply_user(users, item).map_err(|detail| EntraError::Malformed {
-                        what: "reading users".into(),
-                        url: url.clone(),
-                        detail,
-                    })?;
-                }
-                Ok(())
-            },
-        )
-        .await?;
-    link.ok_or_else(|| EntraError::Malformed {
-        what: "reading users".into(),
-        url,
-        detail: "the last page has neither @odata.nextLink nor @odata.deltaLink".into(),
+    delta_round(source, CallKind::UsersDelta, "reading users", url, |item| {
+        apply_user(users, item)
     })
+    .await
 }
 
 /// Applies one users-delta item. Objects come with every selected property (we never ask for
