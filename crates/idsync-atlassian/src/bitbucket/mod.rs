@@ -16,6 +16,7 @@
 
 use idsync_model::name::name_key;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use async_trait::async_trait;
 use idsync_config::{BitbucketDeprovision, TargetConfig};
@@ -192,11 +193,10 @@ impl Target for BitbucketDc {
     /// may read), then administrator rights and seats (`admin/license`, which needs the ADMIN
     /// permission user and group management needs too).
     async fn probe(&self) -> TargetProbe {
-        let mut probe = match self.discover_version(true).await {
-            Ok(info) => probe::found(info, self.capabilities()),
-            Err(e) => {
-                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
-            }
+        let discovered = self.discover_version(true).await;
+        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
+            ControlFlow::Continue(probe) => probe,
+            ControlFlow::Break(stopped) => return stopped,
         };
         // Bitbucket has no resource naming the signed-in user; the account shown is the
         // configured one (Bitbucket takes Basic authentication only here). A request that

@@ -15,6 +15,7 @@
 //! the long task it starts is polled until it finishes, for a bounded time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -137,11 +138,10 @@ impl Target for ConfluenceDc {
     /// administrators only (CONFSERVER-98582) and which every sync reads. Confluence exposes
     /// no licence seats through a documented REST resource.
     async fn probe(&self) -> TargetProbe {
-        let mut probe = match self.discover_version(true).await {
-            Ok(info) => probe::found(info, self.capabilities()),
-            Err(e) => {
-                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
-            }
+        let discovered = self.discover_version(true).await;
+        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
+            ControlFlow::Continue(probe) => probe,
+            ControlFlow::Break(stopped) => return stopped,
         };
         probe.seats = Seats::NotExposed;
         match self.current_user().await {

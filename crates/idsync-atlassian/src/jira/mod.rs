@@ -21,6 +21,7 @@
 //!   Jira lets address a user by key does so.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::AtomicU8;
 
 use async_trait::async_trait;
@@ -203,11 +204,10 @@ impl Target for JiraDc {
     /// (`applicationrole`, which needs the Administer Jira permission idsync's user and group
     /// management needs too).
     async fn probe(&self) -> TargetProbe {
-        let mut probe = match self.discover_version(true).await {
-            Ok(info) => probe::found(info, self.capabilities()),
-            Err(e) => {
-                return probe::stop(TargetProbe::default(), &self.api, ProbeStep::Reachable, e);
-            }
+        let discovered = self.discover_version(true).await;
+        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
+            ControlFlow::Continue(probe) => probe,
+            ControlFlow::Break(stopped) => return stopped,
         };
         match self.myself().await {
             Ok(name) => probe.account = Some(name),
