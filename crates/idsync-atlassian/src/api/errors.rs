@@ -20,6 +20,23 @@ impl Api {
         self.err(TargetErrorKind::Unsupported, message, None)
     }
 
+    /// The e-mail address `product` needs to `what` (create an account), or the refusal that
+    /// says the source has none.
+    pub fn required_email<'e>(
+        &self,
+        email: Option<&'e str>,
+        what: &str,
+        product: &str,
+    ) -> Result<&'e str, TargetError> {
+        email.filter(|e| !e.is_empty()).ok_or_else(|| {
+            self.err(
+                TargetErrorKind::Rejected,
+                format!("cannot {what}: {product} requires an e-mail address and the source has none for this user; map `email` to an attribute every user has"),
+                None,
+            )
+        })
+    }
+
     pub fn malformed(&self, what: &str, detail: &str) -> TargetError {
         self.err(
             TargetErrorKind::MalformedResponse,

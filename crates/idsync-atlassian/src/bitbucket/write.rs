@@ -1,7 +1,7 @@
 //! Bitbucket's writes: users, groups and memberships, and deprovisioning by the configured
 //! policy (licensed groups removed, or the account deleted), since Bitbucket cannot deactivate.
 
-use idsync_model::{Applied, TargetError, TargetErrorKind, UserChanges};
+use idsync_model::{Applied, TargetError, UserChanges};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -79,13 +79,7 @@ impl BitbucketDc {
         display_name: Option<&str>,
     ) -> Result<Applied, TargetError> {
         let what = format!("create user '{user}'");
-        let Some(email) = email.filter(|e| !e.is_empty()) else {
-            return Err(self.api.err(
-                TargetErrorKind::Rejected,
-                format!("cannot {what}: Bitbucket requires an e-mail address and the source has none for this user; map `email` to an attribute every user has"),
-                None,
-            ));
-        };
+        let email = self.api.required_email(email, &what, "Bitbucket")?;
         let licensed = self.licensed();
         let call = self
             .api

@@ -54,13 +54,7 @@ impl ConfluenceDc {
         display_name: Option<&str>,
     ) -> Result<Applied, TargetError> {
         let what = format!("create user '{user}'");
-        let Some(email) = email.filter(|e| !e.is_empty()) else {
-            return Err(self.api.err(
-                TargetErrorKind::Rejected,
-                format!("cannot {what}: Confluence requires an e-mail address and the source has none for this user; map `email` to an attribute every user has"),
-                None,
-            ));
-        };
+        let email = self.api.required_email(email, &what, "Confluence")?;
         // A password is required unless Confluence e-mails the user; users sign in through
         // SSO or a directory, so a random one nobody knows is set.
         let body = json!({
