@@ -7,6 +7,8 @@
 //! account lacks a permission: Bitbucket answers 401 for that (8.14 OpenAPI), and so does
 //! Confluence 8.x on admin-only resources (CONFSERVER-98582).
 
+use std::ops::ControlFlow;
+
 use idsync_model::{
     AdminRights, Capabilities, ProbeStep, ProductInfo, TargetError, TargetErrorKind, TargetKind,
     TargetProbe,
@@ -14,12 +16,20 @@ use idsync_model::{
 
 use crate::api::{Api, Reply};
 
-/// A probe that read the product and version: the target answers.
-pub(crate) fn found(info: ProductInfo, capabilities: &Capabilities) -> TargetProbe {
-    TargetProbe {
-        product: Some(info),
-        not_synced: capabilities.unavailable.values().cloned().collect(),
-        ..TargetProbe::default()
+/// The first step of a probe, the product and version read (`discovered`): the target
+/// answers, and the probe goes on; or, broken off, the probe stopped there.
+pub(crate) fn reached(
+    discovered: Result<ProductInfo, TargetError>,
+    api: &Api,
+    capabilities: &Capabilities,
+) -> ControlFlow<TargetProbe, TargetProbe> {
+    match discovered {
+        Ok(info) => ControlFlow::Continue(TargetProbe {
+            product: Some(info),
+            not_synced: capabilities.unavailable.values().cloned().collect(),
+            ..TargetProbe::default()
+        }),
+        Err(e) => ControlFlow::Break(stop(TargetProbe::default(), api, ProbeStep::Reachable, e)),
     }
 }
 

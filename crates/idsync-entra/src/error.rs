@@ -89,6 +89,17 @@ pub enum EntraError {
     Http(#[from] HttpError),
 }
 
+/// Where an administrator grants the application permission `permission` to the app, as one
+/// sentence to end a message with: every message that asks for a permission says it the same
+/// way.
+pub(crate) fn grant_steps(permission: &str) -> String {
+    format!(
+        "Entra admin center → App registrations → the app → API permissions → Add a permission → \
+         Microsoft Graph → Application permissions → {permission}, then \"Grant admin consent \
+         for <your tenant>\""
+    )
+}
+
 impl EntraError {
     /// A short machine-readable name of the error class, for JSON output.
     pub fn kind(&self) -> &'static str {

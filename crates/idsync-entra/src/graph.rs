@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::EntraError;
+use crate::error::grant_steps;
 use crate::token::TokenProvider;
 
 /// `Prefer: odata.maxpagesize=999` on delta requests (delta does not take `$top`). A preference
@@ -215,13 +216,12 @@ impl GraphClient {
                 message: format!(
                     "Microsoft Graph refused {} (403 Authorization_RequestDenied): the app \
                      registration {} lacks the application permission {permission} (or {}), \
-                     or an administrator has not granted consent for it. Fix: Entra admin \
-                     center → App registrations → the app → API permissions → Add a permission \
-                     → Microsoft Graph → Application permissions → {permission}, then \"Grant \
-                     admin consent for <your tenant>\"; the next run uses it.",
+                     or an administrator has not granted consent for it. Fix: {}; the next run \
+                     uses it.",
                     kind.what(),
                     self.client_id,
-                    kind.alternatives()
+                    kind.alternatives(),
+                    grant_steps(permission)
                 ),
             };
         }

@@ -1,0 +1,263 @@
+//! `confluence-dc`: Confluence Data Center REST (`{base_url}/rest/api`).
+//!
+//! Reference: https://developer.atlassian.com/server/confluence/rest/v1000/ (admin-user,
+//! admin-group, group, user and longtask resources); wire details and version notes in
+//! api-contracts.md D. Creating users needs Confluence 8.4+, user-group membership 9.0+.
+//!
+//! What Confluence's REST API cannot do, and the target therefore declares:
+//! - no rename (no resource changes a username), no custom attributes;
+//! - it never returns e-mail addresses (the Person object has none, and no documented
+//!   resource of the DC REST API gives one), so users are reported with `email: None`; e-mail
+//!   is set at creation and by updates, and the runner remembers what it sent.
+//!
+//! Lists are paged with `start`/`limit` and followed through `_links.next` until it is
+//! absent (or a page comes back shorter than its `limit`). Deleting a user is asynchronous:
+//! the long task it starts is polled until it finishes, for a bounded time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use idsync_config::TargetConfig;
+use idsync_model::{
+    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep, Seats,
+    Target, TargetError, TargetProbe, TargetUser,
+};
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+use crate::api::Api;
+use crate::probe;
+use crate::util::{
+    VersionedCapabilities, members_of_all, membership_keys, target_basics, unsupported,
+};
+
+mod read;
+mod write;
+
+/// A Confluence Data Center instance.
+pub struct ConfluenceDc {
+    api: Api,
+    capabilities: VersionedCapabilities,
+    /// How long a deletion's long task is waited for.
+    task_wait: Duration,
+}
+
+/// Person (`type: known`), with `status` when asked for with `expand=status`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Person {
+    user_key: String,
+    username: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Not in Confluence's Person; read in case a server or proxy adds it.
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    results: Vec<T>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    size: Option<usize>,
+    /// Not documented for every resource and version; used only when present.
+    #[serde(default, rename = "totalCount")]
+    total_count: Option<usize>,
+    #[serde(default, rename = "_links")]
+    links: Option<Links>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Links {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Group {
+    name: String,
+}
+
+impl Person {
+    fn into_target(self) -> TargetUser {
+        TargetUser {
+            key: self.user_key,
+            username: self.username,
+            email: self.email.filter(|e| !e.is_empty()),
+            display_name: self.display_name.filter(|d| !d.is_empty()),
+            // Listed without `expand=status` (should not happen) a user counts as active.
+            active: self
+                .status
+                .is_none_or(|s| !s.eq_ignore_ascii_case("deactivated")),
+            attributes: BTreeMap::new(),
+            external_id: None,
+        }
+    }
+}
+
+impl ConfluenceDc {
+    pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
+        Ok(ConfluenceDc {
+            api: Api::new(config)?,
+            task_wait: Duration::from_secs(config.long_task_wait_seconds.max(1)),
+            capabilities: VersionedCapabilities::new(Capabilities {
+                rename_user: false,
+                update_email: true,
+                reads_email: false,
+                update_display_name: true,
+                deprovisioning: Deprovisioning::Deactivate,
+                delete_user: true,
+                custom_attributes: false,
+                delete_group: true,
+                bulk_membership: false,
+                leads: false,
+                unavailable: Default::default(),
+                requires_email: false,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl Target for ConfluenceDc {
+    target_basics!();
+
+    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
+        self.discover_version(false).await
+    }
+
+    /// Version (`server-information` or the applinks manifest), credentials (`user/current`),
+    /// then administrator rights: the member list of a group, which Confluence shows to
+    /// administrators only (CONFSERVER-98582) and which every sync reads. Confluence exposes
+    /// no licence seats through a documented REST resource.
+    async fn probe(&self) -> TargetProbe {
+        let discovered = self.discover_version(true).await;
+        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
+            ControlFlow::Continue(probe) => probe,
+            ControlFlow::Break(stopped) => return stopped,
+        };
+        probe.seats = Seats::NotExposed;
+        match self.current_user().await {
+            Ok(name) => probe.account = Some(name),
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
+        }
+        // Any user may list the groups; the members of one, only an administrator.
+        let call = self.api.get("rest/api/group", &[]).query("limit", 1);
+        let first: Page<Group> = match self.api.fetch(call, "list groups").await {
+            Ok(page) => page,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        let Some(group) = first.results.into_iter().next() else {
+            probe.admin = Some(AdminRights::NotVerified(
+                "Confluence has no group whose members could be listed".to_owned(),
+            ));
+            return probe;
+        };
+        const MEMBERS: &str = "GET /rest/api/group/{groupName}/member";
+        let call = self
+            .api
+            .get("rest/api/group/{}/member", &[&group.name])
+            .query("limit", 1);
+        let reply = match self.api.send_unchecked(call).await {
+            Ok(reply) => reply,
+            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
+        };
+        if matches!(
+            reply.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return probe::not_admin(probe, &self.api, MEMBERS, &reply);
+        }
+        let what = format!("list the members of group '{}'", group.name);
+        if let Err(e) = self.api.success(&reply, &what) {
+            return probe::stop(probe, &self.api, ProbeStep::AdminRights, e);
+        }
+        probe.admin = Some(probe::admin_confirmed(
+            MEMBERS,
+            "Confluence administrator rights",
+        ));
+        probe
+    }
+
+    async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
+        // The user listing runs beside the group and member reads (the API's request gate
+        // keeps the whole within `concurrency`); any failure fails the read.
+        let group_members = async {
+            let groups = self.groups().await?;
+            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+                self.members(&g).await
+            })
+            .await?;
+            Ok::<_, TargetError>((groups, members))
+        };
+        let (listed, (groups, members)) = tokio::try_join!(self.users(), group_members)?;
+        let memberships = membership_keys(&members, |p| p.user_key.clone());
+        // Before Confluence 8.4 there is no user listing: every user who holds a group is
+        // found through the member lists (users in no group cannot use Confluence anyway).
+        let users: BTreeMap<String, Person> = listed
+            .unwrap_or_default()
+            .into_iter()
+            .chain(members.into_iter().flat_map(|(_, list)| list))
+            .map(|p| (p.user_key.clone(), p))
+            .collect();
+        Ok(ActualState {
+            users: users.into_values().map(Person::into_target).collect(),
+            groups: groups.into_iter().collect(),
+            memberships,
+            leads: Vec::new(),
+        })
+    }
+
+    async fn read_user(
+        &self,
+        username: &str,
+        _attributes: &[String],
+    ) -> Result<Option<(TargetUser, BTreeSet<String>)>, TargetError> {
+        let Some(person) = self.user(username).await? else {
+            return Ok(None);
+        };
+        let groups = self.groups_of(&person.username).await?;
+        Ok(Some((person.into_target(), groups)))
+    }
+
+    async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
+        match op {
+            Operation::CreateGroup { group } => self.create_group(group).await,
+            Operation::DeleteGroup { group } => self.delete_group(group).await,
+            Operation::CreateUser {
+                user,
+                email,
+                display_name,
+                attributes,
+                ..
+            } => {
+                if !attributes.is_empty() {
+                    return Err(unsupported(&self.api, op));
+                }
+                self.create_user(user, email.as_deref(), display_name.as_deref())
+                    .await
+            }
+            Operation::RenameUser { .. } => Err(unsupported(&self.api, op)),
+            Operation::UpdateUser { user, changes, .. } => self.update_user(user, changes).await,
+            Operation::SetAttribute { .. } | Operation::HandOverLead { .. } => {
+                Err(unsupported(&self.api, op))
+            }
+            Operation::ReactivateUser { user, .. } => self.set_enabled(user, true).await,
+            Operation::DeactivateUser { user, .. } => self.set_enabled(user, false).await,
+            Operation::AddMembership { group, user, .. } => {
+                self.membership(group, user, true).await
+            }
+            Operation::RemoveMembership { group, user, .. } => {
+                self.membership(group, user, false).await
+            }
+            Operation::DeleteUser { user, .. } => self.delete_user(user).await,
+        }
+    }
+}
