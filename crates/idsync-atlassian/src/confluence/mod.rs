@@ -44,7 +44,13 @@ pub struct ConfluenceDc {
     task_wait: Duration,
 }
 
-/// Person (`type: known`), with `status` when asked for with `expand=status`.
+/// Person (`type: known`). `status` ("Active" or "Deactivated") comes only with
+/// `expand=status`, an expansion Atlassian's own Confluence Data Center REST reference uses in
+/// its request examples for the user listings (9.4 and 10.x, "Admin Users":
+/// `/rest/api/admin/users/list/active?start=0&limit=100&expand=status`,
+/// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-admin-users/), and
+/// that Person lists under `_expandable`. No other documented resource says whether an account
+/// is deactivated: the active-users listing leaves out unlicensed users as well.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Person {
@@ -92,7 +98,10 @@ impl Person {
             username: self.username,
             email: self.email.filter(|e| !e.is_empty()),
             display_name: self.display_name.filter(|d| !d.is_empty()),
-            // Listed without `expand=status` (should not happen) a user counts as active.
+            // Without a status (a server that ignored the expansion) an account counts as
+            // active: the reading that never leaves access behind (a leaver is still
+            // deactivated; the cost is that a returning user is not reactivated, which
+            // `read_state` warns about).
             active: self
                 .status
                 .is_none_or(|s| !s.eq_ignore_ascii_case("deactivated")),
@@ -207,6 +216,14 @@ impl Target for ConfluenceDc {
             .chain(members.into_iter().flat_map(|(_, list)| list))
             .map(|p| (p.user_key.clone(), p))
             .collect();
+        let without_status = users.values().filter(|p| p.status.is_none()).count();
+        if without_status > 0 {
+            tracing::warn!(
+                target_url = %self.api.shown(),
+                accounts = without_status,
+                "Confluence sent {without_status} account(s) without the status asked for with expand=status: they are taken as active, so a deactivated account of a user back in scope is not reactivated until Confluence reports its status"
+            );
+        }
         Ok(ActualState {
             users: users.into_values().map(Person::into_target).collect(),
             groups: groups.into_iter().collect(),
@@ -259,5 +276,29 @@ impl Target for ConfluenceDc {
             }
             Operation::DeleteUser { user, .. } => self.delete_user(user).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(status: Option<&str>) -> Person {
+        Person {
+            user_key: "k1".into(),
+            username: "jdoe".into(),
+            display_name: Some("J Doe".into()),
+            email: None,
+            status: status.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_status_expansion_decides_whether_an_account_is_active() {
+        assert!(person(Some("Active")).into_target().active);
+        assert!(!person(Some("Deactivated")).into_target().active);
+        assert!(!person(Some("deactivated")).into_target().active);
+        // No status at all: active, the reading that never leaves access behind.
+        assert!(person(None).into_target().active);
     }
 }
