@@ -214,7 +214,7 @@ impl EntraSource {
         }
         let client =
             idsync_http::build_client(&options.http).map_err(|e| config_error(e.to_string()))?;
-        let counter = RequestCounter::new();
+        let counter = RequestCounter::labelled("graph", app.name.clone());
         let http = HttpClient::new(client, options.retry, counter.clone());
         let authority = app.authority_url.as_str().trim_end_matches('/');
         let graph_url = app.graph_url.as_str().trim_end_matches('/');

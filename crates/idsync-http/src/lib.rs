@@ -186,10 +186,14 @@ pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client, HttpErro
         .map_err(|e| HttpError::Build(e.to_string()))
 }
 
-/// Requests sent, by kind (every attempt counts, retries included).
+/// Requests sent, by kind (every attempt counts, retries included). A labelled counter also
+/// reports them, and the waits before retries, to the process's metrics recorder (the service's
+/// `/metrics`; nothing is recorded where no recorder is installed, as in the CLI).
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// `service` (`graph`, `jira-dc`, …) and `instance` (the app or target name) labels.
+    labels: Option<Arc<(String, String)>>,
 }
 
 impl RequestCounter {
@@ -197,9 +201,33 @@ impl RequestCounter {
         RequestCounter::default()
     }
 
+    /// A counter whose requests and waits are also reported as metrics with these labels.
+    pub fn labelled(service: impl Into<String>, instance: impl Into<String>) -> Self {
+        RequestCounter {
+            counts: Arc::default(),
+            labels: Some(Arc::new((service.into(), instance.into()))),
+        }
+    }
+
     pub fn add(&self, kind: &str) {
-        let mut counts = self.lock();
-        *counts.entry(kind.to_owned()).or_default() += 1;
+        {
+            let mut counts = self.lock();
+            *counts.entry(kind.to_owned()).or_default() += 1;
+        }
+        if let Some(labels) = &self.labels {
+            metrics::counter!("idsync_http_requests_total", "service" => labels.0.clone(), "instance" => labels.1.clone())
+                .increment(1);
+        }
+    }
+
+    /// A wait before retrying a throttled or failed request.
+    pub fn waited(&self, wait: Duration) {
+        if let Some(labels) = &self.labels {
+            metrics::counter!("idsync_http_throttle_waits_total", "service" => labels.0.clone(), "instance" => labels.1.clone())
+                .increment(1);
+            metrics::histogram!("idsync_http_retry_wait_seconds", "service" => labels.0.clone(), "instance" => labels.1.clone())
+                .record(wait.as_secs_f64());
+        }
     }
 
     /// Every count so far.
@@ -314,6 +342,7 @@ impl HttpClient {
             if let Attempt::Transient { message, .. } = e {
                 tracing::warn!(kind, %url, wait_ms = wait.as_millis() as u64, "{message}; retrying");
             }
+            self.counter.waited(wait);
         })
         .await;
         match result {

@@ -45,11 +45,10 @@ pub(crate) async fn apply_all(
     let total: usize = plans.iter().map(|p| p.plan.operations.len()).sum();
     progress.planned(total);
     progress.phase("applying");
-    let applied = futures::future::join_all(
-        plans
-            .into_iter()
-            .map(|planned| apply_target(store, run_id, &app.name, planned, Arc::clone(&progress))),
-    )
+    let applied = futures::future::join_all(plans.into_iter().map(|planned| {
+        let span = tracing::info_span!("target", target = %planned.tc.name);
+        apply_target(store, run_id, &app.name, planned, Arc::clone(&progress)).instrument(span)
+    }))
     .await;
 
     progress.phase("recording");

@@ -26,6 +26,7 @@ use idsync_entra::{DirectoryState, EntraSource};
 use idsync_model::{ActualState, Operation, OperationKind, PlannedOperation, Target};
 use idsync_store::Store;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 mod apply;
 mod known;
@@ -134,6 +135,8 @@ pub async fn sync_app(
     // Held until this function returns, after the run's end is recorded.
     let (_lease, mut report) = begin_run(store, &app.name, &options).await?;
     let run_id = report.run_id;
+    // A caller's span declaring `run_id` (the service's) now carries it on every line.
+    tracing::Span::current().record("run_id", run_id);
 
     // 1. The source, and at the same time what the store holds for each target (links,
     // managed memberships, creations an interrupted run left unsettled, and the known state:
@@ -196,6 +199,7 @@ pub async fn sync_app(
             s,
             force_full_read,
         )
+        .instrument(tracing::info_span!("target", target = %tc.name))
     }));
     let (reads, packed_source) = futures::join!(reads, pack_source);
 

@@ -69,10 +69,10 @@ fn describe() {
         "idsync_http_throttle_waits_total",
         "Waits before retrying a throttled or failed request, by service and instance."
     );
-    metrics::describe_counter!(
-        "idsync_http_throttle_wait_seconds_total",
+    metrics::describe_histogram!(
+        "idsync_http_retry_wait_seconds",
         metrics::Unit::Seconds,
-        "Time spent waiting before retries, by service and instance."
+        "How long each wait before a retry was (Retry-After or backoff), by service and instance."
     );
 }
 

@@ -568,6 +568,14 @@ async fn metrics_count_runs_and_operations() {
     let mut config = config;
     // A name of its own: the recorder is shared by every service this test binary starts.
     config.apps[0].name = "metered".into();
+    // Jira throttles once: the wait before the retry is counted.
+    w.atl
+        .kit()
+        .inject(sim_kit::FaultRule::once(sim_kit::FaultKind::Status {
+            status: 429,
+            retry_after: Some(0),
+            body: None,
+        }));
     let service = Service::start(&w, &config).await;
     let mut events = service.running.coordinator.subscribe();
     service.post("/api/v1/apps/metered/runs", json!({})).await;
@@ -593,6 +601,10 @@ async fn metrics_count_runs_and_operations() {
         "idsync_operations_total{target=\"jira\",kind=\"create_user\",result=\"done\"}",
         "idsync_last_success_timestamp_seconds{app=\"metered\"}",
         "idsync_run_duration_seconds_bucket{app=\"metered\",trigger=\"manual\"",
+        "idsync_http_requests_total{service=\"graph\",instance=\"metered\"}",
+        "idsync_http_requests_total{service=\"jira-dc\",instance=\"jira\"}",
+        "idsync_http_throttle_waits_total{service=\"jira-dc\",instance=\"jira\"}",
+        "idsync_http_retry_wait_seconds_count{service=\"jira-dc\",instance=\"jira\"}",
     ] {
         assert!(text.contains(expected), "{expected} not in:\n{text}");
     }

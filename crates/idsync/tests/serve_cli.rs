@@ -74,6 +74,23 @@ fn get(url: &str, token: &str) -> (u16, String) {
     })
 }
 
+fn post(url: &str, token: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the service answers")
+            .status()
+            .as_u16()
+    })
+}
+
 #[test]
 fn demo_once_syncs_and_exits() {
     let dir = folder("once");
@@ -141,9 +158,11 @@ fn a_rotated_admin_token_replaces_the_one_the_service_printed() {
     let config = dir.join("idsync.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n\n[[apps]]\nname = \"corp\"\nkind = \"entra\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\nclient_secret = \"not-used\"\n",
+        // Nothing listens on port 9 of this host: the source cannot be read, quickly.
+        "data_dir = \"data\"\n\n[[apps]]\nname = \"corp\"\nkind = \"entra\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\nclient_secret = \"not-used\"\nauthority_url = \"http://127.0.0.1:9\"\ngraph_url = \"http://127.0.0.1:9\"\n",
     )
     .expect("config written");
+    let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
     let mut child = idsync()
         .args([
             "serve",
@@ -155,7 +174,7 @@ fn a_rotated_admin_token_replaces_the_one_the_service_printed() {
         ])
         .arg(&config)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("idsync starts");
     let lines = lines(child.stdout.take().expect("stdout"));
@@ -185,6 +204,29 @@ fn a_rotated_admin_token_replaces_the_one_the_service_printed() {
     // The running service takes the new token and refuses the old one at once.
     assert_eq!(get(&format!("{api}/idps"), &first).0, 401);
     assert_eq!(get(&format!("{api}/idps"), &second).0, 200);
+
+    // A run's log lines carry its app, trigger and id (JSON lines, for log collectors).
+    let started = post(&format!("{api}/apps/corp/runs"), &second);
+    assert_eq!(started, 202);
+    let mut ended = None;
+    for _ in 0..600 {
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        ended = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            // The first retry of the unreachable sign-in is logged within the run.
+            .find(|l| l["spans"][0]["name"] == "run");
+        if ended.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ended = ended.expect("a line of the run is logged as JSON");
+    let run = &ended["spans"][0];
+    assert_eq!(run["name"], "run", "{ended}");
+    assert_eq!(run["app"], "corp", "{ended}");
+    assert_eq!(run["trigger"], "manual", "{ended}");
+    assert!(run["run_id"].as_i64().is_some(), "{ended}");
     // The store keeps a hash, never the token.
     let mut db = std::fs::read(dir.join("data").join("idsync.db")).expect("the store");
     // Recent writes may still be in the write-ahead log.

@@ -271,7 +271,11 @@ impl Api {
             auth,
             limiter,
             pacing: Mutex::new(Pacing::default()),
-            http: HttpClient::new(client, RetryPolicy::default(), RequestCounter::new()),
+            http: HttpClient::new(
+                client,
+                RetryPolicy::default(),
+                RequestCounter::labelled(config.kind.to_string(), config.name.clone()),
+            ),
             concurrency: config.concurrency,
             gate: tokio::sync::Semaphore::new(config.concurrency),
         })
