@@ -348,11 +348,11 @@ pub(crate) async fn bearer(
                 .then(|| token.trim().to_owned())
         })
         .filter(|t| !t.is_empty());
+    // Without a matched route the required permissions are unknown: the check fails closed.
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+        .map(|m| m.as_str().to_owned());
     let verdict = {
         let auth = sim.auth();
         match presented {
@@ -366,7 +366,9 @@ pub(crate) async fn bearer(
                 }
                 Some(_) if auth.deny_permission => Ok(None),
                 Some(issued)
-                    if !permissions::allowed(&issued.roles, &route, request.uri().path()) =>
+                    if !route.as_deref().is_some_and(|route| {
+                        permissions::allowed(&issued.roles, route, request.uri().path())
+                    }) =>
                 {
                     Ok(None)
                 }
@@ -421,5 +423,42 @@ mod tests {
             TenantRef::Malformed
         ));
         assert!(matches!(classify_tenant("contoso"), TenantRef::Malformed));
+    }
+
+    /// A request that reaches the bearer check without a matched route (the check applied as
+    /// a plain layer, so no `MatchedPath`) is refused with 403 even with a token holding every
+    /// default permission, while the same token passes on a matched route.
+    #[tokio::test]
+    async fn bearer_fails_closed_without_a_matched_route() {
+        use axum::body::Body;
+        use tower_service::Service;
+
+        let sim = GraphSim::new(&crate::TenantSpec::sized(1, 1));
+        let (token, _) = sim.auth().issue();
+        let request = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request")
+        };
+        let ok = || async { "ok" };
+        let mut unmatched = axum::Router::new()
+            .fallback(ok)
+            .layer(axum::middleware::from_fn_with_state(sim.clone(), bearer));
+        let response = unmatched
+            .call(request("/v1.0/users"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+        let mut matched = axum::Router::new()
+            .route("/v1.0/users", axum::routing::get(ok))
+            .route_layer(axum::middleware::from_fn_with_state(sim, bearer));
+        let response = matched
+            .call(request("/v1.0/users"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }
