@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::GraphSim;
 use crate::http::GraphError;
 use crate::permissions::{self, Roles};
+use crate::store::Credentials;
 
 /// The one scope Graph app-only tokens are requested for.
 pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -171,83 +172,15 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     let creds = sim.credentials();
-    match classify_tenant(&tenant) {
-        TenantRef::Malformed => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900023,
-                &format!(
-                    "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain."
-                ),
-                &headers,
-            );
-        }
-        TenantRef::Guid(id) if id.to_string() != creds.tenant_id.to_ascii_lowercase() => {
-            return tenant_not_found(&tenant, &headers);
-        }
-        TenantRef::Domain(d) if d != creds.tenant_domain.to_ascii_lowercase() => {
-            return tenant_not_found(&tenant, &headers);
-        }
-        _ => {}
+    if let Err(refused) = check_tenant(&tenant, &creds, &headers) {
+        return refused;
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let Some(grant) = form.get("grant_type") else {
-        return missing("grant_type", &headers);
-    };
-    if grant != "client_credentials" {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
-            &format!("The app requested an unsupported grant type '{grant}'."),
-            &headers,
-        );
-    }
-    let Some(client_id) = form.get("client_id") else {
-        return missing("client_id", &headers);
-    };
-    if !client_id.eq_ignore_ascii_case(&creds.client_id) {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
-            ),
-            &headers,
-        );
-    }
-    let Some(scope) = form.get("scope") else {
-        return missing("scope", &headers);
-    };
-    // Accepted: Graph's `.default` by URL or by well-known app id, and `.default` of this
-    // simulator's own base URL (clients that derive the scope from a configured graph_url).
-    let own_scope = format!("{}/.default", crate::http::base_url(&headers));
-    let scope_ok = [GRAPH_DEFAULT_SCOPE, GRAPH_APP_ID_SCOPE, own_scope.as_str()]
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(scope.trim()));
-    if !scope_ok {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            70011,
-            &format!(
-                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
-            ),
-            &headers,
-        );
-    }
-    let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) else {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            &headers,
-        );
+    let (client_id, secret) = match check_form(&form, &creds, &tenant, &headers) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let mut auth = sim.auth();
     if *secret != creds.client_secret {
@@ -288,6 +221,101 @@ pub(crate) async fn token(
     response
 }
 
+/// The tenant in the path: a GUID or domain of this tenant (AADSTS900023, 90002 otherwise).
+// The error is the endpoint's answer, built once per refused request: boxing it would only
+// add noise.
+#[allow(clippy::result_large_err)]
+fn check_tenant(tenant: &str, creds: &Credentials, headers: &HeaderMap) -> Result<(), Response> {
+    match classify_tenant(tenant) {
+        TenantRef::Malformed => Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900023,
+            &format!(
+                "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain."
+            ),
+            headers,
+        )),
+        TenantRef::Guid(id) if id.to_string() != creds.tenant_id.to_ascii_lowercase() => {
+            Err(tenant_not_found(tenant, headers))
+        }
+        TenantRef::Domain(d) if d != creds.tenant_domain.to_ascii_lowercase() => {
+            Err(tenant_not_found(tenant, headers))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The form of a client-credentials request, checked in the order Entra answers: grant type,
+/// client id, scope, and a secret present (whether it is the right one is checked under the
+/// lock). Returns the client id and the secret.
+// The error is the endpoint's answer, built once per refused request: boxing it would only
+// add noise.
+#[allow(clippy::result_large_err)]
+fn check_form<'f>(
+    form: &'f HashMap<String, String>,
+    creds: &Credentials,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<(&'f String, &'f String), Response> {
+    let Some(grant) = form.get("grant_type") else {
+        return Err(missing("grant_type", headers));
+    };
+    if grant != "client_credentials" {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{grant}'."),
+            headers,
+        ));
+    }
+    let Some(client_id) = form.get("client_id") else {
+        return Err(missing("client_id", headers));
+    };
+    if !client_id.eq_ignore_ascii_case(&creds.client_id) {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+            headers,
+        ));
+    }
+    let Some(scope) = form.get("scope") else {
+        return Err(missing("scope", headers));
+    };
+    // Accepted: Graph's `.default` by URL or by well-known app id, and `.default` of this
+    // simulator's own base URL (clients that derive the scope from a configured graph_url).
+    let own_scope = format!("{}/.default", crate::http::base_url(headers));
+    let scope_ok = [GRAPH_DEFAULT_SCOPE, GRAPH_APP_ID_SCOPE, own_scope.as_str()]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scope.trim()));
+    if !scope_ok {
+        return Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+            headers,
+        ));
+    }
+    let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) else {
+        return Err(aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            headers,
+        ));
+    };
+    Ok((client_id, secret))
+}
+
 fn tenant_not_found(tenant: &str, headers: &HeaderMap) -> Response {
     aad_error(
         StatusCode::BAD_REQUEST,
@@ -320,11 +348,11 @@ pub(crate) async fn bearer(
                 .then(|| token.trim().to_owned())
         })
         .filter(|t| !t.is_empty());
+    // Without a matched route the required permissions are unknown: the check fails closed.
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+        .map(|m| m.as_str().to_owned());
     let verdict = {
         let auth = sim.auth();
         match presented {
@@ -338,7 +366,9 @@ pub(crate) async fn bearer(
                 }
                 Some(_) if auth.deny_permission => Ok(None),
                 Some(issued)
-                    if !permissions::allowed(&issued.roles, &route, request.uri().path()) =>
+                    if !route.as_deref().is_some_and(|route| {
+                        permissions::allowed(&issued.roles, route, request.uri().path())
+                    }) =>
                 {
                     Ok(None)
                 }
@@ -393,5 +423,42 @@ mod tests {
             TenantRef::Malformed
         ));
         assert!(matches!(classify_tenant("contoso"), TenantRef::Malformed));
+    }
+
+    /// A request that reaches the bearer check without a matched route (the check applied as
+    /// a plain layer, so no `MatchedPath`) is refused with 403 even with a token holding every
+    /// default permission, while the same token passes on a matched route.
+    #[tokio::test]
+    async fn bearer_fails_closed_without_a_matched_route() {
+        use axum::body::Body;
+        use tower_service::Service;
+
+        let sim = GraphSim::new(&crate::TenantSpec::sized(1, 1));
+        let (token, _) = sim.auth().issue();
+        let request = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request")
+        };
+        let ok = || async { "ok" };
+        let mut unmatched = axum::Router::new()
+            .fallback(ok)
+            .layer(axum::middleware::from_fn_with_state(sim.clone(), bearer));
+        let response = unmatched
+            .call(request("/v1.0/users"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+        let mut matched = axum::Router::new()
+            .route("/v1.0/users", axum::routing::get(ok))
+            .route_layer(axum::middleware::from_fn_with_state(sim, bearer));
+        let response = matched
+            .call(request("/v1.0/users"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }
