@@ -35,18 +35,18 @@ struct ListToken {
     at: u64,
 }
 
-struct ListSpec<'a> {
+pub(crate) struct ListSpec<'a> {
     /// Scope of the token (a users token cannot page groups).
-    resource: String,
-    path: String,
-    entity_set: String,
-    kinds: &'a [ObjectKind],
+    pub(crate) resource: String,
+    pub(crate) path: String,
+    pub(crate) entity_set: String,
+    pub(crate) kinds: &'a [ObjectKind],
     /// Names `$select` may use besides the properties of `kinds`.
-    extra_select: &'a [&'a str],
+    pub(crate) extra_select: &'a [&'a str],
     /// Type named in "Could not find a property" errors.
-    type_name: &'a str,
+    pub(crate) type_name: &'a str,
     /// Properties `$filter` may name; empty: `$filter` unsupported on this route.
-    filter_props: &'a [&'a str],
+    pub(crate) filter_props: &'a [&'a str],
 }
 
 const USER_FILTERS: &[&str] = &[
@@ -81,7 +81,7 @@ const DIRECTORY_OBJECTS: &[ObjectKind] = &[
 
 /// Pages any collection. `source` yields `(cursor key, rendered row)` in key order for keys
 /// after the given one, with the filter and `$select` already applied.
-fn list_page<F>(
+pub(crate) fn list_page<F>(
     sim: &GraphSim,
     headers: &HeaderMap,
     raw: Option<&str>,
@@ -296,7 +296,7 @@ pub(crate) async fn list_service_principals(
     })
 }
 
-fn get_entity(
+pub(crate) fn get_entity(
     sim: &GraphSim,
     headers: &HeaderMap,
     raw: Option<&str>,
@@ -382,7 +382,7 @@ pub(crate) async fn get_service_principal(
     )
 }
 
-fn check_guid(id: &str) -> Result<(), GraphError> {
+pub(crate) fn check_guid(id: &str) -> Result<(), GraphError> {
     uuid::Uuid::parse_str(id)
         .map(|_| ())
         .map_err(|_| GraphError::bad_request(format!("Invalid object identifier '{id}'.")))
@@ -540,173 +540,6 @@ pub(crate) async fn list_member_of(
                 .map(move |(g, o)| (u64::from(g), render(o, s, true))),
         )
     })
-}
-
-const ASSIGNMENT_PROPS: &[&str] = &[
-    "appRoleId",
-    "createdDateTime",
-    "deletedDateTime",
-    "principalDisplayName",
-    "principalId",
-    "principalType",
-    "resourceDisplayName",
-    "resourceId",
-];
-
-/// `servicePrincipals(appId='{appId}')` → the service principal's arena index.
-fn parse_sp_segment(tenant: &Tenant, segment: &str) -> Result<u32, GraphError> {
-    let not_segment = || {
-        GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("Resource not found for the segment '{segment}'."),
-        )
-    };
-    let inner = segment
-        .strip_prefix("servicePrincipals(")
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(not_segment)?;
-    let (by_app_id, value) = match inner.split_once('=') {
-        Some((key, value)) if key.trim() == "appId" => (true, value),
-        Some(_) => return Err(not_segment()),
-        None => (false, inner),
-    };
-    let value = value.trim().trim_matches('\'');
-    let found = if by_app_id {
-        tenant.lookup_app_id(value)
-    } else {
-        tenant.lookup(value)
-    };
-    found
-        .filter(|i| {
-            let o = tenant.obj(*i);
-            o.kind == ObjectKind::ServicePrincipal && o.life == Life::Active
-        })
-        .ok_or_else(|| GraphError::not_found(value))
-}
-
-fn list_assignments(
-    sim: &GraphSim,
-    headers: &HeaderMap,
-    raw: Option<&str>,
-    sp: u32,
-    path: String,
-) -> Result<Response, GraphError> {
-    let sp_id = sim.read().obj(sp).id.clone();
-    let spec = ListSpec {
-        resource: format!("appRoleAssignedTo:{sp}"),
-        path,
-        entity_set: format!("servicePrincipals('{sp_id}')/appRoleAssignedTo"),
-        kinds: &[],
-        extra_select: ASSIGNMENT_PROPS,
-        type_name: "microsoft.graph.appRoleAssignment",
-        filter_props: &[],
-    };
-    list_page(sim, headers, raw, spec, move |t, _, s, a| {
-        Box::new(
-            t.obj(sp)
-                .assignments
-                .iter()
-                .filter(move |x| a.is_none_or(|after| x.seq > after))
-                .filter(|x| t.obj(x.principal).life == Life::Active)
-                .map(move |x| (x.seq, assignment_row(t, sp, x, s))),
-        )
-    })
-}
-
-fn assignment_row(
-    t: &Tenant,
-    sp: u32,
-    a: &crate::store::Assignment,
-    select: Option<&[String]>,
-) -> Map<String, Value> {
-    let principal = t.obj(a.principal);
-    let resource = t.obj(sp);
-    let mut full = Map::new();
-    full.insert("id".into(), Value::String(a.id.clone()));
-    full.insert("deletedDateTime".into(), Value::Null);
-    full.insert("appRoleId".into(), Value::String(a.app_role_id.clone()));
-    full.insert("createdDateTime".into(), Value::String(a.created.clone()));
-    full.insert(
-        "principalDisplayName".into(),
-        Value::String(principal.display_name().to_owned()),
-    );
-    full.insert("principalId".into(), Value::String(principal.id.clone()));
-    full.insert(
-        "principalType".into(),
-        Value::String(principal.kind.principal_type().to_owned()),
-    );
-    full.insert(
-        "resourceDisplayName".into(),
-        Value::String(resource.display_name().to_owned()),
-    );
-    full.insert("resourceId".into(), Value::String(resource.id.clone()));
-    match select {
-        None => full,
-        Some(names) => full
-            .into_iter()
-            .filter(|(k, _)| k == "id" || names.iter().any(|n| n == k))
-            .collect(),
-    }
-}
-
-/// `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo` —
-/// <https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0>
-pub(crate) async fn sp_assignments_by_id(
-    State(sim): State<GraphSim>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, GraphError> {
-    check_guid(&id)?;
-    let sp = sim
-        .read()
-        .visible(&id, ObjectKind::ServicePrincipal)
-        .ok_or_else(|| GraphError::not_found(&id))?;
-    list_assignments(
-        &sim,
-        &headers,
-        raw.as_deref(),
-        sp,
-        format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo"),
-    )
-}
-
-/// `GET /v1.0/servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
-/// <https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0>
-pub(crate) async fn sp_assignments_by_segment(
-    State(sim): State<GraphSim>,
-    Path(segment): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, GraphError> {
-    let sp = parse_sp_segment(&sim.read(), &segment)?;
-    // Links reuse the path exactly as the client sent it.
-    list_assignments(&sim, &headers, raw.as_deref(), sp, uri.path().to_owned())
-}
-
-/// `GET /v1.0/servicePrincipals(appId='{appId}')` —
-/// <https://learn.microsoft.com/graph/api/serviceprincipal-get?view=graph-rest-1.0>
-pub(crate) async fn sp_by_segment(
-    State(sim): State<GraphSim>,
-    Path(segment): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, GraphError> {
-    let id = {
-        let t = sim.read();
-        let sp = parse_sp_segment(&t, &segment)?;
-        t.obj(sp).id.clone()
-    };
-    get_entity(
-        &sim,
-        &headers,
-        raw.as_deref(),
-        &id,
-        ObjectKind::ServicePrincipal,
-        "servicePrincipals",
-    )
 }
 
 /// Unknown Graph paths, as Graph answers them.

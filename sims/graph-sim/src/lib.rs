@@ -107,6 +107,7 @@
 //! Objects are Graph-shaped property bags (any property is kept and served). Every key is
 //! optional except a user's `userPrincipalName`; missing ids and credentials are generated.
 
+mod assignments;
 mod auth;
 mod batch;
 mod control;
@@ -318,14 +319,14 @@ impl GraphSim {
             )
             .route(
                 "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
-                get(graph::sp_assignments_by_id),
+                get(assignments::sp_assignments_by_id),
             )
             // https://learn.microsoft.com/graph/json-batching
             .route("/v1.0/$batch", post(batch::batch))
-            .route("/v1.0/{segment}", get(graph::sp_by_segment))
+            .route("/v1.0/{segment}", get(assignments::sp_by_segment))
             .route(
                 "/v1.0/{segment}/appRoleAssignedTo",
-                get(graph::sp_assignments_by_segment),
+                get(assignments::sp_assignments_by_segment),
             )
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
