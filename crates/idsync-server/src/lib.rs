@@ -92,7 +92,6 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     // Installed before anything is recorded: figures recorded without a recorder are lost.
     metrics::handle();
-    let new_admin_token = auth::ensure_token(&store).await?;
     let key_source = options.secret_key.clone().unwrap_or_else(|| {
         idsync_store::sealed::KeySource::from_env(
             &|name| std::env::var(name).ok(),
@@ -100,6 +99,9 @@ pub async fn start(
         )
     });
     let live = live::LiveConfig::load(config, store.clone(), key_source).await?;
+    // After everything that can stop the start: a first token made by a start that then
+    // failed would never be shown.
+    let new_admin_token = auth::ensure_token(&store).await?;
     let coordinator = Coordinator::new(live.subscribe(), store.clone());
     let next_runs = scheduler::NextRuns::default();
     let (stop, stopping) = watch::channel(false);

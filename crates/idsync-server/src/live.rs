@@ -157,6 +157,12 @@ impl LiveConfig {
                 });
             }
             key = Some(opener);
+        } else if !matches!(key_source, KeySource::DataDir(_)) {
+            // A key given by the administrator is checked now, not at the first secret stored
+            // through the API: a typo in it should stop the start, not a request weeks later.
+            key = Some(Arc::new(key_source.load().context(
+                "cannot use the key for the secrets of apps and targets created through the admin API",
+            )?));
         }
         let config = compose(&file, &entries).map_err(|problems| {
             anyhow::anyhow!(

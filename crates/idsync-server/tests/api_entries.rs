@@ -152,6 +152,24 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     }
 }
 
+/// Every log line of this test binary, at every level, from the first call on. One subscriber
+/// for the process: a thread's own (`set_default`) misses what other threads log, and its
+/// callsite filters race with the other tests'.
+fn capture_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+    .clone()
+}
+
 impl Logs {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
@@ -209,18 +227,10 @@ fn hr_app(tenant: &graph_sim::RunningGraphSim, extra: Value) -> Value {
     app
 }
 
-// The log subscriber is the thread's: on the current-thread runtime every task of the
-// service runs on it.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_and_keep_their_secrets()
  {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let logs = capture_logs();
 
     const CLIENT_SECRET: &str = "hr-app-s3cret-value-0042";
     let file_tenant = tenant().await;
@@ -456,10 +466,22 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
 
 #[tokio::test]
 async fn entries_are_checked_as_the_file_is_and_what_the_file_provisions_stays_as_it_is() {
+    // Logged like the other test, so that its log search covers this one too.
+    capture_logs();
     let tenant = tenant().await;
     let w = World::new(&[TargetKind::JiraDc]).await;
     let config = w.write_config(&[App::new(&tenant, "")]);
     let store = w.store(&config).await.clone();
+    // A key given by the administrator is checked at the start, before any secret needs it.
+    let bad_key = ServeOptions {
+        secret_key: Some(KeySource::Env("abc".into())),
+        ..ServeOptions::default()
+    };
+    let e = Service::start(&w, &config, &store, None, bad_key)
+        .await
+        .err()
+        .expect("a malformed key stops the start");
+    assert!(format!("{e:#}").contains("IDSYNC_SECRET_KEY"), "{e:#}");
     let service = Service::start(&w, &config, &store, None, ServeOptions::default())
         .await
         .expect("starts");
