@@ -10,6 +10,7 @@
 //! Every field is documented in `docs/config.md`.
 
 mod check;
+mod compose;
 mod env;
 pub mod load;
 mod locate;
@@ -19,6 +20,7 @@ pub mod schema;
 pub mod secret;
 pub mod validate;
 
+pub use compose::compose;
 pub use load::{
     ConfigError, Env, Problem, load, load_with_env, locate, locate_with_env, parse_with_env,
 };

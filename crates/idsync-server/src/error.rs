@@ -97,6 +97,28 @@ impl From<crate::runs::TriggerError> for ApiError {
     }
 }
 
+impl From<crate::live::ChangeError> for ApiError {
+    fn from(e: crate::live::ChangeError) -> Self {
+        use crate::live::ChangeError as E;
+        match e {
+            E::NotFound { .. } => ApiError::not_found(e.to_string()),
+            E::ProvisionedByFile { .. } => ApiError::conflict("provisioned_by_file", e.to_string()),
+            E::NameTaken { message } => ApiError::conflict("name_taken", message),
+            E::InUse { message } => ApiError::conflict("in_use", message),
+            E::Invalid { field, message } => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid",
+                message,
+                field,
+            },
+            E::Store(e) => ApiError::from(e),
+            // The key is missing or wrong: the message says where it was looked for and what
+            // to do (it holds no secret).
+            e @ E::Seal(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope {

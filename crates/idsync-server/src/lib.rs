@@ -23,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod runs;
 pub mod scheduler;
@@ -41,6 +42,10 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// The scheduler's time.
     pub clock: Arc<dyn Clock>,
+    /// Where the key that seals the secrets of apps and targets created through the API
+    /// comes from; `None`: `IDSYNC_SECRET_KEY`, `IDSYNC_SECRET_KEY_FILE`, else
+    /// `{data_dir}/secret.key`.
+    pub secret_key: Option<idsync_store::sealed::KeySource>,
 }
 
 impl Default for ServeOptions {
@@ -50,6 +55,7 @@ impl Default for ServeOptions {
             body_limit: 64 * 1024,
             shutdown_grace: Duration::from_secs(120),
             clock: Arc::new(SystemClock),
+            secret_key: None,
         }
     }
 }
@@ -62,19 +68,22 @@ pub struct Running {
     pub new_admin_token: Option<String>,
     pub coordinator: Coordinator,
     pub next_runs: scheduler::NextRuns,
+    /// The config in force: the file's, and the apps and targets created through the API.
+    pub config: live::LiveConfig,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    schedules: Vec<tokio::task::JoinHandle<()>>,
+    scheduler: tokio::task::JoinHandle<()>,
     grace: Duration,
 }
 
 #[derive(Clone)]
 struct Health {
     store: Store,
-    apps: usize,
+    config: live::LiveConfig,
 }
 
-/// Starts the service on `config` and `store`.
+/// Starts the service on `config` (as loaded from its file) and `store`, with the apps and
+/// targets created through the API that the store keeps.
 pub async fn start(
     config: Arc<Config>,
     config_path: Option<PathBuf>,
@@ -83,12 +92,21 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     // Installed before anything is recorded: figures recorded without a recorder are lost.
     metrics::handle();
+    let key_source = options.secret_key.clone().unwrap_or_else(|| {
+        idsync_store::sealed::KeySource::from_env(
+            &|name| std::env::var(name).ok(),
+            &config.data_dir,
+        )
+    });
+    let live = live::LiveConfig::load(config, store.clone(), key_source).await?;
+    // After everything that can stop the start: a first token made by a start that then
+    // failed would never be shown.
     let new_admin_token = auth::ensure_token(&store).await?;
-    let coordinator = Coordinator::new(Arc::clone(&config), store.clone());
+    let coordinator = Coordinator::new(live.subscribe(), store.clone());
     let next_runs = scheduler::NextRuns::default();
     let (stop, stopping) = watch::channel(false);
     let state = api::ApiState {
-        config: Arc::clone(&config),
+        config: live.clone(),
         config_path,
         store: store.clone(),
         coordinator: coordinator.clone(),
@@ -107,23 +125,24 @@ pub async fn start(
             })
             .await
     });
-    let schedules = scheduler::start(
-        &config,
+    let scheduler = scheduler::start(
+        live.subscribe(),
         store,
         coordinator.clone(),
         Arc::clone(&options.clock),
         next_runs.clone(),
         stopping,
     );
-    tracing::info!(%addr, apps = config.apps.len(), "idsync is serving");
+    tracing::info!(%addr, apps = live.current().apps.len(), "idsync is serving");
     Ok(Running {
         addr,
         new_admin_token,
         coordinator,
         next_runs,
+        config: live,
         stop,
         server,
-        schedules,
+        scheduler,
         grace: options.shutdown_grace,
     })
 }
@@ -132,7 +151,7 @@ fn router(state: api::ApiState, options: &ServeOptions) -> Router {
     let verifier = auth::Verifier::new(state.store.clone());
     let health = Health {
         store: state.store.clone(),
-        apps: state.config.apps.len(),
+        config: state.config.clone(),
     };
     let api = api::routes(state)
         .fallback(|| async {
@@ -155,17 +174,16 @@ fn router(state: api::ApiState, options: &ServeOptions) -> Router {
 /// Ready when the store answers and the config was loaded (it was, or the service would not
 /// have started).
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
+    let apps = health.config.current().apps.len();
     match health.store.admin_token_hash().await {
         Ok(_) => (
             StatusCode::OK,
-            axum::Json(
-                serde_json::json!({ "store": "ok", "config": "loaded", "apps": health.apps }),
-            ),
+            axum::Json(serde_json::json!({ "store": "ok", "config": "loaded", "apps": apps })),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(
-                serde_json::json!({ "store": e.to_string(), "config": "loaded", "apps": health.apps }),
+                serde_json::json!({ "store": e.to_string(), "config": "loaded", "apps": apps }),
             ),
         ),
     }
@@ -185,9 +203,7 @@ impl Running {
     pub async fn shutdown(self) -> bool {
         self.coordinator.stop();
         let _ = self.stop.send(true);
-        for schedule in self.schedules {
-            let _ = schedule.await;
-        }
+        let _ = self.scheduler.await;
         let finished = tokio::time::timeout(self.grace, self.coordinator.idle())
             .await
             .is_ok();

@@ -80,7 +80,8 @@ pub struct Coordinator {
 }
 
 struct Inner {
-    config: Arc<Config>,
+    /// The config in force: each run takes it as it is when the run starts.
+    config: watch::Receiver<Arc<Config>>,
     store: Store,
     slots: Mutex<HashMap<String, Slot>>,
     finished: broadcast::Sender<Finished>,
@@ -109,7 +110,7 @@ impl Progress for StopWatch {
 }
 
 impl Coordinator {
-    pub fn new(config: Arc<Config>, store: Store) -> Self {
+    pub fn new(config: watch::Receiver<Arc<Config>>, store: Store) -> Self {
         let (finished, _) = broadcast::channel(64);
         Coordinator {
             inner: Arc::new(Inner {
@@ -135,7 +136,7 @@ impl Coordinator {
 
     /// Asks for a run of `app`: started now, or queued behind the one in progress.
     pub fn trigger(&self, app: &str, request: Request) -> Result<Accepted, TriggerError> {
-        if !self.inner.config.apps.iter().any(|a| a.name == app) {
+        if self.config().app(app).is_none() {
             return Err(TriggerError::UnknownApp(app.to_owned()));
         }
         if self.is_stopping() {
@@ -225,8 +226,9 @@ impl Coordinator {
             trigger = trigger.as_str(),
             run_id = tracing::field::Empty
         );
+        let config = self.config();
         let result = idsync_runner::sync_app(
-            &self.inner.config,
+            &config,
             app,
             &self.inner.store,
             options,
@@ -254,6 +256,11 @@ impl Coordinator {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// The config in force now.
+    fn config(&self) -> Arc<Config> {
+        self.inner.config.borrow().clone()
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {

@@ -2,7 +2,8 @@
 //! next moment from the schedule, waits for it on the [`Clock`], and hands a trigger to the
 //! [`Coordinator`], which queues it if the app is still running. The next moment of an interval
 //! counts from the last start, recorded in the history, so that a restart of the service does
-//! not add a run.
+//! not add a run. The tasks follow the config in force: apps created, changed or deleted
+//! through the admin API are scheduled, rescheduled or no longer scheduled at once.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,31 +40,71 @@ impl NextRuns {
     }
 }
 
-/// Starts one task per scheduled app; they end when `stop` turns true.
+/// Starts one task per scheduled app, and keeps them in step with the config in force: an
+/// app added, removed or given another schedule (through the admin API) gets its task
+/// started, stopped or started afresh. Everything ends when `stop` turns true.
 pub fn start(
-    config: &Config,
+    mut config: watch::Receiver<Arc<Config>>,
     store: Store,
     coordinator: Coordinator,
     clock: Arc<dyn Clock>,
     next_runs: NextRuns,
-    stop: watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    config
-        .apps
-        .iter()
-        .filter_map(|app| Some((app.name.clone(), app.schedule.clone()?)))
-        .map(|(app, schedule)| {
-            let task = AppSchedule {
-                app,
-                schedule,
-                store: store.clone(),
-                coordinator: coordinator.clone(),
-                clock: Arc::clone(&clock),
-                next_runs: next_runs.clone(),
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Each scheduled app's task, with the schedule it follows (as written).
+        let mut tasks: BTreeMap<String, (String, tokio::task::JoinHandle<()>)> = BTreeMap::new();
+        loop {
+            let wanted: BTreeMap<String, Schedule> = config
+                .borrow_and_update()
+                .apps
+                .iter()
+                .filter_map(|app| Some((app.name.clone(), app.schedule.clone()?)))
+                .collect();
+            let stale: Vec<String> = tasks
+                .iter()
+                .filter(|(app, (text, _))| wanted.get(*app).is_none_or(|s| s.to_string() != **text))
+                .map(|(app, _)| app.clone())
+                .collect();
+            for app in stale {
+                if let Some((_, task)) = tasks.remove(&app) {
+                    // A task only waits or hands a trigger over (the run itself is the
+                    // coordinator's): stopping it anywhere loses nothing.
+                    task.abort();
+                    let _ = task.await;
+                    next_runs.set(&app, None);
+                }
+            }
+            for (app, schedule) in wanted {
+                if tasks.contains_key(&app) {
+                    continue;
+                }
+                let text = schedule.to_string();
+                let task = AppSchedule {
+                    app: app.clone(),
+                    schedule,
+                    store: store.clone(),
+                    coordinator: coordinator.clone(),
+                    clock: Arc::clone(&clock),
+                    next_runs: next_runs.clone(),
+                };
+                tasks.insert(app, (text, tokio::spawn(task.run(stop.clone()))));
+            }
+            let changed = tokio::select! {
+                changed = config.changed() => changed.is_ok(),
+                _ = stop.wait_for(|stopping| *stopping) => break,
             };
-            tokio::spawn(task.run(stop.clone()))
-        })
-        .collect()
+            if !changed {
+                // The config can no longer change: the tasks go on until the stop.
+                let _ = stop.wait_for(|stopping| *stopping).await;
+                break;
+            }
+        }
+        // Each task sees the stop too.
+        for (_, (_, task)) in tasks {
+            let _ = task.await;
+        }
+    })
 }
 
 struct AppSchedule {

@@ -111,17 +111,20 @@ async fn every_api_route_needs_the_admin_token() {
     let config = w.write_config(&[App::new(&tenant, "")]);
     let service = Service::start(&w, &config).await;
 
-    let routes: [(reqwest::Method, &str); 16] = [
+    let routes: [(reqwest::Method, &str); 19] = [
         (reqwest::Method::GET, "/api/v1/idps"),
         (reqwest::Method::GET, "/api/v1/apps"),
+        (reqwest::Method::POST, "/api/v1/apps"),
         (reqwest::Method::GET, "/api/v1/apps/main"),
         (reqwest::Method::PUT, "/api/v1/apps/main"),
         (reqwest::Method::DELETE, "/api/v1/apps/main"),
         (reqwest::Method::POST, "/api/v1/apps/main/test"),
         (reqwest::Method::POST, "/api/v1/apps/main/runs"),
         (reqwest::Method::GET, "/api/v1/targets"),
+        (reqwest::Method::POST, "/api/v1/targets"),
         (reqwest::Method::GET, "/api/v1/targets/jira"),
         (reqwest::Method::PUT, "/api/v1/targets/jira"),
+        (reqwest::Method::DELETE, "/api/v1/targets/jira"),
         (reqwest::Method::POST, "/api/v1/targets/jira/test"),
         (reqwest::Method::GET, "/api/v1/runs"),
         (reqwest::Method::GET, "/api/v1/runs/1"),

@@ -6,10 +6,13 @@
 //! - the history of runs (`runs`), of the approvals of held runs (`approvals`) and of every
 //!   operation in them (`history`);
 //! - each app's lock, so that two runs of an app never overlap (`lease`);
-//! - what the service keeps: the admin token's hash, and the history read with filters (`service`).
+//! - what the service keeps: the admin token's hash, and the history read with filters (`service`);
+//! - the apps and targets created through the admin API (`api_entries`), their secrets sealed
+//!   with a key kept outside the store ([`sealed`]).
 //!
 //! One [`Store`] serves them all: each module adds its methods to it.
 
+mod api_entries;
 mod approvals;
 mod error;
 mod files;
@@ -18,6 +21,7 @@ mod lease;
 mod links;
 mod managed;
 mod runs;
+pub mod sealed;
 mod service;
 mod source;
 mod target_state;
@@ -30,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use api_entries::{ApiEntry, EntryKind};
 pub use approvals::Approval;
 pub use error::{RunInProgress, StoreError};
 pub use history::OperationRecord;

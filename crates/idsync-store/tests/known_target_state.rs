@@ -112,7 +112,7 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "CREATE TABLE target_state (target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, read_at INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL)",
         r#"INSERT INTO target_state VALUES ('jira', 'fp', 100, 0, '{"users":[]}')"#,
         "INSERT OR IGNORE INTO target_epochs VALUES ('jira', 0)",
-        // And what 0005, 0006 and 0007 added, so that they run again after 0004.
+        // And what 0005 to 0009 added, so that they run again after 0004.
         "DROP TABLE sent_emails",
         "ALTER TABLE links DROP COLUMN kept_username",
         "ALTER TABLE links DROP COLUMN rename_reported",
@@ -123,6 +123,9 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "ALTER TABLE runs DROP COLUMN approval_expires_at",
         "ALTER TABLE runs DROP COLUMN approval_used_by",
         "ALTER TABLE runs DROP COLUMN pid",
+        "DROP TABLE admin_token",
+        "DROP INDEX operations_by_subject",
+        "DROP TABLE api_entries",
         "DELETE FROM _sqlx_migrations WHERE version >= 4",
     ] {
         sqlx::query(statement)

@@ -1,21 +1,22 @@
-//! Apps (identity-provider connections) and targets: list, read, test the connection. Those
+//! Apps (identity-provider connections) and targets: list, read, test the connection; create,
+//! change and delete those the API provisions (kept in the store, see [`crate::live`]). Those
 //! from the config file are provisioned there: the API shows them and says so when asked to
 //! change one.
 
 use std::time::Instant;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use idsync_config::{AppConfig, AppKind, TargetConfig};
+use idsync_store::EntryKind;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ApiState, rfc3339};
 use crate::error::ApiError;
-
-/// Shown in place of every secret: the API never returns one.
-const MASKED: &str = "********";
+use crate::live::{ChangeError, MASKED, Provisioned};
 
 #[derive(Serialize)]
 pub struct AppView {
@@ -32,8 +33,13 @@ pub struct AppView {
     next_run: Option<String>,
     running: bool,
     last_success: Option<String>,
-    /// Where the app is defined: `file` (the TOML file; change it there).
+    /// Where the app is defined: `file` (the TOML file; change it there) or `api` (created
+    /// through the API, kept in the store).
     provisioned: &'static str,
+    /// For an app created through the API: the entry as given, secrets masked (what a `PUT`
+    /// takes back, `********` keeping the stored secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -50,31 +56,45 @@ pub struct TargetView {
     full_read_every_minutes: u64,
     /// The apps that feed this target.
     apps: Vec<String>,
+    /// `file` or `api`, as for apps.
     provisioned: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<Value>,
 }
 
-fn find_app<'c>(state: &'c ApiState, name: &str) -> Result<&'c AppConfig, ApiError> {
-    state.config.app(name).ok_or_else(|| {
+fn find_app(state: &ApiState, name: &str) -> Result<AppConfig, ApiError> {
+    state.config.current().app(name).cloned().ok_or_else(|| {
         ApiError::not_found(format!(
             "there is no app {name:?}; GET /api/v1/apps lists them"
         ))
     })
 }
 
-fn find_target<'c>(state: &'c ApiState, name: &str) -> Result<&'c TargetConfig, ApiError> {
+fn find_target(state: &ApiState, name: &str) -> Result<TargetConfig, ApiError> {
+    state.config.current().target(name).cloned().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "there is no target {name:?}; GET /api/v1/targets lists them"
+        ))
+    })
+}
+
+fn provisioned(state: &ApiState, kind: EntryKind, name: &str) -> Provisioned {
     state
         .config
-        .targets
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "there is no target {name:?}; GET /api/v1/targets lists them"
-            ))
-        })
+        .provisioned(kind, name)
+        .unwrap_or(Provisioned::File)
+}
+
+/// The entry as given through the API (secrets masked), for entries the API provisions.
+async fn entry(state: &ApiState, kind: EntryKind, name: &str) -> Option<Value> {
+    match provisioned(state, kind, name) {
+        Provisioned::File => None,
+        Provisioned::Api => state.config.entry(kind, name).await,
+    }
 }
 
 async fn app_view(state: &ApiState, app: &AppConfig) -> Result<AppView, ApiError> {
+    let config = state.config.current();
     Ok(AppView {
         name: app.name.clone(),
         kind: app.kind,
@@ -83,7 +103,7 @@ async fn app_view(state: &ApiState, app: &AppConfig) -> Result<AppView, ApiError
         client_secret: MASKED,
         scope: app.scope.clone(),
         nested_groups: app.nested_groups,
-        targets: idsync_runner::targets_of(&state.config, app)
+        targets: idsync_runner::targets_of(&config, app)
             .into_iter()
             .map(|t| t.name.clone())
             .collect(),
@@ -91,11 +111,12 @@ async fn app_view(state: &ApiState, app: &AppConfig) -> Result<AppView, ApiError
         next_run: state.next_runs.get(&app.name).map(rfc3339),
         running: state.coordinator.is_running(&app.name),
         last_success: state.store.last_successful_run(&app.name).await?,
-        provisioned: "file",
+        provisioned: provisioned(state, EntryKind::App, &app.name).as_str(),
+        entry: entry(state, EntryKind::App, &app.name).await,
     })
 }
 
-fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
+async fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
     TargetView {
         name: target.name.clone(),
         kind: target.kind.to_string(),
@@ -112,12 +133,14 @@ fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
         full_read_every_minutes: target.full_read_every_minutes,
         apps: state
             .config
+            .current()
             .apps
             .iter()
             .filter(|a| a.targets.is_empty() || a.targets.contains(&target.name))
             .map(|a| a.name.clone())
             .collect(),
-        provisioned: "file",
+        provisioned: provisioned(state, EntryKind::Target, &target.name).as_str(),
+        entry: entry(state, EntryKind::Target, &target.name).await,
     }
 }
 
@@ -125,6 +148,7 @@ fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
 pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     let idps: Vec<Value> = state
         .config
+        .current()
         .apps
         .iter()
         .map(|a| {
@@ -142,7 +166,7 @@ pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
 /// `GET /apps`.
 pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let mut apps = Vec::new();
-    for app in &state.config.apps {
+    for app in &state.config.current().apps {
         apps.push(app_view(&state, app).await?);
     }
     Ok(Json(json!({ "apps": apps })))
@@ -154,7 +178,7 @@ pub async fn get_app(
     Path(name): Path<String>,
 ) -> Result<Json<AppView>, ApiError> {
     let app = find_app(&state, &name)?;
-    Ok(Json(app_view(&state, app).await?))
+    Ok(Json(app_view(&state, &app).await?))
 }
 
 fn provisioned_by_file(state: &ApiState, what: &str, name: &str) -> ApiError {
@@ -170,23 +194,70 @@ fn provisioned_by_file(state: &ApiState, what: &str, name: &str) -> ApiError {
     )
 }
 
-/// `PUT` and `DELETE /apps/{app}`: refused for apps from the file.
-pub async fn change_app(
+fn change_error(state: &ApiState, e: ChangeError) -> ApiError {
+    match e {
+        ChangeError::ProvisionedByFile { kind, name } => {
+            provisioned_by_file(state, kind.as_str(), &name)
+        }
+        e => ApiError::from(e),
+    }
+}
+
+/// `POST /apps`: creates an app, given as one `[[apps]]` entry of the config file is (JSON,
+/// secrets inline), checked as the file is. 201 with the app.
+pub async fn create_app(
+    State(state): State<ApiState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<AppView>), ApiError> {
+    let Json(body) = body?;
+    let name = state
+        .config
+        .create(EntryKind::App, body)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    let app = find_app(&state, &name)?;
+    Ok((StatusCode::CREATED, Json(app_view(&state, &app).await?)))
+}
+
+/// `PUT /apps/{app}`: replaces an app created through the API (the whole entry; a secret
+/// given as `********` keeps the stored one). Refused for apps from the file.
+pub async fn replace_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<AppView>, ApiError> {
     find_app(&state, &name)?;
-    Err(provisioned_by_file(&state, "app", &name))
+    let Json(body) = body?;
+    state
+        .config
+        .replace(EntryKind::App, &name, body)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    let app = find_app(&state, &name)?;
+    Ok(Json(app_view(&state, &app).await?))
+}
+
+/// `DELETE /apps/{app}`: deletes an app created through the API; its history stays. Refused
+/// for apps from the file.
+pub async fn delete_app(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    find_app(&state, &name)?;
+    state
+        .config
+        .delete(EntryKind::App, &name)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /targets`.
 pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
-    let targets: Vec<TargetView> = state
-        .config
-        .targets
-        .iter()
-        .map(|t| target_view(&state, t))
-        .collect();
+    let mut targets = Vec::new();
+    for target in &state.config.current().targets {
+        targets.push(target_view(&state, target).await);
+    }
     Json(json!({ "targets": targets }))
 }
 
@@ -196,16 +267,58 @@ pub async fn get_target(
     Path(name): Path<String>,
 ) -> Result<Json<TargetView>, ApiError> {
     let target = find_target(&state, &name)?;
-    Ok(Json(target_view(&state, target)))
+    Ok(Json(target_view(&state, &target).await))
 }
 
-/// `PUT` and `DELETE /targets/{target}`: refused for targets from the file.
-pub async fn change_target(
+/// `POST /targets`: creates a target, given as one `[[targets]]` entry of the config file is.
+pub async fn create_target(
+    State(state): State<ApiState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<TargetView>), ApiError> {
+    let Json(body) = body?;
+    let name = state
+        .config
+        .create(EntryKind::Target, body)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    let target = find_target(&state, &name)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(target_view(&state, &target).await),
+    ))
+}
+
+/// `PUT /targets/{target}`: replaces a target created through the API. Refused for targets
+/// from the file.
+pub async fn replace_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<TargetView>, ApiError> {
     find_target(&state, &name)?;
-    Err(provisioned_by_file(&state, "target", &name))
+    let Json(body) = body?;
+    state
+        .config
+        .replace(EntryKind::Target, &name, body)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    let target = find_target(&state, &name)?;
+    Ok(Json(target_view(&state, &target).await))
+}
+
+/// `DELETE /targets/{target}`: deletes a target created through the API, unless an app names
+/// it (409, naming the apps). Refused for targets from the file.
+pub async fn delete_target(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    find_target(&state, &name)?;
+    state
+        .config
+        .delete(EntryKind::Target, &name)
+        .await
+        .map_err(|e| change_error(&state, e))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /targets/{target}/test`: what `idsync check` shows for the target (reachable,
@@ -217,7 +330,7 @@ pub async fn test_target(
 ) -> Result<Json<Value>, ApiError> {
     let config = find_target(&state, &name)?;
     let started = Instant::now();
-    let probe = match idsync_atlassian::build_target(config) {
+    let probe = match idsync_atlassian::build_target(&config) {
         Ok(target) => target.probe().await,
         Err(e) => {
             return Ok(Json(json!({
@@ -244,7 +357,7 @@ pub async fn test_app(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = find_app(&state, &name)?;
     let started = Instant::now();
-    let result = match idsync_entra::EntraSource::new(app, &app.source_attributes()) {
+    let result = match idsync_entra::EntraSource::new(&app, &app.source_attributes()) {
         Ok(source) => source.read(None).await,
         Err(e) => Err(e),
     };

@@ -1,17 +1,17 @@
 //! The admin API under `/api/v1`: JSON in and out, one error envelope ([`crate::error`]),
 //! every route behind the admin token ([`crate::auth`]). Enough for a console to need nothing
-//! else: the configured IdPs, apps and targets, runs (start one, dry-run one, approve or
+//! else: the configured IdPs, apps and targets (and creating, changing and deleting those the
+//! file does not provision), runs (start one, dry-run one, approve or
 //! discard a held one) and the history.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use idsync_config::Config;
 use idsync_store::Store;
 use time::OffsetDateTime;
 
+use crate::live::LiveConfig;
 use crate::runs::Coordinator;
 use crate::scheduler::NextRuns;
 
@@ -21,7 +21,8 @@ mod runs;
 /// What every handler reaches.
 #[derive(Clone)]
 pub struct ApiState {
-    pub config: Arc<Config>,
+    /// The config in force (file and API entries); `config.current()` for a handler's view.
+    pub config: LiveConfig,
     /// The file the config came from: apps and targets in it are changed there, not here.
     pub config_path: Option<PathBuf>,
     pub store: Store,
@@ -33,21 +34,24 @@ pub struct ApiState {
 pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/idps", get(apps::list_idps))
-        .route("/apps", get(apps::list_apps))
+        .route("/apps", get(apps::list_apps).post(apps::create_app))
         .route(
             "/apps/{app}",
             get(apps::get_app)
-                .put(apps::change_app)
-                .delete(apps::change_app),
+                .put(apps::replace_app)
+                .delete(apps::delete_app),
         )
         .route("/apps/{app}/test", post(apps::test_app))
         .route("/apps/{app}/runs", post(runs::start_run))
-        .route("/targets", get(apps::list_targets))
+        .route(
+            "/targets",
+            get(apps::list_targets).post(apps::create_target),
+        )
         .route(
             "/targets/{target}",
             get(apps::get_target)
-                .put(apps::change_target)
-                .delete(apps::change_target),
+                .put(apps::replace_target)
+                .delete(apps::delete_target),
         )
         .route("/targets/{target}/test", post(apps::test_target))
         .route("/runs", get(runs::list_runs))

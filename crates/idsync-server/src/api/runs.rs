@@ -39,7 +39,8 @@ pub async fn start_run(
     body: Option<Json<StartRun>>,
 ) -> Result<Response, ApiError> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
-    if state.config.app(&app).is_none() {
+    let config = state.config.current();
+    if config.app(&app).is_none() {
         return Err(ApiError::not_found(format!(
             "there is no app {app:?}; GET /api/v1/apps lists them"
         )));
@@ -48,7 +49,7 @@ pub async fn start_run(
         // A dry run answers with its plan, so it runs here rather than in the queue; it waits
         // for a run of the app in progress (the store's lock keeps them apart).
         let report = idsync_runner::sync_app(
-            &state.config,
+            &config,
             &app,
             &state.store,
             RunOptions {
@@ -228,15 +229,20 @@ pub async fn approve_run(
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let run = state.store.run(id).await?.ok_or_else(|| no_run(id))?;
-    let guard = state.config.app(&run.app).map(|a| a.guard).ok_or_else(|| {
-        ApiError::conflict(
-            "unknown_app",
-            format!(
-                "run {id} belongs to app {:?}, which is no longer in the config",
-                run.app
-            ),
-        )
-    })?;
+    let guard = state
+        .config
+        .current()
+        .app(&run.app)
+        .map(|a| a.guard)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "unknown_app",
+                format!(
+                    "run {id} belongs to app {:?}, which is no longer in the config",
+                    run.app
+                ),
+            )
+        })?;
     let window =
         i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
     let expires_at = time::OffsetDateTime::now_utc()

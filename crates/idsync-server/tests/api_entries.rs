@@ -1,0 +1,589 @@
+//! Apps and targets created through the admin API, over loopback against graph-sim and
+//! atlassian-sim: created, synced, changed, deleted, checked as the file is, kept across a
+//! restart with their secrets sealed, and the secrets never in an answer, the database file
+//! or the logs.
+
+#[allow(dead_code)]
+#[path = "../../idsync-runner/tests/e2e/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::{App, World, add_user, tenant};
+use idsync_config::Config;
+use idsync_model::TargetKind;
+use idsync_runner::{RunStatus, Trigger};
+use idsync_server::{Finished, ManualClock, Running, ServeOptions};
+use idsync_store::Store;
+use idsync_store::sealed::KeySource;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A running service and a client that keeps every answer it got, to search them for secrets.
+struct Service {
+    running: Running,
+    token: String,
+    http: reqwest::Client,
+    answers: Arc<Mutex<String>>,
+}
+
+impl Service {
+    async fn start(
+        w: &World,
+        config: &Config,
+        store: &Store,
+        token: Option<&str>,
+        options: ServeOptions,
+    ) -> anyhow::Result<Service> {
+        let running = idsync_server::start(
+            Arc::new(config.clone()),
+            Some(w.config_path()),
+            store.clone(),
+            ServeOptions {
+                listen: "127.0.0.1:0".parse()?,
+                ..options
+            },
+        )
+        .await?;
+        let token = match (token, &running.new_admin_token) {
+            (Some(token), _) => token.to_owned(),
+            (None, Some(token)) => token.clone(),
+            (None, None) => anyhow::bail!("no admin token"),
+        };
+        Ok(Service {
+            running,
+            token,
+            http: reqwest::Client::new(),
+            answers: Arc::default(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("http://{}{path}", self.running.addr))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the service answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_str(&text);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Keeps the answers in `answers` (shared across restarts).
+    fn keeping_answers_in(mut self, answers: &Arc<Mutex<String>>) -> Self {
+        self.answers = Arc::clone(answers);
+        self
+    }
+
+    /// Starts a run of `app` through the API and waits (bounded) for it to end.
+    async fn sync(&self, app: &str) -> Finished {
+        let mut events = self.running.coordinator.subscribe();
+        let (status, body) = self
+            .post(&format!("/api/v1/apps/{app}/runs"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        next_finished(&mut events).await
+    }
+}
+
+async fn next_finished(events: &mut tokio::sync::broadcast::Receiver<Finished>) -> Finished {
+    tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .expect("a run finishes within a minute")
+        .expect("the coordinator is alive")
+}
+
+/// Every log line written while the test runs, at every level.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Every log line of this test binary, at every level, from the first call on. One subscriber
+/// for the process: a thread's own (`set_default`) misses what other threads log, and its
+/// callsite filters race with the other tests'.
+fn capture_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+    .clone()
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+/// The bytes of the database and its write-ahead log, as a person copying the files would
+/// have them.
+fn database_bytes(data_dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["idsync.db", "idsync.db-wal"] {
+        if let Ok(b) = std::fs::read(data_dir.join(name)) {
+            bytes.extend(b);
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A tenant of its own, with a client secret no other tenant of the test has.
+async fn hr_tenant(secret: &str) -> graph_sim::RunningGraphSim {
+    graph_sim::GraphSim::from_json(&json!({ "clientSecret": secret }).to_string())
+        .expect("a tenant")
+        .start()
+        .await
+        .expect("graph-sim starts")
+}
+
+fn hr_app(tenant: &graph_sim::RunningGraphSim, extra: Value) -> Value {
+    let creds = tenant.credentials();
+    let mut app = json!({
+        "name": "hr",
+        "kind": "entra",
+        "tenant_id": creds.tenant_id,
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret,
+        "authority_url": tenant.authority_url(),
+        "graph_url": tenant.graph_url(),
+        "targets": ["wiki"],
+        "guard": {
+            "max_deprovision_percent": 100.0,
+            "max_deprovision_count": 1000,
+            "max_membership_removal_percent": 100.0,
+            "max_membership_removal_count": 100000,
+        },
+    });
+    if let (Some(app), Value::Object(extra)) = (app.as_object_mut(), extra) {
+        app.extend(extra);
+    }
+    app
+}
+
+#[tokio::test]
+async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_and_keep_their_secrets()
+ {
+    let logs = capture_logs();
+
+    const CLIENT_SECRET: &str = "hr-app-s3cret-value-0042";
+    let file_tenant = tenant().await;
+    add_user(&file_tenant, "alice@contoso.com");
+    let hr = hr_tenant(CLIENT_SECRET).await;
+    add_user(&hr, "erin@fabrikam.com");
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    // The file's app names its target: an app with no `targets` feeds every target, those
+    // created through the API too.
+    let config = w.write_config(&[App::new(&file_tenant, "targets = [\"jira\"]\n")]);
+    let store = w.store(&config).await.clone();
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let options = || ServeOptions {
+        clock: Arc::new(clock.clone()),
+        ..ServeOptions::default()
+    };
+    let answers: Arc<Mutex<String>> = Arc::default();
+    let service = Service::start(&w, &config, &store, None, options())
+        .await
+        .expect("starts")
+        .keeping_answers_in(&answers);
+    let token = service.token.clone();
+    let confluence_token = w.atl.config().confluence_token.clone();
+    let secrets = [CLIENT_SECRET, confluence_token.as_str()];
+
+    // A target and an app, created.
+    let (status, target) = service
+        .post(
+            "/api/v1/targets",
+            json!({
+                "name": "wiki",
+                "kind": "confluence-dc",
+                "base_url": w.atl.confluence_url(),
+                "token": confluence_token,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{target}");
+    assert_eq!(target["provisioned"], "api");
+    assert_eq!(target["credentials"], "********");
+    assert_eq!(target["entry"]["token"], "********");
+    let (status, app) = service.post("/api/v1/apps", hr_app(&hr, json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["provisioned"], "api");
+    assert_eq!(app["client_secret"], "********");
+    assert_eq!(app["targets"], json!(["wiki"]));
+    let (_, listed) = service.get("/api/v1/apps").await;
+    let names: Vec<&str> = listed["apps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|a| a["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["main", "hr"]);
+    let (_, file_app) = service.get("/api/v1/apps/main").await;
+    assert_eq!(file_app["provisioned"], "file");
+    assert!(file_app.get("entry").is_none());
+
+    // Their connections test as the file's do.
+    let (_, probe) = service.post("/api/v1/targets/wiki/test", json!({})).await;
+    assert_eq!(probe["ok"], true, "{probe}");
+    let (_, probe) = service.post("/api/v1/apps/hr/test", json!({})).await;
+    assert_eq!(probe["ok"], true, "{probe}");
+
+    // A sync of the new app puts its users on the new target, and only there.
+    let run = service.sync("hr").await.outcome.expect("the run works");
+    assert_eq!(run.status, RunStatus::Done);
+    assert!(
+        w.user(TargetKind::ConfluenceDc, "erin@fabrikam.com")
+            .is_some()
+    );
+    assert!(w.user(TargetKind::JiraDc, "erin@fabrikam.com").is_none());
+    let file_run = service.sync("main").await.outcome.expect("works");
+    assert_eq!(file_run.status, RunStatus::Done);
+    assert!(
+        w.user(TargetKind::ConfluenceDc, "alice@contoso.com")
+            .is_none()
+    );
+
+    // The store holds them sealed.
+    let data_dir = w.dir.path().join("data");
+    let db = database_bytes(&data_dir);
+    assert!(contains(&db, "v1:"), "the sealed values are in the store");
+    for secret in secrets {
+        assert!(
+            !contains(&db, secret),
+            "{secret} in plain text in the database"
+        );
+    }
+
+    // A restart on the same store and key has them again, working.
+    assert!(service.running.shutdown().await);
+    let wrong_key = ServeOptions {
+        secret_key: Some(KeySource::Env("ab".repeat(32))),
+        ..options()
+    };
+    let e = Service::start(&w, &config, &store, Some(&token), wrong_key)
+        .await
+        .err()
+        .expect("the wrong key is refused");
+    let message = format!("{e:#}");
+    assert!(
+        message.contains("IDSYNC_SECRET_KEY")
+            && (message.contains("app:hr:client_secret") || message.contains("target:wiki:token")),
+        "{message}"
+    );
+    let key_file = data_dir.join("secret.key");
+    let aside = data_dir.join("secret.key.aside");
+    std::fs::rename(&key_file, &aside).expect("key moved away");
+    let e = Service::start(&w, &config, &store, Some(&token), options())
+        .await
+        .err()
+        .expect("no key");
+    let message = format!("{e:#}");
+    assert!(
+        message.contains("secret.key") && message.contains("Restore"),
+        "{message}"
+    );
+    assert!(
+        !key_file.exists(),
+        "no new key was made over sealed secrets"
+    );
+    std::fs::rename(&aside, &key_file).expect("key restored");
+    let service = Service::start(&w, &config, &store, Some(&token), options())
+        .await
+        .expect("restarts")
+        .keeping_answers_in(&answers);
+    let (status, app) = service.get("/api/v1/apps/hr").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app["provisioned"], "api");
+    add_user(&hr, "gina@fabrikam.com");
+    let run = service.sync("hr").await.outcome.expect("works");
+    assert_eq!(run.status, RunStatus::Done);
+    assert!(
+        w.user(TargetKind::ConfluenceDc, "gina@fabrikam.com")
+            .is_some()
+    );
+
+    // A rule changed (the masked secret sent back keeps the stored one): the next run follows.
+    let (status, app) = service
+        .put(
+            "/api/v1/apps/hr",
+            hr_app(
+                &hr,
+                json!({"client_secret": "********", "users": {"create": false}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert_eq!(app["entry"]["users"]["create"], false);
+    add_user(&hr, "hank@fabrikam.com");
+    let run = service
+        .sync("hr")
+        .await
+        .outcome
+        .expect("the kept secret works");
+    assert_eq!(run.status, RunStatus::Done);
+    assert!(
+        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
+            .is_none()
+    );
+
+    // A schedule given: the scheduler follows it at once.
+    let (status, app) = service
+        .put(
+            "/api/v1/apps/hr",
+            hr_app(&hr, json!({"client_secret": "********", "schedule": "30m"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    let mut events = service.running.coordinator.subscribe();
+    let mut next_run = Value::Null;
+    for _ in 0..100 {
+        next_run = service.get("/api/v1/apps/hr").await.1["next_run"].clone();
+        if next_run.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(next_run.is_string(), "the app is scheduled");
+    clock.advance(Duration::from_secs(40 * 60));
+    let scheduled = next_finished(&mut events).await;
+    assert_eq!(
+        (scheduled.app.as_str(), scheduled.trigger),
+        ("hr", Trigger::Schedule)
+    );
+    assert_eq!(scheduled.outcome.expect("works").status, RunStatus::Done);
+    assert!(
+        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
+            .is_some()
+    );
+
+    // A target an app feeds stays; the app goes, its history stays; then the target goes.
+    let (status, body) = service.delete("/api/v1/targets/wiki").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "in_use");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"hr\""),
+        "{body}"
+    );
+    let (status, _) = service.delete("/api/v1/apps/hr").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = service.get("/api/v1/apps/hr").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(service.running.next_runs.get("hr").is_none());
+    let (_, history) = service.get("/api/v1/runs?app=hr").await;
+    assert_eq!(
+        history["runs"].as_array().map_or(0, Vec::len),
+        4,
+        "{history}"
+    );
+    let (status, _) = service.delete("/api/v1/targets/wiki").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, targets) = service.get("/api/v1/targets").await;
+    assert_eq!(targets["targets"].as_array().map_or(0, Vec::len), 1);
+    assert!(service.running.shutdown().await);
+
+    // Nowhere in plain text: answers, database, logs.
+    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let db = database_bytes(&data_dir);
+    let logged = logs.text();
+    assert!(
+        logged.contains("created through the admin API"),
+        "logs were captured"
+    );
+    for secret in secrets {
+        assert!(!answers.contains(secret), "{secret} in an API answer");
+        assert!(!contains(&db, secret), "{secret} in the database");
+        assert!(!logged.contains(secret), "{secret} in the logs");
+    }
+}
+
+#[tokio::test]
+async fn entries_are_checked_as_the_file_is_and_what_the_file_provisions_stays_as_it_is() {
+    // Logged like the other test, so that its log search covers this one too.
+    capture_logs();
+    let tenant = tenant().await;
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let store = w.store(&config).await.clone();
+    // A key given by the administrator is checked at the start, before any secret needs it.
+    let bad_key = ServeOptions {
+        secret_key: Some(KeySource::Env("abc".into())),
+        ..ServeOptions::default()
+    };
+    let e = Service::start(&w, &config, &store, None, bad_key)
+        .await
+        .err()
+        .expect("a malformed key stops the start");
+    assert!(format!("{e:#}").contains("IDSYNC_SECRET_KEY"), "{e:#}");
+    let service = Service::start(&w, &config, &store, None, ServeOptions::default())
+        .await
+        .expect("starts");
+    let creds = tenant.credentials();
+    let app = |extra: Value| {
+        let mut app = json!({
+            "name": "api-app",
+            "kind": "entra",
+            "tenant_id": creds.tenant_id,
+            "client_id": creds.client_id,
+            "client_secret": "s",
+            "authority_url": tenant.authority_url(),
+            "graph_url": tenant.graph_url(),
+        });
+        if let (Some(app), Value::Object(extra)) = (app.as_object_mut(), extra) {
+            app.extend(extra);
+        }
+        app
+    };
+
+    // Each problem comes back with its field, in the entry.
+    for (extra, field) in [
+        (json!({"client_id": "not-a-guid"}), "client_id"),
+        (json!({"targets": ["nope"]}), "targets"),
+        (json!({"schedule": "every tuesday"}), "schedule"),
+        (
+            json!({"users": {"username": {"replace": [{"pattern": "([", "with": ""}]}}}),
+            "users.username.replace[0].pattern",
+        ),
+        (json!({"client_secret": null}), "client_secret"),
+        (json!({"colour": "blue"}), "colour"),
+        (json!({"client_secret": "env:HOME"}), "client_secret"),
+        (json!({"name": "has space"}), "name"),
+    ] {
+        let (status, body) = service.post("/api/v1/apps", app(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {body}");
+        assert_eq!(body["error"]["code"], "invalid", "{body}");
+        let got = body["error"]["field"].as_str().unwrap_or_default();
+        assert!(got.starts_with(field), "{extra}: field {got:?} in {body}");
+    }
+    let (status, body) = service.post("/api/v1/apps", json!([1, 2])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = service
+        .post(
+            "/api/v1/targets",
+            json!({"name": "wiki", "kind": "confluence-dc", "base_url": w.atl.confluence_url()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+
+    // Names the file uses, and names taken already, are refused.
+    let (status, body) = service
+        .post(
+            "/api/v1/targets",
+            json!({"name": "jira", "kind": "jira-dc", "base_url": w.atl.jira_url(), "token": "t"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "name_taken");
+    let (status, body) = service
+        .post("/api/v1/apps", app(json!({"name": "main"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = service.post("/api/v1/apps", app(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = service.post("/api/v1/apps", app(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "name_taken");
+
+    // A change that does not pass leaves the entry as it was.
+    let (status, body) = service
+        .put("/api/v1/apps/api-app", app(json!({"client_id": "nope"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "client_id");
+    let (_, kept) = service.get("/api/v1/apps/api-app").await;
+    assert_eq!(kept["client_id"], creds.client_id.as_str());
+    let (status, body) = service
+        .put("/api/v1/apps/api-app", app(json!({"name": "renamed"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "name");
+    let (status, _) = service.put("/api/v1/apps/nope", app(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = service.delete("/api/v1/targets/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // What the file provisions is changed in the file.
+    for (status, body) in [
+        service
+            .put("/api/v1/apps/main", app(json!({"name": "main"})))
+            .await,
+        service.delete("/api/v1/apps/main").await,
+        service.delete("/api/v1/targets/jira").await,
+    ] {
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["code"], "provisioned_by_file");
+    }
+    assert!(service.running.shutdown().await);
+}
