@@ -16,13 +16,16 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// Every error the API answers: `{"error": {"code", "message", "field"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// What went wrong: a stable `code` to branch on, a `message` for people, and the request
+/// `field` at fault when there is one.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,8 +124,8 @@ impl From<crate::live::ChangeError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
-            error: Body {
+        let body = ErrorEnvelope {
+            error: ErrorBody {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

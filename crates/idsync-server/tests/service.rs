@@ -111,7 +111,8 @@ async fn every_api_route_needs_the_admin_token() {
     let config = w.write_config(&[App::new(&tenant, "")]);
     let service = Service::start(&w, &config).await;
 
-    let routes: [(reqwest::Method, &str); 19] = [
+    let routes: [(reqwest::Method, &str); 20] = [
+        (reqwest::Method::GET, "/api/v1/openapi.json"),
         (reqwest::Method::GET, "/api/v1/idps"),
         (reqwest::Method::GET, "/api/v1/apps"),
         (reqwest::Method::POST, "/api/v1/apps"),
@@ -157,6 +158,16 @@ async fn every_api_route_needs_the_admin_token() {
         .await
         .expect("answers");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // The OpenAPI document is served as the code generates it, to holders of the token.
+    let (status, served) = service.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        served,
+        serde_json::to_value(idsync_server::api::openapi::document()).expect("json")
+    );
+    let documented = served["paths"].as_object().map_or(0, |p| p.len());
+    assert!(documented >= 12, "{documented} paths documented");
 
     // With the token, the same routes answer (no run 1 yet: 404 in the envelope).
     let (status, body) = service.get("/api/v1/runs/1").await;

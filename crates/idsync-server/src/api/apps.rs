@@ -15,16 +15,22 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ApiState, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::live::{ChangeError, MASKED, Provisioned};
 
-#[derive(Serialize)]
+/// An app (identity-provider connection) as the API shows it: secrets masked.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AppView {
     name: String,
+    #[schema(value_type = String, example = "entra")]
     kind: AppKind,
     tenant_id: String,
     client_id: String,
+    #[schema(value_type = String, example = "********")]
     client_secret: &'static str,
+    /// `{"kind": "directory"}`, `{"kind": "groups", "groups": [...]}` or
+    /// `{"kind": "enterprise_app", "app_id": ..., "expand_nested_groups": bool}`.
+    #[schema(value_type = Object)]
     scope: idsync_config::Scope,
     nested_groups: bool,
     /// The targets this app feeds.
@@ -35,6 +41,7 @@ pub struct AppView {
     last_success: Option<String>,
     /// Where the app is defined: `file` (the TOML file; change it there) or `api` (created
     /// through the API, kept in the store).
+    #[schema(value_type = String, example = "file")]
     provisioned: &'static str,
     /// For an app created through the API: the entry as given, secrets masked (what a `PUT`
     /// takes back, `********` keeping the stored secret).
@@ -42,14 +49,17 @@ pub struct AppView {
     entry: Option<Value>,
 }
 
-#[derive(Serialize)]
+/// A target (Atlassian instance) as the API shows it: credentials masked.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TargetView {
     name: String,
     kind: String,
     base_url: String,
     /// `token` or `basic`; the secret itself is masked.
+    #[schema(value_type = String, example = "token")]
     auth: &'static str,
     username: Option<String>,
+    #[schema(value_type = String, example = "********")]
     credentials: &'static str,
     concurrency: usize,
     max_requests_per_second: Option<f64>,
@@ -57,6 +67,7 @@ pub struct TargetView {
     /// The apps that feed this target.
     apps: Vec<String>,
     /// `file` or `api`, as for apps.
+    #[schema(value_type = String, example = "file")]
     provisioned: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     entry: Option<Value>,
@@ -145,6 +156,14 @@ async fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
 }
 
 /// `GET /idps`: the identity providers idsync reads, one per app.
+#[utoipa::path(
+    get,
+    path = "/idps",
+    tag = "idps",
+    operation_id = "list_idps",
+    responses((status = 200, description = "`{\"idps\": [{\"app\", \"kind\", \"tenant_id\", \"scope\"}]}`", body = Object)),
+    security(("admin_token" = []))
+)]
 pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     let idps: Vec<Value> = state
         .config
@@ -164,6 +183,14 @@ pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
 }
 
 /// `GET /apps`.
+#[utoipa::path(
+    get,
+    path = "/apps",
+    tag = "apps",
+    operation_id = "list_apps",
+    responses((status = 200, description = "`{\"apps\": [AppView]}`", body = Object)),
+    security(("admin_token" = []))
+)]
 pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let mut apps = Vec::new();
     for app in &state.config.current().apps {
@@ -173,6 +200,15 @@ pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, Api
 }
 
 /// `GET /apps/{app}`.
+#[utoipa::path(
+    get,
+    path = "/apps/{app}",
+    tag = "apps",
+    operation_id = "get_app",
+    params(("app" = String, Path, description = "The app's name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn get_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -205,6 +241,15 @@ fn change_error(state: &ApiState, e: ChangeError) -> ApiError {
 
 /// `POST /apps`: creates an app, given as one `[[apps]]` entry of the config file is (JSON,
 /// secrets inline), checked as the file is. 201 with the app.
+#[utoipa::path(
+    post,
+    path = "/apps",
+    tag = "apps",
+    operation_id = "create_app",
+    request_body(content = Object, description = "One entry as in the config file, secrets inline"),
+    responses((status = 201, body = AppView), (status = 400, description = "invalid: `field` names the problem", body = ErrorEnvelope), (status = 409, description = "name_taken", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn create_app(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
@@ -221,6 +266,16 @@ pub async fn create_app(
 
 /// `PUT /apps/{app}`: replaces an app created through the API (the whole entry; a secret
 /// given as `********` keeps the stored one). Refused for apps from the file.
+#[utoipa::path(
+    put,
+    path = "/apps/{app}",
+    tag = "apps",
+    operation_id = "replace_app",
+    params(("app" = String, Path, description = "The app's name")),
+    request_body(content = Object, description = "One entry as in the config file, secrets inline"),
+    responses((status = 200, body = AppView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn replace_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -239,6 +294,15 @@ pub async fn replace_app(
 
 /// `DELETE /apps/{app}`: deletes an app created through the API; its history stays. Refused
 /// for apps from the file.
+#[utoipa::path(
+    delete,
+    path = "/apps/{app}",
+    tag = "apps",
+    operation_id = "delete_app",
+    params(("app" = String, Path, description = "The app's name")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn delete_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -253,6 +317,14 @@ pub async fn delete_app(
 }
 
 /// `GET /targets`.
+#[utoipa::path(
+    get,
+    path = "/targets",
+    tag = "targets",
+    operation_id = "list_targets",
+    responses((status = 200, description = "`{\"targets\": [TargetView]}`", body = Object)),
+    security(("admin_token" = []))
+)]
 pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
     let mut targets = Vec::new();
     for target in &state.config.current().targets {
@@ -262,6 +334,15 @@ pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
 }
 
 /// `GET /targets/{target}`.
+#[utoipa::path(
+    get,
+    path = "/targets/{target}",
+    tag = "targets",
+    operation_id = "get_target",
+    params(("target" = String, Path, description = "The target's name")),
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn get_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -271,6 +352,15 @@ pub async fn get_target(
 }
 
 /// `POST /targets`: creates a target, given as one `[[targets]]` entry of the config file is.
+#[utoipa::path(
+    post,
+    path = "/targets",
+    tag = "targets",
+    operation_id = "create_target",
+    request_body(content = Object, description = "One entry as in the config file, secrets inline"),
+    responses((status = 201, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn create_target(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
@@ -290,6 +380,16 @@ pub async fn create_target(
 
 /// `PUT /targets/{target}`: replaces a target created through the API. Refused for targets
 /// from the file.
+#[utoipa::path(
+    put,
+    path = "/targets/{target}",
+    tag = "targets",
+    operation_id = "replace_target",
+    params(("target" = String, Path, description = "The target's name")),
+    request_body(content = Object, description = "One entry as in the config file, secrets inline"),
+    responses((status = 200, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn replace_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -308,6 +408,15 @@ pub async fn replace_target(
 
 /// `DELETE /targets/{target}`: deletes a target created through the API, unless an app names
 /// it (409, naming the apps). Refused for targets from the file.
+#[utoipa::path(
+    delete,
+    path = "/targets/{target}",
+    tag = "targets",
+    operation_id = "delete_target",
+    params(("target" = String, Path, description = "The target's name")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file or in_use", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn delete_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -324,6 +433,15 @@ pub async fn delete_target(
 /// `POST /targets/{target}/test`: what `idsync check` shows for the target (reachable,
 /// credentials, admin rights, version, what is not synced at that version, seats), changing
 /// nothing. 200 whether or not the target passed: `ok` says.
+#[utoipa::path(
+    post,
+    path = "/targets/{target}/test",
+    tag = "targets",
+    operation_id = "test_target",
+    params(("target" = String, Path, description = "The target's name")),
+    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn test_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -351,6 +469,15 @@ pub async fn test_target(
 /// `POST /apps/{app}/test`: signs in to the source and reads what is in scope, as
 /// `idsync check` does (a full read: on a large tenant this takes as long as a first sync's
 /// source read).
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/test",
+    tag = "apps",
+    operation_id = "test_app",
+    params(("app" = String, Path, description = "The app's name")),
+    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn test_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,

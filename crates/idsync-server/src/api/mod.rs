@@ -16,6 +16,7 @@ use crate::runs::Coordinator;
 use crate::scheduler::NextRuns;
 
 mod apps;
+pub mod openapi;
 mod runs;
 
 /// What every handler reaches.
@@ -33,6 +34,7 @@ pub struct ApiState {
 /// The `/api/v1` routes (the caller adds the token check and the body limit).
 pub fn routes(state: ApiState) -> Router {
     Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/idps", get(apps::list_idps))
         .route("/apps", get(apps::list_apps).post(apps::create_app))
         .route(

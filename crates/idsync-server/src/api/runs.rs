@@ -14,13 +14,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::runs::Request;
 
 /// The most runs one page of the history holds.
 const MAX_PAGE: i64 = 200;
 
-#[derive(Debug, Default, Deserialize)]
+/// What run to start.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     /// Plan only, apply nothing, and answer with the plan.
@@ -33,6 +34,16 @@ pub struct StartRun {
 
 /// `POST /apps/{app}/runs`: a sync (202, started or queued behind the run in progress) or,
 /// with `dry_run`, the plan (200, once made).
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/runs",
+    tag = "runs",
+    operation_id = "start_run",
+    params(("app" = String, Path, description = "The app's name")),
+    request_body(content = Option<StartRun>),
+    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn start_run(
     State(state): State<ApiState>,
     Path(app): Path<String>,
@@ -81,7 +92,9 @@ pub async fn start_run(
         .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Filters and paging of the history.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     app: Option<String>,
@@ -96,6 +109,15 @@ pub struct HistoryQuery {
 }
 
 /// `GET /runs`: newest first, filtered, one page at a time (`next_before` asks for the next).
+#[utoipa::path(
+    get,
+    path = "/runs",
+    tag = "runs",
+    operation_id = "list_runs",
+    params(HistoryQuery),
+    responses((status = 200, description = "`{\"runs\": [...], \"next_before\": id | null}`, newest first", body = Object), (status = 400, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn list_runs(
     State(state): State<ApiState>,
     Query(query): Query<HistoryQuery>,
@@ -134,6 +156,15 @@ fn no_run(id: i64) -> ApiError {
 }
 
 /// `GET /runs/{id}`: the run, and for a run the guard held, the plan it held.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "runs",
+    operation_id = "get_run",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 200, description = "`{\"run\", \"plan\"?}`", body = Object), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn get_run(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
@@ -147,7 +178,9 @@ pub async fn get_run(
     Ok(Json(body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How to export a run's operations.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OperationsQuery {
     /// `json` (default) or `csv`.
@@ -155,6 +188,15 @@ pub struct OperationsQuery {
 }
 
 /// `GET /runs/{id}/operations[?format=csv]`: every operation of the run, for export.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}/operations",
+    tag = "runs",
+    operation_id = "run_operations",
+    params(("id" = i64, Path, description = "The run's id"), OperationsQuery),
+    responses((status = 200, description = "JSON `{\"run_id\", \"operations\"}`, or CSV (text/csv) with `format=csv`", body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn run_operations(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
@@ -224,6 +266,15 @@ fn csv_field(value: &str) -> String {
 
 /// `POST /runs/{id}/approve`: the next run of the app may deprovision what the held plan
 /// named, and that run is started (or queued) now, as `idsync approve` does.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/approve",
+    tag = "runs",
+    operation_id = "approve_run",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn approve_run(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
@@ -260,6 +311,15 @@ pub async fn approve_run(
 }
 
 /// `POST /runs/{id}/discard`: the held plan is never applied.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/discard",
+    tag = "runs",
+    operation_id = "discard_run",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 200, description = "`{\"run\"}` with status discarded", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_discardable", body = ErrorEnvelope)),
+    security(("admin_token" = []))
+)]
 pub async fn discard_run(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
