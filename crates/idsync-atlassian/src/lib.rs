@@ -11,6 +11,8 @@
 //! [`build_target`] turns a `[[targets]]` entry of the configuration into one of them. The
 //! HTTP plumbing they share (auth, rate limiting, retries, error classification) is in `api`.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use idsync_config::TargetConfig;

@@ -51,6 +51,7 @@ impl Journal for NoJournal {
     }
 }
 
+/// How [`execute`] applies one target's plan.
 #[derive(Debug, Clone, Copy)]
 pub struct ExecOptions {
     /// Operations in flight at once on this target.
@@ -58,6 +59,7 @@ pub struct ExecOptions {
     /// Extra attempts for an operation that failed with a transient error (the HTTP layer
     /// already retries throttling; this covers errors that outlast it).
     pub retries: u32,
+    /// Wait before the first retry; each further retry waits that much longer again.
     pub retry_delay: Duration,
     /// A creation that finds an account of that name already there (made since idsync last
     /// read the target) takes it over: only when the app adopts by username. Otherwise the

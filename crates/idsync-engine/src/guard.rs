@@ -30,6 +30,8 @@ pub struct Hold {
     /// Memberships the app manages, over its targets.
     #[serde(default)]
     pub managed_memberships: usize,
+    /// The limit that was passed (or the empty read), with the numbers, in words for whoever
+    /// approves.
     pub reason: String,
     /// What an approval of this run covers.
     #[serde(skip)]
@@ -52,6 +54,7 @@ pub struct GuardInput<'a> {
     pub managed_memberships: usize,
     /// Users in scope in this run's source read, and in the last kept one (if any).
     pub users_in_scope: usize,
+    /// Users in scope in the last kept read; `None` when there is none yet.
     pub previous_users_in_scope: Option<usize>,
     /// The approval this run applies with, if any.
     pub approved: Option<&'a Held>,

@@ -2,6 +2,8 @@
 //! ([`guard`]) and the executor ([`executor`]). Reading sources, talking to targets and storing
 //! state happen at the edges, behind the `Target` trait and the store.
 
+#![warn(missing_docs)]
+
 pub mod executor;
 pub mod guard;
 pub mod known_state;

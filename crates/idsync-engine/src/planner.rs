@@ -56,9 +56,13 @@ pub use idsync_model::link::{Link, ManagedMembership};
 /// An existing account taken under management by this app on its first sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adoption {
+    /// The source user the account now serves (Entra object id).
     pub source_id: String,
+    /// The account's key on the target.
     pub key: String,
+    /// The account's username on the target.
     pub user: String,
+    /// How it was matched (same username or same e-mail), for the plan and the history.
     pub reason: String,
     /// The username the rules give, when the account keeps its own (see
     /// [`Link::kept_username`]).
@@ -68,28 +72,38 @@ pub struct Adoption {
 
 /// Everything the planner looks at for one (app, target) pair.
 pub struct PlanInput<'a> {
+    /// The app's name: links and managed memberships are per app.
     pub app: &'a str,
+    /// The target's configured name, put on every operation.
     pub target: &'a str,
+    /// What the target can do (at the version found), so that the plan leaves out what it cannot.
     pub capabilities: &'a Capabilities,
     /// Users in scope and every group read.
     pub snapshot: &'a SourceSnapshot,
     /// False when the source read was cut short: then nothing is removed or deprovisioned.
     pub source_complete: bool,
+    /// What the target holds now.
     pub actual: &'a ActualState,
     /// Links of every app on this target (other apps' links protect their accounts).
     pub links: &'a [Link],
     /// Memberships this app manages on this target.
     pub managed_memberships: &'a ManagedMemberships,
+    /// The app's user rules, compiled for this target ([`CompiledUserRules::for_target`]).
     pub users: &'a CompiledUserRules,
+    /// The app's group rules, compiled.
     pub groups: &'a CompiledGroupRules,
+    /// Members of groups nested in a mapped group count as its members (the app's `nested_groups`).
     pub nested_groups: bool,
 }
 
 /// The plan for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetPlan {
+    /// The target's configured name.
     pub target: String,
+    /// What to do, in the order it must be done (see [`OperationKind`]).
     pub operations: Vec<PlannedOperation>,
+    /// Existing accounts this plan takes under management.
     pub adoptions: Vec<Adoption>,
     /// Memberships that are already as desired and become managed by this app (under
     /// `memberships = "enforce"` only: under `keep` they stay whoever added them).
@@ -102,12 +116,14 @@ pub struct TargetPlan {
     /// the rules give (see [`Link::rename_reported`]).
     #[serde(skip)]
     pub rename_reports: Vec<Link>,
+    /// What the plan leaves out or works around, and why, for the admin to read.
     pub warnings: Vec<String>,
     /// Accounts this app manages on the target (links kept plus adoptions), for the guard.
     pub managed_users: usize,
 }
 
 impl TargetPlan {
+    /// Operations of one kind in the plan (nothing in the workspace calls it today).
     pub fn count(&self, kind: OperationKind) -> usize {
         self.operations
             .iter()

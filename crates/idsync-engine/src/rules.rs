@@ -12,7 +12,9 @@ use regex::Regex;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct RuleError {
+    /// Where in the configuration, e.g. `apps[0].users.username.replace[1].pattern`.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -54,6 +56,7 @@ fn compile_patterns(list: &[String], field: &str) -> Result<Vec<Regex>, RuleErro
 /// User rules, ready to apply.
 #[derive(Debug, Clone)]
 pub struct CompiledUserRules {
+    /// The rules as configured; the runner reads `adopt_by` from them.
     pub config: UserRules,
     replace: Vec<CompiledReplace>,
     /// The kind of target these rules feed, when known: some products restrict usernames
@@ -62,6 +65,7 @@ pub struct CompiledUserRules {
 }
 
 impl CompiledUserRules {
+    /// Compiles the regular expressions of `config`; `field` is its config path, for errors.
     pub fn compile(config: &UserRules, field: &str) -> Result<Self, RuleError> {
         Ok(CompiledUserRules {
             replace: compile_replaces(
@@ -133,6 +137,8 @@ impl CompiledUserRules {
         (!name.is_empty()).then_some(name)
     }
 
+    /// The e-mail address the rules give a source user (the first configured attribute it
+    /// has). Only the unit tests call it; the planner borrows with `email_str`.
     pub fn email(&self, user: &SourceUser) -> Option<String> {
         self.email_str(user).map(str::to_owned)
     }
@@ -142,6 +148,8 @@ impl CompiledUserRules {
         first_present(user, &self.config.email)
     }
 
+    /// The display name the rules give a source user (the first configured attribute it has).
+    /// Nothing calls it today; the planner borrows with `display_name_str`.
     pub fn display_name(&self, user: &SourceUser) -> Option<String> {
         self.display_name_str(user).map(str::to_owned)
     }
@@ -185,7 +193,8 @@ fn first_present<'u>(user: &'u SourceUser, attributes: &[String]) -> Option<&'u 
 /// Group rules, ready to apply.
 #[derive(Debug, Clone)]
 pub struct CompiledGroupRules {
-    pub config: GroupRules,
+    /// The rules as configured.
+    pub(crate) config: GroupRules,
     include: Vec<Regex>,
     exclude: Vec<Regex>,
     rename: Vec<CompiledReplace>,
@@ -195,6 +204,8 @@ pub struct CompiledGroupRules {
 pub type GroupReasons = BTreeMap<String, String>;
 
 impl CompiledGroupRules {
+    /// Compiles the on-the-fly filters and renames of `config`; `field` is its config path, for
+    /// errors.
     pub fn compile(config: &GroupRules, field: &str) -> Result<Self, RuleError> {
         let otf = &config.on_the_fly;
         Ok(CompiledGroupRules {
@@ -225,7 +236,7 @@ impl CompiledGroupRules {
     /// Resolves the mapping against a snapshot: for each source group that maps somewhere,
     /// the target groups it maps to. Also returns warnings (e.g. a manual mapping naming no
     /// source group, or a name shared by several groups).
-    pub fn resolve(&self, snapshot: &SourceSnapshot) -> ResolvedMappings {
+    pub(crate) fn resolve(&self, snapshot: &SourceSnapshot) -> ResolvedMappings {
         let mut mappings = Vec::new();
         let mut warnings = Vec::new();
         let mut unresolved_targets = Vec::new();
@@ -360,8 +371,10 @@ pub fn manual_mapping_problems(
 
 /// The group mapping as it applies to one source read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResolvedMappings {
+pub(crate) struct ResolvedMappings {
+    /// Each source group that maps somewhere, with its target groups.
     pub mappings: Vec<GroupMapping>,
+    /// What the plan should say about the mapping (groups not found, shared names).
     pub warnings: Vec<String>,
     /// Target groups of manual mappings whose source group was not found: nothing is removed
     /// from them (the mapping cannot say who belongs there).
@@ -370,9 +383,12 @@ pub struct ResolvedMappings {
 
 /// One source group and the target groups its members belong in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupMapping {
+pub(crate) struct GroupMapping {
+    /// The source group's object id.
     pub source_id: String,
+    /// Its display name, for the reasons given in plans.
     pub source_name: String,
+    /// Target group names its members belong in.
     pub targets: Vec<String>,
     /// Create a target group that is missing (otherwise skip it and say so).
     pub create_missing: bool,

@@ -13,6 +13,8 @@
 //!
 //! Nothing here logs request headers or bodies: they carry tokens and secrets.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -36,19 +38,28 @@ pub enum HttpError {
     /// through a response) on every attempt.
     #[error("{kind}: request to {url} failed after {attempts} attempt(s): {message}")]
     Transport {
+        /// The caller's name for the request, as in the counter.
         kind: String,
+        /// Where it went, redacted.
         url: String,
+        /// Attempts made, the first included.
         attempts: usize,
+        /// The last attempt's error.
         message: String,
     },
     /// The server kept answering with a transient error status (429, 5xx) until the attempts
     /// ran out; `body` is the last response body, for the caller to explain.
     #[error("{kind}: {url} answered {status} on every one of {attempts} attempt(s)")]
     Exhausted {
+        /// The caller's name for the request, as in the counter.
         kind: String,
+        /// Where it went, redacted.
         url: String,
+        /// The last status.
         status: StatusCode,
+        /// Attempts made, the first included.
         attempts: usize,
+        /// The last response body.
         body: Bytes,
     },
 }
@@ -92,16 +103,21 @@ pub use idsync_model::redact::redact_url;
 /// A response whose body was read completely.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
+    /// The final status (after retries).
     pub status: StatusCode,
+    /// Response headers, for paging links and the like; never logged.
     pub headers: HeaderMap,
+    /// The whole body.
     pub body: Bytes,
 }
 
 impl HttpResponse {
+    /// A header's value, if present and readable as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The body parsed as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
@@ -161,6 +177,7 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// Whole-request timeout (connect, send, read the body).
     pub timeout: Duration,
+    /// How long connecting may take.
     pub connect_timeout: Duration,
 }
 
@@ -197,6 +214,7 @@ pub struct RequestCounter {
 }
 
 impl RequestCounter {
+    /// A counter that reports to no metrics recorder (tests, tools).
     pub fn new() -> Self {
         RequestCounter::default()
     }
@@ -209,7 +227,8 @@ impl RequestCounter {
         }
     }
 
-    pub fn add(&self, kind: &str) {
+    /// Counts one attempt of a request of this kind (called by [`HttpClient::send`]).
+    pub(crate) fn add(&self, kind: &str) {
         {
             let mut counts = self.lock();
             *counts.entry(kind.to_owned()).or_default() += 1;
@@ -235,10 +254,12 @@ impl RequestCounter {
         self.lock().clone()
     }
 
+    /// Requests of one kind so far.
     pub fn get(&self, kind: &str) -> u64 {
         self.lock().get(kind).copied().unwrap_or(0)
     }
 
+    /// Requests of every kind so far.
     pub fn total(&self) -> u64 {
         self.lock().values().sum()
     }
@@ -286,6 +307,7 @@ enum Attempt {
 }
 
 impl HttpClient {
+    /// Wraps `client` (from [`build_client`]); every attempt is counted in `counter`.
     pub fn new(client: reqwest::Client, policy: RetryPolicy, counter: RequestCounter) -> Self {
         HttpClient {
             client,
@@ -294,14 +316,17 @@ impl HttpClient {
         }
     }
 
+    /// The bare client, to build an [`HttpClient`] with another policy on the same connections.
     pub fn reqwest(&self) -> &reqwest::Client {
         &self.client
     }
 
+    /// The counter this client counts its requests in.
     pub fn counter(&self) -> &RequestCounter {
         &self.counter
     }
 
+    /// The retry policy it was given.
     pub fn policy(&self) -> RetryPolicy {
         self.policy
     }

@@ -4,6 +4,8 @@
 //!
 //! Nothing here does I/O; the types are plain data so that the planner stays a pure function.
 
+#![warn(missing_docs)]
+
 pub mod bookkeeping;
 pub mod held;
 pub mod link;

@@ -11,15 +11,23 @@ use crate::target::{LeadKind, UserChanges};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
+    /// Creates a target group that a mapping needs and the target lacks.
     CreateGroup {
+        /// The target group's name.
         group: String,
     },
+    /// Deletes a target group. The targets can send it; the planner plans none today.
     DeleteGroup {
+        /// The target group's name.
         group: String,
     },
+    /// Creates an account for a source user in scope who has none.
     CreateUser {
+        /// Username for the new account.
         user: String,
+        /// E-mail address, where the rules give one.
         email: Option<String>,
+        /// Display name, where the rules give one.
         display_name: Option<String>,
         /// Custom attributes to set once the account exists.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -28,52 +36,86 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         external_id: Option<String>,
     },
+    /// Gives an account a new username, following its source user.
     RenameUser {
+        /// Account key, stable across renames.
         key: String,
+        /// The username it has now.
         user: String,
+        /// The username it is to have.
         new_username: String,
     },
+    /// Brings an account's e-mail address or display name in line with its source user.
     UpdateUser {
+        /// Account key; empty in the plan for an account the run creates (filled in when sent).
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
+        /// Only the details that differ.
         changes: UserChanges,
     },
+    /// Sets or removes one custom attribute of an account.
     SetAttribute {
+        /// Account key; empty in the plan for an account the run creates (filled in when sent).
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
+        /// Attribute name, as the target knows it.
         name: String,
         /// `None` removes the attribute.
         value: Option<String>,
     },
+    /// Gives a deprovisioned account its access back (its source user is in scope again).
     ReactivateUser {
+        /// Account key, stable across renames.
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
     },
+    /// Adds an account to a target group.
     AddMembership {
+        /// The target group's name.
         group: String,
+        /// Account key; empty in the plan for an account the run creates (filled in when sent).
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
     },
+    /// Takes an account out of a target group whose membership idsync manages.
     RemoveMembership {
+        /// The target group's name.
         group: String,
+        /// Account key, stable across renames.
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
     },
     /// Gives a Jira project or component a new lead, so that its old lead can be deactivated or
     /// deleted (Jira refuses both for a project lead).
     HandOverLead {
+        /// Whether a project or a component is handed over.
         kind: LeadKind,
         /// Project key or component id.
         id: String,
+        /// Username of the current lead, about to be deprovisioned.
         user: String,
+        /// Username of the lead taking over.
         new_lead: String,
     },
+    /// Takes an account's access away without deleting it, as the target's
+    /// [`Deprovisioning`](crate::target::Deprovisioning) says.
     DeactivateUser {
+        /// Account key, stable across renames.
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
     },
+    /// Deletes an account: a leaver the rules say to delete, or a deprovisioning where the target
+    /// can only delete ([`Deprovisioning::Delete`](crate::target::Deprovisioning::Delete)).
     DeleteUser {
+        /// Account key, stable across renames.
         key: String,
+        /// The account's username, by which most APIs address it.
         user: String,
     },
 }
@@ -83,21 +125,34 @@ pub enum Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
+    /// [`Operation::CreateGroup`].
     CreateGroup,
+    /// [`Operation::CreateUser`].
     CreateUser,
+    /// [`Operation::ReactivateUser`].
     ReactivateUser,
+    /// [`Operation::RenameUser`].
     RenameUser,
+    /// [`Operation::UpdateUser`].
     UpdateUser,
+    /// [`Operation::SetAttribute`].
     SetAttribute,
+    /// [`Operation::AddMembership`].
     AddMembership,
+    /// [`Operation::RemoveMembership`].
     RemoveMembership,
+    /// [`Operation::HandOverLead`].
     HandOverLead,
+    /// [`Operation::DeactivateUser`].
     DeactivateUser,
+    /// [`Operation::DeleteUser`].
     DeleteUser,
+    /// [`Operation::DeleteGroup`].
     DeleteGroup,
 }
 
 impl OperationKind {
+    /// Every kind, in plan order.
     pub const ALL: [OperationKind; 12] = [
         OperationKind::CreateGroup,
         OperationKind::CreateUser,
@@ -113,6 +168,7 @@ impl OperationKind {
         OperationKind::DeleteGroup,
     ];
 
+    /// As in plans, results and the history (`create_user`).
     pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::CreateGroup => "create_group",
@@ -150,6 +206,7 @@ impl std::fmt::Display for OperationKind {
 }
 
 impl Operation {
+    /// Which kind of operation this is (its phase in the plan).
     pub fn kind(&self) -> OperationKind {
         match self {
             Operation::CreateGroup { .. } => OperationKind::CreateGroup,
@@ -199,9 +256,12 @@ impl Operation {
 /// An operation in a plan: which target, what, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedOperation {
+    /// The configured name of the target it applies to.
     pub target: String,
+    /// What to do.
     #[serde(flatten)]
     pub op: Operation,
+    /// Why, in words shown in the plan and the history.
     pub reason: String,
     /// The source object this operation serves (Entra object id), for links and history.
     #[serde(default, skip_serializing_if = "Option::is_none")]

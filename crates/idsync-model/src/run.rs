@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
+    /// `idsync run` or `idsync apply` at a command line, or a run asked for through the admin API.
     Manual,
+    /// The app's `schedule`, in `idsync serve`.
     Schedule,
+    /// A user signing in (login-time sync of that one user).
     Login,
+    /// `idsync approve` (or the admin API) releasing a held plan.
     Approval,
 }
 
@@ -25,6 +29,7 @@ impl Trigger {
     }
 }
 
+/// How a run ended, as kept in the history and counted in `idsync_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -62,7 +67,10 @@ impl RunStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadMode {
+    /// Every user and group was read in full.
     Full,
+    /// Only what changed since the last read (delta tokens).
     Delta,
+    /// Users one way and groups the other.
     Mixed,
 }

@@ -18,6 +18,7 @@ pub struct SourceUser {
 }
 
 impl SourceUser {
+    /// The attribute `name` as read, if the user has it.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).map(String::as_str)
     }
@@ -26,7 +27,10 @@ impl SourceUser {
 /// One group as the identity provider holds it, with its direct members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceGroup {
+    /// The immutable object id, as for users.
     pub id: String,
+    /// The group's name in the source: what `groups.manual` may name it by, and what on-the-fly
+    /// target group names are made from.
     pub display_name: String,
     /// Direct members that are users (object ids).
     pub user_members: BTreeSet<String>,
@@ -40,7 +44,9 @@ pub struct SourceGroup {
 /// (they may name users out of scope, which the engine ignores).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSnapshot {
+    /// Users in the app's scope, by object id.
     pub users: BTreeMap<String, SourceUser>,
+    /// Every group that was read, by object id.
     pub groups: BTreeMap<String, SourceGroup>,
     /// Groups whose members the source could not read (in Entra: hidden membership without the
     /// Member.Read.Hidden permission). Their `user_members` and `group_members` are what was

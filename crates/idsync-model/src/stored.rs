@@ -13,8 +13,10 @@ pub struct PackError(#[from] postcard::Error);
 /// A kept state that cannot be read back. The caller reads the source or target in full.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
+    /// Neither this form's magic bytes nor JSON.
     #[error("it is in no form this version of idsync knows")]
     UnknownForm,
+    /// The right form, but postcard (or the JSON parser) could not read it: why.
     #[error("it is damaged: {0}")]
     Damaged(String),
 }
@@ -23,6 +25,7 @@ pub enum UnpackError {
 pub enum Stored<P> {
     /// JSON, as earlier versions kept states: the caller parses it as the state itself.
     Json,
+    /// The packed state, read back.
     Packed(P),
 }
 

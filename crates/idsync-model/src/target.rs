@@ -10,13 +10,18 @@ use crate::operation::Operation;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
+    /// Jira Data Center, through its REST API v2.
     JiraDc,
+    /// Confluence Data Center.
     ConfluenceDc,
+    /// Bitbucket Data Center.
     BitbucketDc,
+    /// An Atlassian Cloud organisation, through user provisioning (a SCIM directory).
     AtlassianCloud,
 }
 
 impl TargetKind {
+    /// As in configuration (`kind = "jira-dc"`) and output.
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::JiraDc => "jira-dc",
@@ -51,6 +56,7 @@ pub enum AttributeNames {
 }
 
 impl AttributeNames {
+    /// Whether an attribute of that name is kept.
     pub fn accepts(self, name: &str) -> bool {
         match self {
             AttributeNames::Any => true,
@@ -131,7 +137,9 @@ pub enum Deprovisioning {
     /// Bitbucket has no deactivation: a user is "inactive" when they hold none of the groups
     /// that grant a licence; deactivating removes those, reactivating adds `reactivate_group`.
     RemoveLicensedGroups {
+        /// The groups whose membership grants a licence.
         groups: BTreeSet<String>,
+        /// The group a reactivated user is added to.
         reactivate_group: String,
     },
     /// Deprovisioning deletes the account.
@@ -142,14 +150,21 @@ pub enum Deprovisioning {
 /// and say so in the plan instead of failing at apply time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
+    /// Usernames can be changed; without it, a renamed source user's account keeps its name.
     pub rename_user: bool,
+    /// E-mail addresses can be changed.
     pub update_email: bool,
     /// The product's API reports users' e-mail addresses (Confluence's does not).
     pub reads_email: bool,
+    /// Display names can be changed.
     pub update_display_name: bool,
+    /// How access is taken away.
     pub deprovisioning: Deprovisioning,
+    /// Accounts can be deleted.
     pub delete_user: bool,
+    /// Users have custom attributes idsync can set (see [`TargetKind::custom_attribute_names`]).
     pub custom_attributes: bool,
+    /// Groups can be deleted.
     pub delete_group: bool,
     /// Adding many users to one group takes one request.
     pub bulk_membership: bool,
@@ -224,6 +239,7 @@ pub enum ProbeStep {
 }
 
 impl ProbeStep {
+    /// Every step, in the order they run.
     pub const ALL: [ProbeStep; 3] = [
         ProbeStep::Reachable,
         ProbeStep::Credentials,
@@ -243,7 +259,9 @@ impl ProbeStep {
 /// Why a probe stopped, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeFailure {
+    /// The step that failed.
     pub step: ProbeStep,
+    /// What the target answered.
     pub error: TargetError,
     /// The fix, in a sentence an administrator can act on.
     pub hint: String,
@@ -293,6 +311,7 @@ pub struct TargetProbe {
     pub account: Option<String>,
     /// Set once the credentials were accepted and the rights looked at.
     pub admin: Option<AdminRights>,
+    /// The licence seats, where they could be read.
     pub seats: Seats,
     /// What idsync will not do on this target at the version found (the capabilities'
     /// `unavailable`), each with why. Not a failure.
@@ -346,9 +365,13 @@ impl TargetProbe {
 pub struct TargetUser {
     /// The stable account key: Jira user key, Confluence userKey, Bitbucket user id, SCIM id.
     pub key: String,
+    /// The name it signs in with, and the one operations address it by.
     pub username: String,
+    /// E-mail address, where the product reports it.
     pub email: Option<String>,
+    /// Display name, where the product has one.
     pub display_name: Option<String>,
+    /// `false` when deactivated (or, in Bitbucket, in none of the licensed groups).
     pub active: bool,
     /// Custom attributes (Jira user properties, SCIM enterprise attributes), only those the
     /// target was asked to manage.
@@ -359,19 +382,24 @@ pub struct TargetUser {
     pub external_id: Option<String>,
 }
 
+/// What a Jira [`Lead`] leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeadKind {
+    /// A project, named by its key.
     Project,
+    /// A component, named by its id.
     Component,
 }
 
 /// A Jira project or component and who leads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lead {
+    /// Project or component.
     pub kind: LeadKind,
     /// Project key or component id.
     pub id: String,
+    /// The project's or component's name, for messages.
     pub name: String,
     /// Username of the lead.
     pub lead: String,
@@ -380,23 +408,29 @@ pub struct Lead {
 /// Everything the planner needs to know about a target, read through its API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActualState {
+    /// Every account, active or not.
     pub users: Vec<TargetUser>,
+    /// Every group, by name.
     pub groups: BTreeSet<String>,
     /// Group name → account keys of its direct members.
     pub memberships: BTreeMap<String, BTreeSet<String>>,
+    /// Projects and components with a lead (Jira only; empty elsewhere).
     pub leads: Vec<Lead>,
 }
 
 /// Changes to a user's details; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserChanges {
+    /// The new e-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The new display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }
 
 impl UserChanges {
+    /// Whether nothing would change.
     pub fn is_empty(&self) -> bool {
         self.email.is_none() && self.display_name.is_none()
     }
@@ -405,6 +439,7 @@ impl UserChanges {
 /// What applying one operation produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
+    /// Applied as asked.
     Done,
     /// A user was created (or an existing one adopted): its account key.
     UserKey(String),
@@ -431,7 +466,9 @@ pub enum TargetErrorKind {
     LicenceLimit,
     /// Users or groups come from a read-only directory.
     ReadOnlyDirectory,
+    /// The user or group is not there.
     NotFound,
+    /// The user, group or membership already exists (or conflicts with one that does).
     Conflict,
     /// The target refused the request as invalid.
     Rejected,
@@ -445,9 +482,11 @@ pub enum TargetErrorKind {
     Unsupported,
 }
 
+/// An operation or a read that failed on one target: which, why, and whether a retry may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{target}: {message}")]
 pub struct TargetError {
+    /// What kind of failure, which decides whether it is retried and how it is shown.
     pub kind: TargetErrorKind,
     /// The target's configured name.
     pub target: String,
@@ -473,8 +512,10 @@ pub trait Target: Send + Sync {
     /// The configured name (e.g. `jira`), used in plans and history.
     fn name(&self) -> &str;
 
+    /// Which product and edition, fixed by configuration.
     fn kind(&self) -> TargetKind;
 
+    /// What this target can do; after [`Target::discover`], at the version found.
     fn capabilities(&self) -> &Capabilities;
 
     /// Reads every user, group, membership (and, where the product has them, lead) in full,

@@ -19,6 +19,7 @@
 //! administrator (a Jira and a Confluence personal access token, a Bitbucket password): the
 //! products accept them, and refuse them on the resources that need administrator rights.
 
+#![warn(missing_docs)]
 // Handlers and their helpers return `Result<_, Response>`: the error IS the product's HTTP
 // error response, built once per failed request, so its size (128 bytes) is irrelevant and
 // boxing it would only add noise.
@@ -53,13 +54,18 @@ use state::{Component, Project, State, UserRec, lower, now_rfc3339};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Product {
+    /// Jira Data Center, under `/jira`.
     Jira,
+    /// Confluence Data Center, under `/confluence`.
     Confluence,
+    /// Bitbucket Data Center, under `/bitbucket`.
     Bitbucket,
+    /// Atlassian Cloud user provisioning (SCIM), under `/scim/directory/{id}`.
     Scim,
 }
 
 impl Product {
+    /// Every product, in a fixed order.
     pub const ALL: [Product; 4] = [
         Product::Jira,
         Product::Confluence,
@@ -77,6 +83,7 @@ impl Product {
         }
     }
 
+    /// The product a `/_sim/` path segment names (the binary's options use the same words).
     pub fn from_slug(slug: &str) -> Option<Self> {
         Product::ALL.into_iter().find(|p| p.slug() == slug)
     }
@@ -87,24 +94,29 @@ impl Product {
 pub struct SimConfig {
     /// Personal access tokens, sent as `Authorization: Bearer ...`.
     pub jira_token: String,
+    /// Confluence's, sent the same way.
     pub confluence_token: String,
     /// A Bitbucket HTTP access token: accepted on the non-admin resources only, since
     /// Bitbucket refuses tokens on `/rest/api/1.0/admin/...` (401).
     pub bitbucket_token: String,
     /// The SCIM directory API key (bearer only; Basic is refused, as by Atlassian).
     pub scim_token: String,
+    /// The id in the SCIM base URL (`/scim/directory/{id}`).
     pub scim_directory_id: String,
     /// Basic-auth administrator accepted by Jira, Confluence and Bitbucket.
     pub admin_user: String,
+    /// Password of `admin_user`.
     pub admin_password: String,
     /// A Bitbucket account that authenticates (Basic) but has no ADMIN permission: the admin
     /// resources answer it with 401, as they answer a token.
     pub bitbucket_plain_user: String,
+    /// Password of `bitbucket_plain_user`.
     pub bitbucket_plain_password: String,
     /// Personal access tokens of a licensed Jira / Confluence account that is no
     /// administrator (named like `bitbucket_plain_user`): accepted, but refused on the
     /// resources that need administrator rights, as the products refuse such an account.
     pub jira_plain_token: String,
+    /// Confluence's token of that account (see `jira_plain_token`).
     pub confluence_plain_token: String,
     /// Bitbucket groups that grant a licence seat (the default group grants one too).
     pub bitbucket_licence_groups: Vec<String>,
@@ -141,9 +153,13 @@ pub struct SimUser {
     pub key: String,
     /// Username (SCIM: `userName`).
     pub name: String,
+    /// E-mail address (SCIM: the primary one of `emails`).
     pub email: String,
+    /// Display name (SCIM: `displayName`).
     pub display_name: String,
+    /// `false` once deactivated.
     pub active: bool,
+    /// SCIM `externalId`; unused by the other products.
     pub external_id: Option<String>,
     /// SCIM: every other attribute of the resource (`name`, `emails`, `title`, the enterprise
     /// extension under its URN, ...). Unused by the other products.
@@ -214,6 +230,8 @@ impl Default for AtlassianSim {
 }
 
 impl AtlassianSim {
+    /// A simulator with these credentials and settings, holding no users yet (Bitbucket's
+    /// default group exists). Nothing is served until [`AtlassianSim::start`].
     pub fn new(config: SimConfig) -> Self {
         let kit = SimKit::with_path_error_body(Arc::new(|path: &str, status: StatusCode| {
             common::error_body(
@@ -239,6 +257,7 @@ impl AtlassianSim {
         }
     }
 
+    /// The credentials and settings it was made with, for tests to configure targets from.
     pub fn config(&self) -> &SimConfig {
         &self.inner.config
     }
@@ -293,6 +312,7 @@ impl AtlassianSim {
         self.start_on(sim_kit::loopback_any_port()).await
     }
 
+    /// Serves on `addr`: the binary's `--port`.
     pub async fn start_on(self, addr: SocketAddr) -> std::io::Result<RunningAtlassianSim> {
         let served = sim_kit::serve(self.router(), addr).await?;
         let base_url = served.base_url();
@@ -540,7 +560,8 @@ impl AtlassianSim {
         self.with_state(|s| s.requests.clone())
     }
 
-    pub fn clear_bitbucket_requests(&self) {
+    /// Forgets the recorded Bitbucket requests (the `/_sim/` control API does it).
+    pub(crate) fn clear_bitbucket_requests(&self) {
         self.with_state(|s| s.requests.clear());
     }
 
@@ -585,11 +606,13 @@ impl AtlassianSim {
 pub struct RunningAtlassianSim {
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
+    /// The simulator served, to seed and inspect (also reached through `Deref`).
     pub sim: AtlassianSim,
     served: sim_kit::Served,
 }
 
 impl RunningAtlassianSim {
+    /// The loopback address and port it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.served.addr
     }
@@ -617,10 +640,12 @@ impl RunningAtlassianSim {
         )
     }
 
+    /// The simulator served (the same as the `sim` field and `Deref`).
     pub fn sim(&self) -> &AtlassianSim {
         &self.sim
     }
 
+    /// Stops the server and waits until it has.
     pub async fn stop(self) {
         self.served.stop().await;
     }

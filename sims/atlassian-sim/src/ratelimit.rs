@@ -17,6 +17,7 @@ pub struct RateLimit {
     pub capacity: u32,
     /// Tokens added per interval ("Requests allowed").
     pub fill_rate: u32,
+    /// Seconds between two refills.
     pub interval_seconds: u32,
 }
 

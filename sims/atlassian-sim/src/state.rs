@@ -240,15 +240,18 @@ pub(crate) struct LongTask {
 /// One request that reached the Bitbucket product, for checking against the OpenAPI document.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedRequest {
+    /// HTTP method, e.g. `POST`.
     pub method: String,
     /// The path as received, e.g. `/bitbucket/rest/api/1.0/admin/users`.
     pub path: String,
     /// The path in the OpenAPI document's terms, e.g. `/api/latest/users/{userSlug}` (1.0 and
     /// latest are the same API); `None` when no simulated route matched.
     pub spec_path: Option<String>,
+    /// Query parameters, in the order sent.
     pub query: Vec<(String, String)>,
     /// The JSON body, when there was one (`Value::String` of the raw text if it was not JSON).
     pub body: Option<Value>,
+    /// The status the simulator answered with.
     pub status: u16,
 }
 

@@ -12,6 +12,8 @@
 //! from a seeded RNG, so a seed gives the same sequence of draws; which request meets which
 //! draw still depends on the order requests arrive in.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,14 +40,20 @@ pub enum FaultKind {
     /// Answer with this status instead of running the handler. `retry_after` adds a
     /// `Retry-After` header (seconds); `body` replaces the product's default error body.
     Status {
+        /// HTTP status to answer with.
         status: u16,
+        /// Seconds to put in a `Retry-After` header; none when absent.
         #[serde(default)]
         retry_after: Option<u64>,
+        /// Body to send instead of the product's default error body.
         #[serde(default)]
         body: Option<serde_json::Value>,
     },
     /// Run the handler, but only after waiting this long.
-    Delay { millis: u64 },
+    Delay {
+        /// The wait, in milliseconds.
+        millis: u64,
+    },
     /// Send a `200` with the start of a body, then break the connection: the client sees a
     /// response cut short, exactly as when a proxy or the network drops mid-transfer.
     Drop,
@@ -118,11 +126,13 @@ impl ChaosConfig {
         self
     }
 
+    /// Only requests whose path (with query) contains `fragment`.
     pub fn on_path(mut self, fragment: impl Into<String>) -> Self {
         self.path_contains = Some(fragment.into());
         self
     }
 
+    /// Only requests with this method.
     pub fn on_method(mut self, method: impl Into<String>) -> Self {
         self.method = Some(method.into());
         self
@@ -160,6 +170,7 @@ pub struct FaultRule {
     /// Matching requests to fault; `0` means every one from then on.
     #[serde(default = "one")]
     pub times: u32,
+    /// What the fault does.
     #[serde(flatten)]
     pub kind: FaultKind,
 }
@@ -180,21 +191,25 @@ impl FaultRule {
         }
     }
 
+    /// Only requests whose path (with query) contains `fragment`.
     pub fn on_path(mut self, fragment: impl Into<String>) -> Self {
         self.path_contains = Some(fragment.into());
         self
     }
 
+    /// Only requests with this method.
     pub fn on_method(mut self, method: impl Into<String>) -> Self {
         self.method = Some(method.into());
         self
     }
 
+    /// Hits this many matching requests (`0`: every one from then on).
     pub fn times(mut self, times: u32) -> Self {
         self.times = times;
         self
     }
 
+    /// Lets this many matching requests through first.
     pub fn after(mut self, skip: u32) -> Self {
         self.skip = skip;
         self
@@ -249,6 +264,7 @@ impl std::fmt::Debug for SimKit {
 }
 
 impl SimKit {
+    /// A kit whose default fault bodies have one shape for every path (one product per port).
     pub fn new(error_body: ErrorBody) -> Arc<Self> {
         Self::with_path_error_body(Arc::new(move |_path: &str, status| error_body(status)))
     }
@@ -271,6 +287,7 @@ impl SimKit {
         lock(&self.faults).push(rule);
     }
 
+    /// Drops every scripted fault still waiting to fire.
     pub fn clear_faults(&self) {
         lock(&self.faults).clear();
     }
@@ -313,6 +330,7 @@ impl SimKit {
         self.latency_micros.store(micros, Ordering::Relaxed);
     }
 
+    /// The latency in force (zero by default).
     pub fn latency(&self) -> Duration {
         Duration::from_micros(self.latency_micros.load(Ordering::Relaxed))
     }
@@ -392,6 +410,7 @@ impl SimKit {
         Some(kind)
     }
 
+    /// The default error response, whatever the path; no simulator uses it today.
     pub fn error_response(&self, status: StatusCode) -> Response {
         self.error_response_for("", status)
     }
@@ -555,6 +574,7 @@ pub fn control_router(kit: Arc<SimKit>) -> Router {
 /// A simulator listening on loopback; dropping it stops the server.
 #[derive(Debug)]
 pub struct Served {
+    /// The loopback address and port it listens on.
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,

@@ -116,6 +116,9 @@ impl BbUser {
 }
 
 impl BitbucketDc {
+    /// The target a `bitbucket-dc` entry describes, as the concrete type ([`crate::build_target`]
+    /// gives it as a `dyn Target`; the Bitbucket tests use this). Fails only on unusable
+    /// settings (also `remove_licensed_groups` without `licensed_groups`); nothing is sent.
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         let api = Api::new(config)?;
         let deprovisioning = match config.deprovision {

@@ -112,6 +112,9 @@ impl Person {
 }
 
 impl ConfluenceDc {
+    /// The target a `confluence-dc` entry describes, as the concrete type
+    /// ([`crate::build_target`] gives it as a `dyn Target`). Fails only on unusable settings;
+    /// nothing is sent.
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(ConfluenceDc {
             api: Api::new(config)?,

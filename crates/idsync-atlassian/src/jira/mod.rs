@@ -144,6 +144,8 @@ impl ApplicationRole {
 }
 
 impl JiraDc {
+    /// The target a `jira-dc` entry describes, as the concrete type ([`crate::build_target`]
+    /// gives it as a `dyn Target`). Fails only on unusable settings; nothing is sent.
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(JiraDc {
             api: Api::new(config)?,

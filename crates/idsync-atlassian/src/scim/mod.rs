@@ -162,6 +162,9 @@ impl ScimUser {
 }
 
 impl AtlassianCloud {
+    /// The target an `atlassian-cloud` entry describes, as the concrete type
+    /// ([`crate::build_target`] gives it as a `dyn Target`). Fails only on unusable settings;
+    /// nothing is sent.
     pub fn new(config: &TargetConfig) -> Result<Self, TargetError> {
         Ok(AtlassianCloud {
             api: Api::new(config)?,
