@@ -219,11 +219,7 @@ pub async fn sync_app(
     )
     .await?;
     let plans = planned.plans;
-    for Planned { plan, .. } in &plans {
-        for o in &plan.operations {
-            report.totals.entry(o.op.kind()).or_default().planned += 1;
-        }
-    }
+    count_planned(&plans, &mut report);
     if hold.is_none() {
         // The read becomes the baseline of the next delta read.
         keep_source(store, &app.name, packed_source, users_in_scope, &mut report).await?;
@@ -236,6 +232,15 @@ pub async fn sync_app(
     // 5. Apply, every target at once, each within its own concurrency, recording as it goes.
     apply_all(store, run_id, app, plans, progress, &mut report).await?;
     finish(store, report, started).await
+}
+
+/// Counts the operations planned, by kind, into the report.
+fn count_planned(plans: &[Planned<'_>], report: &mut RunReport) {
+    for Planned { plan, .. } in plans {
+        for o in &plan.operations {
+            report.totals.entry(o.op.kind()).or_default().planned += 1;
+        }
+    }
 }
 
 /// Takes the app's lock and records the run's start. One run of an app at a time, dry runs

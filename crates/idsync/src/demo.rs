@@ -147,13 +147,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "history: idsync history --config {}   (the simulators stop when the demo ends)",
         config_path.display()
     );
-    if matches!(
-        second.status,
-        idsync_runner::RunStatus::Failed | idsync_runner::RunStatus::Partial
-    ) || matches!(
-        first.status,
-        idsync_runner::RunStatus::Failed | idsync_runner::RunStatus::Partial
-    ) {
+    if [&first, &second].iter().any(|r| incomplete(r)) {
         anyhow::bail!("the demo sync did not complete; see the errors above");
     }
     if args.once {
@@ -168,6 +162,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         args.listen,
     )
     .await
+}
+
+/// A run that did not do all it planned.
+fn incomplete(report: &RunReport) -> bool {
+    matches!(
+        report.status,
+        idsync_runner::RunStatus::Failed | idsync_runner::RunStatus::Partial
+    )
 }
 
 /// Serves the demo's config until Ctrl-C: the admin API, a sync every minute (the config's
