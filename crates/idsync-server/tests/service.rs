@@ -723,3 +723,70 @@ async fn a_stop_in_the_middle_of_a_run_ends_it_interrupted_and_the_next_run_fini
     assert_eq!(w.usernames(TargetKind::JiraDc).len(), 40);
     w.assert_converged(&config).await;
 }
+
+#[tokio::test]
+async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
+    let first = tenant().await;
+    let second = tenant().await;
+    add_user(&first, "ada@contoso.com");
+    add_user(&second, "ada@contoso.com");
+    add_user(&second, "bea@fabrikam.com");
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[
+        App::new(&first, "schedule = \"30m\"\n").named("contoso"),
+        App::new(&second, "schedule = \"0 * * * *\"\n").named("fabrikam"),
+    ]);
+    let start = time::OffsetDateTime::now_utc();
+    let clock = ManualClock::new(start);
+    let service = Service::start_with(
+        &w,
+        &config,
+        ServeOptions {
+            clock: Arc::new(clock.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let mut events = service.running.coordinator.subscribe();
+
+    let (_, idps) = service.get("/api/v1/idps").await;
+    let apps: Vec<&str> = idps["idps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["app"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(apps, ["contoso", "fabrikam"], "{idps}");
+
+    // The interval app has never run: it runs at once. The cron app waits for the hour.
+    let first_run = next_finished(&mut events).await;
+    assert_eq!(first_run.app, "contoso");
+    assert_eq!(first_run.outcome.expect("works").status, RunStatus::Done);
+    let (_, fabrikam) = service.get("/api/v1/apps/fabrikam").await;
+    let next_hour = start
+        .replace_minute(0)
+        .expect("minute")
+        .replace_second(0)
+        .expect("second")
+        .replace_nanosecond(0)
+        .expect("nanosecond")
+        + Duration::from_secs(3600);
+    assert_eq!(fabrikam["next_run"], idsync_server::api::rfc3339(next_hour));
+    clock.advance(Duration::try_from(next_hour - start).expect("positive"));
+    // Within the hour contoso's 30 minutes may come round too: wait for fabrikam's run.
+    let mut second_run = next_finished(&mut events).await;
+    if second_run.app == "contoso" {
+        second_run = next_finished(&mut events).await;
+    }
+    assert_eq!(second_run.app, "fabrikam");
+    let report = second_run.outcome.expect("works");
+    assert_eq!(report.status, RunStatus::Done);
+    // First owner wins: ada's account belongs to contoso; fabrikam adds only bea.
+    assert_eq!(
+        w.usernames(TargetKind::JiraDc),
+        vec!["ada@contoso.com", "bea@fabrikam.com"]
+    );
+    let (_, history) = service
+        .get("/api/v1/runs?trigger=schedule&app=fabrikam")
+        .await;
+    assert_eq!(history["runs"].as_array().map_or(0, Vec::len), 1);
+    service.running.shutdown().await;
+}
