@@ -27,6 +27,7 @@ pub mod live;
 pub mod metrics;
 pub mod runs;
 pub mod scheduler;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use runs::{Accepted, Coordinator, Finished, Request, TriggerError};
@@ -46,6 +47,8 @@ pub struct ServeOptions {
     /// comes from; `None`: `IDSYNC_SECRET_KEY`, `IDSYNC_SECRET_KEY_FILE`, else
     /// `{data_dir}/secret.key`.
     pub secret_key: Option<idsync_store::sealed::KeySource>,
+    /// Serve HTTPS with this certificate and key; `None`: plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +57,7 @@ impl Default for ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: 64 * 1024,
             shutdown_grace: Duration::from_secs(120),
+            tls: None,
             clock: Arc::new(SystemClock),
             secret_key: None,
         }
@@ -113,18 +117,23 @@ pub async fn start(
         next_runs: next_runs.clone(),
     };
     let router = router(state, &options);
+    // Read before listening: a bad certificate stops the start, with the file named.
+    let acceptor = options.tls.as_ref().map(tls::acceptor).transpose()?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
     let mut server_stopping = stopping.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stopping.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = match acceptor {
+        Some(acceptor) => tokio::spawn(tls::serve(listener, acceptor, router, stopping.clone())),
+        None => tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stopping.wait_for(|s| *s).await;
+                })
+                .await
+        }),
+    };
     let scheduler = scheduler::start(
         live.subscribe(),
         store,

@@ -790,3 +790,66 @@ async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
     assert_eq!(history["runs"].as_array().map_or(0, Vec::len), 1);
     service.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_a_certificate_and_key_the_service_speaks_https_only() {
+    let tenant = tenant().await;
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tls = idsync_server::tls::TlsFiles {
+        cert: fixtures.join("tls-cert.pem"),
+        key: fixtures.join("tls-key.pem"),
+    };
+    let service = Service::start_with(
+        &w,
+        &config,
+        ServeOptions {
+            tls: Some(tls.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let port = service.running.addr.port();
+    let pem = std::fs::read(&tls.cert).expect("certificate");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .build()
+        .expect("client");
+    let response = client
+        .get(format!("https://localhost:{port}/api/v1/apps"))
+        .bearer_auth(&service.token)
+        .send()
+        .await
+        .expect("an HTTPS answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    // Plain HTTP to the same port gets no answer.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_err()
+    );
+    service.running.shutdown().await;
+
+    // A key that is not there stops the start, naming the file.
+    let store = w.store(&config).await.clone();
+    let missing = idsync_server::start(
+        Arc::new(config.clone()),
+        None,
+        store,
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            tls: Some(idsync_server::tls::TlsFiles {
+                cert: tls.cert.clone(),
+                key: fixtures.join("no-such-key.pem"),
+            }),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let error = match missing {
+        Ok(_) => panic!("started without its key"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains("no-such-key.pem"), "{error}");
+}

@@ -195,7 +195,7 @@ async fn serve(
     outln!(
         "\n── serving: a sync every minute, a change in the tenant every minute; Ctrl-C stops ──"
     );
-    crate::serve::print_endpoints(running.addr, running.new_admin_token.as_deref());
+    crate::serve::print_endpoints("http", running.addr, running.new_admin_token.as_deref());
     outln!(
         "try:   curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/api/v1/apps",
         running.addr

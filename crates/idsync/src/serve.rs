@@ -27,7 +27,8 @@ pub struct ServeArgs {
     #[arg(long, short)]
     pub config: PathBuf,
     /// Where the admin API, /healthz, /readyz and /metrics listen. Loopback unless you choose
-    /// otherwise: put a TLS-terminating proxy in front before opening it to a network.
+    /// otherwise: give --tls-cert and --tls-key (or put a TLS-terminating proxy in front)
+    /// before opening it to a network.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -35,6 +36,12 @@ pub struct ServeArgs {
     /// How long a stop waits for runs in progress to finish, in seconds.
     #[arg(long, default_value_t = 120)]
     pub shutdown_grace_seconds: u64,
+    /// Serve HTTPS with this certificate (PEM: the server's certificate, then its chain).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -47,12 +54,22 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
         idsync_server::ServeOptions {
             listen: args.listen,
             shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace_seconds),
+            tls: args
+                .tls_cert
+                .clone()
+                .zip(args.tls_key.clone())
+                .map(|(cert, key)| idsync_server::tls::TlsFiles { cert, key }),
             ..idsync_server::ServeOptions::default()
         },
     )
     .await
     .map_err(CliError::Failed)?;
-    print_endpoints(running.addr, running.new_admin_token.as_deref());
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    print_endpoints(scheme, running.addr, running.new_admin_token.as_deref());
     wait_for_stop().await;
     eprintln!("stopping: letting the runs in progress finish");
     if running.shutdown().await {
@@ -67,9 +84,9 @@ pub async fn run(args: ServeArgs) -> Result<(), CliError> {
 
 /// The API's address and, on the first start, the admin token, each on a line of its own so
 /// that a person can copy them and a script can pick them out.
-pub fn print_endpoints(addr: SocketAddr, new_token: Option<&str>) {
-    outln!("api: http://{addr}/api/v1");
-    outln!("metrics: http://{addr}/metrics");
+pub fn print_endpoints(scheme: &str, addr: SocketAddr, new_token: Option<&str>) {
+    outln!("api: {scheme}://{addr}/api/v1");
+    outln!("metrics: {scheme}://{addr}/metrics");
     if let Some(token) = new_token {
         outln!("admin token: {token}");
         outln!("(shown once and not kept; `idsync admin-token rotate` makes a new one)");
