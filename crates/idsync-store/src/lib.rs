@@ -17,6 +17,7 @@ mod history;
 mod lease;
 mod links;
 mod managed;
+mod one_user;
 mod runs;
 mod service;
 mod source;
