@@ -18,7 +18,7 @@ use crate::permissions::Roles;
 use crate::schema::ObjectKind;
 use crate::store::{Life, Tenant};
 
-type Rows<'t> = Box<dyn Iterator<Item = (u64, Map<String, Value>)> + 't>;
+pub(crate) type Rows<'t> = Box<dyn Iterator<Item = (u64, Map<String, Value>)> + 't>;
 
 /// State of a paged collection read, carried in `$skiptoken`: the original query and where the
 /// last page stopped (a key, not an offset, so pages stay correct while the directory changes).
@@ -35,18 +35,18 @@ struct ListToken {
     at: u64,
 }
 
-struct ListSpec<'a> {
+pub(crate) struct ListSpec<'a> {
     /// Scope of the token (a users token cannot page groups).
-    resource: String,
-    path: String,
-    entity_set: String,
-    kinds: &'a [ObjectKind],
+    pub(crate) resource: String,
+    pub(crate) path: String,
+    pub(crate) entity_set: String,
+    pub(crate) kinds: &'a [ObjectKind],
     /// Names `$select` may use besides the properties of `kinds`.
-    extra_select: &'a [&'a str],
+    pub(crate) extra_select: &'a [&'a str],
     /// Type named in "Could not find a property" errors.
-    type_name: &'a str,
+    pub(crate) type_name: &'a str,
     /// Properties `$filter` may name; empty: `$filter` unsupported on this route.
-    filter_props: &'a [&'a str],
+    pub(crate) filter_props: &'a [&'a str],
 }
 
 const USER_FILTERS: &[&str] = &[
@@ -71,7 +71,7 @@ const GROUP_FILTERS: &[&str] = &[
     "onPremisesSyncEnabled",
 ];
 const SP_FILTERS: &[&str] = &["appId", "displayName", "servicePrincipalType"];
-const DIRECTORY_OBJECTS: &[ObjectKind] = &[
+pub(crate) const DIRECTORY_OBJECTS: &[ObjectKind] = &[
     ObjectKind::User,
     ObjectKind::Group,
     ObjectKind::Device,
@@ -81,7 +81,7 @@ const DIRECTORY_OBJECTS: &[ObjectKind] = &[
 
 /// Pages any collection. `source` yields `(cursor key, rendered row)` in key order for keys
 /// after the given one, with the filter and `$select` already applied.
-fn list_page<F>(
+pub(crate) fn list_page<F>(
     sim: &GraphSim,
     headers: &HeaderMap,
     raw: Option<&str>,
@@ -207,7 +207,7 @@ fn pinned(tenant: &Tenant, filter: Option<&Filter>, kind: ObjectKind) -> Option<
     Some(idxs)
 }
 
-fn after_key(after: Option<u64>) -> u32 {
+pub(crate) fn after_key(after: Option<u64>) -> u32 {
     after.map_or(0, |a| u32::try_from(a + 1).unwrap_or(u32::MAX))
 }
 
