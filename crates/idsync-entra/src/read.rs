@@ -426,7 +426,10 @@ async fn users_round(
 /// Applies one users-delta item. Objects come with every selected property (we never ask for
 /// `return=minimal`), so a user is replaced whole; that also drops attributes Graph leaves out
 /// when they are empty (unset directory extensions). Replays are harmless.
-fn apply_user(users: &mut BTreeMap<String, SourceUser>, item: Value) -> Result<(), String> {
+pub(crate) fn apply_user(
+    users: &mut BTreeMap<String, SourceUser>,
+    item: Value,
+) -> Result<(), String> {
     let Value::Object(map) = item else {
         return Err("a users-delta item that is not an object".into());
     };
@@ -834,10 +837,10 @@ fn apply_group(state: &mut GroupsState, item: Value) -> Result<(), String> {
 
 // ----- enterprise application assignments -----
 
-struct Assignments {
-    users: BTreeSet<String>,
-    groups: BTreeSet<String>,
-    service_principals: u64,
+pub(crate) struct Assignments {
+    pub(crate) users: BTreeSet<String>,
+    pub(crate) groups: BTreeSet<String>,
+    pub(crate) service_principals: u64,
 }
 
 /// What working out the scope needs besides users and groups, read alongside them: for an
@@ -865,7 +868,7 @@ async fn read_scope_input(
 
 /// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
 /// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
-async fn read_assignments(
+pub(crate) async fn read_assignments(
     source: &EntraSource,
     app_id: &str,
 ) -> Result<(Assignments, Vec<String>), EntraError> {
