@@ -93,6 +93,7 @@ pub async fn start(
         store: store.clone(),
         coordinator: coordinator.clone(),
         next_runs: next_runs.clone(),
+        logins: api::LoginSyncs::default(),
     };
     let router = router(state, &options);
     let listener = tokio::net::TcpListener::bind(options.listen)

@@ -1,7 +1,7 @@
 //! The admin API under `/api/v1`: JSON in and out, one error envelope ([`crate::error`]),
 //! every route behind the admin token ([`crate::auth`]). Enough for a console to need nothing
 //! else: the configured IdPs, apps and targets, runs (start one, dry-run one, approve or
-//! discard a held one) and the history.
+//! discard a held one), the history, and the sign-in sync of one user.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,10 @@ use crate::runs::Coordinator;
 use crate::scheduler::NextRuns;
 
 mod apps;
+mod login;
 mod runs;
+
+pub use login::LoginSyncs;
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -27,6 +30,8 @@ pub struct ApiState {
     pub store: Store,
     pub coordinator: Coordinator,
     pub next_runs: NextRuns,
+    /// Sign-in syncs: the clients kept per app, and the answers given lately.
+    pub logins: LoginSyncs,
 }
 
 /// The `/api/v1` routes (the caller adds the token check and the body limit).
@@ -42,6 +47,7 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route("/apps/{app}/test", post(apps::test_app))
         .route("/apps/{app}/runs", post(runs::start_run))
+        .route("/apps/{app}/users/{user}/sync", post(login::sync_user))
         .route("/targets", get(apps::list_targets))
         .route(
             "/targets/{target}",
