@@ -21,12 +21,15 @@ use super::ApiState;
 use crate::error::ApiError;
 use crate::metrics as m;
 
+/// Answers given lately, by (app, user as given in lower case): when, and the answer.
+type Answers = HashMap<(String, String), (Instant, Arc<Value>)>;
+
 /// The service's sign-in syncs: one [`UserSyncer`] per app (its Graph token and target
 /// clients kept between sign-ins), and the answers given lately.
 #[derive(Clone, Default)]
 pub struct LoginSyncs {
     syncers: Arc<tokio::sync::Mutex<HashMap<String, Arc<UserSyncer>>>>,
-    answers: Arc<Mutex<HashMap<(String, String), (Instant, Arc<Value>)>>>,
+    answers: Arc<Mutex<Answers>>,
 }
 
 impl LoginSyncs {
