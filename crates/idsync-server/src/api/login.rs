@@ -43,9 +43,7 @@ impl LoginSyncs {
         Ok(syncer)
     }
 
-    fn answers(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Arc<Value>)>> {
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
         // Nothing panics while holding this lock; a poisoned one still holds valid answers.
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
