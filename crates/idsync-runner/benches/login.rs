@@ -252,7 +252,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         let upn = format!("signin.{n}@{}", spec.tenant_domain);
         let id = graph.add_user(NewUser {
             mail: Some(upn.clone()),
-            ..NewUser::new(&upn, &format!("Sign In {n}"))
+            ..NewUser::new(&upn, format!("Sign In {n}"))
         })?;
         for k in 0..3 {
             if let Some(g) = groups.get((n * 7 + k * 131) % groups.len().max(1)) {

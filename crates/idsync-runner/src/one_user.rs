@@ -108,6 +108,18 @@ struct SyncTarget {
     rules: Arc<TargetRules>,
     /// The product and version, and when they were read.
     product: tokio::sync::Mutex<Option<(Instant, ProductInfo)>>,
+    /// The names of the groups in what idsync knows of the target, with the stamp of the
+    /// state they came from: read again only when that state changes, not on every sign-in
+    /// (decoding a 100k-user state for them took most of a sign-in's time).
+    known_groups: tokio::sync::Mutex<Option<(KnownStamp, Arc<BTreeSet<String>>)>>,
+}
+
+/// Which known state of a target: what it was read with, when, and its write epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KnownStamp {
+    fingerprint: String,
+    read_at: i64,
+    epoch: i64,
 }
 
 /// One app's sign-in syncs: its Graph client (and token) and target clients, made once and
@@ -141,15 +153,8 @@ struct UserPlan<'s> {
     /// The user's account(s) as read, and the groups idsync knows the target has.
     actual: ActualState,
     /// What idsync knew of the target, to be brought up to date after the writes.
-    known: Option<KnownBlob>,
+    known: Option<KnownStamp>,
     product: ProductInfo,
-}
-
-/// A target's known state as stored, for updating after a sign-in's writes.
-struct KnownBlob {
-    bytes: Vec<u8>,
-    read_at: i64,
-    fingerprint: String,
 }
 
 impl UserSyncer {
@@ -180,6 +185,7 @@ impl UserSyncer {
                     config: tc.clone(),
                     rules: Arc::new(r),
                     product: tokio::sync::Mutex::new(None),
+                    known_groups: tokio::sync::Mutex::new(None),
                 }),
                 Err(e) => unbuilt.push((tc.clone(), e.to_string())),
             }
@@ -461,7 +467,7 @@ impl UserSyncer {
         }
         let reads =
             futures::future::join_all(names.iter().map(|n| target.read_user(n, &attributes)));
-        let known = self.known_blob(store, st, &attributes);
+        let known = self.known_groups(store, st, &attributes);
         let (reads, known) = futures::join!(reads, known);
         let mut accounts: Vec<(TargetUser, BTreeSet<String>)> = Vec::new();
         for read in reads {
@@ -486,7 +492,7 @@ impl UserSyncer {
             )));
         }
         let (known, known_groups) = match known? {
-            Some((blob, groups)) => (Some(blob), groups),
+            Some((stamp, groups)) => (Some(stamp), (*groups).clone()),
             None => (None, BTreeSet::new()),
         };
         let mut actual = ActualState {
@@ -501,6 +507,17 @@ impl UserSyncer {
             if !reads_email {
                 user.email = store.sent_email(&tc.name, &user.key).await?;
             }
+            // Only a group the account is in can it be taken out of: the managed memberships
+            // of those groups are all the planner needs.
+            let lower: Vec<String> = groups
+                .iter()
+                .map(|g| idsync_model::name::name_key(g))
+                .collect();
+            managed_pairs.extend(
+                store
+                    .managed_memberships_of(app, &tc.name, &user.key, &lower)
+                    .await?,
+            );
             for g in groups {
                 actual
                     .memberships
@@ -509,11 +526,6 @@ impl UserSyncer {
                     .insert(user.key.clone());
                 actual.groups.insert(g);
             }
-            managed_pairs.extend(
-                store
-                    .managed_memberships_of(app, &tc.name, &user.key)
-                    .await?,
-            );
             actual.users.push(user);
         }
         let keys: Vec<&str> = actual.users.iter().map(|u| u.key.as_str()).collect();
@@ -567,44 +579,53 @@ impl UserSyncer {
         }))
     }
 
-    /// What idsync knows of the target, when it may be planned from (as a run would), with
-    /// the names of its groups.
-    async fn known_blob(
+    /// The names of the groups idsync knows the target has, when what it knows may be planned
+    /// from (as a run would decide), with the stamp of that state.
+    async fn known_groups(
         &self,
         store: &Store,
         st: &SyncTarget,
         attributes: &[String],
-    ) -> Result<Option<(KnownBlob, BTreeSet<String>)>, RunError> {
+    ) -> Result<Option<(KnownStamp, Arc<BTreeSet<String>>)>, RunError> {
         let tc = &st.config;
         if tc.full_read_every_minutes == 0 {
             return Ok(None);
         }
+        let Some((fingerprint, read_at, epoch)) = store.known_target_stamp(&tc.name).await? else {
+            return Ok(None);
+        };
+        let max_age =
+            i64::try_from(tc.full_read_every_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+        if fingerprint != self::fingerprint(tc, attributes)
+            || unix_now().saturating_sub(read_at) >= max_age
+        {
+            return Ok(None);
+        }
+        let stamp = KnownStamp {
+            fingerprint,
+            read_at,
+            epoch,
+        };
+        let mut cached = st.known_groups.lock().await;
+        if let Some((at, groups)) = cached.as_ref()
+            && *at == stamp
+        {
+            return Ok(Some((stamp, Arc::clone(groups))));
+        }
         let Some(known) = store.known_target_state(&tc.name).await? else {
             return Ok(None);
         };
-        let fingerprint = fingerprint(tc, attributes);
-        let max_age =
-            i64::try_from(tc.full_read_every_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
-        if known.fingerprint != fingerprint || unix_now().saturating_sub(known.read_at) >= max_age {
+        if known.epoch != stamp.epoch {
+            // Written to since the stamp was read: planned as if the groups were unknown (a
+            // missing one is then created, or found there already).
             return Ok(None);
         }
-        let (bytes, read_at) = (known.state, known.read_at);
-        let (bytes, groups) = blocking(move || {
-            let groups = idsync_engine::packed::unpack_group_names(&bytes);
-            (bytes, groups)
-        })
-        .await;
-        // Unreadable: planned as if the target's groups were unknown (a missing one is then
-        // created, or found there already).
+        let groups =
+            blocking(move || idsync_engine::packed::unpack_group_names(&known.state)).await;
         Ok(groups.ok().map(|groups| {
-            (
-                KnownBlob {
-                    bytes,
-                    read_at,
-                    fingerprint,
-                },
-                groups,
-            )
+            let groups = Arc::new(groups);
+            *cached = Some((stamp.clone(), Arc::clone(&groups)));
+            (stamp, groups)
         }))
     }
 
@@ -639,6 +660,16 @@ impl UserSyncer {
             };
             return Ok((done.report(Vec::new()), None));
         }
+        // What idsync knows of the target, to bring up to date once written to: read before
+        // the writes begin, which drop it.
+        let known = match known {
+            Some(stamp) => store
+                .known_target_state(&tc.name)
+                .await?
+                .filter(|k| k.epoch == stamp.epoch && k.fingerprint == stamp.fingerprint)
+                .map(|k| (stamp, k.state)),
+            None => None,
+        };
         // What idsync knows of the target stops holding the moment this writes.
         let epoch = store.begin_target_writes(&tc.name).await?;
         let journal = RunJournal {
@@ -658,25 +689,30 @@ impl UserSyncer {
         known_state::explain_conflicts(&actual, &mut results);
         let note = match known {
             None => None,
-            Some(known) => {
+            Some((stamp, bytes)) => {
                 let capabilities = st.target.capabilities().clone();
                 let (after, back) = blocking(move || {
-                    let after = known_after(&known.bytes, &actual, &capabilities, &results);
+                    let after = known_after(&bytes, &actual, &capabilities, &results);
                     (after, results)
                 })
                 .await;
                 results = back;
                 match after {
-                    Ok(bytes) => {
-                        store
+                    Ok((bytes, groups)) => {
+                        let saved = store
                             .save_target_state(
                                 &tc.name,
-                                &known.fingerprint,
-                                known.read_at,
+                                &stamp.fingerprint,
+                                stamp.read_at,
                                 epoch,
                                 &bytes,
                             )
                             .await?;
+                        if saved {
+                            // The next sign-in plans with these groups without decoding them.
+                            *st.known_groups.lock().await =
+                                Some((KnownStamp { epoch, ..stamp }, Arc::new(groups)));
+                        }
                         None
                     }
                     Err(why) => Some(format!(
@@ -720,7 +756,7 @@ fn known_after(
     fresh: &ActualState,
     capabilities: &idsync_model::Capabilities,
     results: &[OpResult],
-) -> Result<Vec<u8>, String> {
+) -> Result<(Vec<u8>, BTreeSet<String>), String> {
     let mut state = idsync_engine::packed::unpack_target_state(bytes).map_err(|e| e.to_string())?;
     for user in &fresh.users {
         match state.users.iter_mut().find(|u| u.key == user.key) {
@@ -749,7 +785,8 @@ fn known_after(
     }
     let after =
         known_state::state_after(state, capabilities, results).map_err(|e| e.to_string())?;
-    idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())
+    let bytes = idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())?;
+    Ok((bytes, after.groups))
 }
 
 /// The source as a full run would see it for this user alone: the user, and each of their

@@ -109,35 +109,65 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// The memberships `app` manages on `target` for one account: (lower-case group, key).
+    /// The memberships `app` manages on `target` for one account, among `groups` (lower-case
+    /// names: the groups the account is in, the only ones a plan can take it out of):
+    /// (lower-case group, key). Only those groups' rows are looked at, not the whole target's.
     pub async fn managed_memberships_of(
         &self,
         app: &str,
         target: &str,
         key: &str,
+        groups: &[String],
     ) -> Result<Vec<ManagedMembership>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
         // Each group keeps its members as one string of keys between separators (see the
         // `managed` module): matched with the separators around the key, so that a key is never
         // found inside a longer one.
         let sep = KEY_SEPARATOR.to_string();
-        let rows = sqlx::query(
-            "SELECT group_name FROM managed_groups WHERE app = ? AND target = ?
-               AND instr(? || members || ?, ? || ? || ?) > 0
-             ORDER BY group_name",
+        let mut found = Vec::new();
+        for chunk in groups.chunks(500) {
+            let mut query =
+                sqlx::QueryBuilder::new("SELECT group_name FROM managed_groups WHERE app = ");
+            query
+                .push_bind(app)
+                .push(" AND target = ")
+                .push_bind(target)
+                .push(" AND instr(")
+                .push_bind(sep.clone())
+                .push(" || members || ")
+                .push_bind(sep.clone())
+                .push(", ")
+                .push_bind(format!("{sep}{key}{sep}"))
+                .push(") > 0 AND group_name IN (");
+            let mut list = query.separated(", ");
+            for g in chunk {
+                list.push_bind(g.as_str());
+            }
+            query.push(") ORDER BY group_name");
+            let rows = query.build().fetch_all(&self.pool).await?;
+            found.extend(rows.iter().map(|r| (r.get::<String, _>(0), key.to_owned())));
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// What a target's known state was read with, when, and at which write epoch, without the
+    /// state itself (megabytes at 100k users): whether what was read of it before still holds.
+    pub async fn known_target_stamp(
+        &self,
+        target: &str,
+    ) -> Result<Option<(String, i64, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.fingerprint, s.read_at, s.epoch FROM target_state s
+             JOIN target_epochs e ON e.target = s.target AND e.epoch = s.epoch
+             WHERE s.target = ?",
         )
-        .bind(app)
         .bind(target)
-        .bind(&sep)
-        .bind(&sep)
-        .bind(&sep)
-        .bind(key)
-        .bind(&sep)
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>(0), key.to_owned()))
-            .collect())
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
     /// The e-mail address idsync last sent one account, for targets that do not report them.

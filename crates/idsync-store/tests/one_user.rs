@@ -12,6 +12,10 @@ fn pair(group: &str, key: &str) -> (String, String) {
     (group.to_owned(), key.to_owned())
 }
 
+fn groups(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
 fn link(app: &str, source: &str, key: &str, username: &str) -> Link {
     Link {
         app: app.into(),
@@ -98,18 +102,27 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
     );
     assert_eq!(
         store
-            .managed_memberships_of("main", "jira", "K1")
+            .managed_memberships_of("main", "jira", "K1", &groups(&["devs", "qa", "ops"]))
             .await
             .expect("read"),
         [pair("devs", "K1"), pair("qa", "K1")]
     );
     assert_eq!(
         store
-            .managed_memberships_of("main", "jira", "K10")
+            .managed_memberships_of("main", "jira", "K10", &groups(&["devs", "ops"]))
             .await
             .expect("read"),
         [pair("devs", "K10"), pair("ops", "K10")]
     );
+    // Only the groups asked about.
+    assert_eq!(
+        store
+            .managed_memberships_of("main", "jira", "K10", &groups(&["ops"]))
+            .await
+            .expect("read"),
+        [pair("ops", "K10")]
+    );
+    assert_eq!(store.known_target_stamp("jira").await.expect("read"), None);
 }
 
 #[tokio::test]
