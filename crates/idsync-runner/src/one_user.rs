@@ -750,43 +750,41 @@ impl UserPlan<'_> {
 }
 
 /// What idsync knew of a target, brought up to date with a sign-in sync: the user's accounts
-/// as just read (they may have changed by hand since), then what the sync did to them.
+/// as just read (they may have changed by hand since), with what the sync did to them worked out
+/// as a full run works it out (`known_state::state_after`, on those accounts alone), spliced
+/// into the packed state in place of what it held of them. Returns the packed state and its
+/// groups' names.
 fn known_after(
     bytes: &[u8],
     fresh: &ActualState,
     capabilities: &idsync_model::Capabilities,
     results: &[OpResult],
 ) -> Result<(Vec<u8>, BTreeSet<String>), String> {
-    let mut state = idsync_engine::packed::unpack_target_state(bytes).map_err(|e| e.to_string())?;
-    for user in &fresh.users {
-        match state.users.iter_mut().find(|u| u.key == user.key) {
-            Some(known) => *known = user.clone(),
-            None => state.users.push(user.clone()),
-        }
-        for (group, members) in state.memberships.iter_mut() {
-            let member = fresh
+    let after = known_state::state_after(fresh.clone(), capabilities, results)
+        .map_err(|e| e.to_string())?;
+    let accounts: Vec<(TargetUser, BTreeSet<String>)> = after
+        .users
+        .iter()
+        .map(|u| {
+            let groups = after
                 .memberships
-                .get(group)
-                .is_some_and(|m| m.contains(&user.key));
-            if !member {
-                members.remove(&user.key);
-            }
-        }
-        for (group, members) in &fresh.memberships {
-            if members.contains(&user.key) {
-                state
-                    .memberships
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(user.key.clone());
-                state.groups.insert(group.clone());
-            }
-        }
-    }
-    let after =
-        known_state::state_after(state, capabilities, results).map_err(|e| e.to_string())?;
-    let bytes = idsync_engine::packed::pack_target_state(&after).map_err(|e| e.to_string())?;
-    Ok((bytes, after.groups))
+                .iter()
+                .filter(|(_, members)| members.contains(&u.key))
+                .map(|(g, _)| g.clone())
+                .collect();
+            (u.clone(), groups)
+        })
+        .collect();
+    // Groups created by the sync (those it was only told of are in the state already).
+    let created: BTreeSet<String> = results
+        .iter()
+        .filter(|r| r.status == OpStatus::Done)
+        .filter_map(|r| match &r.planned.op {
+            Operation::CreateGroup { group } => Some(group.clone()),
+            _ => None,
+        })
+        .collect();
+    idsync_engine::packed::splice_accounts(bytes, &accounts, &created).map_err(|e| e.to_string())
 }
 
 /// The source as a full run would see it for this user alone: the user, and each of their
