@@ -96,6 +96,24 @@ pub struct AppConfig {
     /// No schedule: only on demand (API, CLI) and at sign-in.
     #[serde(default)]
     pub schedule: Option<Schedule>,
+    /// Sign-in sync of one user (`POST /api/v1/apps/{app}/users/{user}/sync`, `idsync sync
+    /// --user`): how long it waits for the app's lock when a run holds it, before it gives up
+    /// as busy. Kept short: someone is waiting to sign in.
+    #[serde(default = "default_login_sync_wait")]
+    pub login_sync_wait_seconds: u64,
+    /// How long the service answers a repeated sign-in sync of the same user from memory
+    /// instead of syncing again (a burst of sign-ins, a reverse proxy calling on every page).
+    /// `0` syncs every time.
+    #[serde(default = "default_login_sync_cache")]
+    pub login_sync_cache_seconds: u64,
+}
+
+fn default_login_sync_wait() -> u64 {
+    5
+}
+
+fn default_login_sync_cache() -> u64 {
+    60
 }
 
 pub fn default_authority_url() -> Url {

@@ -66,6 +66,8 @@ fn a_good_file_gets_its_defaults() {
     );
     assert_eq!(app.graph_url.as_str(), "https://graph.microsoft.com/");
     assert!(app.nested_groups);
+    assert_eq!(app.login_sync_wait_seconds, 5);
+    assert_eq!(app.login_sync_cache_seconds, 60);
     assert_eq!(
         app.scope,
         Scope::Groups {
@@ -323,6 +325,24 @@ fn guard_values_must_be_sane() {
     assert_eq!(field, "apps[0].guard.max_deprovision_percent");
     assert_eq!(line, Some(17));
     assert!(message.contains("0 to 100"), "{message}");
+}
+
+#[test]
+fn a_sign_in_waits_a_minute_at_most() {
+    let text = edit(
+        "[apps.scope]",
+        "login_sync_wait_seconds = 600\n\n[apps.scope]",
+    );
+    let (field, _, message) = problem(&text);
+    assert_eq!(field, "apps[0].login_sync_wait_seconds");
+    assert!(message.contains("at most 60"), "{message}");
+    let ok = edit(
+        "[apps.scope]",
+        "login_sync_wait_seconds = 0\nlogin_sync_cache_seconds = 0\n\n[apps.scope]",
+    );
+    let config = parse(&ok).expect("allowed");
+    assert_eq!(config.apps[0].login_sync_wait_seconds, 0);
+    assert_eq!(config.apps[0].login_sync_cache_seconds, 0);
 }
 
 #[test]

@@ -31,6 +31,12 @@ pub enum CallKind {
     UsersDelta,
     GroupsDelta,
     AppAssignments,
+    /// One user, for a sign-in sync.
+    User,
+    /// One user's direct groups.
+    MemberOf,
+    /// One user's groups, nested ones included.
+    TransitiveMemberOf,
 }
 
 impl CallKind {
@@ -39,6 +45,9 @@ impl CallKind {
             CallKind::UsersDelta => "users/delta",
             CallKind::GroupsDelta => "groups/delta",
             CallKind::AppAssignments => "servicePrincipals/appRoleAssignedTo",
+            CallKind::User => "users/{id}",
+            CallKind::MemberOf => "users/{id}/memberOf",
+            CallKind::TransitiveMemberOf => "users/{id}/transitiveMemberOf",
         }
     }
 
@@ -47,15 +56,20 @@ impl CallKind {
             CallKind::UsersDelta => "reading users",
             CallKind::GroupsDelta => "reading groups and their members",
             CallKind::AppAssignments => "reading the enterprise application's assignments",
+            CallKind::User => "reading the user",
+            CallKind::MemberOf => "reading the user's groups",
+            CallKind::TransitiveMemberOf => "reading the user's groups, nested ones included",
         }
     }
 
     /// The least-privileged application permission for the call, from the Permissions table of
     /// user-delta, group-delta and serviceprincipal-list-approleassignedto
-    /// (https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and siblings).
+    /// (https://learn.microsoft.com/graph/api/group-delta?view=graph-rest-1.0 and siblings;
+    /// user-get, user-list-memberof, user-list-transitivememberof for one user's reads).
     fn permission(self) -> &'static str {
         match self {
-            CallKind::UsersDelta => "User.Read.All",
+            CallKind::UsersDelta | CallKind::User | CallKind::TransitiveMemberOf => "User.Read.All",
+            CallKind::MemberOf => "GroupMember.Read.All",
             CallKind::GroupsDelta => "GroupMember.Read.All",
             CallKind::AppAssignments => "Application.Read.All",
         }
@@ -64,7 +78,11 @@ impl CallKind {
     /// Broader permissions the same tables accept instead.
     fn alternatives(self) -> &'static str {
         match self {
-            CallKind::UsersDelta => "User.ReadWrite.All or Directory.Read.All",
+            CallKind::UsersDelta | CallKind::User => "User.ReadWrite.All or Directory.Read.All",
+            CallKind::MemberOf => "Group.Read.All or Directory.Read.All",
+            CallKind::TransitiveMemberOf => {
+                "GroupMember.Read.All, Group.Read.All or Directory.Read.All"
+            }
             CallKind::GroupsDelta => "Group.Read.All or Directory.Read.All",
             CallKind::AppAssignments => "Application.ReadWrite.All or Directory.Read.All",
         }

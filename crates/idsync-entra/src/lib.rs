@@ -46,6 +46,7 @@ pub mod graph;
 pub mod packed;
 mod read;
 pub mod token;
+mod user;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -60,6 +61,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{EntraError, ScopeProblem};
 pub use idsync_http::RetryPolicy as Retry;
 pub use read::PAGE_TOKEN_RESTARTS;
+pub use user::{InScope, OneUser};
 
 use graph::GraphClient;
 use token::TokenProvider;

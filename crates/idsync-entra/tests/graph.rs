@@ -1349,3 +1349,114 @@ async fn a_stored_delta_link_to_another_origin_is_refused_before_the_token_is_se
     assert_refused(&error, &sim, port);
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+// ----- one user, for a sign-in sync -----
+
+#[tokio::test]
+async fn one_user_by_id_or_upn_with_groups_and_scope_in_a_few_requests() {
+    let sim = start(&TenantSpec::default()).await;
+    let nest = nest(&sim);
+    // nc is in Nest C, nested in Nest B, nested in Nest A (and the cycle back).
+    let nc = nest.users[2].clone();
+    let scoped = "[apps.scope]\nkind = \"groups\"\ngroups = [\"Nest A\"]";
+    let source = source(&app(&sim, scoped));
+    let one = source
+        .read_one_user(&nc)
+        .await
+        .expect("read")
+        .expect("known");
+    assert_eq!(one.user.id, nc);
+    assert_eq!(one.user.attr("mail"), Some("nc@contoso.com"));
+    assert!(one.user.enabled);
+    let names: BTreeSet<&str> = one.groups.values().map(String::as_str).collect();
+    assert_eq!(names, BTreeSet::from(["Nest A", "Nest B", "Nest C"]));
+    assert!(one.scope.in_scope, "{:?}", one.scope);
+    assert!(one.scope.why.contains("Nest A"), "{}", one.scope.why);
+    // The token, the user and the groups through nesting: no delta round.
+    assert_eq!(
+        one.requests,
+        BTreeMap::from([
+            ("token".to_owned(), 1),
+            ("users/{id}".to_owned(), 1),
+            ("users/{id}/transitiveMemberOf".to_owned(), 1),
+        ])
+    );
+
+    // By UPN, without nesting: direct groups only, so Nest A does not take nc.
+    let flat = self::source(&app(&sim, &format!("nested_groups = false\n{scoped}")));
+    let one = flat
+        .read_one_user("nc@contoso.com")
+        .await
+        .expect("read")
+        .expect("known");
+    assert_eq!(one.user.id, nc);
+    assert_eq!(one.groups.values().collect::<Vec<_>>(), ["Nest C"]);
+    assert!(!one.scope.in_scope);
+    assert!(one.requests.contains_key("users/{id}/memberOf"));
+
+    // Unknown: nothing, not an error.
+    assert!(
+        source
+            .read_one_user("nobody@contoso.com")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn one_user_in_an_enterprise_app_scope_as_entra_assigns() {
+    let sim = start(&TenantSpec::default()).await;
+    let nest = nest(&sim);
+    let app_id = "5a5a5a5a-1111-2222-3333-444444444445";
+    sim.add_service_principal("Atlassian", Some(app_id))
+        .expect("enterprise app");
+    let direct = sim.add_user(new_user("direct@contoso.com")).expect("user");
+    sim.assign_app(app_id, &direct).expect("assign user");
+    sim.assign_app(app_id, &nest.a).expect("assign group");
+    let scoped = format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{app_id}\"");
+    let source = source(&app(&sim, &scoped));
+    let verdict = |id: &str| {
+        let source = &source;
+        let id = id.to_owned();
+        async move {
+            source
+                .read_one_user(&id)
+                .await
+                .expect("read")
+                .expect("known")
+                .scope
+        }
+    };
+    assert!(verdict(&direct).await.in_scope);
+    // A direct member of the assigned group; not one of a group nested in it.
+    let member = verdict(&nest.users[0]).await;
+    assert!(member.in_scope, "{member:?}");
+    assert!(member.why.contains("Nest A"), "{}", member.why);
+    let nested = verdict(&nest.users[1]).await;
+    assert!(!nested.in_scope, "{nested:?}");
+    // The app expands nested groups for its mappings, but the scope stays Entra's: direct
+    // groups are read for it besides.
+    let one = source
+        .read_one_user(&nest.users[1])
+        .await
+        .expect("read")
+        .expect("known");
+    assert!(one.requests.contains_key("users/{id}/memberOf"));
+    assert!(one.requests.contains_key("users/{id}/transitiveMemberOf"));
+    assert!(
+        one.requests
+            .contains_key("servicePrincipals/appRoleAssignedTo")
+    );
+
+    let further = self::source(&app(
+        &sim,
+        &format!("{scoped}\nexpand_nested_groups = true"),
+    ));
+    let one = further
+        .read_one_user(&nest.users[1])
+        .await
+        .expect("read")
+        .expect("known");
+    assert!(one.scope.in_scope, "{:?}", one.scope);
+}

@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 mod apply;
 mod known;
+mod one_user;
 mod plan;
 mod report;
 mod source;
@@ -37,6 +38,9 @@ mod source;
 use apply::*;
 pub use idsync_model::run::{ReadMode, RunStatus, Trigger};
 use known::*;
+pub use one_user::{
+    ResolvedBy, UserOutcome, UserSyncOptions, UserSyncReport, UserSyncer, sync_user,
+};
 use plan::*;
 pub use report::{ConfigProblem, KindTotals, RunReport, StateSource, TargetReport};
 use report::{finish, record_totals};
@@ -94,6 +98,25 @@ pub enum RunError {
     /// Another run of the app is in progress.
     #[error(transparent)]
     Busy(idsync_store::StoreError),
+    /// The app's source cannot be set up (its settings cannot work).
+    #[error("app {app:?}: {source}")]
+    Source {
+        app: String,
+        source: Box<idsync_entra::EntraError>,
+    },
+    /// A sign-in sync was asked for a user that cannot be found.
+    #[error("app {app:?} has no user {user:?}: {why}")]
+    UnknownUser {
+        app: String,
+        user: String,
+        why: String,
+    },
+    /// Reading the user of a sign-in sync from the source failed.
+    #[error("reading user {user:?} from Microsoft Graph failed: {source}")]
+    UserSource {
+        user: String,
+        source: Box<idsync_entra::EntraError>,
+    },
 }
 
 /// The targets an app feeds (all of them when its `targets` list is empty).

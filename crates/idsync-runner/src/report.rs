@@ -25,6 +25,9 @@ pub enum StateSource {
     Known { read_minutes_ago: u64 },
     /// Not read (the target could not be built or read).
     None,
+    /// A sign-in sync: the user's account(s) alone, read for this run, with the groups idsync
+    /// knows the target has.
+    OneUser,
 }
 
 /// One target's part of a run.

@@ -115,6 +115,7 @@ pub async fn start(
         store: store.clone(),
         coordinator: coordinator.clone(),
         next_runs: next_runs.clone(),
+        logins: api::LoginSyncs::default(),
     };
     let router = router(state, &options);
     // Read before listening: a bad certificate stops the start, with the file named.

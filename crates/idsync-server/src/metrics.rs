@@ -109,6 +109,12 @@ pub fn record_run(report: &RunReport, took: Duration) {
     }
 }
 
+/// A sign-in sync of one user, however it ended (answers from the cache are not counted).
+pub fn record_login_sync(app: &str, took: Duration) {
+    histogram!("idsync_login_sync_duration_seconds", "app" => app.to_owned())
+        .record(took.as_secs_f64());
+}
+
 /// A run idsync itself could not do (store or rules trouble).
 pub fn record_run_error(app: &str, trigger: Trigger, took: Duration) {
     counter!("idsync_runs_total", "app" => app.to_owned(), "trigger" => trigger.as_str(), "status" => "error")

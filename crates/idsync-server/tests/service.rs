@@ -111,7 +111,7 @@ async fn every_api_route_needs_the_admin_token() {
     let config = w.write_config(&[App::new(&tenant, "")]);
     let service = Service::start(&w, &config).await;
 
-    let routes: [(reqwest::Method, &str); 20] = [
+    let routes: [(reqwest::Method, &str); 21] = [
         (reqwest::Method::GET, "/api/v1/openapi.json"),
         (reqwest::Method::GET, "/api/v1/idps"),
         (reqwest::Method::GET, "/api/v1/apps"),
@@ -121,6 +121,10 @@ async fn every_api_route_needs_the_admin_token() {
         (reqwest::Method::DELETE, "/api/v1/apps/main"),
         (reqwest::Method::POST, "/api/v1/apps/main/test"),
         (reqwest::Method::POST, "/api/v1/apps/main/runs"),
+        (
+            reqwest::Method::POST,
+            "/api/v1/apps/main/users/alice@contoso.com/sync",
+        ),
         (reqwest::Method::GET, "/api/v1/targets"),
         (reqwest::Method::POST, "/api/v1/targets"),
         (reqwest::Method::GET, "/api/v1/targets/jira"),
@@ -852,4 +856,100 @@ async fn with_a_certificate_and_key_the_service_speaks_https_only() {
         Err(e) => format!("{e:#}"),
     };
     assert!(error.contains("no-such-key.pem"), "{error}");
+}
+
+#[tokio::test]
+async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind_a_run() {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    // No waiting for the lock, so that the busy answer comes at once.
+    let mut config = w
+        .write_config(&[App::new(&tenant, "login_sync_wait_seconds = 0\n")])
+        .clone();
+    // A name of its own: the metrics recorder is shared by every service this binary starts.
+    config.apps[0].name = "signin".into();
+    let store = w.store(&config).await.clone();
+    let service = Service::start(&w, &config).await;
+
+    let path = "/api/v1/apps/signin/users/alice@contoso.com/sync";
+    let (status, body) = service.post(path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cached"], false);
+    assert_eq!(body["outcome"], "synced");
+    assert_eq!(body["resolved_by"], "user_principal_name");
+    assert_eq!(body["run"]["trigger"], "login");
+    assert_eq!(body["run"]["status"], "done");
+    let ops = &body["run"]["targets"][0]["operations"];
+    assert_eq!(ops[0]["op"], "create_user", "{body}");
+    assert_eq!(ops[0]["user"], "alice@contoso.com");
+    assert_eq!(ops[0]["status"], "done");
+    assert!(
+        ops[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
+    assert!(w.user(TargetKind::JiraDc, "alice@contoso.com").is_some());
+    // Nobody else was created.
+    assert!(w.user(TargetKind::JiraDc, "bob@contoso.com").is_none());
+    let run_id = body["run"]["run_id"].clone();
+
+    // Again within login_sync_cache_seconds, in other case: from memory, no second run.
+    let (status, again) = service
+        .post(
+            "/api/v1/apps/signin/users/ALICE@contoso.com/sync",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["run"]["run_id"], run_id);
+    let (_, runs) = service.get("/api/v1/runs?trigger=login").await;
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+
+    // Unknown users and apps.
+    let (status, body) = service
+        .post(
+            "/api/v1/apps/signin/users/nobody@contoso.com/sync",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "unknown_user", "{body}");
+    let (status, _) = service
+        .post("/api/v1/apps/nope/users/alice@contoso.com/sync", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A run holds the app: busy, with the run named, and nothing done.
+    let lease = store.lock_app("signin", false).await.expect("lock");
+    let (status, body) = service
+        .post("/api/v1/apps/signin/users/bob@contoso.com/sync", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "busy");
+    assert!(w.user(TargetKind::JiraDc, "bob@contoso.com").is_none());
+    drop(lease);
+    let (status, body) = service
+        .post("/api/v1/apps/signin/users/bob@contoso.com/sync", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cached"], false);
+
+    let text = service
+        .http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "idsync_login_sync_duration_seconds_bucket{app=\"signin\"",
+        "idsync_login_sync_duration_seconds_count{app=\"signin\"} 4",
+        "idsync_runs_total{app=\"signin\",trigger=\"login\",status=\"done\"} 2",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+    service.running.shutdown().await;
 }

@@ -20,6 +20,7 @@ mod history;
 mod lease;
 mod links;
 mod managed;
+mod one_user;
 mod runs;
 pub mod sealed;
 mod service;

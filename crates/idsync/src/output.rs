@@ -91,6 +91,12 @@ pub fn print_run(report: &RunReport) {
                 "target {}: planned from what idsync knows (read in full {read_minutes_ago} min ago, kept up to date since)",
                 target.target
             ),
+            idsync_runner::StateSource::OneUser => {
+                outln!(
+                    "target {}: the user's account read for this sign-in",
+                    target.target
+                );
+            }
             idsync_runner::StateSource::None => {}
         }
         if !target.adoptions.is_empty() {
@@ -144,6 +150,55 @@ pub fn print_run(report: &RunReport) {
     }
     if let Some(e) = &report.error {
         outln!("error: {e}");
+    }
+}
+
+/// A sign-in sync of one user (`idsync sync --user`): who, the verdict, then the run with
+/// every operation and its reason.
+pub fn print_user_sync(report: &idsync_runner::UserSyncReport) {
+    let how = match report.resolved_by {
+        idsync_runner::ResolvedBy::ObjectId => "object id",
+        idsync_runner::ResolvedBy::UserPrincipalName => "user principal name",
+        idsync_runner::ResolvedBy::Username => "username, through idsync's links",
+    };
+    outln!(
+        "app {} — user {} ({}, found by {how})",
+        report.app,
+        report
+            .user_principal_name
+            .as_deref()
+            .unwrap_or(&report.user),
+        report.source_id
+    );
+    match report.outcome {
+        idsync_runner::UserOutcome::Synced => outln!("in scope: {}", report.scope.why),
+        idsync_runner::UserOutcome::OutOfScope => outln!(
+            "not in scope ({}): nothing done; taking access away is left to full runs",
+            report.scope.why
+        ),
+        idsync_runner::UserOutcome::DisabledAtSource => {
+            outln!("disabled at the source: nothing done; taking access away is left to full runs")
+        }
+    }
+    if let Some(run) = &report.run {
+        print_run(run);
+        if !run.dry_run {
+            for target in &run.targets {
+                for o in &target.operations {
+                    outln!(
+                        "  {} {} {} — {} ({})",
+                        target.target,
+                        o.planned.op.kind(),
+                        o.planned.op.user().or(o.planned.op.group()).unwrap_or(""),
+                        o.planned.reason,
+                        serde_json::to_value(o.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,11 @@ pub struct SyncArgs {
     /// code 4.
     #[arg(long)]
     pub wait: bool,
+    /// Sync this one user only, as a sign-in does (needs --app): an Entra object id, a user
+    /// principal name or a target username. Out of scope or disabled at the source: nothing
+    /// is done. Without --wait, a run in progress is waited for `login_sync_wait_seconds`.
+    #[arg(long, requires = "app", conflicts_with = "full_read")]
+    pub user: Option<String>,
 }
 
 struct Bar(ProgressBar);
@@ -56,6 +61,9 @@ pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
     let apps = select_apps(&config, args.app.as_deref())?;
     let store = open_store(&config).await?;
+    if let (Some(user), [app]) = (&args.user, apps.as_slice()) {
+        return sync_one_user(&args, &config, app, user, &store).await;
+    }
     let mut reports: Vec<RunReport> = Vec::new();
     for app in &apps {
         let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
@@ -191,4 +199,40 @@ fn failed_line(r: &RunReport) -> String {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     )
+}
+
+/// `idsync sync --app A --user X`: the sign-in sync of one user.
+async fn sync_one_user(
+    args: &SyncArgs,
+    config: &idsync_config::Config,
+    app: &str,
+    user: &str,
+    store: &idsync_store::Store,
+) -> Result<(), CliError> {
+    let app_config = config
+        .app(app)
+        .ok_or_else(|| CliError::Usage(format!("there is no app named {app:?} in the config")))?;
+    let mut options = idsync_runner::UserSyncOptions::for_app(app_config);
+    options.dry_run = args.dry_run;
+    if args.wait {
+        // As long as a run may take: a day.
+        options.wait = std::time::Duration::from_secs(24 * 60 * 60);
+    }
+    let report = idsync_runner::sync_user(config, app, user, store, options)
+        .await
+        .map_err(|e| match e {
+            idsync_runner::RunError::Busy(busy) => CliError::Busy(busy.to_string()),
+            e => CliError::Failed(anyhow::Error::new(e)),
+        })?;
+    if args.json {
+        let doc =
+            serde_json::to_value(&report).map_err(|e| CliError::Failed(anyhow::Error::new(e)))?;
+        outln!("{doc:#}");
+    } else {
+        output::print_user_sync(&report);
+    }
+    match &report.run {
+        Some(run) => exit_for(&args.config, std::slice::from_ref(run)),
+        None => Ok(()),
+    }
 }

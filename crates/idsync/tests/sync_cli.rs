@@ -604,3 +604,72 @@ async fn a_scope_group_name_two_groups_share_exits_2_at_its_line() {
     assert!(stderr.contains("object id"), "says what to write: {stderr}");
     assert!(atl.users(Product::Jira).is_empty(), "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_is_synced_with_user_and_printed_or_json() {
+    let (graph, atl, ids) = world().await;
+    let dir = folder("one-user");
+    let config = write_config(&dir, &graph, &atl, 100.0);
+    let path = config.to_str().expect("utf-8 path");
+
+    // --user needs --app.
+    run(&["sync", "--config", path, "--user", "ada@contoso.com"], 2).await;
+
+    let (doc, _) = run(
+        &[
+            "sync",
+            "--config",
+            path,
+            "--app",
+            "corp",
+            "--user",
+            "ada@contoso.com",
+            "--json",
+        ],
+        0,
+    )
+    .await;
+    assert_eq!(doc["outcome"], "synced");
+    assert_eq!(doc["resolved_by"], "user_principal_name");
+    assert_eq!(doc["source_id"], ids[0].as_str());
+    assert_eq!(doc["run"]["trigger"], "login");
+    let ops = operations(&doc["run"]);
+    for target in ["jira", "bitbucket"] {
+        for (op, subject) in [
+            ("create_user", "ada@contoso.com"),
+            ("add_membership", "ada@contoso.com in developers"),
+        ] {
+            assert!(
+                ops.iter()
+                    .any(|(o, t, s, _)| o == op && t == target && s == subject),
+                "{op} {subject} on {target}: {ops:?}"
+            );
+        }
+        // Bob, in scope too, is left to full runs.
+        assert!(!ops.iter().any(|(_, _, s, _)| s.contains("bob")), "{ops:?}");
+    }
+    assert!(atl.user(Product::Jira, "ada@contoso.com").is_some());
+    assert!(atl.user(Product::Jira, "bob@contoso.com").is_none());
+
+    // Disabled at the source: nothing, said in words.
+    let out = idsync(&["sync", "--config", path, "--app", "corp", "--user", &ids[2]]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("disabled at the source: nothing done"),
+        "{printed}"
+    );
+
+    // Unknown: exit 1, naming the user.
+    let out = idsync(&[
+        "sync", "--config", path, "--app", "corp", "--user", "nobody",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("\"nobody\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,7 +18,7 @@ use crate::permissions::Roles;
 use crate::schema::ObjectKind;
 use crate::store::{Life, Tenant};
 
-type Rows<'t> = Box<dyn Iterator<Item = (u64, Map<String, Value>)> + 't>;
+pub(crate) type Rows<'t> = Box<dyn Iterator<Item = (u64, Map<String, Value>)> + 't>;
 
 /// State of a paged collection read, carried in `$skiptoken`: the original query and where the
 /// last page stopped (a key, not an offset, so pages stay correct while the directory changes).
@@ -71,7 +71,7 @@ const GROUP_FILTERS: &[&str] = &[
     "onPremisesSyncEnabled",
 ];
 const SP_FILTERS: &[&str] = &["appId", "displayName", "servicePrincipalType"];
-const DIRECTORY_OBJECTS: &[ObjectKind] = &[
+pub(crate) const DIRECTORY_OBJECTS: &[ObjectKind] = &[
     ObjectKind::User,
     ObjectKind::Group,
     ObjectKind::Device,
@@ -207,7 +207,7 @@ fn pinned(tenant: &Tenant, filter: Option<&Filter>, kind: ObjectKind) -> Option<
     Some(idxs)
 }
 
-fn after_key(after: Option<u64>) -> u32 {
+pub(crate) fn after_key(after: Option<u64>) -> u32 {
     after.map_or(0, |a| u32::try_from(a + 1).unwrap_or(u32::MAX))
 }
 

@@ -120,6 +120,7 @@ mod permissions;
 mod schema;
 mod store;
 mod token;
+mod transitive_member_of;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -292,6 +293,10 @@ impl GraphSim {
             )
             .route("/v1.0/users/{id}", get(graph::get_user))
             .route("/v1.0/users/{id}/memberOf", get(graph::list_member_of))
+            .route(
+                "/v1.0/users/{id}/transitiveMemberOf",
+                get(transitive_member_of::list_transitive_member_of),
+            )
             .route("/v1.0/groups", get(graph::list_groups))
             .route("/v1.0/groups/delta", get(delta::groups_delta))
             .route("/v1.0/groups/delta()", get(delta::groups_delta))

@@ -107,12 +107,25 @@ const MEMBER_OF: &[&str] = &[
     "Directory.ReadWrite.All",
 ];
 
+/// users/{id}/transitiveMemberOf: user-list-transitivememberof (Permissions, "another user's
+/// memberships", Application), <https://learn.microsoft.com/graph/api/user-list-transitivememberof?view=graph-rest-1.0>.
+const TRANSITIVE_MEMBER_OF: &[&str] = &[
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+
 /// The permissions one of which a request needs, by its matched route (`None`: none, e.g.
 /// `$batch`, whose inner requests are checked one by one, or a path Graph answers 400 anyway).
 pub(crate) fn required(route: &str, path: &str) -> Option<&'static [&'static str]> {
     let route = route.strip_prefix("/v1.0").unwrap_or(route);
     if route.starts_with("/users/{id}/memberOf") {
         return Some(MEMBER_OF);
+    }
+    if route.starts_with("/users/{id}/transitiveMemberOf") {
+        return Some(TRANSITIVE_MEMBER_OF);
     }
     if route.starts_with("/users") {
         return Some(USERS);

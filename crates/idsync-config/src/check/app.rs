@@ -10,6 +10,9 @@ use crate::locate::Seg;
 use crate::schema::{AppConfig, Scope};
 use crate::validate::{attribute_hint, is_attribute_name, is_dns_name, is_guid, unknown_target};
 
+/// The longest a sign-in sync may wait for its app's lock (`login_sync_wait_seconds`).
+pub const MAX_LOGIN_SYNC_WAIT_SECONDS: u64 = 60;
+
 impl Checker<'_> {
     pub(super) fn check_app(&mut self, i: usize, app: &AppConfig, targets: &BTreeSet<&str>) {
         let at = |rest: &[&str]| app_field(i, rest);
@@ -76,6 +79,18 @@ impl Checker<'_> {
             }
         }
         self.check_scope(i, app);
+        // Someone is waiting to sign in while a sign-in sync waits for the app's lock: a wait
+        // of minutes would hang their sign-in behind a whole run instead of failing fast.
+        if app.login_sync_wait_seconds > MAX_LOGIN_SYNC_WAIT_SECONDS {
+            self.report(
+                &at(&["login_sync_wait_seconds"]),
+                format!(
+                    "{} is too long to keep a sign-in waiting; give at most {MAX_LOGIN_SYNC_WAIT_SECONDS} \
+                     (0 gives up at once when a run holds the app)",
+                    app.login_sync_wait_seconds
+                ),
+            );
+        }
         for (j, name) in app.read_attributes.iter().enumerate() {
             if !is_attribute_name(name) {
                 let mut p = at(&["read_attributes"]);

@@ -23,6 +23,10 @@ pub use restart::PAGE_TOKEN_RESTARTS;
 use groups::{GroupsPart, GroupsState, read_groups};
 use scope::{InScope, ScopeInput, compute_scope, read_scope_input, users_in_scope};
 use users::{UsersPart, read_users};
+// The sign-in read of one user (`crate::user`) applies users and reads assignments as a full
+// read does.
+pub(crate) use scope::{Assignments, read_assignments};
+pub(crate) use users::apply_user;
 
 pub(crate) async fn read(
     source: &EntraSource,

@@ -13,10 +13,10 @@ use super::restart::restarting;
 use crate::graph::CallKind;
 use crate::{EntraError, EntraSource, ScopeProblem};
 
-pub(super) struct Assignments {
-    pub(super) users: BTreeSet<String>,
-    pub(super) groups: BTreeSet<String>,
-    pub(super) service_principals: u64,
+pub(crate) struct Assignments {
+    pub(crate) users: BTreeSet<String>,
+    pub(crate) groups: BTreeSet<String>,
+    pub(crate) service_principals: u64,
 }
 
 /// What working out the scope needs besides users and groups, read alongside them: for an
@@ -44,7 +44,7 @@ pub(super) async fn read_scope_input(
 
 /// `GET /servicePrincipals(appId='{appId}')/appRoleAssignedTo` —
 /// https://learn.microsoft.com/graph/api/serviceprincipal-list-approleassignedto?view=graph-rest-1.0
-async fn read_assignments(
+pub(crate) async fn read_assignments(
     source: &EntraSource,
     app_id: &str,
 ) -> Result<(Assignments, Vec<String>), EntraError> {

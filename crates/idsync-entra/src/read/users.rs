@@ -172,7 +172,10 @@ async fn users_round(
 /// Applies one users-delta item. Objects come with every selected property (we never ask for
 /// `return=minimal`), so a user is replaced whole; that also drops attributes Graph leaves out
 /// when they are empty (unset directory extensions). Replays are harmless.
-fn apply_user(users: &mut BTreeMap<String, SourceUser>, item: Value) -> Result<(), String> {
+pub(crate) fn apply_user(
+    users: &mut BTreeMap<String, SourceUser>,
+    item: Value,
+) -> Result<(), String> {
     let Value::Object(map) = item else {
         return Err("a users-delta item that is not an object".into());
     };

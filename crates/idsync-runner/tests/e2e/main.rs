@@ -12,6 +12,7 @@ mod groups;
 mod integrity;
 mod known_state;
 mod lifecycle;
+mod login;
 mod mapping;
 mod products;
 mod remembered;

@@ -1,8 +1,8 @@
 //! The admin API under `/api/v1`: JSON in and out, one error envelope ([`crate::error`]),
 //! every route behind the admin token ([`crate::auth`]). Enough for a console to need nothing
 //! else: the configured IdPs, apps and targets (and creating, changing and deleting those the
-//! file does not provision), runs (start one, dry-run one, approve or
-//! discard a held one) and the history.
+//! file does not provision), runs (start one, dry-run one, approve or discard a held one), the
+//! history, and the sign-in sync of one user.
 
 use std::path::PathBuf;
 
@@ -16,8 +16,11 @@ use crate::runs::Coordinator;
 use crate::scheduler::NextRuns;
 
 mod apps;
+mod login;
 pub mod openapi;
 mod runs;
+
+pub use login::LoginSyncs;
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub store: Store,
     pub coordinator: Coordinator,
     pub next_runs: NextRuns,
+    /// Sign-in syncs: the clients kept per app, and the answers given lately.
+    pub logins: LoginSyncs,
 }
 
 /// The `/api/v1` routes (the caller adds the token check and the body limit).
@@ -45,6 +50,7 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route("/apps/{app}/test", post(apps::test_app))
         .route("/apps/{app}/runs", post(runs::start_run))
+        .route("/apps/{app}/users/{user}/sync", post(login::sync_user))
         .route(
             "/targets",
             get(apps::list_targets).post(apps::create_target),

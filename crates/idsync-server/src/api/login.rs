@@ -1,0 +1,151 @@
+//! Sign-in sync: `POST /apps/{app}/users/{user}/sync`, called by an SSO plugin or a reverse
+//! proxy as a user signs in, so that their accounts and groups are there before the first page.
+//! `user` is an Entra object id, a UPN or a target username. The answer says what changed on
+//! each target (operations with reasons and results), as the run recorded with trigger `login`.
+//!
+//! A repeat for the same app and user within the app's `login_sync_cache_seconds` is answered
+//! from memory (`"cached": true`): a proxy may call on every request, and a burst of sign-ins
+//! must not become a burst of syncs.
+
+use idsync_config::Config;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use idsync_runner::{RunError, UserSyncOptions, UserSyncer};
+use serde_json::Value;
+
+use super::ApiState;
+use crate::error::ApiError;
+use crate::metrics as m;
+
+/// Answers given lately, by (app, user as given in lower case): when, and the answer.
+type Answers = HashMap<(String, String), (Instant, Arc<Value>)>;
+
+/// The service's sign-in syncs: one [`UserSyncer`] per app (its Graph token and target
+/// clients kept between sign-ins), and the answers given lately.
+#[derive(Clone, Default)]
+pub struct LoginSyncs {
+    /// Per app: the syncer, with the config it was made from (a config changed through the API
+    /// makes a new one).
+    syncers: Arc<tokio::sync::Mutex<HashMap<String, (Arc<Config>, Arc<UserSyncer>)>>>,
+    answers: Arc<Mutex<Answers>>,
+}
+
+impl LoginSyncs {
+    async fn syncer(&self, state: &ApiState, app: &str) -> Result<Arc<UserSyncer>, RunError> {
+        let config = state.config.current();
+        let mut syncers = self.syncers.lock().await;
+        if let Some((made_from, s)) = syncers.get(app)
+            && Arc::ptr_eq(made_from, &config)
+        {
+            return Ok(Arc::clone(s));
+        }
+        let syncer = Arc::new(UserSyncer::new(&config, app)?);
+        syncers.insert(app.to_owned(), (config, Arc::clone(&syncer)));
+        Ok(syncer)
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, Answers> {
+        // Nothing panics while holding this lock; a poisoned one still holds valid answers.
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer given for this app and user within `ttl`, if any.
+    fn cached(&self, key: &(String, String), ttl: Duration) -> Option<Arc<Value>> {
+        let answers = self.answers();
+        answers
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, v)| Arc::clone(v))
+    }
+
+    fn keep(&self, key: (String, String), answer: Arc<Value>, ttl: Duration) {
+        let mut answers = self.answers();
+        // Expired answers go as new ones come: the map holds the last `ttl`'s sign-ins only.
+        answers.retain(|_, (at, _)| at.elapsed() < ttl);
+        answers.insert(key, (Instant::now(), answer));
+    }
+}
+
+/// The user as given, for the cache: the same user in other case (a UPN, a username) is the
+/// same sign-in.
+fn cache_key(app: &str, user: &str) -> (String, String) {
+    (app.to_owned(), user.trim().to_lowercase())
+}
+
+fn api_error(e: RunError) -> ApiError {
+    match e {
+        RunError::UnknownApp(app) => ApiError::not_found(format!(
+            "there is no app {app:?}; GET /api/v1/apps lists them"
+        )),
+        e @ RunError::UnknownUser { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_user", e.to_string())
+        }
+        RunError::Busy(e) => ApiError::conflict(
+            "busy",
+            format!(
+                "{e}; the sign-in sync gave up waiting (login_sync_wait_seconds): try again once the run ends"
+            ),
+        ),
+        e @ RunError::UserSource { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "source_failed", e.to_string())
+        }
+        RunError::Store(e) => e.into(),
+        e => ApiError::internal(e),
+    }
+}
+
+/// `POST /apps/{app}/users/{user}/sync`: see the module docs.
+pub async fn sync_user(
+    State(state): State<ApiState>,
+    Path((app, user)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let config = state.config.current();
+    let Some(app_config) = config.app(&app) else {
+        return Err(api_error(RunError::UnknownApp(app)));
+    };
+    let ttl = Duration::from_secs(app_config.login_sync_cache_seconds);
+    let key = cache_key(&app, &user);
+    if !ttl.is_zero()
+        && let Some(answer) = state.logins.cached(&key, ttl)
+    {
+        let mut answer = (*answer).clone();
+        answer["cached"] = Value::Bool(true);
+        return Ok(Json(answer));
+    }
+    let started = Instant::now();
+    let options = UserSyncOptions::for_app(app_config);
+    let result = async {
+        let syncer = state.logins.syncer(&state, &app).await?;
+        syncer.sync(&state.store, &user, options).await
+    }
+    .await;
+    m::record_login_sync(&app, started.elapsed());
+    let report = result.map_err(api_error)?;
+    if let Some(run) = &report.run {
+        m::record_run(run, started.elapsed());
+        tracing::info!(
+            app,
+            run_id = run.run_id,
+            user = report.source_id,
+            status = run.status.as_str(),
+            "sign-in sync ended"
+        );
+    }
+    // A sync that did not finish cleanly (a target down, an operation refused) is not kept:
+    // the next sign-in tries again.
+    let settled = report
+        .run
+        .as_ref()
+        .is_none_or(|r| r.status == idsync_runner::RunStatus::Done);
+    let mut answer = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    answer["cached"] = Value::Bool(false);
+    if !ttl.is_zero() && settled {
+        state.logins.keep(key, Arc::new(answer.clone()), ttl);
+    }
+    Ok(Json(answer))
+}
