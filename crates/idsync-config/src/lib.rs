@@ -9,6 +9,8 @@
 //!
 //! Every field is documented in `docs/config.md`.
 
+#![warn(missing_docs)]
+
 mod check;
 mod compose;
 mod env;

@@ -6,20 +6,26 @@ use std::path::{Path, PathBuf};
 /// A config that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read config file {}: {source}", path.display())]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why the file system refused.
         source: std::io::Error,
     },
     /// One or more problems, each with its place in the file.
     #[error("{}", render_problems(file, problems))]
     Invalid {
+        /// The config file, named in front of each problem.
         file: PathBuf,
+        /// Every problem found, not only the first, so that one edit can fix them all.
         problems: Vec<Problem>,
     },
 }
 
 impl ConfigError {
+    /// The problems found, one by one (none when the file could not be read).
     pub fn problems(&self) -> &[Problem] {
         match self {
             ConfigError::Read { .. } => &[],

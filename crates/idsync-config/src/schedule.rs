@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 /// The shortest interval accepted: a shorter one would start a run before the last one's
 /// source read could have finished on any real tenant.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An app's schedule, as written in its `schedule` field.
 #[derive(Clone, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ use url::Url;
 use crate::schedule::Schedule;
 use crate::secret::Secret;
 
+/// A whole config file: what `idsync` and `idsync serve` run from (see `docs/config.md`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -22,10 +23,13 @@ pub struct Config {
     /// file's folder.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the state store is.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The identity-provider connections (`[[apps]]`).
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// The Atlassian instances (`[[targets]]`).
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
     /// Things the loader found worth a warning but not worth refusing the file for (plain
@@ -39,6 +43,7 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
+/// The `[store]` table: where idsync keeps its state.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -47,6 +52,7 @@ pub struct StoreConfig {
     pub url: Option<String>,
 }
 
+/// Which identity provider an app reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppKind {
@@ -60,6 +66,7 @@ pub enum AppKind {
 pub struct AppConfig {
     /// Unique name, used on the command line (`--app`) and in history.
     pub name: String,
+    /// Which identity provider it reads.
     pub kind: AppKind,
     /// Directory (tenant) ID: a GUID or a domain such as `contoso.onmicrosoft.com`.
     pub tenant_id: String,
@@ -67,8 +74,10 @@ pub struct AppConfig {
     pub client_id: String,
     /// The client secret's *value* (not its ID): inline, `env:VAR` or `file:PATH`.
     pub client_secret: Secret,
+    /// Where tokens come from; another root for national clouds (and for graph-sim in tests).
     #[serde(default = "default_authority_url")]
     pub authority_url: Url,
+    /// Microsoft Graph's root; another root for national clouds (and for graph-sim in tests).
     #[serde(default = "default_graph_url")]
     pub graph_url: Url,
     /// Which users take part.
@@ -83,10 +92,13 @@ pub struct AppConfig {
     /// Names of the `[[targets]]` this app feeds; empty means all of them.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// How source users become target accounts.
     #[serde(default)]
     pub users: UserRules,
+    /// How source groups become target group memberships.
     #[serde(default)]
     pub groups: GroupRules,
+    /// When a plan is held for approval instead of applied.
     #[serde(default)]
     pub guard: GuardConfig,
     /// Per-target replacements of the `users` or `groups` rules, keyed by target name.
@@ -116,11 +128,13 @@ fn default_login_sync_cache() -> u64 {
     60
 }
 
-pub fn default_authority_url() -> Url {
+/// Entra's global authority, for `authority_url` when the file gives none.
+pub(crate) fn default_authority_url() -> Url {
     Url::parse("https://login.microsoftonline.com").unwrap_or_else(|_| unreachable_url())
 }
 
-pub fn default_graph_url() -> Url {
+/// Microsoft Graph's global root, for `graph_url` when the file gives none.
+pub(crate) fn default_graph_url() -> Url {
     Url::parse("https://graph.microsoft.com").unwrap_or_else(|_| unreachable_url())
 }
 
@@ -151,13 +165,17 @@ pub enum Scope {
         expand_nested_groups: bool,
     },
     /// Members of these groups (display names or object ids).
-    Groups { groups: Vec<String> },
+    Groups {
+        /// Display names or object ids; at least one.
+        groups: Vec<String>,
+    },
 }
 
 /// How source users become target accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserRules {
+    /// Where the target username comes from.
     #[serde(default)]
     pub username: UsernameRule,
     /// Source attributes tried in order for the email address; the first present one wins.
@@ -169,10 +187,13 @@ pub struct UserRules {
     /// Target custom attribute name → source attribute name.
     #[serde(default)]
     pub custom_attributes: BTreeMap<String, String>,
+    /// Create accounts for source users in scope that have none.
     #[serde(default = "yes")]
     pub create: bool,
+    /// Bring e-mail, display name and custom attributes of managed accounts in line.
     #[serde(default = "yes")]
     pub update: bool,
+    /// Rename managed accounts whose username changed at the source.
     #[serde(default = "yes")]
     pub rename: bool,
     /// An account adopted under another username than the rules give (matched by e-mail) is
@@ -180,8 +201,10 @@ pub struct UserRules {
     /// another one).
     #[serde(default = "yes")]
     pub rename_adopted: bool,
+    /// Deactivate managed accounts, as `on_leave` and `on_disable` say.
     #[serde(default = "yes")]
     pub deactivate: bool,
+    /// Reactivate managed accounts whose user is back in scope and enabled.
     #[serde(default = "yes")]
     pub reactivate: bool,
     /// Deleting accounts is never done unless asked for here.
@@ -243,13 +266,17 @@ fn default_adopt() -> Vec<AdoptBy> {
     vec![AdoptBy::Username, AdoptBy::Email]
 }
 
+/// One way of matching an existing target account to a source user (adoption).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdoptBy {
+    /// An account holding the username the rules give.
     Username,
+    /// An account with the source user's e-mail address.
     Email,
 }
 
+/// What happens to a managed account whose user left the scope or was disabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveAction {
@@ -274,6 +301,7 @@ pub struct UsernameRule {
     /// Tried in order when `attribute` is empty for a user.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// Lower-case the result (applied last).
     #[serde(default)]
     pub lowercase: bool,
     /// Drop everything from the first `@`.
@@ -304,7 +332,9 @@ fn default_username_attribute() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegexReplace {
+    /// What to find (checked when loading).
     pub pattern: String,
+    /// What to put in its place.
     pub with: String,
 }
 
@@ -318,6 +348,7 @@ pub struct GroupRules {
     /// Groups every managed account is kept in.
     #[serde(default)]
     pub default_groups_all_users: Vec<String>,
+    /// Which source groups become target groups.
     #[serde(default)]
     pub mapping: MappingMode,
     /// `mapping = "manual"`: source group → target groups.
@@ -334,16 +365,20 @@ pub struct GroupRules {
     pub memberships: MembershipPolicy,
 }
 
+/// Which source groups become target groups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MappingMode {
     /// No group sync beyond the default groups.
     #[default]
     None,
+    /// The groups the `manual` list names, each to its target groups.
     Manual,
+    /// Every source group `on_the_fly` lets through, to a target group of its (renamed) name.
     OnTheFly,
 }
 
+/// One entry of `mapping = "manual"`: a source group and the target groups it feeds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManualMapping {
@@ -353,6 +388,8 @@ pub struct ManualMapping {
     pub targets: Vec<String>,
 }
 
+/// For `mapping = "on_the_fly"`: which source groups are taken and what their target groups
+/// are called.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnTheFly {
@@ -381,6 +418,8 @@ impl Default for OnTheFly {
     }
 }
 
+/// Which memberships of managed accounts idsync may remove (see `docs/config.md`, "Keep and
+/// enforce").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipPolicy {
@@ -451,8 +490,10 @@ fn default_max_count() -> u64 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetOverride {
+    /// Replaces the app's `users` rules, whole, for this target.
     #[serde(default)]
     pub users: Option<UserRules>,
+    /// Replaces the app's `groups` rules, whole, for this target.
     #[serde(default)]
     pub groups: Option<GroupRules>,
 }
@@ -461,7 +502,9 @@ pub struct TargetOverride {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// Unique name, used in `apps.targets`, `overrides`, environment variables and history.
     pub name: String,
+    /// Which product it is, which decides the API idsync speaks to it.
     pub kind: TargetKind,
     /// Base URL including any context path: `https://jira.example.com`,
     /// `https://example.com/confluence`, `https://api.atlassian.com/scim/directory/{id}`.
@@ -473,6 +516,7 @@ pub struct TargetConfig {
     /// Basic auth, instead of a token (not for atlassian-cloud; the only way for bitbucket-dc).
     #[serde(default)]
     pub username: Option<String>,
+    /// Basic auth password, with `username`.
     #[serde(default)]
     pub password: Option<Secret>,
     /// Operations in flight at once.
@@ -535,6 +579,7 @@ fn default_licensed_groups() -> Vec<String> {
     vec!["stash-users".into()]
 }
 
+/// How a Bitbucket target deprovisions an account, since Bitbucket cannot deactivate one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BitbucketDeprovision {
@@ -551,6 +596,7 @@ impl Config {
         self.apps.iter().find(|a| a.name == name)
     }
 
+    /// The target called `name`.
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The largest `file:` secret read. Secrets are tokens and passwords, a few hundred bytes at
 /// most; the bound keeps a wrong path (a log file, a disk image) from being read into memory
 /// whole.
-pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// A secret value. Its `Debug` and `Serialize` never show it.
 #[derive(Clone)]
@@ -25,6 +25,8 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// A secret given as its value (not read from a config): for tests and for callers that
+    /// hold the value already.
     pub fn new(value: impl Into<String>) -> Self {
         Secret {
             source: "inline".into(),
@@ -55,6 +57,7 @@ impl Secret {
         Ok(())
     }
 
+    /// The value itself, to send where it is needed; never to log.
     pub fn expose(&self) -> &str {
         self.value.expose_secret()
     }
@@ -67,7 +70,7 @@ impl Secret {
 
     /// Resolves `env:VAR` through `env` and `file:PATH` relative to `base_dir` (when given and
     /// the path is relative); inline values are kept.
-    pub fn resolve_in(
+    pub(crate) fn resolve_in(
         raw: &str,
         base_dir: Option<&std::path::Path>,
         env: &dyn Fn(&str) -> Option<String>,

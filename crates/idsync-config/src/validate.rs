@@ -84,7 +84,7 @@ pub fn is_guid(s: &str) -> bool {
 }
 
 /// A DNS name with at least two labels (`contoso.onmicrosoft.com`).
-pub fn is_dns_name(s: &str) -> bool {
+pub(crate) fn is_dns_name(s: &str) -> bool {
     let labels: Vec<&str> = s.split('.').collect();
     labels.len() >= 2
         && s.len() <= 253

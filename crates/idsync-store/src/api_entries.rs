@@ -12,11 +12,14 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
+    /// An `[[apps]]` entry.
     App,
+    /// A `[[targets]]` entry.
     Target,
 }
 
 impl EntryKind {
+    /// As stored in the `kind` column and shown by the admin API (`app`, `target`).
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::App => "app",
@@ -28,12 +31,15 @@ impl EntryKind {
 /// One app or target created through the API.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiEntry {
+    /// Whether it is an app or a target.
     pub kind: EntryKind,
+    /// Its `name`, unique within its kind.
     pub name: String,
     /// The entry, secrets sealed.
     pub body: serde_json::Value,
-    /// RFC 3339, UTC.
+    /// When it was created (RFC 3339, UTC).
     pub created_at: String,
+    /// When it was last replaced (RFC 3339, UTC); `created_at` until then.
     pub updated_at: String,
 }
 

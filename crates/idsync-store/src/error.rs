@@ -9,13 +9,17 @@ pub enum StoreError {
     /// The database could not be opened (or its file and folders created).
     #[error("cannot open the state store {location}: {source}")]
     Open {
+        /// Where the store is (file path or URL), as the user configured it.
         location: String,
+        /// Why SQLite refused.
         source: sqlx::Error,
     },
     /// The schema could not be brought up to date.
     #[error("cannot migrate the state store {location}: {source}")]
     Migrate {
+        /// Where the store is (file path or URL), as the user configured it.
         location: String,
+        /// The migration that failed, and why.
         source: sqlx::migrate::MigrateError,
     },
     /// A query failed.
@@ -24,7 +28,9 @@ pub enum StoreError {
     /// A JSON column did not read back (or a value did not write as JSON).
     #[error("state store holds unreadable JSON in {what}: {source}")]
     Json {
+        /// The table and column (or the value) that did not convert.
         what: String,
+        /// Why serde_json refused.
         source: serde_json::Error,
     },
     /// The run asked for is not in the history.
@@ -36,19 +42,37 @@ pub enum StoreError {
     /// Another run of the app holds its lock (see [`crate::Store::lock_app`]).
     #[error("{}", busy_message(app, run.as_ref()))]
     Busy {
+        /// The app asked for.
         app: String,
+        /// The run holding the lock, when the history records one in progress.
         run: Option<RunInProgress>,
     },
     /// The app's lock file could not be created or locked.
     #[error(
         "cannot take the lock of app {app:?} (it keeps two runs of the app from overlapping): {source}"
     )]
-    Lock { app: String, source: std::io::Error },
+    Lock {
+        /// The app whose lock was asked for.
+        app: String,
+        /// Why the file system refused.
+        source: std::io::Error,
+    },
     /// The run is not held, was superseded, or is too old to approve.
     #[error("run {run} cannot be approved: {why}")]
-    NotApprovable { run: i64, why: String },
+    NotApprovable {
+        /// The run's id in the history.
+        run: i64,
+        /// Why it cannot be approved, to show the person who asked.
+        why: String,
+    },
+    /// The run is not held, or was already approved or discarded.
     #[error("run {run} cannot be discarded: {why}")]
-    NotDiscardable { run: i64, why: String },
+    NotDiscardable {
+        /// The run's id in the history.
+        run: i64,
+        /// Why it cannot be discarded, to show the person who asked.
+        why: String,
+    },
 }
 
 /// A run of an app that holds its lock, as far as the history tells.

@@ -12,6 +12,8 @@
 //!
 //! One [`Store`] serves them all: each module adds its methods to it.
 
+#![warn(missing_docs)]
+
 mod api_entries;
 mod approvals;
 mod error;

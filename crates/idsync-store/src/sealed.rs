@@ -23,11 +23,11 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
 /// The environment variable that gives the key as 64 hex characters.
-pub const KEY_ENV: &str = "IDSYNC_SECRET_KEY";
+pub(crate) const KEY_ENV: &str = "IDSYNC_SECRET_KEY";
 /// The environment variable that names a file holding the key.
-pub const KEY_FILE_ENV: &str = "IDSYNC_SECRET_KEY_FILE";
+pub(crate) const KEY_FILE_ENV: &str = "IDSYNC_SECRET_KEY_FILE";
 /// The key file made in the data directory when neither variable is set.
-pub const KEY_FILE_NAME: &str = "secret.key";
+pub(crate) const KEY_FILE_NAME: &str = "secret.key";
 
 const VERSION: &str = "v1:";
 const KEY_LEN: usize = 32;
@@ -39,26 +39,44 @@ const TAG_LEN: usize = 16;
 /// and what to do; none holds a key or a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
+    /// `IDSYNC_SECRET_KEY` is not 64 hex characters.
     #[error(
         "{KEY_ENV} must be 64 hex characters (32 bytes, e.g. the output of `openssl rand -hex 32`); it has {len} characters, or some that are not hex digits"
     )]
-    BadKeyVar { len: usize },
+    BadKeyVar {
+        /// How many characters it has (the value itself is never shown).
+        len: usize,
+    },
+    /// A key given as bytes is not 32 bytes long; holds the length it has.
     #[error("a secret key is 32 bytes; this one has {0}")]
     BadKeyLength(usize),
+    /// The key file could not be read.
     #[error("cannot read the secret key file {} ({}): {source}", path.display(), origin_note(*from_env))]
     ReadKeyFile {
+        /// The key file.
         path: PathBuf,
+        /// Whether `IDSYNC_SECRET_KEY_FILE` named it (else it is the data directory's).
         from_env: bool,
+        /// Why the file system refused.
         source: std::io::Error,
     },
+    /// The key file holds neither 32 bytes nor 64 hex characters.
     #[error(
         "the secret key file {} ({}) must hold exactly 32 bytes, or 64 hex characters",
         path.display(), origin_note(*from_env)
     )]
-    BadKeyFile { path: PathBuf, from_env: bool },
+    BadKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Whether `IDSYNC_SECRET_KEY_FILE` named it (else it is the data directory's).
+        from_env: bool,
+    },
+    /// The data directory's key file could not be made when the first secret was sealed.
     #[error("cannot create the secret key file {}: {source}", path.display())]
     CreateKeyFile {
+        /// The key file it tried to make.
         path: PathBuf,
+        /// Why the file system refused.
         source: std::io::Error,
     },
     /// Sealed values exist but no key does: it was lost, or is given some other way.
@@ -66,16 +84,33 @@ pub enum SealError {
         "the store holds secrets sealed with a key, but there is no key: {} does not exist and neither {KEY_ENV} nor {KEY_FILE_ENV} is set. Restore the key file from the backup taken with the store, or set {KEY_ENV} to the key",
         path.display()
     )]
-    NoKey { path: PathBuf },
+    NoKey {
+        /// The data directory's key file, which does not exist.
+        path: PathBuf,
+    },
+    /// A stored value is not `v1:` followed by hex long enough to hold a nonce and a tag, or
+    /// did not open to UTF-8 text.
     #[error("the sealed secret {what} is not in a form idsync reads (expected {VERSION}HEX)")]
-    Malformed { what: String },
+    Malformed {
+        /// Which secret: the row and field (`app:NAME:client_secret`).
+        what: String,
+    },
     /// The key is not the one the value was sealed with, or the value was altered.
     #[error(
         "cannot open the sealed secret {what} with the key from {origin}: it is not the key the secret was sealed with, or the store was altered. Use the key that was in use when the secret was stored (restore it from the backup taken with the store)"
     )]
-    CannotOpen { what: String, origin: String },
+    CannotOpen {
+        /// Which secret: the row and field (`app:NAME:client_secret`).
+        what: String,
+        /// Where the key came from, so that the message says which key was tried.
+        origin: String,
+    },
+    /// Encryption failed: the cipher refuses only a value too long for it, not expected in practice.
     #[error("cannot seal the secret {what}")]
-    Seal { what: String },
+    Seal {
+        /// Which secret: the row and field (`app:NAME:client_secret`).
+        what: String,
+    },
 }
 
 fn origin_note(from_env: bool) -> &'static str {

@@ -10,8 +10,11 @@ use crate::{RunRecord, Store, StoreError};
 /// (newest first), so that pages stay stable while new runs are recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFilter {
+    /// Runs of this app.
     pub app: Option<String>,
+    /// Runs with this status (`done`, `held`, …; see `RunStatus`).
     pub status: Option<String>,
+    /// Runs started this way (`schedule`, `manual`, …; see `Trigger`).
     pub trigger: Option<String>,
     /// Runs with at least one operation on this target.
     pub target: Option<String>,
@@ -21,6 +24,7 @@ pub struct RunFilter {
     pub user: Option<String>,
     /// Only runs older than this one.
     pub before: Option<i64>,
+    /// At most this many runs (a negative limit lists none).
     pub limit: i64,
 }
 

@@ -111,7 +111,8 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Drops what idsync knew of a target: its next run reads it in full.
+    /// Drops what idsync knew of a target: its next run reads it in full. Nothing in the
+    /// workspace calls it today; it is the way to make a target be read afresh.
     pub async fn forget_target_state(&self, target: &str) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
         sqlx::query("DELETE FROM target_state WHERE target = ?")

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::{GraphSim, NewUser, ObjectKind, SimError, Snapshot};
 
 impl GraphSim {
+    /// Creates a user; returns its object id.
     pub fn add_user(&self, user: NewUser) -> Result<String, SimError> {
         self.write().add_user(user)
     }
@@ -27,10 +28,12 @@ impl GraphSim {
         t.update(id, patch).map(|_| ())
     }
 
+    /// Sets `accountEnabled` to false, as an admin blocking sign-in.
     pub fn disable_user(&self, id: &str) -> Result<(), SimError> {
         self.update_user(id, serde_json::json!({"accountEnabled": false}))
     }
 
+    /// Sets `accountEnabled` back to true.
     pub fn enable_user(&self, id: &str) -> Result<(), SimError> {
         self.update_user(id, serde_json::json!({"accountEnabled": true}))
     }
@@ -40,6 +43,7 @@ impl GraphSim {
         self.write().soft_delete_user(id)
     }
 
+    /// Brings a soft-deleted user back from the recycle bin: delta reports it again.
     pub fn restore_user(&self, id: &str) -> Result<(), SimError> {
         self.write().restore_user(id)
     }
@@ -82,14 +86,17 @@ impl GraphSim {
         self.write().create_object(ObjectKind::Group, map)
     }
 
+    /// Changes a group's displayName (its id stays).
     pub fn rename_group(&self, id: &str, name: &str) -> Result<(), SimError> {
         self.update_group(id, serde_json::json!({"displayName": name}))
     }
 
-    pub fn update_group(&self, id: &str, patch: Value) -> Result<(), SimError> {
+    /// Merges properties into a group (`null` clears one); the control API's group PATCH.
+    pub(crate) fn update_group(&self, id: &str, patch: Value) -> Result<(), SimError> {
         self.update_kind(id, ObjectKind::Group, &patch)
     }
 
+    /// Deletes a group permanently: delta reports `@removed: deleted`.
     pub fn delete_group(&self, id: &str) -> Result<(), SimError> {
         self.write().hard_delete(id, Some(ObjectKind::Group))
     }
@@ -105,6 +112,7 @@ impl GraphSim {
         self.write().remove_member(group_id, member_id)
     }
 
+    /// A device, to be put in groups as a member that is not a user; returns its id.
     pub fn add_device(&self, display_name: &str) -> Result<String, SimError> {
         let props = serde_json::Map::from_iter([
             ("displayName".to_owned(), Value::from(display_name)),
@@ -118,6 +126,8 @@ impl GraphSim {
         self.write().create_object(ObjectKind::Device, props)
     }
 
+    /// An organisational contact, to be put in groups as a member that is not a user; returns
+    /// its id.
     pub fn add_contact(&self, display_name: &str, mail: &str) -> Result<String, SimError> {
         let props = serde_json::Map::from_iter([
             ("displayName".to_owned(), Value::from(display_name)),
@@ -159,7 +169,9 @@ impl GraphSim {
         self.write().assign_app(app, principal_id, None)
     }
 
-    pub fn assign_app_role(
+    /// Like [`GraphSim::assign_app`], with a given app role instead of the default access;
+    /// the control API's assignment with `appRoleId`.
+    pub(crate) fn assign_app_role(
         &self,
         app: &str,
         principal_id: &str,
@@ -169,6 +181,7 @@ impl GraphSim {
             .assign_app(app, principal_id, Some(app_role_id.to_owned()))
     }
 
+    /// Removes every assignment of the principal to the enterprise app.
     pub fn unassign_app(&self, app: &str, principal_id: &str) -> Result<(), SimError> {
         self.write().unassign_app(app, principal_id)
     }
@@ -195,6 +208,7 @@ impl GraphSim {
         t.ids_of(&t.users)
     }
 
+    /// Ids of every group, in listing order.
     pub fn group_ids(&self) -> Vec<String> {
         let t = self.read();
         t.ids_of(&t.groups)
@@ -222,6 +236,7 @@ impl GraphSim {
         t.lookup(id).map(|i| Value::Object(t.obj(i).to_json()))
     }
 
+    /// The whole directory as Graph would show it now, for assertions.
     pub fn snapshot(&self) -> Snapshot {
         self.read().snapshot()
     }

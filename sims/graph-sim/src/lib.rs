@@ -107,6 +107,8 @@
 //! Objects are Graph-shaped property bags (any property is kept and served). Every key is
 //! optional except a user's `userPrincipalName`; missing ids and credentials are generated.
 
+#![warn(missing_docs)]
+
 mod assignments;
 mod auth;
 mod batch;
@@ -265,6 +267,8 @@ impl GraphSim {
         self.start_on(sim_kit::loopback_any_port()).await
     }
 
+    /// Serves on a given address (the binary's `--bind`/`--port`); [`GraphSim::start`] takes
+    /// any free loopback port.
     pub async fn start_on(self, addr: SocketAddr) -> std::io::Result<RunningGraphSim> {
         let served = sim_kit::serve(self.router(), addr).await?;
         Ok(RunningGraphSim {
@@ -352,6 +356,7 @@ impl GraphSim {
             .merge(control::router(self.clone()))
     }
 
+    /// The tenant and client that the authority accepts.
     pub fn credentials(&self) -> Credentials {
         self.read().creds.clone()
     }
@@ -453,10 +458,12 @@ impl GraphSim {
 
     // ----- paging knobs -----
 
+    /// Largest page served whatever `$top` asks (`None`: Graph's own limits).
     pub fn set_page_cap(&self, cap: Option<usize>) {
         lock(&self.shared.knobs).paging.page_cap = cap;
     }
 
+    /// Slips empty pages (a `nextLink` and no items) between pages, as Graph sometimes does.
     pub fn set_empty_pages(&self, on: bool) {
         lock(&self.shared.knobs).paging.empty_pages = on;
     }
@@ -476,11 +483,14 @@ impl GraphSim {
             max_age.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
 
-    pub fn paging(&self) -> PagingKnobs {
+    /// The paging knobs in force; the control API's `GET /_sim/paging`.
+    pub(crate) fn paging(&self) -> PagingKnobs {
         self.knobs_now()
     }
 
-    pub fn set_paging(&self, knobs: PagingKnobs) {
+    /// Replaces every paging knob at once; the control API's `PUT /_sim/paging` (which merges
+    /// the request into [`GraphSim::paging`] first).
+    pub(crate) fn set_paging(&self, knobs: PagingKnobs) {
         lock(&self.shared.knobs).paging = knobs;
     }
 
@@ -566,18 +576,23 @@ pub struct RunningGraphSim {
 }
 
 impl RunningGraphSim {
+    /// For a client's authority setting (the same as the base URL).
     pub fn authority_url(&self) -> &str {
         &self.base_url
     }
 
+    /// For a client's Graph setting (the same as the base URL).
     pub fn graph_url(&self) -> &str {
         &self.base_url
     }
 
+    /// The socket it listens on. Nothing in the workspace calls it today; `base_url` holds the
+    /// same address as a URL.
     pub fn addr(&self) -> SocketAddr {
         self.served.addr
     }
 
+    /// The simulator behind the server, to change the tenant (also reached through `Deref`).
     pub fn sim(&self) -> &GraphSim {
         &self.sim
     }
@@ -591,6 +606,7 @@ impl RunningGraphSim {
         )
     }
 
+    /// Stops the server and waits until it has stopped (dropping it stops it without waiting).
     pub async fn stop(self) {
         self.served.stop().await;
     }

@@ -21,15 +21,21 @@ pub(crate) type Key = Cow<'static, str>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ObjectKind {
+    /// `microsoft.graph.user`.
     User,
+    /// `microsoft.graph.group`.
     Group,
+    /// `microsoft.graph.device`.
     Device,
+    /// `microsoft.graph.orgContact`.
     OrgContact,
+    /// `microsoft.graph.servicePrincipal` (an enterprise app).
     ServicePrincipal,
 }
 
 impl ObjectKind {
-    pub fn odata_type(self) -> &'static str {
+    /// The `@odata.type` Graph puts on a member of this kind (`#microsoft.graph.user`).
+    pub(crate) fn odata_type(self) -> &'static str {
         match self {
             ObjectKind::User => "#microsoft.graph.user",
             ObjectKind::Group => "#microsoft.graph.group",

@@ -17,8 +17,11 @@ use steps::Domains;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TenantSpec {
+    /// Seed of the random generator: the same spec makes the same tenant, ids included.
     pub seed: u64,
+    /// Users (members and guests).
     pub users: usize,
+    /// Security groups, duplicates of names included.
     pub groups: usize,
     /// Target total of direct user → group memberships.
     pub memberships: usize,
@@ -26,6 +29,7 @@ pub struct TenantSpec {
     pub nesting_depth: usize,
     /// Share of users that are B2B guests (`#EXT#` UPN, userType Guest).
     pub guest_ratio: f64,
+    /// Share of users with `accountEnabled` false.
     pub disabled_ratio: f64,
     /// Share of member users with `mail` null.
     pub without_mail_ratio: f64,
@@ -35,6 +39,7 @@ pub struct TenantSpec {
     pub enterprise_apps: usize,
     /// Devices and org contacts, each put in one group (members that are not users).
     pub devices: usize,
+    /// Org contacts, each put in one group (see `devices`).
     pub contacts: usize,
     /// Initial domain, e.g. `contoso.onmicrosoft.com`.
     pub tenant_domain: String,

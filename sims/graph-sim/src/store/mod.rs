@@ -18,10 +18,14 @@ mod json;
 /// Errors of the control API (Rust and `/_sim/` HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
+    /// No object (of the kind asked for) has that id or name; HTTP 404.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The change clashes with what the tenant holds (a UPN or id taken, a user not in the
+    /// state the change needs); HTTP 409.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request itself is wrong (bad JSON, a required property missing); HTTP 400.
     #[error("invalid: {0}")]
     Invalid(String),
 }
@@ -33,7 +37,9 @@ pub struct Credentials {
     pub tenant_id: String,
     /// The tenant's initial domain, e.g. `contoso.onmicrosoft.com`; also accepted as `{tenant}`.
     pub tenant_domain: String,
+    /// The app registration's client id the authority accepts.
     pub client_id: String,
+    /// The client secret the authority accepts; any other gets AADSTS7000215.
     pub client_secret: String,
 }
 
@@ -107,15 +113,21 @@ pub struct NewUser {
     /// Object id; a random GUID when absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// Unique in the tenant (case-insensitive); a clash is a [`SimError::Conflict`].
     pub user_principal_name: String,
+    /// `displayName`.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// `givenName`.
     #[serde(default)]
     pub given_name: Option<String>,
+    /// `surname`.
     #[serde(default)]
     pub surname: Option<String>,
+    /// `mail`; null when absent, as for many real users.
     #[serde(default)]
     pub mail: Option<String>,
+    /// `accountEnabled`; true when absent.
     #[serde(default = "yes")]
     pub account_enabled: bool,
     /// `Member` when absent.
@@ -148,6 +160,7 @@ impl Default for NewUser {
 }
 
 impl NewUser {
+    /// A member user with only a UPN and a display name; the rest as [`Default`].
     pub fn new(user_principal_name: impl Into<String>, display_name: impl Into<String>) -> Self {
         NewUser {
             user_principal_name: user_principal_name.into(),
@@ -165,18 +178,25 @@ pub struct Snapshot {
     pub users: BTreeMap<String, Value>,
     /// Users in the recycle bin (soft-deleted, restorable).
     pub soft_deleted_users: BTreeMap<String, Value>,
+    /// Groups: id → name, properties and members.
     pub groups: BTreeMap<String, SnapshotGroup>,
+    /// Devices: id → every stored property.
     pub devices: BTreeMap<String, Value>,
+    /// Organisational contacts: id → every stored property.
     pub org_contacts: BTreeMap<String, Value>,
+    /// Service principals (enterprise apps): id → every stored property.
     pub service_principals: BTreeMap<String, Value>,
     /// appId → principal ids assigned to that enterprise app.
     pub app_assignments: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// One group in a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotGroup {
+    /// `displayName`.
     pub display_name: String,
+    /// Every stored property.
     pub props: Value,
     /// Direct members Graph lists (soft-deleted members are hidden, as in Graph).
     pub members: BTreeSet<String>,
