@@ -19,11 +19,14 @@ use idsync_runner::{RunError, UserSyncOptions, UserSyncer};
 use serde_json::Value;
 
 use super::ApiState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::metrics as m;
 
 /// Answers given lately, by (app, user as given in lower case): when, and the answer.
 type Answers = HashMap<(String, String), (Instant, Arc<Value>)>;
+
+/// App name → the config a syncer was made from, and the syncer.
+type Syncers = HashMap<String, (Arc<Config>, Arc<UserSyncer>)>;
 
 /// The service's sign-in syncs: one [`UserSyncer`] per app (its Graph token and target
 /// clients kept between sign-ins), and the answers given lately.
@@ -31,7 +34,7 @@ type Answers = HashMap<(String, String), (Instant, Arc<Value>)>;
 pub struct LoginSyncs {
     /// Per app: the syncer, with the config it was made from (a config changed through the API
     /// makes a new one).
-    syncers: Arc<tokio::sync::Mutex<HashMap<String, (Arc<Config>, Arc<UserSyncer>)>>>,
+    syncers: Arc<tokio::sync::Mutex<Syncers>>,
     answers: Arc<Mutex<Answers>>,
 }
 
@@ -100,6 +103,23 @@ fn api_error(e: RunError) -> ApiError {
 }
 
 /// `POST /apps/{app}/users/{user}/sync`: see the module docs.
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/users/{user}/sync",
+    tag = "runs",
+    operation_id = "sync_user",
+    params(
+        ("app" = String, Path, description = "The app's name"),
+        ("user" = String, Path, description = "Entra object id, user principal name, or target username"),
+    ),
+    responses(
+        (status = 200, description = "What changed for that user on each target (operations with reasons and results); `cached: true` for a repeat within login_sync_cache_seconds", body = Object),
+        (status = 404, description = "unknown app or user", body = ErrorEnvelope),
+        (status = 409, description = "busy: a run of the app holds it", body = ErrorEnvelope),
+        (status = 502, description = "source_failed", body = ErrorEnvelope),
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn sync_user(
     State(state): State<ApiState>,
     Path((app, user)): Path<(String, String)>,

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{apps, runs};
+use super::{apps, login, runs};
 use crate::error::{ErrorBody, ErrorEnvelope};
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use crate::error::{ErrorBody, ErrorEnvelope};
         runs::run_operations,
         runs::approve_run,
         runs::discard_run,
+        login::sync_user,
         openapi_json,
     ),
     components(schemas(apps::AppView, apps::TargetView, runs::StartRun, ErrorEnvelope, ErrorBody)),
