@@ -953,3 +953,20 @@ async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind
     }
     service.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_refused_before_it_is_read() {
+    let tenant = tenant().await;
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, "")]);
+    let service = Service::start(&w, &config).await;
+    // 64 KiB is far more than any entry or run request needs.
+    let big = json!({ "name": "x".repeat(70 * 1024) });
+    let (status, body) = service.post("/api/v1/apps", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    // Nothing was created.
+    let (_, apps) = service.get("/api/v1/apps").await;
+    assert_eq!(apps["apps"].as_array().map_or(0, Vec::len), 1);
+    service.running.shutdown().await;
+}
