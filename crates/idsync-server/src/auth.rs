@@ -64,6 +64,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier of tokens against the hash kept in `store`.
     pub fn new(store: Store) -> Self {
         Verifier {
             store,

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 /// A source of the current time that can also wait for a moment to come.
 pub trait Clock: Send + Sync + 'static {
+    /// The time now.
     fn now(&self) -> OffsetDateTime;
     /// Resolves once [`Clock::now`] has reached `when` (at once if it already has).
     fn sleep_until(&self, when: OffsetDateTime) -> futures::future::BoxFuture<'static, ()>;
@@ -38,6 +39,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock standing at `start` until it is moved.
     pub fn new(start: OffsetDateTime) -> Self {
         ManualClock {
             now: watch::Sender::new(start),

@@ -10,9 +10,13 @@ use serde::Serialize;
 /// An error as the API answers it.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status answered.
     pub status: StatusCode,
+    /// Stable code that scripts and the console branch on (`not_found`, `busy`, …).
     pub code: &'static str,
+    /// What went wrong and what to do, for people.
     pub message: String,
+    /// The request field at fault, when one is.
     pub field: Option<String>,
 }
 
@@ -33,6 +37,7 @@ pub struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// An error with its status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -42,23 +47,28 @@ impl ApiError {
         }
     }
 
+    /// Names the request field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
+    /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 409 with its own code (`provisioned_by_file`, `busy`, …).
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 401 `unauthorized` (with `WWW-Authenticate`).
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The idsync service (`idsync serve`): the runner as a long-lived process. It syncs each app
 //! on its schedule ([`scheduler`]), one run per app at a time with triggers queued, not stacked
 //! ([`runs`]); serves the admin API under `/api/v1` ([`api`], behind the admin token of
@@ -70,7 +71,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin token, when this start made the first one: show it once, it is not kept.
     pub new_admin_token: Option<String>,
+    /// Starts and queues runs (tests and the demo watch it).
     pub coordinator: Coordinator,
+    /// When each scheduled app runs next.
     pub next_runs: scheduler::NextRuns,
     /// The config in force: the file's, and the apps and targets created through the API.
     pub config: live::LiveConfig,

@@ -36,6 +36,7 @@ pub enum Provisioned {
 }
 
 impl Provisioned {
+    /// As the API and the messages name it (`app`, `target`).
     pub fn as_str(self) -> &'static str {
         match self {
             Provisioned::File => "file",
@@ -48,22 +49,46 @@ impl Provisioned {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     #[error("there is no {} {name:?}; GET /api/v1/{}s lists them", kind.as_str(), kind.as_str())]
-    NotFound { kind: EntryKind, name: String },
+    /// There is no such entry.
+    NotFound {
+        /// App or target.
+        kind: EntryKind,
+        /// The name asked for.
+        name: String,
+    },
     #[error("{} {name:?} is provisioned from the config file", kind.as_str())]
-    ProvisionedByFile { kind: EntryKind, name: String },
+    /// The entry comes from the config file: change it there.
+    ProvisionedByFile {
+        /// App or target.
+        kind: EntryKind,
+        /// The entry's name.
+        name: String,
+    },
     #[error("{message}")]
-    NameTaken { message: String },
+    /// The name is used already (by the file or the API).
+    NameTaken {
+        /// Which name, and where it is used.
+        message: String,
+    },
     #[error("{message}")]
-    InUse { message: String },
+    /// An app still feeds the target.
+    InUse {
+        /// Which apps feed it.
+        message: String,
+    },
     /// The entry (or what it would make of the config) does not pass the checks.
     #[error("{message}")]
     Invalid {
+        /// The field at fault, inside the entry.
         field: Option<String>,
+        /// What the config check said.
         message: String,
     },
     #[error(transparent)]
+    /// The store failed.
     Store(#[from] StoreError),
     #[error(transparent)]
+    /// A secret could not be sealed or opened (the key).
     Seal(#[from] SealError),
 }
 

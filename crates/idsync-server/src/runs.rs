@@ -35,7 +35,9 @@ pub enum Accepted {
 /// How a run the coordinator started ended.
 #[derive(Debug, Clone)]
 pub struct Finished {
+    /// The app the run was of.
     pub app: String,
+    /// What started it.
     pub trigger: Trigger,
     /// The run's report, or why idsync itself could not run it (store, rules).
     pub outcome: Result<Arc<RunReport>, String>,
@@ -44,12 +46,14 @@ pub struct Finished {
 /// A run asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
+    /// What asked for the run.
     pub trigger: Trigger,
     /// Read the source and every target in full.
     pub full_read: bool,
 }
 
 impl Request {
+    /// A request with this trigger and no full read.
     pub fn new(trigger: Trigger) -> Self {
         Request {
             trigger,
@@ -95,8 +99,10 @@ struct Inner {
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
     #[error("there is no app {0:?} in the config")]
+    /// The app is not in the config.
     UnknownApp(String),
     #[error("idsync is stopping: no new run starts")]
+    /// The service is stopping.
     Stopping,
 }
 
@@ -110,6 +116,7 @@ impl Progress for StopWatch {
 }
 
 impl Coordinator {
+    /// A coordinator running the apps of the config it is given, with `store`.
     pub fn new(config: watch::Receiver<Arc<Config>>, store: Store) -> Self {
         let (finished, _) = broadcast::channel(64);
         Coordinator {
@@ -171,6 +178,7 @@ impl Coordinator {
         self.inner.stopping.store(true, Ordering::Relaxed);
     }
 
+    /// Whether [`Coordinator::stop`] was called.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::Relaxed)
     }

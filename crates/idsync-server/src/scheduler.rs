@@ -23,6 +23,7 @@ use crate::runs::{Coordinator, Request};
 pub struct NextRuns(Arc<Mutex<BTreeMap<String, OffsetDateTime>>>);
 
 impl NextRuns {
+    /// When `app` runs next; `None` for an app without a schedule.
     pub fn get(&self, app: &str) -> Option<OffsetDateTime> {
         self.lock().get(app).copied()
     }

@@ -20,7 +20,9 @@ use tokio_rustls::rustls::ServerConfig;
 /// A certificate chain and its private key, as PEM files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain (PEM), the server's certificate first.
     pub cert: PathBuf,
+    /// Its private key (PEM).
     pub key: PathBuf,
 }
 

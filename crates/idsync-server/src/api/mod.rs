@@ -29,8 +29,11 @@ pub struct ApiState {
     pub config: LiveConfig,
     /// The file the config came from: apps and targets in it are changed there, not here.
     pub config_path: Option<PathBuf>,
+    /// The state store: history, admin token, API entries.
     pub store: Store,
+    /// Starts and queues runs.
     pub coordinator: Coordinator,
+    /// When each scheduled app runs next, for the apps' views.
     pub next_runs: NextRuns,
     /// Sign-in syncs: the clients kept per app, and the answers given lately.
     pub logins: LoginSyncs,

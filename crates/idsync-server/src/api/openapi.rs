@@ -48,6 +48,7 @@ use crate::error::{ErrorBody, ErrorEnvelope};
         (name = "runs", description = "Runs, dry runs, approvals and the history"),
     )
 )]
+/// The document's definition; [`document`] gives it with the version filled in.
 pub struct ApiDoc;
 
 /// The bearer scheme every route uses.
