@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! One sync run of one app, end to end: read the source (delta when possible), read every target
 //! the app feeds, plan each target, check the mass-change guard, apply, and record links,
 //! managed memberships and history in the store.
@@ -49,6 +50,7 @@ use source::*;
 /// How a run is to be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunOptions {
+    /// What started the run, as the history records it.
     pub trigger: Trigger,
     /// Plan only; apply nothing.
     pub dry_run: bool,
@@ -60,6 +62,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// A manual sync: applied, incremental, giving up at once if the app is busy.
     pub fn manual() -> Self {
         RunOptions {
             trigger: Trigger::Manual,
@@ -72,8 +75,11 @@ impl RunOptions {
 
 /// Something that keeps a person informed while a run goes on (a progress bar, the console).
 pub trait Progress: Send + Sync {
+    /// A new phase of the run has begun (reading, planning, applying).
     fn phase(&self, _what: &str) {}
+    /// How many operations the plan has, once planned.
     fn planned(&self, _operations: usize) {}
+    /// One operation was applied (or failed, or was skipped).
     fn applied(&self, _result: &OpResult) {}
     /// Whether the run should stop sending operations (the service is shutting down): those in
     /// flight finish and are recorded, the rest are skipped and the run ends `interrupted`.
@@ -88,12 +94,16 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 #[derive(Debug, thiserror::Error)]
+/// Why a run could not be done at all (a failed read or target is a run, not an error).
 pub enum RunError {
     #[error("app {0:?} is not in the config")]
+    /// The app is not in the config.
     UnknownApp(String),
     #[error(transparent)]
+    /// A rule of the app does not compile.
     Rules(#[from] idsync_engine::RuleError),
     #[error(transparent)]
+    /// The state store failed.
     Store(#[from] idsync_store::StoreError),
     /// Another run of the app is in progress.
     #[error(transparent)]
@@ -101,20 +111,27 @@ pub enum RunError {
     /// The app's source cannot be set up (its settings cannot work).
     #[error("app {app:?}: {source}")]
     Source {
+        /// The app.
         app: String,
+        /// Why its source client could not be made.
         source: Box<idsync_entra::EntraError>,
     },
     /// A sign-in sync was asked for a user that cannot be found.
     #[error("app {app:?} has no user {user:?}: {why}")]
     UnknownUser {
+        /// The app.
         app: String,
+        /// The user as asked for (object id, UPN or username).
         user: String,
+        /// Why no user was found.
         why: String,
     },
     /// Reading the user of a sign-in sync from the source failed.
     #[error("reading user {user:?} from Microsoft Graph failed: {source}")]
     UserSource {
+        /// The user as asked for.
         user: String,
+        /// What Graph answered.
         source: Box<idsync_entra::EntraError>,
     },
 }

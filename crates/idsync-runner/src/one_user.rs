@@ -81,14 +81,18 @@ pub enum UserOutcome {
 /// A sign-in sync's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserSyncReport {
+    /// The app the user was synced for.
     pub app: String,
     /// The user as given.
     pub user: String,
+    /// How the user was found (object id, UPN, or a target username).
     pub resolved_by: ResolvedBy,
     /// The Entra object id.
     pub source_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The user's UPN, once found.
     pub user_principal_name: Option<String>,
+    /// What was done, or why nothing was.
     pub outcome: UserOutcome,
     /// The scope's verdict, and why.
     pub scope: InScope,
@@ -98,6 +102,7 @@ pub struct UserSyncReport {
     pub run: Option<RunReport>,
     /// Requests sent, by service and kind (`graph users/{id}`, `jira GET /rest/api/2/user`…).
     pub requests: BTreeMap<String, u64>,
+    /// How long the sign-in sync took.
     pub elapsed_ms: u64,
 }
 

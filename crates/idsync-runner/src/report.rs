@@ -7,10 +7,15 @@ use super::*;
 /// Per operation kind: how many were planned and how they ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindTotals {
+    /// Operations planned.
     pub planned: usize,
+    /// Applied.
     pub done: usize,
+    /// Already as wanted on the target when sent.
     pub already_done: usize,
+    /// Refused or failed.
     pub failed: usize,
+    /// Not sent (an operation they depend on failed, or idsync was stopping).
     pub skipped: usize,
 }
 
@@ -22,7 +27,10 @@ pub enum StateSource {
     FullRead,
     /// What idsync knew: the last full read, this many minutes ago, with every change idsync
     /// made since.
-    Known { read_minutes_ago: u64 },
+    Known {
+        /// When the last full read was.
+        read_minutes_ago: u64,
+    },
     /// Not read (the target could not be built or read).
     None,
     /// A sign-in sync: the user's account(s) alone, read for this run, with the groups idsync
@@ -33,7 +41,9 @@ pub enum StateSource {
 /// One target's part of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetReport {
+    /// The target's name.
     pub target: String,
+    /// Its kind (`jira-dc`, …).
     pub kind: String,
     /// Set when the target could not be read: nothing was planned for it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,8 +53,11 @@ pub struct TargetReport {
     /// The product and version the target reported (`Confluence 8.5.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// Accounts idsync manages on the target for this app.
     pub managed_users: usize,
+    /// Accounts taken over this run, and why.
     pub adoptions: Vec<idsync_engine::Adoption>,
+    /// What the planner warns about, one line each.
     pub warnings: Vec<String>,
     /// In a dry run, the plan (`status` = "planned"); otherwise each result.
     pub operations: Vec<OpResult>,
@@ -70,19 +83,29 @@ impl TargetReport {
 /// A run's outcome: what `idsync sync --json` prints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
+    /// The run's id in the history.
     pub run_id: i64,
+    /// The app synced.
     pub app: String,
+    /// What started the run.
     pub trigger: Trigger,
+    /// Planned only, nothing applied.
     pub dry_run: bool,
+    /// How the run ended.
     pub status: RunStatus,
     /// Source read figures (users in scope, requests, delta or full, ...).
     pub source: serde_json::Value,
+    /// Notes for the operator (takeovers, holds, settled creations…).
     pub notes: Vec<String>,
+    /// One report per target.
     pub targets: Vec<TargetReport>,
+    /// Operations by kind: planned, done, failed…
     pub totals: BTreeMap<OperationKind, KindTotals>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the guard held the run, when it did.
     pub hold: Option<guard::Hold>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the run failed, when it did.
     pub error: Option<String>,
     /// Set when the source read failed because the config names something the source does
     /// not have (a scope group, an enterprise application): each such field and what is
@@ -90,6 +113,7 @@ pub struct RunReport {
     /// the config.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_problems: Vec<ConfigProblem>,
+    /// How long the run took.
     pub elapsed_ms: u64,
     /// Time spent in the planner, all targets together.
     pub planner_ms: u64,
