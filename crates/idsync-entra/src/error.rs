@@ -6,10 +6,16 @@ use idsync_http::HttpError;
 // names the app already ("app \"corp\": ...", "reading the source of app \"corp\" failed: ..."),
 // and a second name made the message say it twice.
 #[derive(Debug, thiserror::Error)]
+/// Why reading the source failed; each message names the cause and the fix.
 pub enum EntraError {
     /// The app's settings cannot work (checked before any request).
     #[error("{message}")]
-    Config { app: String, message: String },
+    Config {
+        /// The app.
+        app: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 
     /// The token endpoint refused the client credentials. `message` explains the AADSTS code.
     #[error("{message}")]
@@ -18,6 +24,7 @@ pub enum EntraError {
         code: u32,
         /// The OAuth `error` (`invalid_client`, ...).
         error: String,
+        /// What went wrong and how to fix it.
         message: String,
     },
 
@@ -26,16 +33,22 @@ pub enum EntraError {
     PermissionDenied {
         /// The application permission that would allow the call.
         permission: &'static str,
+        /// What to grant, and where.
         message: String,
     },
 
     /// Any other Graph error response.
     #[error("{what}: Microsoft Graph answered {status} {code}: {message}{}", request_id.as_deref().map(|r| format!(" (request-id {r})")).unwrap_or_default())]
     Graph {
+        /// What idsync was reading.
         what: String,
+        /// The HTTP status.
         status: u16,
+        /// Graph's error code.
         code: String,
+        /// Graph's message.
         message: String,
+        /// Graph's request id, for a support case.
         request_id: Option<String>,
     },
 
@@ -44,23 +57,32 @@ pub enum EntraError {
     /// the config's line can be pointed at.
     #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Scope {
+        /// The app.
         app: String,
+        /// One per config field at fault.
         problems: Vec<ScopeProblem>,
     },
 
     /// A delta token was refused (`syncStateNotFound`, `410 Gone`, `resyncRequired`); the reader
     /// falls back to a full read, so callers only see this if the fresh round fails the same way.
     #[error("{what}: the delta token is no longer valid ({reason})")]
-    DeltaReset { what: String, reason: String },
+    DeltaReset {
+        /// What idsync was reading.
+        what: String,
+        /// What Graph said.
+        reason: String,
+    },
 
     /// Graph answered 400 `Directory_ExpiredPageToken`: a `$skiptoken` was used after it
     /// expired, and the round it belongs to must start over. The reader does that a bounded
     /// number of times; callers see this only when the bound was reached.
     #[error("{what}: {message}")]
     PageTokenExpired {
+        /// What idsync was reading.
         what: String,
         /// How many times the round had already been started again.
         restarts: usize,
+        /// Graph's message.
         message: String,
     },
 
@@ -71,8 +93,11 @@ pub enum EntraError {
         idsync_http::redact_url(url)
     )]
     Malformed {
+        /// What idsync was reading.
         what: String,
+        /// The URL (shown redacted).
         url: String,
+        /// What was wrong with the answer.
         detail: String,
     },
 
@@ -80,7 +105,9 @@ pub enum EntraError {
     /// to another origin than `graph_url`; it is not followed, so the token never goes there.
     #[error("{what}: {source}")]
     ForeignLink {
+        /// What idsync was reading.
         what: String,
+        /// The link and why it was refused.
         source: idsync_http::ForeignLink,
     },
 

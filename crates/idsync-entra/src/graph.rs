@@ -28,8 +28,11 @@ pub const MAX_PAGE_PREFER: &str = "odata.maxpagesize=999";
 /// What a request is for: the counter key and the permission a 403 means is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallKind {
+    /// `/users/delta` (User.Read.All).
     UsersDelta,
+    /// `/groups/delta` with members (GroupMember.Read.All).
     GroupsDelta,
+    /// An enterprise application's assignments (Application.Read.All).
     AppAssignments,
     /// One user, for a sign-in sync.
     User,
@@ -40,6 +43,7 @@ pub enum CallKind {
 }
 
 impl CallKind {
+    /// The name the request counter counts it under.
     pub fn key(self) -> &'static str {
         match self {
             CallKind::UsersDelta => "users/delta",
@@ -105,14 +109,18 @@ struct ErrorBody {
 /// One page of a collection.
 #[derive(Deserialize)]
 pub struct Page {
+    /// The page's objects.
     pub value: Vec<Value>,
     #[serde(rename = "@odata.nextLink")]
+    /// The next page, when there is one (`@odata.nextLink`).
     pub next_link: Option<String>,
     #[serde(rename = "@odata.deltaLink")]
+    /// The link for the next delta round, on a delta's last page (`@odata.deltaLink`).
     pub delta_link: Option<String>,
 }
 
 #[derive(Debug)]
+/// Microsoft Graph over HTTP: a token for each request, paging, and errors read as Graph sends them.
 pub struct GraphClient {
     http: HttpClient,
     tokens: Arc<TokenProvider>,
@@ -125,6 +133,7 @@ pub struct GraphClient {
 }
 
 impl GraphClient {
+    /// A client of `graph_url` using `tokens` for its bearer tokens.
     pub fn new(
         http: HttpClient,
         tokens: Arc<TokenProvider>,

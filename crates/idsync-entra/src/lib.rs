@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # idsync-entra — the Microsoft Entra ID source, read over Microsoft Graph
 //!
 //! [`EntraSource::read`] signs in with the app's client credentials ([`token`]), reads every
@@ -75,7 +76,9 @@ pub struct DirectoryState {
     pub users: BTreeMap<String, SourceUser>,
     /// Every group with its direct user and group members.
     pub groups: BTreeMap<String, SourceGroup>,
+    /// Where the next users delta round starts.
     pub users_delta_link: Option<String>,
+    /// Where the next groups delta round starts.
     pub groups_delta_link: Option<String>,
     /// Members of groups that are neither users nor groups (devices, org contacts, service
     /// principals): group id → member id → type (`device`, `orgContact`, ...). Kept so that
@@ -102,13 +105,19 @@ pub enum ReadKind {
 pub struct ReadStats {
     /// Full, delta, or mixed (one resource had to be read in full).
     pub mode: idsync_model::run::ReadMode,
+    /// Whether users were read in full or as a delta.
     pub users_read: ReadKind,
+    /// Whether groups were read in full or as a delta.
     pub groups_read: ReadKind,
+    /// Users in the directory, in scope or not.
     pub directory_users: usize,
+    /// Users the scope takes.
     pub users_in_scope: usize,
     /// Of the users in scope.
     pub enabled: usize,
+    /// Of the users in scope, those disabled in Entra.
     pub disabled: usize,
+    /// Groups in the directory.
     pub groups: usize,
     /// Direct user → group memberships, over all groups.
     pub memberships: usize,
@@ -126,7 +135,9 @@ pub struct ReadStats {
     pub ignored_app_assignments: u64,
     /// Requests sent during this read, by kind (retries included), and their total.
     pub requests: BTreeMap<String, u64>,
+    /// Requests sent to Graph, retries included.
     pub requests_total: u64,
+    /// How long the read took.
     pub elapsed_ms: u64,
 }
 
@@ -137,6 +148,7 @@ pub struct SourceRead {
     pub state: DirectoryState,
     /// Users in scope (disabled ones included) and every group.
     pub snapshot: SourceSnapshot,
+    /// Figures of the read.
     pub stats: ReadStats,
     /// Things worth telling the operator, e.g. "users: the delta token expired; did a full read".
     pub notes: Vec<String>,
@@ -145,7 +157,9 @@ pub struct SourceRead {
 /// Knobs of the client beyond the app's config.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
+    /// How throttled and failed requests are retried.
     pub retry: RetryPolicy,
+    /// HTTP client settings (timeouts).
     pub http: ClientOptions,
 }
 
@@ -188,6 +202,7 @@ impl EntraSource {
         EntraSource::with_options(app, attributes, SourceOptions::default())
     }
 
+    /// A source with explicit client options (tests use shorter retries).
     pub fn with_options(
         app: &AppConfig,
         attributes: &BTreeSet<String>,

@@ -22,7 +22,9 @@ pub const TOKEN_KIND: &str = "token";
 /// An access token and the generation it belongs to (to invalidate exactly that one).
 #[derive(Clone)]
 pub struct AccessToken {
+    /// The bearer token.
     pub value: SecretString,
+    /// Which token this is: a 401 invalidates exactly this one, not a newer one fetched since.
     pub generation: u64,
 }
 
@@ -31,6 +33,8 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// Client-credentials tokens from the Microsoft identity platform, cached until shortly
+/// before they expire (see the module docs).
 pub struct TokenProvider {
     http: HttpClient,
     token_url: String,
@@ -70,6 +74,7 @@ struct AadError {
 }
 
 impl TokenProvider {
+    /// A provider for this tenant's token endpoint and app registration.
     pub fn new(
         http: HttpClient,
         authority_url: &str,
@@ -96,6 +101,7 @@ impl TokenProvider {
         }
     }
 
+    /// The token endpoint, for messages.
     pub fn token_url(&self) -> &str {
         &self.token_url
     }

@@ -36,10 +36,12 @@ use crate::{EntraError, EntraSource};
 /// What a sign-in sync learned of one user.
 #[derive(Debug, Clone)]
 pub struct OneUser {
+    /// The user as Graph gave them.
     pub user: SourceUser,
     /// The groups the app's rules see the user in (object id → display name): through nesting
     /// when the app expands nested groups (`nested_groups`), else direct ones.
     pub groups: BTreeMap<String, String>,
+    /// How the app's scope decided.
     pub scope: InScope,
     /// Requests sent, by kind (retries included).
     pub requests: BTreeMap<String, u64>,
@@ -48,7 +50,9 @@ pub struct OneUser {
 /// Whether the user is in the app's scope, and why (said to the person who asked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InScope {
+    /// Whether the user is in the app's scope.
     pub in_scope: bool,
+    /// Why, in words.
     pub why: String,
 }
 
