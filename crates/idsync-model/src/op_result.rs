@@ -22,6 +22,20 @@ pub enum OpStatus {
     Skipped,
 }
 
+impl OpStatus {
+    /// As stored, shown and serialized (`already_done`, …): without going through serde, as
+    /// the history and the metrics do for every one of millions of results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Planned => "planned",
+            OpStatus::Done => "done",
+            OpStatus::AlreadyDone => "already_done",
+            OpStatus::Failed => "failed",
+            OpStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// What happened to one planned operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpResult {
@@ -47,5 +61,26 @@ impl OpResult {
     /// The target is now as the operation asked (done, or already so).
     pub fn succeeded(&self) -> bool {
         matches!(self.status, OpStatus::Done | OpStatus::AlreadyDone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_serialized_name() {
+        for status in [
+            OpStatus::Planned,
+            OpStatus::Done,
+            OpStatus::AlreadyDone,
+            OpStatus::Failed,
+            OpStatus::Skipped,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::Value::from(status.as_str()))
+            );
+        }
     }
 }

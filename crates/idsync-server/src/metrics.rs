@@ -85,14 +85,11 @@ pub fn record_run(report: &RunReport, took: Duration) {
     histogram!("idsync_run_duration_seconds", "app" => app, "trigger" => trigger)
         .record(took.as_secs_f64());
     // Counted per (target, kind, result) first: a first sync applies millions of operations.
-    let mut counts: std::collections::BTreeMap<(&str, &'static str, String), u64> =
+    let mut counts: std::collections::BTreeMap<(&str, &'static str, &'static str), u64> =
         std::collections::BTreeMap::new();
     for target in &report.targets {
         for result in &target.operations {
-            let outcome = serde_json::to_value(result.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into());
+            let outcome = result.status.as_str();
             *counts
                 .entry((&target.target, result.planned.op.kind().as_str(), outcome))
                 .or_default() += 1;

@@ -55,11 +55,7 @@ async fn insert_operations(
                 what: "operation".into(),
                 source,
             })?;
-            let status = serde_json::to_value(r.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            rows.push((r, detail, status));
+            rows.push((r, detail, r.status.as_str()));
         }
         let first_seq = next + 1 + (chunk_index * ROWS_PER_STATEMENT) as i64;
         let mut insert = sqlx::QueryBuilder::new(

@@ -191,10 +191,7 @@ pub fn print_user_sync(report: &idsync_runner::UserSyncReport) {
                         o.planned.op.kind(),
                         o.planned.op.user().or(o.planned.op.group()).unwrap_or(""),
                         o.planned.reason,
-                        serde_json::to_value(o.status)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
+                        o.status.as_str()
                     );
                 }
             }
