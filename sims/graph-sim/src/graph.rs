@@ -500,6 +500,31 @@ pub(crate) async fn list_transitive_members(
     })
 }
 
+/// The user `id` names (object id or UPN) and the paging spec of one of their relations
+/// (`memberOf`, `transitiveMemberOf`): both list directoryObjects the same way.
+pub(crate) fn user_relation(
+    sim: &GraphSim,
+    id: &str,
+    relation: &str,
+) -> Result<(u32, ListSpec<'static>), GraphError> {
+    let user = {
+        let t = sim.read();
+        t.visible(id, ObjectKind::User)
+            .or_else(|| t.lookup_upn(id).filter(|i| t.obj(*i).life == Life::Active))
+            .ok_or_else(|| GraphError::not_found(id))?
+    };
+    let spec = ListSpec {
+        resource: format!("{relation}:{user}"),
+        path: format!("/v1.0/users/{id}/{relation}"),
+        entity_set: "directoryObjects".into(),
+        kinds: DIRECTORY_OBJECTS,
+        extra_select: &[],
+        type_name: "microsoft.graph.directoryObject",
+        filter_props: &[],
+    };
+    Ok((user, spec))
+}
+
 /// `GET /v1.0/users/{id}/memberOf` (groups only; directory roles are not simulated) —
 /// <https://learn.microsoft.com/graph/api/user-list-memberof?view=graph-rest-1.0>
 ///
@@ -513,21 +538,7 @@ pub(crate) async fn list_member_of(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    let user = {
-        let t = sim.read();
-        t.visible(&id, ObjectKind::User)
-            .or_else(|| t.lookup_upn(&id).filter(|i| t.obj(*i).life == Life::Active))
-            .ok_or_else(|| GraphError::not_found(&id))?
-    };
-    let spec = ListSpec {
-        resource: format!("memberOf:{user}"),
-        path: format!("/v1.0/users/{id}/memberOf"),
-        entity_set: "directoryObjects".into(),
-        kinds: DIRECTORY_OBJECTS,
-        extra_select: &[],
-        type_name: "microsoft.graph.directoryObject",
-        filter_props: &[],
-    };
+    let (user, spec) = user_relation(&sim, &id, "memberOf")?;
     list_page(&sim, &headers, raw.as_deref(), spec, move |t, _, s, a| {
         let roles = roles.clone();
         Box::new(

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use crate::GraphSim;
-use crate::graph::{DIRECTORY_OBJECTS, ListSpec, after_key, list_page};
+use crate::graph::{after_key, list_page, user_relation};
 use crate::http::{GraphError, render};
 use crate::permissions::Roles;
 use crate::schema::ObjectKind;
@@ -49,27 +49,9 @@ pub(crate) async fn list_transitive_member_of(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    let user = {
-        let t = sim.read();
-        t.visible(&id, ObjectKind::User)
-            .or_else(|| t.lookup_upn(&id).filter(|i| t.obj(*i).life == Life::Active))
-            .ok_or_else(|| GraphError::not_found(&id))?
-    };
-    let spec = ListSpec {
-        resource: format!("transitiveMemberOf:{user}"),
-        path: format!("/v1.0/users/{id}/transitiveMemberOf"),
-        entity_set: "directoryObjects".into(),
-        kinds: DIRECTORY_OBJECTS,
-        extra_select: &[],
-        type_name: "microsoft.graph.directoryObject",
-        filter_props: &[],
-    };
+    let (user, spec) = user_relation(&sim, &id, "transitiveMemberOf")?;
     list_page(&sim, &headers, raw.as_deref(), spec, move |t, _, s, a| {
-        let start = after_key(a);
-        let groups: Vec<u32> = transitive_groups(t, user, &roles)
-            .into_iter()
-            .filter(|g| *g >= start)
-            .collect();
+        let groups = transitive_groups(t, user, &roles).split_off(&after_key(a));
         Box::new(
             groups
                 .into_iter()
