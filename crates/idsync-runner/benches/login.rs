@@ -11,6 +11,8 @@
 //! Flags: `--users N` (default 100000), `--groups N` (2000), `--memberships N` (5 per user),
 //! `--latency-ms N` (20), `--sign-ins N` (200 per kind).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -146,49 +148,16 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let atlassian = AtlassianSim::new(SimConfig::default()).start().await?;
-    let sims = atlassian.config().clone();
     let dir = tempfile::tempdir()?;
-    let creds = graph.credentials();
-    let mut toml = format!(
-        "data_dir = {dir:?}\n\n[[apps]]\nname = \"bench\"\nkind = \"entra\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_url = \"{}\"\ngraph_url = \"{}\"\n\n[apps.users]\nusername = {{ attribute = \"userPrincipalName\", strip_domain = true, lowercase = true, replace = [{{ pattern = \"#EXT#$\", with = \"\" }}] }}\n\n[apps.groups]\nmapping = \"on_the_fly\"\ndefault_groups_new_users = [\"newcomers\"]\n\n[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 1000000\n",
-        creds.tenant_id,
-        creds.client_id,
-        creds.client_secret,
-        graph.base_url,
-        graph.base_url,
-        dir = dir.path().display().to_string(),
-    );
-    for (name, kind, url, credentials) in [
-        (
-            "jira",
-            "jira-dc",
-            atlassian.jira_url(),
-            format!("token = \"{}\"", sims.jira_token),
-        ),
-        (
-            "confluence",
-            "confluence-dc",
-            atlassian.confluence_url(),
-            format!("token = \"{}\"", sims.confluence_token),
-        ),
-        (
-            "bitbucket",
-            "bitbucket-dc",
-            atlassian.bitbucket_url(),
-            format!(
-                "username = \"{}\"\npassword = \"{}\"",
-                sims.admin_user, sims.admin_password
-            ),
-        ),
-    ] {
-        toml.push_str(&format!(
-            "\n[[targets]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n{credentials}\nconcurrency = 16\n"
-        ));
-    }
-    let path = dir.path().join("bench.toml");
-    std::fs::write(&path, toml)?;
-    let config = idsync_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = idsync_store::Store::open_file(&dir.path().join("idsync.db")).await?;
+    let (config, store) = common::config_and_store(
+        &graph,
+        &atlassian,
+        dir.path(),
+        &["jira", "confluence", "bitbucket"],
+        16,
+        "default_groups_new_users = [\"newcomers\"]\n",
+    )
+    .await?;
 
     // The full sync the sign-ins come after, at no latency.
     let t = Instant::now();

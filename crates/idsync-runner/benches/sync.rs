@@ -18,6 +18,8 @@
 // implementing one takes `unsafe`; it only forwards to the system allocator.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -192,47 +194,11 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let atlassian = AtlassianSim::new(SimConfig::default()).start().await?;
-    let sims = atlassian.config().clone();
     let dir = tempfile::tempdir()?;
-    let creds = graph.credentials();
-    let mut toml = format!(
-        "data_dir = {dir:?}\n\n[[apps]]\nname = \"bench\"\nkind = \"entra\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_url = \"{}\"\ngraph_url = \"{}\"\n\n[apps.users]\nusername = {{ attribute = \"userPrincipalName\", strip_domain = true, lowercase = true, replace = [{{ pattern = \"#EXT#$\", with = \"\" }}] }}\n\n[apps.groups]\nmapping = \"on_the_fly\"\n\n[apps.guard]\nmax_deprovision_percent = 100.0\nmax_deprovision_count = 1000000\n",
-        creds.tenant_id,
-        creds.client_id,
-        creds.client_secret,
-        graph.base_url,
-        graph.base_url,
-        dir = dir.path().display().to_string(),
-    );
-    for t in &o.targets {
-        let token = |token: &str| format!("token = \"{token}\"");
-        let (kind, url, credentials) = match t.as_str() {
-            "jira" => ("jira-dc", atlassian.jira_url(), token(&sims.jira_token)),
-            "confluence" => (
-                "confluence-dc",
-                atlassian.confluence_url(),
-                token(&sims.confluence_token),
-            ),
-            // Bitbucket refuses HTTP access tokens on its admin endpoints: Basic auth.
-            "bitbucket" => (
-                "bitbucket-dc",
-                atlassian.bitbucket_url(),
-                format!(
-                    "username = \"{}\"\npassword = \"{}\"",
-                    sims.admin_user, sims.admin_password
-                ),
-            ),
-            other => anyhow::bail!("unknown target {other:?}: use jira, confluence, bitbucket"),
-        };
-        toml.push_str(&format!(
-            "\n[[targets]]\nname = \"{t}\"\nkind = \"{kind}\"\nbase_url = \"{url}\"\n{credentials}\nconcurrency = {}\n",
-            o.concurrency
-        ));
-    }
-    let path = dir.path().join("bench.toml");
-    std::fs::write(&path, toml)?;
-    let config = idsync_config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = idsync_store::Store::open_file(&dir.path().join("idsync.db")).await?;
+    let targets: Vec<&str> = o.targets.iter().map(String::as_str).collect();
+    let (config, store) =
+        common::config_and_store(&graph, &atlassian, dir.path(), &targets, o.concurrency, "")
+            .await?;
 
     // First sync.
     graph
