@@ -305,6 +305,13 @@ async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
+    // A scheduler that woke early would have triggered by now: the trigger marks the app as
+    // running at once, before the run itself records anything.
+    assert!(
+        !service.running.coordinator.is_running("main"),
+        "the schedule fired a minute early"
+    );
+    assert_eq!(service.running.next_runs.get("main"), Some(expected));
     assert_eq!(
         store.find_runs(&filter_all()).await.expect("history").len(),
         1
