@@ -97,6 +97,15 @@ async fn next_finished(events: &mut tokio::sync::broadcast::Receiver<Finished>) 
         .expect("the coordinator is alive")
 }
 
+/// A tenant with alice, bob and carol, one Jira target, and the app `main` with `app_toml`.
+async fn three_users_into_jira(app_toml: &str) -> (graph_sim::RunningGraphSim, World, Config) {
+    let tenant = tenant().await;
+    three_users(&tenant);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, app_toml)]);
+    (tenant, w, config)
+}
+
 fn three_users(tenant: &graph_sim::GraphSim) {
     for name in ["alice", "bob", "carol"] {
         add_user(tenant, &format!("{name}@contoso.com"));
@@ -105,10 +114,7 @@ fn three_users(tenant: &graph_sim::GraphSim) {
 
 #[tokio::test]
 async fn every_api_route_needs_the_admin_token() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = three_users_into_jira("").await;
     let service = Service::start(&w, &config).await;
 
     let routes: [(reqwest::Method, &str); 21] = [
@@ -271,10 +277,7 @@ async fn apps_targets_and_idps_are_listed_without_their_secrets() {
 
 #[tokio::test]
 async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "schedule = \"30m\"\n")]);
+    let (tenant, w, config) = three_users_into_jira("schedule = \"30m\"\n").await;
     let start = time::OffsetDateTime::now_utc();
     let clock = ManualClock::new(start);
     let store = w.store(&config).await.clone();
@@ -338,10 +341,7 @@ fn filter_all() -> idsync_store::RunFilter {
 
 #[tokio::test]
 async fn one_run_per_app_and_triggers_during_a_run_are_queued_once() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = three_users_into_jira("").await;
     let store = w.store(&config).await.clone();
     let service = Service::start(&w, &config).await;
     let coordinator = service.running.coordinator.clone();
@@ -638,10 +638,7 @@ async fn metrics_count_runs_and_operations() {
 
 #[tokio::test]
 async fn a_run_still_waiting_for_its_app_at_a_stop_applies_nothing() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = three_users_into_jira("").await;
     let store = w.store(&config).await.clone();
     let service = Service::start(&w, &config).await;
     let lease = store.lock_app("main", false).await.expect("lock");
