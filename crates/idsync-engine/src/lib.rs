@@ -6,6 +6,7 @@
 
 pub mod executor;
 pub mod guard;
+pub mod known_patch;
 pub mod known_state;
 pub mod outcome;
 pub mod packed;

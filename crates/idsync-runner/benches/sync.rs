@@ -329,7 +329,7 @@ async fn planner_alone(
             .known_target_state(&tc.name)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no known state of {}", tc.name))?;
-        let actual = idsync_engine::packed::unpack_target_state(&known.state)?;
+        let actual = idsync_engine::known_patch::unpack_known(&known.state, &known.patches)?;
         let links = store.links(&tc.name).await?;
         let managed = store.managed_memberships(&app.name, &tc.name).await?;
         let base = LIVE.load(Ordering::Relaxed);

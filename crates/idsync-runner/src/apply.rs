@@ -53,31 +53,14 @@ pub(crate) async fn apply_all(
 
     progress.phase("recording");
     for applied in applied {
-        let (report_of_target, note) = applied?;
-        if let Some(note) = note {
-            report.notes.push(note);
-        }
-        record_totals(&mut report.totals, &report_of_target.operations);
-        report.targets.push(report_of_target);
+        report.add_applied(applied?);
     }
-    let any_failed = report.totals.values().any(|t| t.failed + t.skipped > 0)
-        || report.targets.iter().any(|t| t.error.is_some());
-    let all_targets_failed =
-        !report.targets.is_empty() && report.targets.iter().all(|t| t.error.is_some());
     let interrupted = report.targets.iter().any(|t| {
         t.operations
             .iter()
             .any(|r| r.error.as_deref() == Some(idsync_engine::executor::STOPPING))
     });
-    report.status = if interrupted {
-        RunStatus::Interrupted
-    } else if all_targets_failed {
-        RunStatus::Failed
-    } else if any_failed {
-        RunStatus::Partial
-    } else {
-        RunStatus::Done
-    };
+    report.settle_status(interrupted);
     Ok(())
 }
 
@@ -224,19 +207,7 @@ impl Planned<'_> {
             managed_users: self.plan.managed_users,
             adoptions: self.plan.adoptions.clone(),
             warnings: self.plan.warnings.clone(),
-            operations: self
-                .plan
-                .operations
-                .iter()
-                .map(|p| OpResult {
-                    planned: p.clone(),
-                    status: OpStatus::Planned,
-                    error: None,
-                    error_kind: None,
-                    key: None,
-                    duration_ms: 0,
-                })
-                .collect(),
+            operations: self.plan.operations.iter().map(planned_only).collect(),
         }
     }
 }

@@ -78,9 +78,11 @@ pub(crate) async fn stored_for_target(
             return Ok(None);
         }
         let read_at = known.read_at;
-        let state = blocking(move || idsync_engine::packed::unpack_target_state(&known.state))
-            .await
-            .map_err(|e| e.to_string());
+        let state = blocking(move || {
+            idsync_engine::known_patch::unpack_known(&known.state, &known.patches)
+        })
+        .await
+        .map_err(|e| e.to_string());
         Ok::<_, idsync_store::StoreError>(Some(state.map(|s| (read_at, s))))
     };
     let (known, links, managed, intents, sent_emails) = futures::join!(

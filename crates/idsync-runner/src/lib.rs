@@ -44,7 +44,7 @@ pub use one_user::{
 };
 use plan::*;
 pub use report::{ConfigProblem, KindTotals, RunReport, StateSource, TargetReport};
-use report::{finish, record_totals};
+use report::{finish, planned_only};
 use source::*;
 
 /// How a run is to be done.
@@ -149,6 +149,30 @@ pub(crate) fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The app named (and its place in the config), the targets it feeds, and the rules in force
+/// on each (compiled).
+type AppAndRules<'c> = (
+    usize,
+    &'c AppConfig,
+    Vec<&'c TargetConfig>,
+    Vec<TargetRules>,
+);
+
+fn app_and_rules<'c>(config: &'c Config, app_name: &str) -> Result<AppAndRules<'c>, RunError> {
+    let (app_index, app) = config
+        .apps
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.name == app_name)
+        .ok_or_else(|| RunError::UnknownApp(app_name.to_owned()))?;
+    let target_configs = targets_of(config, app);
+    let rules: Vec<TargetRules> = target_configs
+        .iter()
+        .map(|t| target_rules(app, app_index, t))
+        .collect::<Result<_, _>>()?;
+    Ok((app_index, app, target_configs, rules))
+}
+
 /// Runs one app: see the crate docs. Errors are only returned for problems with idsync itself
 /// (store, rules) and for an app that another run is syncing ([`RunError::Busy`]); a failed
 /// source or target read is a run with status `failed` or `partial`.
@@ -161,17 +185,7 @@ pub async fn sync_app(
 ) -> Result<RunReport, RunError> {
     let dry_run = options.dry_run;
     let started = Instant::now();
-    let (app_index, app) = config
-        .apps
-        .iter()
-        .enumerate()
-        .find(|(_, a)| a.name == app_name)
-        .ok_or_else(|| RunError::UnknownApp(app_name.to_owned()))?;
-    let target_configs = targets_of(config, app);
-    let rules: Vec<TargetRules> = target_configs
-        .iter()
-        .map(|t| target_rules(app, app_index, t))
-        .collect::<Result<_, _>>()?;
+    let (app_index, app, target_configs, rules) = app_and_rules(config, app_name)?;
     // Held until this function returns, after the run's end is recorded.
     let (_lease, mut report) = begin_run(store, &app.name, &options).await?;
     let run_id = report.run_id;

@@ -151,6 +151,45 @@ impl RunReport {
             planner_ms: 0,
         }
     }
+
+    /// Adds one target's applied plan: its report, and a note for the run if it has one.
+    pub(crate) fn add_applied(&mut self, (target, note): (TargetReport, Option<String>)) {
+        if let Some(note) = note {
+            self.notes.push(note);
+        }
+        record_totals(&mut self.totals, &target.operations);
+        self.targets.push(target);
+    }
+
+    /// How the run ended, once every target is in: interrupted (by a stop), failed (every
+    /// target failed), partial (some operation or target failed) or done.
+    pub(crate) fn settle_status(&mut self, interrupted: bool) {
+        let any_failed = self.totals.values().any(|t| t.failed + t.skipped > 0)
+            || self.targets.iter().any(|t| t.error.is_some());
+        let all_targets_failed =
+            !self.targets.is_empty() && self.targets.iter().all(|t| t.error.is_some());
+        self.status = if interrupted {
+            RunStatus::Interrupted
+        } else if all_targets_failed {
+            RunStatus::Failed
+        } else if any_failed {
+            RunStatus::Partial
+        } else {
+            RunStatus::Done
+        };
+    }
+}
+
+/// An operation as planned and not applied (a dry run, or a run held by the guard).
+pub(crate) fn planned_only(planned: &PlannedOperation) -> OpResult {
+    OpResult {
+        planned: planned.clone(),
+        status: OpStatus::Planned,
+        error: None,
+        error_kind: None,
+        key: None,
+        duration_ms: 0,
+    }
 }
 
 /// A field of the config that names something the source does not have.

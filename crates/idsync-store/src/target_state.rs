@@ -1,6 +1,7 @@
 //! What idsync last knew of each target, and the target's write epoch: a run that writes to a
 //! target bumps its epoch first, so that a state read before the writes is never taken for what
-//! the target holds after them.
+//! the target holds after them. A sign-in sync keeps the state instead, and adds a patch of
+//! the accounts it touched ([`Store::begin_target_patch`], [`Store::save_target_patch`]).
 
 use sqlx::Row;
 
@@ -17,6 +18,9 @@ pub struct KnownTargetState {
     pub epoch: i64,
     /// The state in its stored form (`idsync_engine::packed`).
     pub state: Vec<u8>,
+    /// What sign-in syncs did to the target since, oldest first (`idsync_engine::known_patch`):
+    /// the state holds only with these folded in.
+    pub patches: Vec<Vec<u8>>,
 }
 
 impl Store {
@@ -36,19 +40,36 @@ impl Store {
         &self,
         target: &str,
     ) -> Result<Option<KnownTargetState>, StoreError> {
+        // One read transaction: the state and its patches as of one moment (a save in between
+        // would drop patches the state read before it still needs).
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT s.fingerprint, s.read_at, s.epoch, s.state FROM target_state s
              JOIN target_epochs e ON e.target = s.target AND e.epoch = s.epoch
              WHERE s.target = ?",
         )
         .bind(target)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.map(|r| KnownTargetState {
-            fingerprint: r.get(0),
-            read_at: r.get(1),
-            epoch: r.get(2),
-            state: r.get(3),
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let patches = sqlx::query(
+            "SELECT patch FROM target_state_patches WHERE target = ? ORDER BY seq",
+        )
+        .bind(target)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+        tx.commit().await?;
+        Ok(Some(KnownTargetState {
+            fingerprint: row.get(0),
+            read_at: row.get(1),
+            epoch: row.get(2),
+            state: row.get(3),
+            patches,
         }))
     }
 
@@ -57,21 +78,67 @@ impl Store {
     pub async fn begin_target_writes(&self, target: &str) -> Result<i64, StoreError> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM target_state WHERE target = ?")
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
-        let epoch: i64 = sqlx::query(
-            "INSERT INTO target_epochs (target, epoch) VALUES (?, 1)
-             ON CONFLICT (target) DO UPDATE SET epoch = epoch + 1
-             RETURNING epoch",
-        )
-        .bind(target)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+        drop_known_state(&mut tx, target).await?;
+        let epoch = bump_epoch(&mut tx, target).await?;
         tx.commit().await?;
         Ok(epoch)
+    }
+
+    /// Called before a sign-in sync writes to a target whose known state it planned with:
+    /// bumps the epoch as [`Store::begin_target_writes`] does, so that the state is not taken
+    /// for what the target holds while the writes go on, but keeps it for
+    /// [`Store::save_target_patch`] to bring up to date. Returns the sync's own epoch.
+    pub async fn begin_target_patch(&self, target: &str) -> Result<i64, StoreError> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let epoch = bump_epoch(&mut tx, target).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    /// Adds what a sign-in sync did to the known state it planned with (read with
+    /// `fingerprint` at `from_epoch`), making it valid at the sync's `epoch` again. Nothing is
+    /// saved if the state was replaced, or another run began writing to the target, since.
+    /// Returns how many patches the state now has, or `None` when nothing was saved.
+    pub async fn save_target_patch(
+        &self,
+        target: &str,
+        fingerprint: &str,
+        from_epoch: i64,
+        epoch: i64,
+        patch: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE target_state SET epoch = ?
+             WHERE target = ? AND fingerprint = ? AND epoch = ?
+               AND (SELECT epoch FROM target_epochs WHERE target = ?) = ?",
+        )
+        .bind(epoch)
+        .bind(target)
+        .bind(fingerprint)
+        .bind(from_epoch)
+        .bind(target)
+        .bind(epoch)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query("INSERT INTO target_state_patches (target, epoch, patch) VALUES (?, ?, ?)")
+            .bind(target)
+            .bind(epoch)
+            .bind(patch)
+            .execute(&mut *tx)
+            .await?;
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM target_state_patches WHERE target = ?")
+            .bind(target)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        tx.commit().await?;
+        Ok(Some(u64::try_from(count).unwrap_or(0)))
     }
 
     /// Keeps what a target holds, valid at `epoch`. Nothing is saved if another run has begun
@@ -85,6 +152,7 @@ impl Store {
         state: &[u8],
     ) -> Result<bool, StoreError> {
         let _writing = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO target_state (target, fingerprint, read_at, epoch, state)
              SELECT ?, ?, ?, ?, ?
@@ -99,26 +167,67 @@ impl Store {
         .bind(state)
         .bind(target)
         .bind(epoch)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() > 0 && epoch == 0 {
+        let saved = done.rows_affected() > 0;
+        if saved {
+            // The new state holds what the patches said (it was read, or folded, after them).
+            sqlx::query("DELETE FROM target_state_patches WHERE target = ?")
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if saved && epoch == 0 {
             // The epoch row makes the saved state visible to `known_target_state`.
             sqlx::query("INSERT OR IGNORE INTO target_epochs (target, epoch) VALUES (?, 0)")
                 .bind(target)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
-        Ok(done.rows_affected() > 0)
+        tx.commit().await?;
+        Ok(saved)
     }
 
     /// Drops what idsync knew of a target: its next run reads it in full. Nothing in the
     /// workspace calls it today; it is the way to make a target be read afresh.
     pub async fn forget_target_state(&self, target: &str) -> Result<(), StoreError> {
         let _writing = self.writer.lock().await;
-        sqlx::query("DELETE FROM target_state WHERE target = ?")
-            .bind(target)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        drop_known_state(&mut tx, target).await?;
+        tx.commit().await?;
         Ok(())
     }
+}
+
+/// Drops what idsync knew of a target, with its patches.
+async fn drop_known_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+) -> Result<(), StoreError> {
+    for statement in [
+        "DELETE FROM target_state WHERE target = ?",
+        "DELETE FROM target_state_patches WHERE target = ?",
+    ] {
+        sqlx::query(statement)
+            .bind(target)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Bumps a target's write epoch; returns the new one.
+async fn bump_epoch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    target: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO target_epochs (target, epoch) VALUES (?, 1)
+         ON CONFLICT (target) DO UPDATE SET epoch = epoch + 1
+         RETURNING epoch",
+    )
+    .bind(target)
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0))
 }

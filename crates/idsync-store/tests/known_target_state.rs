@@ -90,6 +90,107 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
     );
 }
 
+/// A sign-in sync keeps the known state: it bumps the epoch (so that nobody plans from the
+/// state while it writes), then adds a patch and makes the state valid at its epoch, unless the
+/// state was replaced or another run began writing meanwhile.
+#[tokio::test]
+async fn a_sign_in_patches_the_known_state_instead_of_dropping_it() {
+    let (_dir, store) = store().await;
+    let read = store.target_epoch("jira").await.expect("epoch");
+    assert!(
+        store
+            .save_target_state("jira", "fp", 100, read, b"base")
+            .await
+            .expect("saved")
+    );
+    let writing = store.begin_target_patch("jira").await.expect("begun");
+    assert_eq!(
+        store.known_target_state("jira").await.expect("read"),
+        None,
+        "not planned from while the sign-in writes"
+    );
+    // Read with another fingerprint (other attributes): not the state the sign-in planned with.
+    assert_eq!(
+        store
+            .save_target_patch("jira", "other", read, writing, b"p1")
+            .await
+            .expect("refused"),
+        None
+    );
+    assert_eq!(
+        store
+            .save_target_patch("jira", "fp", read, writing, b"p1")
+            .await
+            .expect("saved"),
+        Some(1)
+    );
+    let known = store
+        .known_target_state("jira")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        (known.state.as_slice(), known.epoch, known.read_at),
+        (&b"base"[..], writing, 100)
+    );
+    assert_eq!(known.patches, vec![b"p1".to_vec()]);
+
+    // Two sign-ins: the second's patch comes after the first's.
+    let second = store.begin_target_patch("jira").await.expect("begun");
+    assert_eq!(
+        store
+            .save_target_patch("jira", "fp", writing, second, b"p2")
+            .await
+            .expect("saved"),
+        Some(2)
+    );
+    // A full run begins writing while a third sign-in writes: the sign-in's patch would sit on
+    // a state that misses the run's changes, so neither is kept.
+    let third = store.begin_target_patch("jira").await.expect("begun");
+    let run = store.begin_target_writes("jira").await.expect("begun");
+    assert_eq!(
+        store
+            .save_target_patch("jira", "fp", second, third, b"p3")
+            .await
+            .expect("refused"),
+        None
+    );
+    assert_eq!(store.known_target_state("jira").await.expect("read"), None);
+    // The run's own state starts with no patches.
+    assert!(
+        store
+            .save_target_state("jira", "fp", 200, run, b"after the run")
+            .await
+            .expect("saved")
+    );
+    let known = store
+        .known_target_state("jira")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(known.state, b"after the run");
+    assert!(known.patches.is_empty());
+
+    // A state saved over patches (folded, or read again) drops them.
+    let fourth = store.begin_target_patch("jira").await.expect("begun");
+    store
+        .save_target_patch("jira", "fp", run, fourth, b"p4")
+        .await
+        .expect("saved");
+    assert!(
+        store
+            .save_target_state("jira", "fp", 200, fourth, b"folded")
+            .await
+            .expect("saved")
+    );
+    let known = store
+        .known_target_state("jira")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!((known.state.as_slice(), known.patches.len()), (&b"folded"[..], 0));
+}
+
 /// Stores made before migration 0004 kept both states as JSON text; the migration keeps them,
 /// as bytes the packed readers still understand.
 #[tokio::test]
@@ -112,7 +213,7 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "CREATE TABLE target_state (target TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, read_at INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL)",
         r#"INSERT INTO target_state VALUES ('jira', 'fp', 100, 0, '{"users":[]}')"#,
         "INSERT OR IGNORE INTO target_epochs VALUES ('jira', 0)",
-        // And what 0005 to 0009 added, so that they run again after 0004.
+        // And what 0005 to 0010 added, so that they run again after 0004.
         "DROP TABLE sent_emails",
         "ALTER TABLE links DROP COLUMN kept_username",
         "ALTER TABLE links DROP COLUMN rename_reported",
@@ -126,6 +227,7 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         "DROP TABLE admin_token",
         "DROP INDEX operations_by_subject",
         "DROP TABLE api_entries",
+        "DROP TABLE target_state_patches",
         "DELETE FROM _sqlx_migrations WHERE version >= 4",
     ] {
         sqlx::query(statement)

@@ -174,10 +174,11 @@ async fn the_upgrade_remembers_emails_sent_before_from_the_history() {
         "DROP TABLE sent_emails",
         "ALTER TABLE links DROP COLUMN kept_username",
         "ALTER TABLE links DROP COLUMN rename_reported",
-        // And what 0008 and 0009 added, so that they run again after 0007.
+        // And what 0008 to 0010 added, so that they run again after 0007.
         "DROP TABLE admin_token",
         "DROP INDEX operations_by_subject",
         "DROP TABLE api_entries",
+        "DROP TABLE target_state_patches",
         "DELETE FROM _sqlx_migrations WHERE version >= 7",
         "INSERT INTO target_state VALUES ('wiki', 'confluence-dc http://wiki/ ', 1, 0, x'00')",
         "INSERT INTO target_state VALUES ('jira', 'jira-dc http://jira/ ', 1, 0, x'00')",

@@ -375,3 +375,67 @@ async fn a_run_in_progress_makes_a_sign_in_busy_after_a_bounded_wait() {
     let report = login_ok(&w, &config, &ada).await;
     assert_eq!(run_ops(&report, "jira").len(), 1, "{}", pretty(&report));
 }
+
+/// Sign-ins keep what idsync knows of a target as patches beside it (rewriting a large state for
+/// every sign-in was most of a sign-in's time); the next run plans from the state with the
+/// patches folded in, and once enough have gathered they are folded into the state itself.
+#[tokio::test]
+async fn sign_ins_patch_what_idsync_knows_and_the_patches_are_folded_in() {
+    let tenant = tenant().await;
+    let devs = add_group(&tenant, "ATL-devs", &[]);
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, RULES)]);
+    w.sync_ok(&config, "main").await;
+    let store = w.store(&config).await;
+    let syncer = idsync_runner::UserSyncer::new(&config, "main").expect("syncer");
+    let patches = || async {
+        store
+            .known_target_state("jira")
+            .await
+            .expect("store")
+            .map(|k| k.patches.len())
+    };
+    let plans_nothing_from_known = || async {
+        let next = w.run(&config, "main", true).await;
+        let jira = next.targets.iter().find(|t| t.target == "jira");
+        assert!(
+            matches!(
+                jira.map(|t| t.state),
+                Some(idsync_runner::StateSource::Known { .. })
+            ),
+            "{}",
+            pretty(&next)
+        );
+        assert!(ops_of(&next, "jira").is_empty(), "{}", pretty(&next));
+    };
+
+    for n in 0..3 {
+        let id = add_user(&tenant, &format!("new{n}@contoso.com"));
+        tenant.add_member(&devs, &id).expect("member");
+        let report = syncer.sync(store, &id, options()).await.expect("synced");
+        let run = report.run.as_ref().expect("a run");
+        assert_eq!(run.status, RunStatus::Done, "{}", pretty(&report));
+        assert!(!all_ops(run).is_empty(), "{}", pretty(&report));
+    }
+    assert_eq!(patches().await, Some(3), "one patch per sign-in that wrote");
+    // The state with its patches holds the three accounts and their groups: nothing to do.
+    plans_nothing_from_known().await;
+
+    // Up to the fold: the 64th patch has them folded into the state, off the sign-in's time.
+    for n in 3..64 {
+        let id = add_user(&tenant, &format!("new{n}@contoso.com"));
+        syncer.sync(store, &id, options()).await.expect("synced");
+    }
+    let mut folded = false;
+    for _ in 0..500 {
+        if patches().await.is_some_and(|n| n < 64) {
+            folded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(folded, "patches still pending: {:?}", patches().await);
+    plans_nothing_from_known().await;
+    w.sync_full_ok(&config, "main").await;
+    w.assert_converged(&config).await;
+}
