@@ -28,6 +28,7 @@ use std::time::Duration;
 use idsync_config::validate::is_guid;
 use idsync_engine::known_patch::{AccountsPatch, add_group_names, fold_patches, known_group_names};
 use idsync_entra::{InScope, OneUser};
+use idsync_http::RequestCounter;
 use idsync_model::{ProductInfo, SourceGroup, SourceSnapshot, SourceUser, TargetUser};
 
 // The crate root holds the imports and the types every step shares.
@@ -243,12 +244,12 @@ impl UserSyncer {
         }
         // Requests of this sync (of every sync in flight at the time, when a service runs
         // several at once: the clients are shared).
-        let graph = RequestCounterDiff::between(&graph_before, &self.source.request_counts());
+        let graph = RequestCounter::difference(&graph_before, &self.source.request_counts());
         for (kind, n) in graph {
             report.requests.insert(format!("graph {kind}"), n);
         }
         for (st, before) in self.targets.iter().zip(&targets_before) {
-            for (kind, n) in RequestCounterDiff::between(before, &st.target.request_counts()) {
+            for (kind, n) in RequestCounter::difference(before, &st.target.request_counts()) {
                 report
                     .requests
                     .insert(format!("{} {kind}", st.config.name), n);
@@ -419,23 +420,5 @@ impl UserSyncer {
         let product = st.target.discover().await?;
         *known = Some((Instant::now(), product.clone()));
         Ok(product)
-    }
-}
-
-/// Differences of request counters, by kind.
-struct RequestCounterDiff;
-
-impl RequestCounterDiff {
-    fn between(
-        before: &BTreeMap<String, u64>,
-        after: &BTreeMap<String, u64>,
-    ) -> Vec<(String, u64)> {
-        after
-            .iter()
-            .filter_map(|(kind, n)| {
-                let d = n.saturating_sub(before.get(kind).copied().unwrap_or(0));
-                (d > 0).then(|| (kind.clone(), d))
-            })
-            .collect()
     }
 }
