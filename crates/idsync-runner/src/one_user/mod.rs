@@ -18,8 +18,8 @@
 //!    planner does.
 //! 5. Applied and recorded like a full run's writes (intentions before each phase, results and
 //!    bookkeeping as they come), as a run with trigger `login`. What idsync knows of each target
-//!    it wrote to is updated with what the sync did, so the next incremental run still plans
-//!    from it.
+//!    it wrote to is brought up to date with a patch of the accounts the sync touched
+//!    (`idsync_engine::known_patch`), so the next incremental run still plans from it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
