@@ -80,69 +80,11 @@ pub fn print_run(report: &RunReport) {
         outln!("{t}");
     }
     for target in &report.targets {
-        if let Some(e) = &target.error {
-            outln!("target {}: {e}", target.target);
-        }
-        match target.state {
-            idsync_runner::StateSource::FullRead => {
-                outln!("target {}: read in full", target.target);
-            }
-            idsync_runner::StateSource::Known { read_minutes_ago } => outln!(
-                "target {}: planned from what idsync knows (read in full {read_minutes_ago} min ago, kept up to date since)",
-                target.target
-            ),
-            idsync_runner::StateSource::OneUser => {
-                outln!(
-                    "target {}: the user's account read for this sign-in",
-                    target.target
-                );
-            }
-            idsync_runner::StateSource::None => {}
-        }
-        if !target.adoptions.is_empty() {
-            outln!(
-                "target {}: {} existing account(s) adopted",
-                target.target,
-                target.adoptions.len()
-            );
-        }
-        for w in &target.warnings {
-            outln!("target {}: warning: {w}", target.target);
-        }
-        let failures: Vec<_> = target
-            .operations
-            .iter()
-            .filter(|o| o.error.is_some())
-            .take(20)
-            .collect();
-        for f in &failures {
-            outln!(
-                "target {}: {} {} failed: {}",
-                target.target,
-                f.planned.op.kind(),
-                f.planned.op.user().or(f.planned.op.group()).unwrap_or(""),
-                f.error.as_deref().unwrap_or("")
-            );
-        }
+        print_target(target);
     }
     if report.dry_run {
         for target in &report.targets {
-            for o in target.operations.iter().take(50) {
-                outln!(
-                    "  {} {} {} — {}",
-                    target.target,
-                    o.planned.op.kind(),
-                    o.planned.op.user().or(o.planned.op.group()).unwrap_or(""),
-                    o.planned.reason
-                );
-            }
-            if target.operations.len() > 50 {
-                outln!(
-                    "  … and {} more on {} (use --json for all)",
-                    target.operations.len() - 50,
-                    target.target
-                );
-            }
+            print_planned(target);
         }
     }
     for note in &report.notes {
@@ -150,6 +92,75 @@ pub fn print_run(report: &RunReport) {
     }
     if let Some(e) = &report.error {
         outln!("error: {e}");
+    }
+}
+
+/// One target's lines of a run's summary: its error, where its state came from, adoptions,
+/// warnings and the first failures.
+fn print_target(target: &idsync_runner::TargetReport) {
+    if let Some(e) = &target.error {
+        outln!("target {}: {e}", target.target);
+    }
+    match target.state {
+        idsync_runner::StateSource::FullRead => {
+            outln!("target {}: read in full", target.target);
+        }
+        idsync_runner::StateSource::Known { read_minutes_ago } => outln!(
+            "target {}: planned from what idsync knows (read in full {read_minutes_ago} min ago, kept up to date since)",
+            target.target
+        ),
+        idsync_runner::StateSource::OneUser => {
+            outln!(
+                "target {}: the user's account read for this sign-in",
+                target.target
+            );
+        }
+        idsync_runner::StateSource::None => {}
+    }
+    if !target.adoptions.is_empty() {
+        outln!(
+            "target {}: {} existing account(s) adopted",
+            target.target,
+            target.adoptions.len()
+        );
+    }
+    for w in &target.warnings {
+        outln!("target {}: warning: {w}", target.target);
+    }
+    let failures: Vec<_> = target
+        .operations
+        .iter()
+        .filter(|o| o.error.is_some())
+        .take(20)
+        .collect();
+    for f in &failures {
+        outln!(
+            "target {}: {} {} failed: {}",
+            target.target,
+            f.planned.op.kind(),
+            f.planned.op.user().or(f.planned.op.group()).unwrap_or(""),
+            f.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// A dry run's operations on one target, each with its reason (the first 50).
+fn print_planned(target: &idsync_runner::TargetReport) {
+    for o in target.operations.iter().take(50) {
+        outln!(
+            "  {} {} {} — {}",
+            target.target,
+            o.planned.op.kind(),
+            o.planned.op.user().or(o.planned.op.group()).unwrap_or(""),
+            o.planned.reason
+        );
+    }
+    if target.operations.len() > 50 {
+        outln!(
+            "  … and {} more on {} (use --json for all)",
+            target.operations.len() - 50,
+            target.target
+        );
     }
 }
 

@@ -364,8 +364,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_plan_is_confined_to_the_users_own_accounts() {
+    /// A plan with operations about u1 (on K1), about u2 and nobody, and u1's on K2.
+    fn mixed_plan() -> TargetPlan {
         let add = |group: &str, key: &str, user: &str, source: &str| {
             op(
                 Operation::AddMembership {
@@ -376,7 +376,7 @@ mod tests {
                 Some(source),
             )
         };
-        let mut plan = TargetPlan {
+        TargetPlan {
             target: "jira".into(),
             operations: vec![
                 op(
@@ -462,7 +462,12 @@ mod tests {
             rename_reports: vec![link("u2", "K2")],
             warnings: Vec::new(),
             managed_users: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn a_plan_is_confined_to_the_users_own_accounts() {
+        let mut plan = mixed_plan();
         confine(&mut plan, "u1", &BTreeSet::from(["K1".to_owned()]));
         let kept: Vec<(OperationKind, Option<&str>)> = plan
             .operations
