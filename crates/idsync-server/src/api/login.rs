@@ -117,6 +117,7 @@ fn api_error(e: RunError) -> ApiError {
         (status = 404, description = "unknown app or user", body = ErrorEnvelope),
         (status = 409, description = "busy: a run of the app holds it", body = ErrorEnvelope),
         (status = 502, description = "source_failed", body = ErrorEnvelope),
+        (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope),
     ),
     security(("admin_token" = []))
 )]
@@ -128,6 +129,9 @@ pub async fn sync_user(
     let Some(app_config) = config.app(&app) else {
         return Err(api_error(RunError::UnknownApp(app)));
     };
+    // Once stopping, nothing is answered, not even from memory: the caller learns at once
+    // that this instance is going away (and a stop waits for the syncs it let start).
+    let _working = state.coordinator.begin()?;
     let ttl = Duration::from_secs(app_config.login_sync_cache_seconds);
     let key = cache_key(&app, &user);
     if !ttl.is_zero()

@@ -2,13 +2,11 @@
 //! filters and paging, one run with its operations (JSON or CSV), and approving or discarding a
 //! run the mass-change guard held.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use idsync_runner::{Quiet, RunOptions, Trigger};
+use idsync_runner::{RunStatus, Trigger};
 use idsync_store::{OperationRecord, RunFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -41,7 +39,7 @@ pub struct StartRun {
     operation_id = "start_run",
     params(("app" = String, Path, description = "The app's name")),
     request_body(content = Option<StartRun>),
-    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping", body = ErrorEnvelope)),
+    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope)),
     security(("admin_token" = []))
 )]
 pub async fn start_run(
@@ -50,8 +48,7 @@ pub async fn start_run(
     body: Option<Json<StartRun>>,
 ) -> Result<Response, ApiError> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
-    let config = state.config.current();
-    if config.app(&app).is_none() {
+    if state.config.current().app(&app).is_none() {
         return Err(ApiError::not_found(format!(
             "there is no app {app:?}; GET /api/v1/apps lists them"
         )));
@@ -59,20 +56,17 @@ pub async fn start_run(
     if request.dry_run {
         // A dry run answers with its plan, so it runs here rather than in the queue; it waits
         // for a run of the app in progress (the store's lock keeps them apart).
-        let report = idsync_runner::sync_app(
-            &config,
-            &app,
-            &state.store,
-            RunOptions {
-                trigger: Trigger::Manual,
-                dry_run: true,
-                full_read: request.full_read,
-                wait: true,
-            },
-            Arc::new(Quiet),
-        )
-        .await
-        .map_err(ApiError::internal)?;
+        let report = state.coordinator.dry_run(&app, request.full_read).await?;
+        if report.status == RunStatus::Interrupted {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                format!(
+                    "idsync is stopping: dry run {} ended before its plan was made",
+                    report.run_id
+                ),
+            ));
+        }
         return Ok((StatusCode::OK, Json(report)).into_response());
     }
     let accepted = state
@@ -272,13 +266,17 @@ fn csv_field(value: &str) -> String {
     tag = "runs",
     operation_id = "approve_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope)),
+    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope)),
     security(("admin_token" = []))
 )]
 pub async fn approve_run(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Refused before the approval is kept: a 503 must not leave an approval behind.
+    if state.coordinator.is_stopping() {
+        return Err(crate::runs::TriggerError::Stopping.into());
+    }
     let run = state.store.run(id).await?.ok_or_else(|| no_run(id))?;
     let guard = state
         .config
