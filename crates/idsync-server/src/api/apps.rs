@@ -160,9 +160,7 @@ async fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
     get,
     path = "/idps",
     tag = "idps",
-    operation_id = "list_idps",
-    responses((status = 200, description = "`{\"idps\": [{\"app\", \"kind\", \"tenant_id\", \"scope\"}]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"idps\": [{\"app\", \"kind\", \"tenant_id\", \"scope\"}]}`", body = Object))
 )]
 pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     let idps: Vec<Value> = state
@@ -187,9 +185,7 @@ pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     get,
     path = "/apps",
     tag = "apps",
-    operation_id = "list_apps",
-    responses((status = 200, description = "`{\"apps\": [AppView]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"apps\": [AppView]}`", body = Object))
 )]
 pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let mut apps = Vec::new();
@@ -204,10 +200,8 @@ pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, Api
     get,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "get_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 200, body = AppView), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = AppView), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_app(
     State(state): State<ApiState>,
@@ -245,10 +239,8 @@ fn change_error(state: &ApiState, e: ChangeError) -> ApiError {
     post,
     path = "/apps",
     tag = "apps",
-    operation_id = "create_app",
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 201, body = AppView), (status = 400, description = "invalid: `field` names the problem", body = ErrorEnvelope), (status = 409, description = "name_taken", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 201, body = AppView), (status = 400, description = "invalid: `field` names the problem", body = ErrorEnvelope), (status = 409, description = "name_taken", body = ErrorEnvelope))
 )]
 pub async fn create_app(
     State(state): State<ApiState>,
@@ -270,11 +262,9 @@ pub async fn create_app(
     put,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "replace_app",
     params(("app" = String, Path, description = "The app's name")),
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 200, body = AppView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = AppView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope))
 )]
 pub async fn replace_app(
     State(state): State<ApiState>,
@@ -298,10 +288,8 @@ pub async fn replace_app(
     delete,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "delete_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope))
 )]
 pub async fn delete_app(
     State(state): State<ApiState>,
@@ -321,9 +309,7 @@ pub async fn delete_app(
     get,
     path = "/targets",
     tag = "targets",
-    operation_id = "list_targets",
-    responses((status = 200, description = "`{\"targets\": [TargetView]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"targets\": [TargetView]}`", body = Object))
 )]
 pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
     let mut targets = Vec::new();
@@ -338,10 +324,8 @@ pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
     get,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "get_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 200, body = TargetView), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_target(
     State(state): State<ApiState>,
@@ -356,10 +340,8 @@ pub async fn get_target(
     post,
     path = "/targets",
     tag = "targets",
-    operation_id = "create_target",
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 201, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 201, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope))
 )]
 pub async fn create_target(
     State(state): State<ApiState>,
@@ -384,11 +366,9 @@ pub async fn create_target(
     put,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "replace_target",
     params(("target" = String, Path, description = "The target's name")),
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 200, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope))
 )]
 pub async fn replace_target(
     State(state): State<ApiState>,
@@ -412,10 +392,8 @@ pub async fn replace_target(
     delete,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "delete_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file or in_use", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file or in_use", body = ErrorEnvelope))
 )]
 pub async fn delete_target(
     State(state): State<ApiState>,
@@ -437,10 +415,8 @@ pub async fn delete_target(
     post,
     path = "/targets/{target}/test",
     tag = "targets",
-    operation_id = "test_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn test_target(
     State(state): State<ApiState>,
@@ -473,10 +449,8 @@ pub async fn test_target(
     post,
     path = "/apps/{app}/test",
     tag = "apps",
-    operation_id = "test_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn test_app(
     State(state): State<ApiState>,

@@ -107,7 +107,6 @@ fn api_error(e: RunError) -> ApiError {
     post,
     path = "/apps/{app}/users/{user}/sync",
     tag = "runs",
-    operation_id = "sync_user",
     params(
         ("app" = String, Path, description = "The app's name"),
         ("user" = String, Path, description = "Entra object id, user principal name, or target username"),
@@ -118,8 +117,7 @@ fn api_error(e: RunError) -> ApiError {
         (status = 409, description = "busy: a run of the app holds it", body = ErrorEnvelope),
         (status = 502, description = "source_failed", body = ErrorEnvelope),
         (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope),
-    ),
-    security(("admin_token" = []))
+    )
 )]
 pub async fn sync_user(
     State(state): State<ApiState>,

@@ -36,11 +36,9 @@ pub struct StartRun {
     post,
     path = "/apps/{app}/runs",
     tag = "runs",
-    operation_id = "start_run",
     params(("app" = String, Path, description = "The app's name")),
     request_body(content = Option<StartRun>),
-    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn start_run(
     State(state): State<ApiState>,
@@ -107,10 +105,8 @@ pub struct HistoryQuery {
     get,
     path = "/runs",
     tag = "runs",
-    operation_id = "list_runs",
     params(HistoryQuery),
-    responses((status = 200, description = "`{\"runs\": [...], \"next_before\": id | null}`, newest first", body = Object), (status = 400, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"runs\": [...], \"next_before\": id | null}`, newest first", body = Object), (status = 400, body = ErrorEnvelope))
 )]
 pub async fn list_runs(
     State(state): State<ApiState>,
@@ -154,10 +150,8 @@ fn no_run(id: i64) -> ApiError {
     get,
     path = "/runs/{id}",
     tag = "runs",
-    operation_id = "get_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 200, description = "`{\"run\", \"plan\"?}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"run\", \"plan\"?}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_run(
     State(state): State<ApiState>,
@@ -186,10 +180,8 @@ pub struct OperationsQuery {
     get,
     path = "/runs/{id}/operations",
     tag = "runs",
-    operation_id = "run_operations",
     params(("id" = i64, Path, description = "The run's id"), OperationsQuery),
-    responses((status = 200, description = "JSON `{\"run_id\", \"operations\"}`, or CSV (text/csv) with `format=csv`", body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "JSON `{\"run_id\", \"operations\"}`, or CSV (text/csv) with `format=csv`", body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn run_operations(
     State(state): State<ApiState>,
@@ -264,10 +256,8 @@ fn csv_field(value: &str) -> String {
     post,
     path = "/runs/{id}/approve",
     tag = "runs",
-    operation_id = "approve_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn approve_run(
     State(state): State<ApiState>,
@@ -313,10 +303,8 @@ pub async fn approve_run(
     post,
     path = "/runs/{id}/discard",
     tag = "runs",
-    operation_id = "discard_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 200, description = "`{\"run\"}` with status discarded", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_discardable", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"run\"}` with status discarded", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_discardable", body = ErrorEnvelope))
 )]
 pub async fn discard_run(
     State(state): State<ApiState>,
