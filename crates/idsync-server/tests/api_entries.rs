@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::harness::{App, World, add_user, tenant};
-use common::{Service, next_finished};
+use common::{Service, next_finished, on_clock};
 use idsync_model::TargetKind;
 use idsync_runner::{RunStatus, Trigger};
 use idsync_server::{ManualClock, ServeOptions};
@@ -86,6 +86,11 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// Whether the wiki (Confluence, the target the `hr` app feeds) has the account.
+fn on_wiki(w: &World, username: &str) -> bool {
+    w.user(TargetKind::ConfluenceDc, username).is_some()
+}
+
 /// A tenant of its own, with a client secret no other tenant of the test has.
 async fn hr_tenant(secret: &str) -> graph_sim::RunningGraphSim {
     graph_sim::GraphSim::from_json(&json!({ "clientSecret": secret }).to_string())
@@ -135,10 +140,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     let config = w.write_config(&[App::new(&file_tenant, "targets = [\"jira\"]\n")]);
     let store = w.store(&config).await.clone();
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let options = || ServeOptions {
-        clock: Arc::new(clock.clone()),
-        ..ServeOptions::default()
-    };
+    let options = || on_clock(&clock);
     let answers: Arc<Mutex<String>> = Arc::default();
     let service = Service::start_on(&w, &config, &store, None, options())
         .await
@@ -186,19 +188,11 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(probe["ok"], true, "{probe}");
 
     // A sync of the new app puts its users on the new target, and only there.
-    let run = service.sync("hr").await.outcome.expect("the run works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "erin@fabrikam.com")
-            .is_some()
-    );
+    service.sync_done("hr").await;
+    assert!(on_wiki(&w, "erin@fabrikam.com"));
     assert!(w.user(TargetKind::JiraDc, "erin@fabrikam.com").is_none());
-    let file_run = service.sync("main").await.outcome.expect("works");
-    assert_eq!(file_run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "alice@contoso.com")
-            .is_none()
-    );
+    service.sync_done("main").await;
+    assert!(!on_wiki(&w, "alice@contoso.com"));
 
     // The store holds them sealed.
     let data_dir = w.dir.path().join("data");
@@ -252,12 +246,8 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app["provisioned"], "api");
     add_user(&hr, "gina@fabrikam.com");
-    let run = service.sync("hr").await.outcome.expect("works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "gina@fabrikam.com")
-            .is_some()
-    );
+    service.sync_done("hr").await;
+    assert!(on_wiki(&w, "gina@fabrikam.com"));
 
     // A rule changed (the masked secret sent back keeps the stored one): the next run follows.
     let (status, app) = service
@@ -272,16 +262,9 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(status, StatusCode::OK, "{app}");
     assert_eq!(app["entry"]["users"]["create"], false);
     add_user(&hr, "hank@fabrikam.com");
-    let run = service
-        .sync("hr")
-        .await
-        .outcome
-        .expect("the kept secret works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
-            .is_none()
-    );
+    // The kept secret works.
+    service.sync_done("hr").await;
+    assert!(!on_wiki(&w, "hank@fabrikam.com"));
 
     // A schedule given: the scheduler follows it at once.
     let (status, app) = service
@@ -308,10 +291,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
         ("hr", Trigger::Schedule)
     );
     assert_eq!(scheduled.outcome.expect("works").status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
-            .is_some()
-    );
+    assert!(on_wiki(&w, "hank@fabrikam.com"));
 
     // A target an app feeds stays; the app goes, its history stays; then the target goes.
     let (status, body) = service.delete("/api/v1/targets/wiki").await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::harness::{App, World, add_user, tenant};
-use common::{Service, filter_all, next_finished};
+use common::{Service, filter_all, next_finished, on_clock};
 use idsync_config::Config;
 use idsync_model::TargetKind;
 use idsync_runner::{RunStatus, Trigger};
@@ -16,19 +16,27 @@ use idsync_server::{Accepted, ManualClock, Request, ServeOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A tenant with alice, bob and carol, one Jira target, and the app `main` with `app_toml`.
-async fn three_users_into_jira(app_toml: &str) -> (graph_sim::RunningGraphSim, World, Config) {
+/// alice, bob and carol.
+const THREE_USERS: [&str; 3] = ["alice@contoso.com", "bob@contoso.com", "carol@contoso.com"];
+
+/// A tenant with `users`, one Jira target, and one app `name` with `app_toml`.
+async fn into_jira(
+    users: &[&str],
+    name: &str,
+    app_toml: &str,
+) -> (graph_sim::RunningGraphSim, World, Config) {
     let tenant = tenant().await;
-    three_users(&tenant);
+    for upn in users {
+        add_user(&tenant, upn);
+    }
     let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, app_toml)]);
+    let config = w.write_config(&[App::new(&tenant, app_toml).named(name)]);
     (tenant, w, config)
 }
 
-fn three_users(tenant: &graph_sim::GraphSim) {
-    for name in ["alice", "bob", "carol"] {
-        add_user(tenant, &format!("{name}@contoso.com"));
-    }
+/// A tenant with alice, bob and carol, one Jira target, and the app `main` with `app_toml`.
+async fn three_users_into_jira(app_toml: &str) -> (graph_sim::RunningGraphSim, World, Config) {
+    into_jira(&THREE_USERS, "main", app_toml).await
 }
 
 #[tokio::test]
@@ -184,15 +192,7 @@ async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
     let start = time::OffsetDateTime::now_utc();
     let clock = ManualClock::new(start);
     let store = w.store(&config).await.clone();
-    let service = Service::start_with(
-        &w,
-        &config,
-        ServeOptions {
-            clock: Arc::new(clock.clone()),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let service = Service::start_with(&w, &config, on_clock(&clock)).await;
     let mut events = service.running.coordinator.subscribe();
 
     // Never synced: the first scheduled run starts at once.
@@ -380,7 +380,9 @@ async fn dry_run_hold_approve_and_discard_through_the_api() {
 #[tokio::test]
 async fn history_filters_pages_and_exports_as_csv() {
     let tenant = tenant().await;
-    three_users(&tenant);
+    for upn in THREE_USERS {
+        add_user(&tenant, upn);
+    }
     let w = World::new(&[TargetKind::JiraDc, TargetKind::ConfluenceDc]).await;
     let config = w.write_config(&[App::new(&tenant, "")]);
     let service = Service::start(&w, &config).await;
@@ -482,13 +484,8 @@ async fn history_filters_pages_and_exports_as_csv() {
 
 #[tokio::test]
 async fn metrics_count_runs_and_operations() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]).clone();
-    let mut config = config;
     // A name of its own: the recorder is shared by every service this test binary starts.
-    config.apps[0].name = "metered".into();
+    let (_tenant, w, config) = into_jira(&THREE_USERS, "metered", "").await;
     // Jira throttles once: the wait before the retry is counted.
     w.atl
         .kit()
@@ -633,15 +630,7 @@ async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
     ]);
     let start = time::OffsetDateTime::now_utc();
     let clock = ManualClock::new(start);
-    let service = Service::start_with(
-        &w,
-        &config,
-        ServeOptions {
-            clock: Arc::new(clock.clone()),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let service = Service::start_with(&w, &config, on_clock(&clock)).await;
     let mut events = service.running.coordinator.subscribe();
 
     let (_, idps) = service.get("/api/v1/idps").await;
@@ -688,9 +677,7 @@ async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
 
 #[tokio::test]
 async fn with_a_certificate_and_key_the_service_speaks_https_only() {
-    let tenant = tenant().await;
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tls = idsync_server::tls::TlsFiles {
         cert: fixtures.join("tls-cert.pem"),
@@ -751,15 +738,10 @@ async fn with_a_certificate_and_key_the_service_speaks_https_only() {
 
 #[tokio::test]
 async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind_a_run() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    // No waiting for the lock, so that the busy answer comes at once.
-    let mut config = w
-        .write_config(&[App::new(&tenant, "login_sync_wait_seconds = 0\n")])
-        .clone();
-    // A name of its own: the metrics recorder is shared by every service this binary starts.
-    config.apps[0].name = "signin".into();
+    // A name of its own (the metrics recorder is shared by every service this binary starts),
+    // and no waiting for the lock, so that the busy answer comes at once.
+    let (_tenant, w, config) =
+        into_jira(&THREE_USERS, "signin", "login_sync_wait_seconds = 0\n").await;
     let store = w.store(&config).await.clone();
     let service = Service::start(&w, &config).await;
 
@@ -838,9 +820,7 @@ async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind
 
 #[tokio::test]
 async fn a_request_body_over_the_limit_is_refused_before_it_is_read() {
-    let tenant = tenant().await;
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
     let service = Service::start(&w, &config).await;
     // 64 KiB is far more than any entry or run request needs.
     let big = json!({ "name": "x".repeat(70 * 1024) });
@@ -855,9 +835,7 @@ async fn a_request_body_over_the_limit_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn readyz_answers_503_naming_the_store_once_its_file_is_gone() {
-    let tenant = tenant().await;
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
     let service = Service::start(&w, &config).await;
     let (status, ready) = service.readyz().await;
     assert_eq!(status, StatusCode::OK);

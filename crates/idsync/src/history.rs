@@ -99,13 +99,8 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
                 run.id, run.app
             ))
         })?;
-    let window =
-        i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
-    let expires_at = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .saturating_add(window);
     store
-        .approve_run(run.id, window, expires_at)
+        .approve_run_within(run.id, guard.approval_expires_minutes)
         .await
         .map_err(|e| match e {
             idsync_store::StoreError::NotApprovable { .. } => CliError::Usage(e.to_string()),

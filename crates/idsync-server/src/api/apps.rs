@@ -233,6 +233,60 @@ fn change_error(state: &ApiState, e: ChangeError) -> ApiError {
     }
 }
 
+/// 404 unless the app or target `name` is in the config in force.
+fn find(state: &ApiState, kind: EntryKind, name: &str) -> Result<(), ApiError> {
+    match kind {
+        EntryKind::App => find_app(state, name).map(drop),
+        EntryKind::Target => find_target(state, name).map(drop),
+    }
+}
+
+/// Creates an app or target from the request's body; the name it has.
+async fn create_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<String, ApiError> {
+    let Json(body) = body?;
+    state
+        .config
+        .create(kind, body)
+        .await
+        .map_err(|e| change_error(state, e))
+}
+
+/// Replaces an app or target the API provisions with the request's body. An unknown name is
+/// a 404 before the body is looked at.
+async fn replace_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    name: &str,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(), ApiError> {
+    find(state, kind, name)?;
+    let Json(body) = body?;
+    state
+        .config
+        .replace(kind, name, body)
+        .await
+        .map_err(|e| change_error(state, e))
+}
+
+/// Deletes an app or target the API provisions: 204.
+async fn delete_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    name: &str,
+) -> Result<StatusCode, ApiError> {
+    find(state, kind, name)?;
+    state
+        .config
+        .delete(kind, name)
+        .await
+        .map_err(|e| change_error(state, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /apps`: creates an app, given as one `[[apps]]` entry of the config file is (JSON,
 /// secrets inline), checked as the file is. 201 with the app.
 #[utoipa::path(
@@ -246,14 +300,9 @@ pub async fn create_app(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    let Json(body) = body?;
-    let name = state
-        .config
-        .create(EntryKind::App, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let app = find_app(&state, &name)?;
-    Ok((StatusCode::CREATED, Json(app_view(&state, &app).await?)))
+    let name = create_entry(&state, EntryKind::App, body).await?;
+    let Json(app) = get_app(State(state), Path(name)).await?;
+    Ok((StatusCode::CREATED, Json(app)))
 }
 
 /// `PUT /apps/{app}`: replaces an app created through the API (the whole entry; a secret
@@ -271,15 +320,8 @@ pub async fn replace_app(
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<AppView>, ApiError> {
-    find_app(&state, &name)?;
-    let Json(body) = body?;
-    state
-        .config
-        .replace(EntryKind::App, &name, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let app = find_app(&state, &name)?;
-    Ok(Json(app_view(&state, &app).await?))
+    replace_entry(&state, EntryKind::App, &name, body).await?;
+    get_app(State(state), Path(name)).await
 }
 
 /// `DELETE /apps/{app}`: deletes an app created through the API; its history stays. Refused
@@ -295,13 +337,7 @@ pub async fn delete_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    find_app(&state, &name)?;
-    state
-        .config
-        .delete(EntryKind::App, &name)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, EntryKind::App, &name).await
 }
 
 /// `GET /targets`.
@@ -347,17 +383,9 @@ pub async fn create_target(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TargetView>), ApiError> {
-    let Json(body) = body?;
-    let name = state
-        .config
-        .create(EntryKind::Target, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let target = find_target(&state, &name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(target_view(&state, &target).await),
-    ))
+    let name = create_entry(&state, EntryKind::Target, body).await?;
+    let Json(target) = get_target(State(state), Path(name)).await?;
+    Ok((StatusCode::CREATED, Json(target)))
 }
 
 /// `PUT /targets/{target}`: replaces a target created through the API. Refused for targets
@@ -375,15 +403,8 @@ pub async fn replace_target(
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<TargetView>, ApiError> {
-    find_target(&state, &name)?;
-    let Json(body) = body?;
-    state
-        .config
-        .replace(EntryKind::Target, &name, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let target = find_target(&state, &name)?;
-    Ok(Json(target_view(&state, &target).await))
+    replace_entry(&state, EntryKind::Target, &name, body).await?;
+    get_target(State(state), Path(name)).await
 }
 
 /// `DELETE /targets/{target}`: deletes a target created through the API, unless an app names
@@ -399,13 +420,7 @@ pub async fn delete_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    find_target(&state, &name)?;
-    state
-        .config
-        .delete(EntryKind::Target, &name)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, EntryKind::Target, &name).await
 }
 
 /// `POST /targets/{target}/test`: what `idsync check` shows for the target (reachable,

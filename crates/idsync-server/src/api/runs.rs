@@ -282,12 +282,10 @@ pub async fn approve_run(
                 ),
             )
         })?;
-    let window =
-        i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
-    let expires_at = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .saturating_add(window);
-    state.store.approve_run(id, window, expires_at).await?;
+    state
+        .store
+        .approve_run_within(id, guard.approval_expires_minutes)
+        .await?;
     let accepted = state
         .coordinator
         .trigger(&run.app, Request::new(Trigger::Approval))

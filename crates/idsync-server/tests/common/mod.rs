@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use harness::World;
 use idsync_config::Config;
-use idsync_server::{Finished, Running, ServeOptions};
+use idsync_runner::{RunReport, RunStatus};
+use idsync_server::{Finished, ManualClock, Running, ServeOptions};
 use idsync_store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -192,6 +193,25 @@ impl Service {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         next_finished(&mut events).await
+    }
+
+    /// [`Service::sync`], checked to have ended `done`: its report.
+    pub async fn sync_done(&self, app: &str) -> Arc<RunReport> {
+        let report = self
+            .sync(app)
+            .await
+            .outcome
+            .unwrap_or_else(|e| panic!("the run of {app} could not be done: {e}"));
+        assert_eq!(report.status, RunStatus::Done, "{report:?}");
+        report
+    }
+}
+
+/// The default options, with the scheduler on `clock`.
+pub fn on_clock(clock: &ManualClock) -> ServeOptions {
+    ServeOptions {
+        clock: Arc::new(clock.clone()),
+        ..ServeOptions::default()
     }
 }
 
