@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::exit::CliError;
 use crate::output;
-use crate::store::{load_config, open_store, select_apps};
+use crate::store::{load_config, open_store, select_apps, with_stored_entries};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -83,6 +83,8 @@ pub struct ApproveArgs {
 pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
     let store = open_store(&config).await?;
+    // A run of an app created through the admin API is approved with that app's guard.
+    let config = with_stored_entries(config, &store).await?;
     let run = store
         .run(args.run_id)
         .await
