@@ -110,6 +110,15 @@ impl From<crate::runs::TriggerError> for ApiError {
     }
 }
 
+impl From<crate::runs::DryRunError> for ApiError {
+    fn from(e: crate::runs::DryRunError) -> Self {
+        match e {
+            crate::runs::DryRunError::Refused(e) => e.into(),
+            crate::runs::DryRunError::Run(e) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::live::ChangeError> for ApiError {
     fn from(e: crate::live::ChangeError) -> Self {
         use crate::live::ChangeError as E;

@@ -3,7 +3,8 @@
 //! on its schedule ([`scheduler`]), one run per app at a time with triggers queued, not stacked
 //! ([`runs`]); serves the admin API under `/api/v1` ([`api`], behind the admin token of
 //! [`auth`]), `/healthz`, `/readyz` and Prometheus `/metrics` ([`metrics`]); and stops cleanly,
-//! letting runs in progress finish within a bound.
+//! letting runs in progress finish within a bound while it goes on answering (`/readyz` and
+//! every request that would start work answer 503 `stopping`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use idsync_config::Config;
 use idsync_store::Store;
@@ -31,7 +32,7 @@ pub mod scheduler;
 pub mod tls;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use runs::{Accepted, Coordinator, Finished, Request, TriggerError};
+pub use runs::{Accepted, Coordinator, DryRunError, Finished, Request, TriggerError, Working};
 
 /// How the service listens and behaves.
 #[derive(Clone)]
@@ -77,7 +78,9 @@ pub struct Running {
     pub next_runs: scheduler::NextRuns,
     /// The config in force: the file's, and the apps and targets created through the API.
     pub config: live::LiveConfig,
-    stop: watch::Sender<bool>,
+    /// Turned true once the runs have ended (or the grace period has): the HTTP server then
+    /// stops.
+    stop_server: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     scheduler: tokio::task::JoinHandle<()>,
     grace: Duration,
@@ -87,6 +90,7 @@ pub struct Running {
 struct Health {
     store: Store,
     config: live::LiveConfig,
+    coordinator: Coordinator,
 }
 
 /// Starts the service on `config` (as loaded from its file) and `store`, with the apps and
@@ -111,7 +115,7 @@ pub async fn start(
     let new_admin_token = auth::ensure_token(&store).await?;
     let coordinator = Coordinator::new(live.subscribe(), store.clone());
     let next_runs = scheduler::NextRuns::default();
-    let (stop, stopping) = watch::channel(false);
+    let (stop_server, server_stopping) = watch::channel(false);
     let state = api::ApiState {
         config: live.clone(),
         config_path,
@@ -127,10 +131,10 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let mut server_stopping = stopping.clone();
     let server = match acceptor {
-        Some(acceptor) => tokio::spawn(tls::serve(listener, acceptor, router, stopping.clone())),
+        Some(acceptor) => tokio::spawn(tls::serve(listener, acceptor, router, server_stopping)),
         None => tokio::spawn(async move {
+            let mut server_stopping = server_stopping;
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = server_stopping.wait_for(|s| *s).await;
@@ -144,7 +148,7 @@ pub async fn start(
         coordinator.clone(),
         Arc::clone(&options.clock),
         next_runs.clone(),
-        stopping,
+        coordinator.stop_signal(),
     );
     tracing::info!(%addr, apps = live.current().apps.len(), "idsync is serving");
     Ok(Running {
@@ -153,7 +157,7 @@ pub async fn start(
         coordinator,
         next_runs,
         config: live,
-        stop,
+        stop_server,
         server,
         scheduler,
         grace: options.shutdown_grace,
@@ -165,6 +169,7 @@ fn router(state: api::ApiState, options: &ServeOptions) -> Router {
     let health = Health {
         store: state.store.clone(),
         config: state.config.clone(),
+        coordinator: state.coordinator.clone(),
     };
     let api = api::routes(state)
         .fallback(|| async {
@@ -184,22 +189,29 @@ fn router(state: api::ApiState, options: &ServeOptions) -> Router {
         .layer(DefaultBodyLimit::max(options.body_limit))
 }
 
-/// Ready when the store answers and the config was loaded (it was, or the service would not
-/// have started).
-async fn readyz(State(health): State<Health>) -> impl IntoResponse {
-    let apps = health.config.current().apps.len();
-    match health.store.admin_token_hash().await {
-        Ok(_) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "store": "ok", "config": "loaded", "apps": apps })),
-        ),
-        Err(e) => (
+/// Ready when the store answers (its file is where it was, a query reads it) and the service
+/// is not stopping; the config is loaded, or the service would not have started. Not ready:
+/// 503 in the API's error envelope, `code` naming what is not ready.
+async fn readyz(State(health): State<Health>) -> Response {
+    if health.coordinator.is_stopping() {
+        return error::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                serde_json::json!({ "store": e.to_string(), "config": "loaded", "apps": apps }),
-            ),
-        ),
+            "stopping",
+            "idsync is stopping: it starts no new work and answers until the runs in progress end",
+        )
+        .into_response();
     }
+    if let Err(e) = health.store.ping().await {
+        return error::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the state store does not answer: {e}"),
+        )
+        .into_response();
+    }
+    let apps = health.config.current().apps.len();
+    axum::Json(serde_json::json!({ "store": "ok", "config": "loaded", "apps": apps }))
+        .into_response()
 }
 
 async fn prometheus() -> impl IntoResponse {
@@ -210,12 +222,13 @@ async fn prometheus() -> impl IntoResponse {
 }
 
 impl Running {
-    /// Stops: no new triggers or requests; runs in progress send nothing more, and get up to
-    /// the grace period to finish what is in flight and record it (they end `interrupted`).
-    /// `true` when every run finished in time.
+    /// Stops: no new run, dry run or sign-in sync starts (the API goes on answering, with 503
+    /// `stopping` for those and on `/readyz`); runs in progress send nothing more, and get up
+    /// to the grace period to finish what is in flight and record it (they end
+    /// `interrupted`); then the HTTP server stops. `true` when every run finished in time.
     pub async fn shutdown(self) -> bool {
+        // Stops the scheduler too: it follows the coordinator's stop.
         self.coordinator.stop();
-        let _ = self.stop.send(true);
         let _ = self.scheduler.await;
         let finished = tokio::time::timeout(self.grace, self.coordinator.idle())
             .await
@@ -226,6 +239,7 @@ impl Running {
                 "runs still in progress at shutdown; the next start marks them interrupted"
             );
         }
+        let _ = self.stop_server.send(true);
         match self.server.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),

@@ -5,14 +5,18 @@
 //!
 //! Runs of one app across processes (a CLI `idsync sync` beside the service) are kept apart by
 //! the store's app lock; this module only keeps the service from piling runs up behind it.
+//!
+//! At a stop ([`Coordinator::stop`]) nothing new starts (runs, dry runs, sign-in syncs: see
+//! [`Coordinator::begin`]); a run applying sends nothing more, and a run still reading its
+//! source is cut short at once rather than after the source's retries: it has planned nothing,
+//! so it is recorded `interrupted` with no operations, and its read is not kept.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use idsync_config::Config;
-use idsync_runner::{Progress, RunOptions, RunReport, RunStatus, Trigger};
+use idsync_runner::{Progress, RunError, RunOptions, RunReport, RunStatus, Trigger};
 use idsync_store::Store;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -89,10 +93,11 @@ struct Inner {
     store: Store,
     slots: Mutex<HashMap<String, Slot>>,
     finished: broadcast::Sender<Finished>,
-    /// How many runs are going on; shutdown waits for it to reach zero.
+    /// How much work is going on (runs, queued runs, dry runs, sign-in syncs); shutdown waits
+    /// for it to reach zero.
     active: watch::Sender<usize>,
-    /// Set by [`Coordinator::stop`]: runs in progress stop sending, nothing new starts.
-    stopping: Arc<AtomicBool>,
+    /// Turned true by [`Coordinator::stop`]: runs in progress stop sending, nothing new starts.
+    stopping: watch::Sender<bool>,
 }
 
 /// Why a trigger was refused.
@@ -106,14 +111,68 @@ pub enum TriggerError {
     Stopping,
 }
 
-/// What the runner asks while it applies: whether the service is stopping.
-struct StopWatch(Arc<AtomicBool>);
+/// Why a dry run answered no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum DryRunError {
+    #[error(transparent)]
+    /// It was refused before it started (unknown app, stopping).
+    Refused(#[from] TriggerError),
+    #[error(transparent)]
+    /// idsync itself could not do it (store, rules).
+    Run(#[from] RunError),
+}
 
-impl Progress for StopWatch {
-    fn stopping(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+/// Work the coordinator waits for at a stop (a dry run, a sign-in sync), from
+/// [`Coordinator::begin`] until dropped.
+pub struct Working(Coordinator);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .active
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
 }
+
+/// The phase the runner names as it starts reading the source (`idsync_runner::sync_app`):
+/// until the next phase, the run has only read, so cutting it short loses nothing.
+const READING_SOURCE: &str = "reading the source";
+
+/// What the runner says and asks as a run goes on: the phase it is in, and whether the
+/// service is stopping.
+struct RunWatch {
+    stopping: watch::Receiver<bool>,
+    reading_source: watch::Sender<bool>,
+}
+
+impl Progress for RunWatch {
+    fn phase(&self, what: &str) {
+        self.reading_source.send_replace(what == READING_SOURCE);
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+}
+
+impl RunWatch {
+    /// Resolves when the service is stopping while the run reads its source; never once the
+    /// run is past its source read (from then on the runner stops on its own, between
+    /// operations, and records what it did).
+    async fn stopped_reading_source(&self) {
+        let mut stopping = self.stopping.clone();
+        let mut reading = self.reading_source.subscribe();
+        // Neither sender can go while this runs (the coordinator and `self` hold them); were
+        // one gone, nothing could stop the run early, which is what waiting for ever does.
+        if stopping.wait_for(|s| *s).await.is_err() || reading.wait_for(|r| *r).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Why a run cut short during its source read is interrupted.
+const STOPPED_READING_SOURCE: &str = "idsync was stopping while the run read its source: nothing was planned or applied, and the read was not kept; the next run reads again";
 
 impl Coordinator {
     /// A coordinator running the apps of the config it is given, with `store`.
@@ -126,7 +185,7 @@ impl Coordinator {
                 slots: Mutex::default(),
                 finished,
                 active: watch::Sender::new(0),
-                stopping: Arc::default(),
+                stopping: watch::Sender::new(false),
             }),
         }
     }
@@ -173,14 +232,50 @@ impl Coordinator {
     }
 
     /// Stops: runs in progress send nothing more (operations in flight finish and are
-    /// recorded; the run ends `interrupted`), queued runs do not start, triggers are refused.
+    /// recorded; the run ends `interrupted`), a run reading its source is cut short, queued
+    /// runs do not start, triggers and new work are refused.
     pub fn stop(&self) {
-        self.inner.stopping.store(true, Ordering::Relaxed);
+        self.inner.stopping.send_replace(true);
     }
 
     /// Whether [`Coordinator::stop`] was called.
     pub fn is_stopping(&self) -> bool {
-        self.inner.stopping.load(Ordering::Relaxed)
+        *self.inner.stopping.borrow()
+    }
+
+    /// Turns true when [`Coordinator::stop`] is called.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
+    /// Counts work that is not a queued run (a dry run, a sign-in sync) until the guard is
+    /// dropped, so that a stop waits for it; refused once stopping.
+    pub fn begin(&self) -> Result<Working, TriggerError> {
+        // Counted before the check: a stop that comes in between then waits for this work,
+        // instead of both missing each other.
+        self.inner.active.send_modify(|n| *n += 1);
+        let working = Working(self.clone());
+        if self.is_stopping() {
+            return Err(TriggerError::Stopping);
+        }
+        Ok(working)
+    }
+
+    /// A dry run of `app`, now (waiting for a run of the app in progress): the plan, applying
+    /// nothing. Refused once stopping; one that is reading its source when the stop comes is
+    /// cut short and reported `interrupted`.
+    pub async fn dry_run(&self, app: &str, full_read: bool) -> Result<RunReport, DryRunError> {
+        if self.config().app(app).is_none() {
+            return Err(TriggerError::UnknownApp(app.to_owned()).into());
+        }
+        let _working = self.begin()?;
+        let options = RunOptions {
+            trigger: Trigger::Manual,
+            dry_run: true,
+            full_read,
+            wait: true,
+        };
+        Ok(self.run_app(app, options).await?)
     }
 
     /// Resolves once no run is going on (queued ones included).
@@ -234,16 +329,7 @@ impl Coordinator {
             trigger = trigger.as_str(),
             run_id = tracing::field::Empty
         );
-        let config = self.config();
-        let result = idsync_runner::sync_app(
-            &config,
-            app,
-            &self.inner.store,
-            options,
-            Arc::new(StopWatch(Arc::clone(&self.inner.stopping))),
-        )
-        .instrument(span)
-        .await;
+        let result = self.run_app(app, options).instrument(span).await;
         match result {
             Ok(report) => {
                 m::record_run(&report, started.elapsed());
@@ -264,6 +350,91 @@ impl Coordinator {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// Runs the app with the config in force, cut short if the service stops while the source
+    /// is read (see the module docs).
+    async fn run_app(&self, app: &str, options: RunOptions) -> Result<RunReport, RunError> {
+        let started = Instant::now();
+        let config = self.config();
+        let watch = Arc::new(RunWatch {
+            stopping: self.inner.stopping.subscribe(),
+            reading_source: watch::Sender::new(false),
+        });
+        let run = idsync_runner::sync_app(
+            &config,
+            app,
+            &self.inner.store,
+            options,
+            Arc::clone(&watch) as Arc<dyn Progress>,
+        );
+        tokio::select! {
+            biased;
+            result = run => result,
+            () = watch.stopped_reading_source() => {
+                tracing::info!(app, "stopping: the run was reading its source, and ends there");
+                self.record_stopped(app, options, started).await
+            }
+        }
+    }
+
+    /// Records the end of a run cut short during its source read. Its future is gone, and its
+    /// hold on the app's lock with it, but the history still has it running: with the lock
+    /// taken again, it is closed `interrupted`.
+    async fn record_stopped(
+        &self,
+        app: &str,
+        options: RunOptions,
+        started: Instant,
+    ) -> Result<RunReport, RunError> {
+        let store = &self.inner.store;
+        let lease = store.lock_app(app, true).await?;
+        let closed = store.close_interrupted_runs(&lease, app).await?;
+        let (run_id, status, error) = match closed.iter().max() {
+            Some(&run_id) => {
+                store
+                    .finish_run(
+                        run_id,
+                        RunStatus::Interrupted,
+                        &serde_json::json!({}),
+                        &serde_json::json!({ "notes": [STOPPED_READING_SOURCE] }),
+                        Some(STOPPED_READING_SOURCE),
+                    )
+                    .await?;
+                (
+                    run_id,
+                    RunStatus::Interrupted,
+                    Some(STOPPED_READING_SOURCE.to_owned()),
+                )
+            }
+            // The run had recorded its own end already (its read had just failed), or another
+            // process took the app over and closed it: the history says how it ended.
+            None => {
+                let last = store.runs(Some(app), 1).await?.into_iter().next();
+                let status = last
+                    .as_ref()
+                    .and_then(|r| serde_json::from_value(serde_json::json!(r.status)).ok())
+                    .unwrap_or(RunStatus::Interrupted);
+                let run_id = last.as_ref().map_or(0, |r| r.id);
+                (run_id, status, last.and_then(|r| r.error))
+            }
+        };
+        Ok(RunReport {
+            run_id,
+            app: app.to_owned(),
+            trigger: options.trigger,
+            dry_run: options.dry_run,
+            status,
+            source: serde_json::Value::Null,
+            notes: Vec::new(),
+            targets: Vec::new(),
+            totals: Default::default(),
+            hold: None,
+            error,
+            config_problems: Vec::new(),
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            planner_ms: 0,
+        })
     }
 
     /// The config in force now.

@@ -3,128 +3,20 @@
 //! restart with their secrets sealed, and the secrets never in an answer, the database file
 //! or the logs.
 
-#[allow(dead_code)]
-#[path = "../../idsync-runner/tests/e2e/harness.rs"]
-mod harness;
+mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{App, World, add_user, tenant};
-use idsync_config::Config;
+use common::harness::{App, World, add_user, tenant};
+use common::{Service, next_finished, on_clock};
 use idsync_model::TargetKind;
 use idsync_runner::{RunStatus, Trigger};
-use idsync_server::{Finished, ManualClock, Running, ServeOptions};
-use idsync_store::Store;
+use idsync_server::{ManualClock, ServeOptions};
 use idsync_store::sealed::KeySource;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A running service and a client that keeps every answer it got, to search them for secrets.
-struct Service {
-    running: Running,
-    token: String,
-    http: reqwest::Client,
-    answers: Arc<Mutex<String>>,
-}
-
-impl Service {
-    async fn start(
-        w: &World,
-        config: &Config,
-        store: &Store,
-        token: Option<&str>,
-        options: ServeOptions,
-    ) -> anyhow::Result<Service> {
-        let running = idsync_server::start(
-            Arc::new(config.clone()),
-            Some(w.config_path()),
-            store.clone(),
-            ServeOptions {
-                listen: "127.0.0.1:0".parse()?,
-                ..options
-            },
-        )
-        .await?;
-        let token = match (token, &running.new_admin_token) {
-            (Some(token), _) => token.to_owned(),
-            (None, Some(token)) => token.clone(),
-            (None, None) => anyhow::bail!("no admin token"),
-        };
-        Ok(Service {
-            running,
-            token,
-            http: reqwest::Client::new(),
-            answers: Arc::default(),
-        })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("http://{}{path}", self.running.addr))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the service answers");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        self.answers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_str(&text);
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::PUT, path, Some(body)).await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::DELETE, path, None).await
-    }
-
-    /// Keeps the answers in `answers` (shared across restarts).
-    fn keeping_answers_in(mut self, answers: &Arc<Mutex<String>>) -> Self {
-        self.answers = Arc::clone(answers);
-        self
-    }
-
-    /// Starts a run of `app` through the API and waits (bounded) for it to end.
-    async fn sync(&self, app: &str) -> Finished {
-        let mut events = self.running.coordinator.subscribe();
-        let (status, body) = self
-            .post(&format!("/api/v1/apps/{app}/runs"), json!({}))
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        next_finished(&mut events).await
-    }
-}
-
-async fn next_finished(events: &mut tokio::sync::broadcast::Receiver<Finished>) -> Finished {
-    tokio::time::timeout(Duration::from_secs(60), events.recv())
-        .await
-        .expect("a run finishes within a minute")
-        .expect("the coordinator is alive")
-}
 
 /// Every log line written while the test runs, at every level.
 #[derive(Clone, Default)]
@@ -194,6 +86,11 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// Whether the wiki (Confluence, the target the `hr` app feeds) has the account.
+fn on_wiki(w: &World, username: &str) -> bool {
+    w.user(TargetKind::ConfluenceDc, username).is_some()
+}
+
 /// A tenant of its own, with a client secret no other tenant of the test has.
 async fn hr_tenant(secret: &str) -> graph_sim::RunningGraphSim {
     graph_sim::GraphSim::from_json(&json!({ "clientSecret": secret }).to_string())
@@ -243,12 +140,9 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     let config = w.write_config(&[App::new(&file_tenant, "targets = [\"jira\"]\n")]);
     let store = w.store(&config).await.clone();
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let options = || ServeOptions {
-        clock: Arc::new(clock.clone()),
-        ..ServeOptions::default()
-    };
+    let options = || on_clock(&clock);
     let answers: Arc<Mutex<String>> = Arc::default();
-    let service = Service::start(&w, &config, &store, None, options())
+    let service = Service::start_on(&w, &config, &store, None, options())
         .await
         .expect("starts")
         .keeping_answers_in(&answers);
@@ -294,19 +188,11 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(probe["ok"], true, "{probe}");
 
     // A sync of the new app puts its users on the new target, and only there.
-    let run = service.sync("hr").await.outcome.expect("the run works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "erin@fabrikam.com")
-            .is_some()
-    );
+    service.sync_done("hr").await;
+    assert!(on_wiki(&w, "erin@fabrikam.com"));
     assert!(w.user(TargetKind::JiraDc, "erin@fabrikam.com").is_none());
-    let file_run = service.sync("main").await.outcome.expect("works");
-    assert_eq!(file_run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "alice@contoso.com")
-            .is_none()
-    );
+    service.sync_done("main").await;
+    assert!(!on_wiki(&w, "alice@contoso.com"));
 
     // The store holds them sealed.
     let data_dir = w.dir.path().join("data");
@@ -325,7 +211,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
         secret_key: Some(KeySource::Env("ab".repeat(32))),
         ..options()
     };
-    let e = Service::start(&w, &config, &store, Some(&token), wrong_key)
+    let e = Service::start_on(&w, &config, &store, Some(&token), wrong_key)
         .await
         .err()
         .expect("the wrong key is refused");
@@ -338,7 +224,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     let key_file = data_dir.join("secret.key");
     let aside = data_dir.join("secret.key.aside");
     std::fs::rename(&key_file, &aside).expect("key moved away");
-    let e = Service::start(&w, &config, &store, Some(&token), options())
+    let e = Service::start_on(&w, &config, &store, Some(&token), options())
         .await
         .err()
         .expect("no key");
@@ -352,7 +238,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
         "no new key was made over sealed secrets"
     );
     std::fs::rename(&aside, &key_file).expect("key restored");
-    let service = Service::start(&w, &config, &store, Some(&token), options())
+    let service = Service::start_on(&w, &config, &store, Some(&token), options())
         .await
         .expect("restarts")
         .keeping_answers_in(&answers);
@@ -360,12 +246,8 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app["provisioned"], "api");
     add_user(&hr, "gina@fabrikam.com");
-    let run = service.sync("hr").await.outcome.expect("works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "gina@fabrikam.com")
-            .is_some()
-    );
+    service.sync_done("hr").await;
+    assert!(on_wiki(&w, "gina@fabrikam.com"));
 
     // A rule changed (the masked secret sent back keeps the stored one): the next run follows.
     let (status, app) = service
@@ -380,16 +262,9 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert_eq!(status, StatusCode::OK, "{app}");
     assert_eq!(app["entry"]["users"]["create"], false);
     add_user(&hr, "hank@fabrikam.com");
-    let run = service
-        .sync("hr")
-        .await
-        .outcome
-        .expect("the kept secret works");
-    assert_eq!(run.status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
-            .is_none()
-    );
+    // The kept secret works.
+    service.sync_done("hr").await;
+    assert!(!on_wiki(&w, "hank@fabrikam.com"));
 
     // A schedule given: the scheduler follows it at once.
     let (status, app) = service
@@ -416,10 +291,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
         ("hr", Trigger::Schedule)
     );
     assert_eq!(scheduled.outcome.expect("works").status, RunStatus::Done);
-    assert!(
-        w.user(TargetKind::ConfluenceDc, "hank@fabrikam.com")
-            .is_some()
-    );
+    assert!(on_wiki(&w, "hank@fabrikam.com"));
 
     // A target an app feeds stays; the app goes, its history stays; then the target goes.
     let (status, body) = service.delete("/api/v1/targets/wiki").await;
@@ -477,12 +349,12 @@ async fn entries_are_checked_as_the_file_is_and_what_the_file_provisions_stays_a
         secret_key: Some(KeySource::Env("abc".into())),
         ..ServeOptions::default()
     };
-    let e = Service::start(&w, &config, &store, None, bad_key)
+    let e = Service::start_on(&w, &config, &store, None, bad_key)
         .await
         .err()
         .expect("a malformed key stops the start");
     assert!(format!("{e:#}").contains("IDSYNC_SECRET_KEY"), "{e:#}");
-    let service = Service::start(&w, &config, &store, None, ServeOptions::default())
+    let service = Service::start_on(&w, &config, &store, None, ServeOptions::default())
         .await
         .expect("starts");
     let creds = tenant.credentials();

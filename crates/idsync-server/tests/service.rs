@@ -2,114 +2,41 @@
 //! (the runner's end-to-end harness), `idsync_server::start` on port 0, and the admin API
 //! called with reqwest as a console or a script would.
 
-#[allow(dead_code)]
-#[path = "../../idsync-runner/tests/e2e/harness.rs"]
-mod harness;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{App, World, add_user, tenant};
+use common::harness::{App, World, add_user, tenant};
+use common::{Service, filter_all, next_finished, on_clock};
 use idsync_config::Config;
 use idsync_model::TargetKind;
 use idsync_runner::{RunStatus, Trigger};
-use idsync_server::{Accepted, Finished, ManualClock, Request, Running, ServeOptions};
+use idsync_server::{Accepted, ManualClock, Request, ServeOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A running service on `config`, with its admin token and a client.
-struct Service {
-    running: Running,
-    token: String,
-    http: reqwest::Client,
-}
+/// alice, bob and carol.
+const THREE_USERS: [&str; 3] = ["alice@contoso.com", "bob@contoso.com", "carol@contoso.com"];
 
-impl Service {
-    async fn start(w: &World, config: &Config) -> Service {
-        Self::start_with(w, config, ServeOptions::default()).await
+/// A tenant with `users`, one Jira target, and one app `name` with `app_toml`.
+async fn into_jira(
+    users: &[&str],
+    name: &str,
+    app_toml: &str,
+) -> (graph_sim::RunningGraphSim, World, Config) {
+    let tenant = tenant().await;
+    for upn in users {
+        add_user(&tenant, upn);
     }
-
-    async fn start_with(w: &World, config: &Config, options: ServeOptions) -> Service {
-        let store = w.store(config).await.clone();
-        let running = idsync_server::start(
-            Arc::new(config.clone()),
-            Some(w.config_path()),
-            store,
-            ServeOptions {
-                listen: "127.0.0.1:0".parse().expect("address"),
-                ..options
-            },
-        )
-        .await
-        .expect("the service starts");
-        let token = running
-            .new_admin_token
-            .clone()
-            .expect("the first start makes the admin token");
-        Service {
-            running,
-            token,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.running.addr)
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the service answers");
-        let status = response.status();
-        let text = response.text().await.expect("a body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-}
-
-/// Waits for the next run the coordinator finishes (bounded, so a broken scheduler fails the
-/// test instead of hanging it).
-async fn next_finished(events: &mut tokio::sync::broadcast::Receiver<Finished>) -> Finished {
-    tokio::time::timeout(Duration::from_secs(60), events.recv())
-        .await
-        .expect("a run finishes within a minute")
-        .expect("the coordinator is alive")
+    let w = World::new(&[TargetKind::JiraDc]).await;
+    let config = w.write_config(&[App::new(&tenant, app_toml).named(name)]);
+    (tenant, w, config)
 }
 
 /// A tenant with alice, bob and carol, one Jira target, and the app `main` with `app_toml`.
 async fn three_users_into_jira(app_toml: &str) -> (graph_sim::RunningGraphSim, World, Config) {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, app_toml)]);
-    (tenant, w, config)
-}
-
-fn three_users(tenant: &graph_sim::GraphSim) {
-    for name in ["alice", "bob", "carol"] {
-        add_user(tenant, &format!("{name}@contoso.com"));
-    }
+    into_jira(&THREE_USERS, "main", app_toml).await
 }
 
 #[tokio::test]
@@ -188,24 +115,8 @@ async fn every_api_route_needs_the_admin_token() {
 
     // Health and metrics are open: a load balancer and Prometheus have no token.
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let response = service
-            .http
-            .get(service.url(path))
-            .send()
-            .await
-            .expect("answers");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(service.get_open(path).await.0, StatusCode::OK, "{path}");
     }
-    let ready: Value = service
-        .http
-        .get(service.url("/readyz"))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(ready, json!({"store": "ok", "config": "loaded", "apps": 1}));
     assert!(service.running.shutdown().await);
 }
 
@@ -281,15 +192,7 @@ async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
     let start = time::OffsetDateTime::now_utc();
     let clock = ManualClock::new(start);
     let store = w.store(&config).await.clone();
-    let service = Service::start_with(
-        &w,
-        &config,
-        ServeOptions {
-            clock: Arc::new(clock.clone()),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let service = Service::start_with(&w, &config, on_clock(&clock)).await;
     let mut events = service.running.coordinator.subscribe();
 
     // Never synced: the first scheduled run starts at once.
@@ -330,13 +233,6 @@ async fn the_schedule_fires_on_the_clock_and_counts_from_the_last_start() {
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|r| r.trigger == "schedule"));
     assert!(service.running.shutdown().await);
-}
-
-fn filter_all() -> idsync_store::RunFilter {
-    idsync_store::RunFilter {
-        limit: 100,
-        ..Default::default()
-    }
 }
 
 #[tokio::test]
@@ -484,7 +380,9 @@ async fn dry_run_hold_approve_and_discard_through_the_api() {
 #[tokio::test]
 async fn history_filters_pages_and_exports_as_csv() {
     let tenant = tenant().await;
-    three_users(&tenant);
+    for upn in THREE_USERS {
+        add_user(&tenant, upn);
+    }
     let w = World::new(&[TargetKind::JiraDc, TargetKind::ConfluenceDc]).await;
     let config = w.write_config(&[App::new(&tenant, "")]);
     let service = Service::start(&w, &config).await;
@@ -586,13 +484,8 @@ async fn history_filters_pages_and_exports_as_csv() {
 
 #[tokio::test]
 async fn metrics_count_runs_and_operations() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]).clone();
-    let mut config = config;
     // A name of its own: the recorder is shared by every service this test binary starts.
-    config.apps[0].name = "metered".into();
+    let (_tenant, w, config) = into_jira(&THREE_USERS, "metered", "").await;
     // Jira throttles once: the wait before the retry is counted.
     w.atl
         .kit()
@@ -612,27 +505,18 @@ async fn metrics_count_runs_and_operations() {
             .status,
         RunStatus::Done
     );
-    let text = service
-        .http
-        .get(service.url("/metrics"))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
-    for expected in [
-        "idsync_runs_total{app=\"metered\",trigger=\"manual\",status=\"done\"} 1",
-        "idsync_operations_total{target=\"jira\",kind=\"create_user\",result=\"done\"}",
-        "idsync_last_success_timestamp_seconds{app=\"metered\"}",
-        "idsync_run_duration_seconds_bucket{app=\"metered\",trigger=\"manual\"",
-        "idsync_http_requests_total{service=\"graph\",instance=\"metered\"}",
-        "idsync_http_requests_total{service=\"jira-dc\",instance=\"jira\"}",
-        "idsync_http_throttle_waits_total{service=\"jira-dc\",instance=\"jira\"}",
-        "idsync_http_retry_wait_seconds_count{service=\"jira-dc\",instance=\"jira\"}",
-    ] {
-        assert!(text.contains(expected), "{expected} not in:\n{text}");
-    }
+    service
+        .assert_metrics(&[
+            "idsync_runs_total{app=\"metered\",trigger=\"manual\",status=\"done\"} 1",
+            "idsync_operations_total{target=\"jira\",kind=\"create_user\",result=\"done\"}",
+            "idsync_last_success_timestamp_seconds{app=\"metered\"}",
+            "idsync_run_duration_seconds_bucket{app=\"metered\",trigger=\"manual\"",
+            "idsync_http_requests_total{service=\"graph\",instance=\"metered\"}",
+            "idsync_http_requests_total{service=\"jira-dc\",instance=\"jira\"}",
+            "idsync_http_throttle_waits_total{service=\"jira-dc\",instance=\"jira\"}",
+            "idsync_http_retry_wait_seconds_count{service=\"jira-dc\",instance=\"jira\"}",
+        ])
+        .await;
     service.running.shutdown().await;
 }
 
@@ -746,15 +630,7 @@ async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
     ]);
     let start = time::OffsetDateTime::now_utc();
     let clock = ManualClock::new(start);
-    let service = Service::start_with(
-        &w,
-        &config,
-        ServeOptions {
-            clock: Arc::new(clock.clone()),
-            ..ServeOptions::default()
-        },
-    )
-    .await;
+    let service = Service::start_with(&w, &config, on_clock(&clock)).await;
     let mut events = service.running.coordinator.subscribe();
 
     let (_, idps) = service.get("/api/v1/idps").await;
@@ -801,9 +677,7 @@ async fn two_entra_tenants_feed_one_target_each_on_its_own_schedule() {
 
 #[tokio::test]
 async fn with_a_certificate_and_key_the_service_speaks_https_only() {
-    let tenant = tenant().await;
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tls = idsync_server::tls::TlsFiles {
         cert: fixtures.join("tls-cert.pem"),
@@ -864,15 +738,10 @@ async fn with_a_certificate_and_key_the_service_speaks_https_only() {
 
 #[tokio::test]
 async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind_a_run() {
-    let tenant = tenant().await;
-    three_users(&tenant);
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    // No waiting for the lock, so that the busy answer comes at once.
-    let mut config = w
-        .write_config(&[App::new(&tenant, "login_sync_wait_seconds = 0\n")])
-        .clone();
-    // A name of its own: the metrics recorder is shared by every service this binary starts.
-    config.apps[0].name = "signin".into();
+    // A name of its own (the metrics recorder is shared by every service this binary starts),
+    // and no waiting for the lock, so that the busy answer comes at once.
+    let (_tenant, w, config) =
+        into_jira(&THREE_USERS, "signin", "login_sync_wait_seconds = 0\n").await;
     let store = w.store(&config).await.clone();
     let service = Service::start(&w, &config).await;
 
@@ -939,30 +808,19 @@ async fn a_sign_in_syncs_one_user_answers_repeats_from_memory_and_is_busy_behind
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["cached"], false);
 
-    let text = service
-        .http
-        .get(service.url("/metrics"))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
-    for expected in [
-        "idsync_login_sync_duration_seconds_bucket{app=\"signin\"",
-        "idsync_login_sync_duration_seconds_count{app=\"signin\"} 4",
-        "idsync_runs_total{app=\"signin\",trigger=\"login\",status=\"done\"} 2",
-    ] {
-        assert!(text.contains(expected), "{expected} not in:\n{text}");
-    }
+    service
+        .assert_metrics(&[
+            "idsync_login_sync_duration_seconds_bucket{app=\"signin\"",
+            "idsync_login_sync_duration_seconds_count{app=\"signin\"} 4",
+            "idsync_runs_total{app=\"signin\",trigger=\"login\",status=\"done\"} 2",
+        ])
+        .await;
     service.running.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_request_body_over_the_limit_is_refused_before_it_is_read() {
-    let tenant = tenant().await;
-    let w = World::new(&[TargetKind::JiraDc]).await;
-    let config = w.write_config(&[App::new(&tenant, "")]);
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
     let service = Service::start(&w, &config).await;
     // 64 KiB is far more than any entry or run request needs.
     let big = json!({ "name": "x".repeat(70 * 1024) });
@@ -973,4 +831,151 @@ async fn a_request_body_over_the_limit_is_refused_before_it_is_read() {
     let (_, apps) = service.get("/api/v1/apps").await;
     assert_eq!(apps["apps"].as_array().map_or(0, Vec::len), 1);
     service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn readyz_answers_503_naming_the_store_once_its_file_is_gone() {
+    let (_tenant, w, config) = into_jira(&[], "main", "").await;
+    let service = Service::start(&w, &config).await;
+    let (status, ready) = service.readyz().await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready, json!({"store": "ok", "config": "loaded", "apps": 1}));
+
+    // The store's file goes (a volume unmounted, a clean-up too eager). SQLite goes on with
+    // the open file, so every query still works: only the check of the file tells that
+    // nothing recorded now would outlive the process.
+    let db = config.data_dir.join("idsync.db");
+    std::fs::remove_file(&db).expect("the database file removed");
+    let (status, body) = service.readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&db.display().to_string()), "{message}");
+    // The process itself is up.
+    assert_eq!(service.get_open("/healthz").await.0, StatusCode::OK);
+    service.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn once_stopping_no_sync_dry_run_or_sign_in_sync_starts_while_the_api_still_answers() {
+    let (tenant, w, config) = three_users_into_jira("").await;
+    let store = w.store(&config).await.clone();
+    let service = Service::start(&w, &config).await;
+    // A run waits for the app (held as an `idsync sync` would hold it): the stop waits for
+    // that run, and the API answers meanwhile.
+    let lease = store.lock_app("main", false).await.expect("lock");
+    let (status, body) = service.post("/api/v1/apps/main/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let Service { running, api } = service;
+    let stop = tokio::spawn(running.shutdown());
+    // Wait (bounded) for the stop to begin: /readyz says so, for a load balancer to see.
+    let mut ready = api.readyz().await;
+    for _ in 0..1000 {
+        if ready.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        ready = api.readyz().await;
+    }
+    assert_eq!(ready.0, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.1);
+    assert_eq!(ready.1["error"]["code"], "stopping", "{}", ready.1);
+
+    let graph_requests = tenant.kit().count("total");
+    for (path, body) in [
+        ("/api/v1/apps/main/runs", json!({})),
+        ("/api/v1/apps/main/runs", json!({"dry_run": true})),
+        ("/api/v1/apps/main/users/alice@contoso.com/sync", json!({})),
+        // Refused before anything is approved (no run 1 is held: it would be a 404 or 409).
+        ("/api/v1/runs/1/approve", json!({})),
+    ] {
+        let (status, answer) = api.post(path, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path} {body}: {answer}"
+        );
+        assert_eq!(
+            answer["error"]["code"], "stopping",
+            "{path} {body}: {answer}"
+        );
+    }
+    // What starts nothing is still answered.
+    assert_eq!(api.get("/api/v1/runs").await.0, StatusCode::OK);
+    assert!(!stop.is_finished(), "the stop waits for the run");
+    // Nothing refused read the source.
+    assert_eq!(tenant.kit().count("total"), graph_requests);
+
+    drop(lease);
+    assert!(stop.await.expect("joins"), "the run ended within the grace");
+    // Only the run started before the stop is in the history, and it did nothing.
+    let runs = store.find_runs(&filter_all()).await.expect("history");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "interrupted");
+    assert!(!runs[0].dry_run);
+    assert!(w.usernames(TargetKind::JiraDc).is_empty());
+}
+
+#[tokio::test]
+async fn a_stop_during_a_throttled_source_read_ends_the_run_at_once_with_nothing_planned() {
+    let (tenant, w, config) = three_users_into_jira("").await;
+    let store = w.store(&config).await.clone();
+    // Graph throttles every read, asking for an hour: the run would wait out its retries.
+    tenant.kit().inject(
+        sim_kit::FaultRule::once(sim_kit::FaultKind::Status {
+            status: 429,
+            retry_after: Some(3600),
+            body: None,
+        })
+        .on_path("/v1.0/")
+        .times(0),
+    );
+    let service = Service::start(&w, &config).await;
+    let mut events = service.running.coordinator.subscribe();
+    let (status, body) = service.post("/api/v1/apps/main/runs", json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // Wait (bounded) for Graph to have throttled a read: the run waits to retry it.
+    for _ in 0..1000 {
+        if tenant.kit().count_matching("/v1.0/") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let graph_requests = tenant.kit().count_matching("/v1.0/");
+    assert!(graph_requests > 0, "the run read the source");
+
+    assert!(
+        service.running.shutdown().await,
+        "the run ended within the grace"
+    );
+    let stopped = next_finished(&mut events)
+        .await
+        .outcome
+        .expect("the run ends");
+    assert_eq!(stopped.status, RunStatus::Interrupted);
+    let run = store
+        .run(stopped.run_id)
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(run.status, "interrupted");
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("while the run read its source"), "{error}");
+    // A read cut short plans nothing (above all, no deactivations), sends nothing, and is
+    // not kept as the baseline of the next read.
+    assert!(
+        store
+            .operations(stopped.run_id)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(w.usernames(TargetKind::JiraDc).is_empty());
+    assert!(store.source_state("main").await.expect("read").is_none());
+    assert_eq!(tenant.kit().count_matching("/v1.0/"), graph_requests);
+
+    // Graph answers again: the next run (the next start) reads and syncs everyone.
+    tenant.kit().clear_faults();
+    let next = w.sync_ok(&config, "main").await;
+    assert_eq!(next.status, RunStatus::Done);
+    assert_eq!(w.usernames(TargetKind::JiraDc).len(), 3);
 }

@@ -111,6 +111,21 @@ impl Store {
         Ok(run)
     }
 
+    /// [`Store::approve_run`] with the app's `guard.approval_expires_minutes`: the run may
+    /// be approved that long after it was held, and the approval is used within as long from
+    /// now.
+    pub async fn approve_run_within(
+        &self,
+        run_id: i64,
+        approval_expires_minutes: u64,
+    ) -> Result<RunRecord, StoreError> {
+        let window = i64::try_from(approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+        let expires_at = OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_add(window);
+        self.approve_run(run_id, window, expires_at).await
+    }
+
     /// The approval an app's next run may use: given, not used yet and not expired at `now`
     /// (unix seconds). Approvals that expired are marked so on the way.
     pub async fn pending_approval(

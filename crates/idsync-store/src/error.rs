@@ -25,6 +25,17 @@ pub enum StoreError {
     /// A query failed.
     #[error("state store: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The database file is no longer where the store opened it (deleted, or its volume
+    /// unmounted). SQLite goes on writing to the open file, so nothing else fails: what is
+    /// written now is lost when the process ends.
+    #[error(
+        "the state store's file {} is no longer there (deleted, or its volume unmounted): what idsync records now is lost when it stops; put the file back (or restore a backup) and restart idsync",
+        path.display()
+    )]
+    Gone {
+        /// Where the file was.
+        path: std::path::PathBuf,
+    },
     /// A JSON column did not read back (or a value did not write as JSON).
     #[error("state store holds unreadable JSON in {what}: {source}")]
     Json {

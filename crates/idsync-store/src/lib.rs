@@ -60,6 +60,8 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Where the apps' locks are (see [`Store::lock_app`]).
     locks: LockPlace,
+    /// The database file, when the store is one: [`Store::ping`] checks it is still there.
+    file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -90,7 +92,9 @@ impl Store {
         // The locks sit beside the database: every process that opens this file sees them.
         let mut locks = path.as_os_str().to_owned();
         locks.push(".locks");
-        Self::open_with(options, location, LockPlace::Folder(locks.into())).await
+        let mut store = Self::open_with(options, location, LockPlace::Folder(locks.into())).await?;
+        store.file = Some(path.to_owned());
+        Ok(store)
     }
 
     /// Opens a `sqlite://PATH` URL (or `sqlite::memory:` for tests).
@@ -140,6 +144,7 @@ impl Store {
             pool,
             writer: std::sync::Arc::default(),
             locks,
+            file: None,
         })
     }
 }

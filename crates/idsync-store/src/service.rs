@@ -29,6 +29,20 @@ pub struct RunFilter {
 }
 
 impl Store {
+    /// Whether the store answers, for the service's readiness: its file (when it is one) is
+    /// still where it was opened, and a query reads the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(path) = &self.file
+            && !tokio::fs::try_exists(path).await.unwrap_or(false)
+        {
+            return Err(StoreError::Gone { path: path.clone() });
+        }
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The admin token's hash, if one was made.
     pub async fn admin_token_hash(&self) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT hash FROM admin_token WHERE id = 1")

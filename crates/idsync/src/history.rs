@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::exit::CliError;
 use crate::output;
-use crate::store::{load_config, open_store, select_apps};
+use crate::store::{load_config, open_store, select_apps, with_stored_entries};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -83,6 +83,8 @@ pub struct ApproveArgs {
 pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
     let store = open_store(&config).await?;
+    // A run of an app created through the admin API is approved with that app's guard.
+    let config = with_stored_entries(config, &store).await?;
     let run = store
         .run(args.run_id)
         .await
@@ -99,13 +101,8 @@ pub async fn approve(args: ApproveArgs) -> Result<(), CliError> {
                 run.id, run.app
             ))
         })?;
-    let window =
-        i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
-    let expires_at = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .saturating_add(window);
     store
-        .approve_run(run.id, window, expires_at)
+        .approve_run_within(run.id, guard.approval_expires_minutes)
         .await
         .map_err(|e| match e {
             idsync_store::StoreError::NotApprovable { .. } => CliError::Usage(e.to_string()),

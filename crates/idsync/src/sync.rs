@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::exit::CliError;
 use crate::output;
-use crate::store::{load_config, open_store, select_apps};
+use crate::store::{load_config, open_store, select_apps, with_stored_entries};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -59,8 +59,11 @@ impl Progress for Bar {
 
 pub async fn run(args: SyncArgs) -> Result<(), CliError> {
     let config = load_config(&args.config)?;
-    let apps = select_apps(&config, args.app.as_deref())?;
     let store = open_store(&config).await?;
+    // The apps and targets created through the admin API are synced as the service syncs
+    // them.
+    let config = with_stored_entries(config, &store).await?;
+    let apps = select_apps(&config, args.app.as_deref())?;
     if let (Some(user), [app]) = (&args.user, apps.as_slice()) {
         return sync_one_user(&args, &config, app, user, &store).await;
     }

@@ -57,14 +57,15 @@ fn terminate(mut child: Child) -> Option<i32> {
     child.wait().expect("the process ends").code()
 }
 
-fn get(url: &str, token: &str) -> (u16, String) {
+/// Calls the service as a script would: the status and the body.
+fn call(method: reqwest::Method, url: &str, token: &str) -> (u16, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let response = reqwest::Client::new()
-            .get(url)
+            .request(method, url)
             .bearer_auth(token)
             .send()
             .await
@@ -74,21 +75,26 @@ fn get(url: &str, token: &str) -> (u16, String) {
     })
 }
 
+fn get(url: &str, token: &str) -> (u16, String) {
+    call(reqwest::Method::GET, url, token)
+}
+
 fn post(url: &str, token: &str) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("the service answers")
-            .status()
-            .as_u16()
-    })
+    call(reqwest::Method::POST, url, token).0
+}
+
+/// Starts `command` (`idsync demo` or `idsync serve`) and waits for the API address and the
+/// admin token it prints.
+fn serving(command: &mut Command) -> (Child, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("idsync starts");
+    let lines = lines(child.stdout.take().expect("stdout"));
+    let mut seen = Vec::new();
+    let api = wait_for(&lines, "api: ", &mut seen);
+    let token = wait_for(&lines, "admin token: ", &mut seen);
+    (child, api, token)
 }
 
 #[test]
@@ -122,17 +128,12 @@ fn demo_once_syncs_and_exits() {
 #[test]
 fn demo_serves_the_api_with_the_token_it_prints_and_stops_cleanly() {
     let dir = folder("serve");
-    let mut child = idsync()
-        .args(["demo", "--users", "30", "--groups", "4", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("idsync starts");
-    let lines = lines(child.stdout.take().expect("stdout"));
-    let mut seen = Vec::new();
-    let api = wait_for(&lines, "api: ", &mut seen);
-    let token = wait_for(&lines, "admin token: ", &mut seen);
+    let (child, api, token) = serving(
+        idsync()
+            .args(["demo", "--users", "30", "--groups", "4", "--data-dir"])
+            .arg(&dir)
+            .stderr(Stdio::null()),
+    );
     assert!(api.starts_with("http://127.0.0.1:"), "{api}");
 
     let (status, body) = get(&format!("{api}/apps"), &token);
@@ -163,24 +164,19 @@ fn a_rotated_admin_token_replaces_the_one_the_service_printed() {
     )
     .expect("config written");
     let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
-    let mut child = idsync()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("idsync starts");
-    let lines = lines(child.stdout.take().expect("stdout"));
-    let mut seen = Vec::new();
-    let api = wait_for(&lines, "api: ", &mut seen);
-    let first = wait_for(&lines, "admin token: ", &mut seen);
+    let (child, api, first) = serving(
+        idsync()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--config",
+            ])
+            .arg(&config)
+            .stderr(log),
+    );
     assert_eq!(get(&format!("{api}/idps"), &first).0, 200);
 
     let rotated = idsync()

@@ -160,9 +160,7 @@ async fn target_view(state: &ApiState, target: &TargetConfig) -> TargetView {
     get,
     path = "/idps",
     tag = "idps",
-    operation_id = "list_idps",
-    responses((status = 200, description = "`{\"idps\": [{\"app\", \"kind\", \"tenant_id\", \"scope\"}]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"idps\": [{\"app\", \"kind\", \"tenant_id\", \"scope\"}]}`", body = Object))
 )]
 pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     let idps: Vec<Value> = state
@@ -187,9 +185,7 @@ pub async fn list_idps(State(state): State<ApiState>) -> Json<Value> {
     get,
     path = "/apps",
     tag = "apps",
-    operation_id = "list_apps",
-    responses((status = 200, description = "`{\"apps\": [AppView]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"apps\": [AppView]}`", body = Object))
 )]
 pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let mut apps = Vec::new();
@@ -204,10 +200,8 @@ pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, Api
     get,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "get_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 200, body = AppView), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = AppView), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_app(
     State(state): State<ApiState>,
@@ -239,29 +233,76 @@ fn change_error(state: &ApiState, e: ChangeError) -> ApiError {
     }
 }
 
+/// 404 unless the app or target `name` is in the config in force.
+fn find(state: &ApiState, kind: EntryKind, name: &str) -> Result<(), ApiError> {
+    match kind {
+        EntryKind::App => find_app(state, name).map(drop),
+        EntryKind::Target => find_target(state, name).map(drop),
+    }
+}
+
+/// Creates an app or target from the request's body; the name it has.
+async fn create_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<String, ApiError> {
+    let Json(body) = body?;
+    state
+        .config
+        .create(kind, body)
+        .await
+        .map_err(|e| change_error(state, e))
+}
+
+/// Replaces an app or target the API provisions with the request's body. An unknown name is
+/// a 404 before the body is looked at.
+async fn replace_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    name: &str,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(), ApiError> {
+    find(state, kind, name)?;
+    let Json(body) = body?;
+    state
+        .config
+        .replace(kind, name, body)
+        .await
+        .map_err(|e| change_error(state, e))
+}
+
+/// Deletes an app or target the API provisions: 204.
+async fn delete_entry(
+    state: &ApiState,
+    kind: EntryKind,
+    name: &str,
+) -> Result<StatusCode, ApiError> {
+    find(state, kind, name)?;
+    state
+        .config
+        .delete(kind, name)
+        .await
+        .map_err(|e| change_error(state, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `POST /apps`: creates an app, given as one `[[apps]]` entry of the config file is (JSON,
 /// secrets inline), checked as the file is. 201 with the app.
 #[utoipa::path(
     post,
     path = "/apps",
     tag = "apps",
-    operation_id = "create_app",
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 201, body = AppView), (status = 400, description = "invalid: `field` names the problem", body = ErrorEnvelope), (status = 409, description = "name_taken", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 201, body = AppView), (status = 400, description = "invalid: `field` names the problem", body = ErrorEnvelope), (status = 409, description = "name_taken", body = ErrorEnvelope))
 )]
 pub async fn create_app(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
-    let Json(body) = body?;
-    let name = state
-        .config
-        .create(EntryKind::App, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let app = find_app(&state, &name)?;
-    Ok((StatusCode::CREATED, Json(app_view(&state, &app).await?)))
+    let name = create_entry(&state, EntryKind::App, body).await?;
+    let Json(app) = get_app(State(state), Path(name)).await?;
+    Ok((StatusCode::CREATED, Json(app)))
 }
 
 /// `PUT /apps/{app}`: replaces an app created through the API (the whole entry; a secret
@@ -270,26 +311,17 @@ pub async fn create_app(
     put,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "replace_app",
     params(("app" = String, Path, description = "The app's name")),
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 200, body = AppView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = AppView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope))
 )]
 pub async fn replace_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<AppView>, ApiError> {
-    find_app(&state, &name)?;
-    let Json(body) = body?;
-    state
-        .config
-        .replace(EntryKind::App, &name, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let app = find_app(&state, &name)?;
-    Ok(Json(app_view(&state, &app).await?))
+    replace_entry(&state, EntryKind::App, &name, body).await?;
+    get_app(State(state), Path(name)).await
 }
 
 /// `DELETE /apps/{app}`: deletes an app created through the API; its history stays. Refused
@@ -298,22 +330,14 @@ pub async fn replace_app(
     delete,
     path = "/apps/{app}",
     tag = "apps",
-    operation_id = "delete_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file", body = ErrorEnvelope))
 )]
 pub async fn delete_app(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    find_app(&state, &name)?;
-    state
-        .config
-        .delete(EntryKind::App, &name)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, EntryKind::App, &name).await
 }
 
 /// `GET /targets`.
@@ -321,9 +345,7 @@ pub async fn delete_app(
     get,
     path = "/targets",
     tag = "targets",
-    operation_id = "list_targets",
-    responses((status = 200, description = "`{\"targets\": [TargetView]}`", body = Object)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"targets\": [TargetView]}`", body = Object))
 )]
 pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
     let mut targets = Vec::new();
@@ -338,10 +360,8 @@ pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
     get,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "get_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 200, body = TargetView), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_target(
     State(state): State<ApiState>,
@@ -356,26 +376,16 @@ pub async fn get_target(
     post,
     path = "/targets",
     tag = "targets",
-    operation_id = "create_target",
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 201, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 201, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope))
 )]
 pub async fn create_target(
     State(state): State<ApiState>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TargetView>), ApiError> {
-    let Json(body) = body?;
-    let name = state
-        .config
-        .create(EntryKind::Target, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let target = find_target(&state, &name)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(target_view(&state, &target).await),
-    ))
+    let name = create_entry(&state, EntryKind::Target, body).await?;
+    let Json(target) = get_target(State(state), Path(name)).await?;
+    Ok((StatusCode::CREATED, Json(target)))
 }
 
 /// `PUT /targets/{target}`: replaces a target created through the API. Refused for targets
@@ -384,26 +394,17 @@ pub async fn create_target(
     put,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "replace_target",
     params(("target" = String, Path, description = "The target's name")),
     request_body(content = Object, description = "One entry as in the config file, secrets inline"),
-    responses((status = 200, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, body = TargetView), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope))
 )]
 pub async fn replace_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<TargetView>, ApiError> {
-    find_target(&state, &name)?;
-    let Json(body) = body?;
-    state
-        .config
-        .replace(EntryKind::Target, &name, body)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    let target = find_target(&state, &name)?;
-    Ok(Json(target_view(&state, &target).await))
+    replace_entry(&state, EntryKind::Target, &name, body).await?;
+    get_target(State(state), Path(name)).await
 }
 
 /// `DELETE /targets/{target}`: deletes a target created through the API, unless an app names
@@ -412,22 +413,14 @@ pub async fn replace_target(
     delete,
     path = "/targets/{target}",
     tag = "targets",
-    operation_id = "delete_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file or in_use", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorEnvelope), (status = 409, description = "provisioned_by_file or in_use", body = ErrorEnvelope))
 )]
 pub async fn delete_target(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    find_target(&state, &name)?;
-    state
-        .config
-        .delete(EntryKind::Target, &name)
-        .await
-        .map_err(|e| change_error(&state, e))?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, EntryKind::Target, &name).await
 }
 
 /// `POST /targets/{target}/test`: what `idsync check` shows for the target (reachable,
@@ -437,10 +430,8 @@ pub async fn delete_target(
     post,
     path = "/targets/{target}/test",
     tag = "targets",
-    operation_id = "test_target",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn test_target(
     State(state): State<ApiState>,
@@ -473,10 +464,8 @@ pub async fn test_target(
     post,
     path = "/apps/{app}/test",
     tag = "apps",
-    operation_id = "test_app",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn test_app(
     State(state): State<ApiState>,

@@ -107,7 +107,6 @@ fn api_error(e: RunError) -> ApiError {
     post,
     path = "/apps/{app}/users/{user}/sync",
     tag = "runs",
-    operation_id = "sync_user",
     params(
         ("app" = String, Path, description = "The app's name"),
         ("user" = String, Path, description = "Entra object id, user principal name, or target username"),
@@ -117,8 +116,8 @@ fn api_error(e: RunError) -> ApiError {
         (status = 404, description = "unknown app or user", body = ErrorEnvelope),
         (status = 409, description = "busy: a run of the app holds it", body = ErrorEnvelope),
         (status = 502, description = "source_failed", body = ErrorEnvelope),
-    ),
-    security(("admin_token" = []))
+        (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope),
+    )
 )]
 pub async fn sync_user(
     State(state): State<ApiState>,
@@ -128,6 +127,9 @@ pub async fn sync_user(
     let Some(app_config) = config.app(&app) else {
         return Err(api_error(RunError::UnknownApp(app)));
     };
+    // Once stopping, nothing is answered, not even from memory: the caller learns at once
+    // that this instance is going away (and a stop waits for the syncs it let start).
+    let _working = state.coordinator.begin()?;
     let ttl = Duration::from_secs(app_config.login_sync_cache_seconds);
     let key = cache_key(&app, &user);
     if !ttl.is_zero()

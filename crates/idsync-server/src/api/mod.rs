@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use idsync_store::Store;
 use time::OffsetDateTime;
 
@@ -41,35 +41,38 @@ pub struct ApiState {
 
 /// The `/api/v1` routes (the caller adds the token check and the body limit).
 pub fn routes(state: ApiState) -> Router {
-    Router::new()
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/idps", get(apps::list_idps))
-        .route("/apps", get(apps::list_apps).post(apps::create_app))
-        .route(
+    use apps::*;
+    use login::sync_user;
+    use runs::*;
+    // One row per path: what each method does there.
+    let table: [(&str, MethodRouter<ApiState>); 15] = [
+        ("/openapi.json", get(openapi::openapi_json)),
+        ("/idps", get(list_idps)),
+        ("/apps", get(list_apps).post(create_app)),
+        (
             "/apps/{app}",
-            get(apps::get_app)
-                .put(apps::replace_app)
-                .delete(apps::delete_app),
-        )
-        .route("/apps/{app}/test", post(apps::test_app))
-        .route("/apps/{app}/runs", post(runs::start_run))
-        .route("/apps/{app}/users/{user}/sync", post(login::sync_user))
-        .route(
-            "/targets",
-            get(apps::list_targets).post(apps::create_target),
-        )
-        .route(
+            get(get_app).put(replace_app).delete(delete_app),
+        ),
+        ("/apps/{app}/test", post(test_app)),
+        ("/apps/{app}/runs", post(start_run)),
+        ("/apps/{app}/users/{user}/sync", post(sync_user)),
+        ("/targets", get(list_targets).post(create_target)),
+        (
             "/targets/{target}",
-            get(apps::get_target)
-                .put(apps::replace_target)
-                .delete(apps::delete_target),
-        )
-        .route("/targets/{target}/test", post(apps::test_target))
-        .route("/runs", get(runs::list_runs))
-        .route("/runs/{id}", get(runs::get_run))
-        .route("/runs/{id}/operations", get(runs::run_operations))
-        .route("/runs/{id}/approve", post(runs::approve_run))
-        .route("/runs/{id}/discard", post(runs::discard_run))
+            get(get_target).put(replace_target).delete(delete_target),
+        ),
+        ("/targets/{target}/test", post(test_target)),
+        ("/runs", get(list_runs)),
+        ("/runs/{id}", get(get_run)),
+        ("/runs/{id}/operations", get(run_operations)),
+        ("/runs/{id}/approve", post(approve_run)),
+        ("/runs/{id}/discard", post(discard_run)),
+    ];
+    table
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .with_state(state)
 }
 

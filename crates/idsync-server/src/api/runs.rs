@@ -2,13 +2,11 @@
 //! filters and paging, one run with its operations (JSON or CSV), and approving or discarding a
 //! run the mass-change guard held.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use idsync_runner::{Quiet, RunOptions, Trigger};
+use idsync_runner::{RunStatus, Trigger};
 use idsync_store::{OperationRecord, RunFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,11 +36,9 @@ pub struct StartRun {
     post,
     path = "/apps/{app}/runs",
     tag = "runs",
-    operation_id = "start_run",
     params(("app" = String, Path, description = "The app's name")),
     request_body(content = Option<StartRun>),
-    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 202, description = "`{\"app\", \"accepted\": \"started\" | \"queued\" | \"already_queued\"}`", body = Object), (status = 200, description = "dry run: the run report, each operation with its reason", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn start_run(
     State(state): State<ApiState>,
@@ -50,8 +46,7 @@ pub async fn start_run(
     body: Option<Json<StartRun>>,
 ) -> Result<Response, ApiError> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
-    let config = state.config.current();
-    if config.app(&app).is_none() {
+    if state.config.current().app(&app).is_none() {
         return Err(ApiError::not_found(format!(
             "there is no app {app:?}; GET /api/v1/apps lists them"
         )));
@@ -59,20 +54,17 @@ pub async fn start_run(
     if request.dry_run {
         // A dry run answers with its plan, so it runs here rather than in the queue; it waits
         // for a run of the app in progress (the store's lock keeps them apart).
-        let report = idsync_runner::sync_app(
-            &config,
-            &app,
-            &state.store,
-            RunOptions {
-                trigger: Trigger::Manual,
-                dry_run: true,
-                full_read: request.full_read,
-                wait: true,
-            },
-            Arc::new(Quiet),
-        )
-        .await
-        .map_err(ApiError::internal)?;
+        let report = state.coordinator.dry_run(&app, request.full_read).await?;
+        if report.status == RunStatus::Interrupted {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stopping",
+                format!(
+                    "idsync is stopping: dry run {} ended before its plan was made",
+                    report.run_id
+                ),
+            ));
+        }
         return Ok((StatusCode::OK, Json(report)).into_response());
     }
     let accepted = state
@@ -113,10 +105,8 @@ pub struct HistoryQuery {
     get,
     path = "/runs",
     tag = "runs",
-    operation_id = "list_runs",
     params(HistoryQuery),
-    responses((status = 200, description = "`{\"runs\": [...], \"next_before\": id | null}`, newest first", body = Object), (status = 400, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"runs\": [...], \"next_before\": id | null}`, newest first", body = Object), (status = 400, body = ErrorEnvelope))
 )]
 pub async fn list_runs(
     State(state): State<ApiState>,
@@ -160,10 +150,8 @@ fn no_run(id: i64) -> ApiError {
     get,
     path = "/runs/{id}",
     tag = "runs",
-    operation_id = "get_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 200, description = "`{\"run\", \"plan\"?}`", body = Object), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"run\", \"plan\"?}`", body = Object), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn get_run(
     State(state): State<ApiState>,
@@ -192,10 +180,8 @@ pub struct OperationsQuery {
     get,
     path = "/runs/{id}/operations",
     tag = "runs",
-    operation_id = "run_operations",
     params(("id" = i64, Path, description = "The run's id"), OperationsQuery),
-    responses((status = 200, description = "JSON `{\"run_id\", \"operations\"}`, or CSV (text/csv) with `format=csv`", body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "JSON `{\"run_id\", \"operations\"}`, or CSV (text/csv) with `format=csv`", body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope))
 )]
 pub async fn run_operations(
     State(state): State<ApiState>,
@@ -270,15 +256,17 @@ fn csv_field(value: &str) -> String {
     post,
     path = "/runs/{id}/approve",
     tag = "runs",
-    operation_id = "approve_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 202, description = "approved; the app's run that applies it started or queued", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_approvable", body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn approve_run(
     State(state): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Refused before the approval is kept: a 503 must not leave an approval behind.
+    if state.coordinator.is_stopping() {
+        return Err(crate::runs::TriggerError::Stopping.into());
+    }
     let run = state.store.run(id).await?.ok_or_else(|| no_run(id))?;
     let guard = state
         .config
@@ -294,12 +282,10 @@ pub async fn approve_run(
                 ),
             )
         })?;
-    let window =
-        i64::try_from(guard.approval_expires_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
-    let expires_at = time::OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .saturating_add(window);
-    state.store.approve_run(id, window, expires_at).await?;
+    state
+        .store
+        .approve_run_within(id, guard.approval_expires_minutes)
+        .await?;
     let accepted = state
         .coordinator
         .trigger(&run.app, Request::new(Trigger::Approval))
@@ -315,10 +301,8 @@ pub async fn approve_run(
     post,
     path = "/runs/{id}/discard",
     tag = "runs",
-    operation_id = "discard_run",
     params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 200, description = "`{\"run\"}` with status discarded", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_discardable", body = ErrorEnvelope)),
-    security(("admin_token" = []))
+    responses((status = 200, description = "`{\"run\"}` with status discarded", body = Object), (status = 404, body = ErrorEnvelope), (status = 409, description = "not_discardable", body = ErrorEnvelope))
 )]
 pub async fn discard_run(
     State(state): State<ApiState>,

@@ -40,7 +40,7 @@ use targets::{LeadCheck, check_leads, check_targets, probe_targets};
 
 use crate::CheckArgs;
 use crate::exit::CliError;
-use crate::store::select_apps;
+use crate::store::{select_apps, with_stored_entries_if_any};
 
 /// The outcome for one app.
 struct AppCheck {
@@ -66,14 +66,23 @@ pub async fn run(args: CheckArgs) -> Result<(), CliError> {
             return Err(CliError::Usage(error.to_string()));
         }
     };
-    let names = match select_apps(&config, args.app.as_deref()) {
-        Ok(names) => names,
+    // The apps and targets created through the admin API are checked too.
+    let chosen = match with_stored_entries_if_any(config).await {
+        Ok(config) => select_apps(&config, args.app.as_deref()).map(|names| (config, names)),
+        Err(e) => Err(e),
+    };
+    let (config, names) = match chosen {
+        Ok(chosen) => chosen,
         Err(error) => {
             if args.json {
+                let kind = match error {
+                    CliError::Usage(_) => "usage",
+                    _ => "failed",
+                };
                 print_json(&json!({
                     "config": args.config.display().to_string(),
                     "ok": false,
-                    "error": {"kind": "usage", "message": error.to_string()},
+                    "error": {"kind": kind, "message": format!("{error:#}")},
                 }));
             }
             return Err(error);
