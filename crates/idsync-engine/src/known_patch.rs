@@ -136,7 +136,9 @@ mod tests {
         state.users.push(user("k1", "ann", true));
         state.users.push(user("k2", "bob", true));
         state.groups = groups(&["Devs", "ops"]);
-        state.memberships.insert("Devs".into(), groups(&["k1", "k2"]));
+        state
+            .memberships
+            .insert("Devs".into(), groups(&["k1", "k2"]));
         state.memberships.insert("ops".into(), groups(&["k2"]));
         pack_target_state(&state).expect("packs")
     }

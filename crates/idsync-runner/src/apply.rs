@@ -44,14 +44,14 @@ pub(crate) async fn apply_all(
 ) -> Result<(), RunError> {
     let total: usize = plans.iter().map(|p| p.plan.operations.len()).sum();
     progress.planned(total);
-    progress.phase("applying");
+    progress.phase(phase::APPLYING);
     let applied = futures::future::join_all(plans.into_iter().map(|planned| {
         let span = tracing::info_span!("target", target = %planned.tc.name);
         apply_target(store, run_id, &app.name, planned, Arc::clone(&progress)).instrument(span)
     }))
     .await;
 
-    progress.phase("recording");
+    progress.phase(phase::RECORDING);
     for applied in applied {
         report.add_applied(applied?);
     }

@@ -73,9 +73,24 @@ impl RunOptions {
     }
 }
 
+/// The phases a run names to [`Progress::phase`], in the order they come. Callers may act on
+/// them: the service cuts a run short at once while it only reads its source.
+pub mod phase {
+    /// Signing in to the source and reading it: nothing is planned or written yet.
+    pub const READING_SOURCE: &str = "reading the source";
+    /// Reading the targets (or what idsync knows of them).
+    pub const READING_TARGETS: &str = "reading the targets";
+    /// Planning every target, and the mass-change guard.
+    pub const PLANNING: &str = "planning";
+    /// Writing to the targets.
+    pub const APPLYING: &str = "applying";
+    /// Recording how the run ended.
+    pub const RECORDING: &str = "recording";
+}
+
 /// Something that keeps a person informed while a run goes on (a progress bar, the console).
 pub trait Progress: Send + Sync {
-    /// A new phase of the run has begun (reading, planning, applying).
+    /// A new phase of the run has begun: one of [`phase`].
     fn phase(&self, _what: &str) {}
     /// How many operations the plan has, once planned.
     fn planned(&self, _operations: usize) {}
@@ -195,7 +210,7 @@ pub async fn sync_app(
     // 1. The source, and at the same time what the store holds for each target (links,
     // managed memberships, creations an interrupted run left unsettled, and the known state:
     // large at 100k users, and decoded off the async threads).
-    progress.phase("reading the source");
+    progress.phase(phase::READING_SOURCE);
     let attributes = attributes_needed(app, &rules);
     let targets = build_targets(&target_configs, rules, &mut report);
     let stored = futures::future::try_join_all(targets.iter().map(|(t, tc, r)| {
@@ -241,7 +256,7 @@ pub async fn sync_app(
 
     // 2. The targets: read in full, or known from earlier runs. A full source read (first
     // run, expired delta token) is a full reconciliation: the targets are read in full too.
-    progress.phase("reading the targets");
+    progress.phase(phase::READING_TARGETS);
     let force_full_read = options.full_read || read.stats.mode != ReadMode::Delta;
     let reads = futures::future::join_all(targets.iter().zip(stored).map(|((t, tc, r), s)| {
         know_target(
@@ -258,7 +273,7 @@ pub async fn sync_app(
     let (reads, packed_source) = futures::join!(reads, pack_source);
 
     // 3. Plan each target, all at once, each on a thread of its own.
-    progress.phase("planning");
+    progress.phase(phase::PLANNING);
     let planned = plan_all(app, targets, reads, snapshot, &mut report).await?;
 
     // 4. The guard, over the whole app.

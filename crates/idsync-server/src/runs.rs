@@ -135,10 +135,6 @@ impl Drop for Working {
     }
 }
 
-/// The phase the runner names as it starts reading the source (`idsync_runner::sync_app`):
-/// until the next phase, the run has only read, so cutting it short loses nothing.
-const READING_SOURCE: &str = "reading the source";
-
 /// What the runner says and asks as a run goes on: the phase it is in, and whether the
 /// service is stopping.
 struct RunWatch {
@@ -148,7 +144,9 @@ struct RunWatch {
 
 impl Progress for RunWatch {
     fn phase(&self, what: &str) {
-        self.reading_source.send_replace(what == READING_SOURCE);
+        // Until the next phase the run has only read, so cutting it short loses nothing.
+        self.reading_source
+            .send_replace(what == idsync_runner::phase::READING_SOURCE);
     }
 
     fn stopping(&self) -> bool {

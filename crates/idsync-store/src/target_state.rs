@@ -54,15 +54,14 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let patches = sqlx::query(
-            "SELECT patch FROM target_state_patches WHERE target = ? ORDER BY seq",
-        )
-        .bind(target)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
+        let patches =
+            sqlx::query("SELECT patch FROM target_state_patches WHERE target = ? ORDER BY seq")
+                .bind(target)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| r.get(0))
+                .collect();
         tx.commit().await?;
         Ok(Some(KnownTargetState {
             fingerprint: row.get(0),

@@ -188,7 +188,10 @@ async fn a_sign_in_patches_the_known_state_instead_of_dropping_it() {
         .await
         .expect("read")
         .expect("kept");
-    assert_eq!((known.state.as_slice(), known.patches.len()), (&b"folded"[..], 0));
+    assert_eq!(
+        (known.state.as_slice(), known.patches.len()),
+        (&b"folded"[..], 0)
+    );
 }
 
 /// Stores made before migration 0004 kept both states as JSON text; the migration keeps them,
