@@ -27,7 +27,7 @@ impl UserSyncer {
             names.push(l.username.clone());
         }
         if let Some(wanted) = st.rules.users.username(src)
-            && !names.iter().any(|n| n.eq_ignore_ascii_case(&wanted))
+            && !names.iter().any(|n| idsync_model::name::same_name(n, &wanted))
         {
             names.push(wanted);
         }

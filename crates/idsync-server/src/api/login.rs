@@ -77,7 +77,7 @@ impl LoginSyncs {
 /// The user as given, for the cache: the same user in other case (a UPN, a username) is the
 /// same sign-in.
 fn cache_key(app: &str, user: &str) -> (String, String) {
-    (app.to_owned(), user.trim().to_lowercase())
+    (app.to_owned(), idsync_model::name::name_key(user.trim()))
 }
 
 fn api_error(e: RunError) -> ApiError {
