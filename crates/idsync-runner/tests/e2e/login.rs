@@ -421,14 +421,14 @@ async fn sign_ins_patch_what_idsync_knows_and_the_patches_are_folded_in() {
     // The state with its patches holds the three accounts and their groups: nothing to do.
     plans_nothing_from_known().await;
 
-    // Up to the fold: the 64th patch has them folded into the state, off the sign-in's time.
-    for n in 3..64 {
+    // Up to the fold: the 256th patch has them folded into the state, off the sign-in's time.
+    for n in 3..256 {
         let id = add_user(&tenant, &format!("new{n}@contoso.com"));
         syncer.sync(store, &id, options()).await.expect("synced");
     }
     let mut folded = false;
     for _ in 0..500 {
-        if patches().await.is_some_and(|n| n < 64) {
+        if patches().await.is_some_and(|n| n < 256) {
             folded = true;
             break;
         }
