@@ -17,8 +17,8 @@ use idsync_engine::{
     CompiledGroupRules, CompiledUserRules, Link, ManagedMembership, PlanInput, TargetPlan, plan,
 };
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, Operation, PlannedOperation, SourceGroup,
-    SourceSnapshot, SourceUser, TargetUser,
+    ActualState, Capabilities, Operation, PlannedOperation, SourceGroup, SourceSnapshot,
+    SourceUser, TargetUser,
 };
 use proptest::prelude::*;
 
@@ -27,18 +27,8 @@ const GROUPS: [&str; 4] = ["dev", "ops", "qa", "all"];
 
 fn caps() -> Capabilities {
     Capabilities {
-        rename_user: true,
-        update_email: true,
-        reads_email: true,
-        update_display_name: true,
-        deprovisioning: Deprovisioning::Deactivate,
-        delete_user: true,
-        custom_attributes: true,
-        delete_group: true,
         bulk_membership: false,
-        leads: true,
-        unavailable: Default::default(),
-        requires_email: false,
+        ..Capabilities::FULL
     }
 }
 

@@ -143,18 +143,10 @@ impl BitbucketDc {
         Ok(BitbucketDc {
             api,
             capabilities: VersionedCapabilities::new(Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
                 deprovisioning,
-                delete_user: true,
                 custom_attributes: false,
-                delete_group: true,
-                bulk_membership: true,
                 leads: false,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
         })
     }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep, Seats,
-    Target, TargetError, TargetProbe, TargetUser,
+    ActualState, AdminRights, Applied, Capabilities, Operation, ProbeStep, Seats, Target,
+    TargetError, TargetProbe, TargetUser,
 };
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -121,17 +121,11 @@ impl ConfluenceDc {
             task_wait: Duration::from_secs(config.long_task_wait_seconds.max(1)),
             capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: false,
-                update_email: true,
                 reads_email: false,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
                 custom_attributes: false,
-                delete_group: true,
                 bulk_membership: false,
                 leads: false,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
         })
     }

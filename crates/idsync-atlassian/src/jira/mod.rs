@@ -27,8 +27,8 @@ use std::sync::atomic::AtomicU8;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Lead, LicenceSeats, Operation, ProbeStep,
-    ProductInfo, Seats, Target, TargetError, TargetProbe, TargetUser,
+    ActualState, Applied, Capabilities, Lead, LicenceSeats, Operation, ProbeStep, ProductInfo,
+    Seats, Target, TargetError, TargetProbe, TargetUser,
 };
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -150,18 +150,8 @@ impl JiraDc {
         Ok(JiraDc {
             api: Api::new(config)?,
             capabilities: VersionedCapabilities::new(Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
-                custom_attributes: true,
-                delete_group: true,
                 bulk_membership: false,
-                leads: true,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })

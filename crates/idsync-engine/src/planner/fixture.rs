@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use idsync_config::{GroupRules, UserRules, UsernameRule};
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, PlannedOperation, SourceGroup, SourceSnapshot,
-    SourceUser, TargetUser,
+    ActualState, Capabilities, PlannedOperation, SourceGroup, SourceSnapshot, SourceUser,
+    TargetUser,
 };
 
 use super::builder::Builder;
@@ -44,18 +44,8 @@ impl Fixture {
         let group_rules = GroupRules::default();
         Fixture {
             caps: Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
-                custom_attributes: true,
-                delete_group: true,
                 bulk_membership: false,
-                leads: true,
-                unavailable: BTreeMap::new(),
-                requires_email: false,
+                ..Capabilities::FULL
             },
             snapshot: SourceSnapshot::default(),
             actual: ActualState::default(),
