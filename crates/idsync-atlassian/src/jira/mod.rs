@@ -30,17 +30,18 @@ use idsync_model::{
     ActualState, Applied, Capabilities, Lead, LicenceSeats, Operation, ProbeStep, ProductInfo,
     Seats, Target, TargetError, TargetProbe, TargetUser,
 };
-use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::probe;
-use crate::util::{VersionedCapabilities, fan_out, members_of_all, membership_keys, target_basics};
+use crate::util::{
+    VersionedCapabilities, fan_out, groups_and_members, membership_keys, target_basics,
+    user_changes,
+};
 
 mod read;
 mod write;
-use write::user_changes;
 
 const LISTING_UNKNOWN: u8 = 0;
 const LISTING_USER_LIST: u8 = 1;
@@ -173,82 +174,54 @@ impl JiraDc {
         struct Myself {
             name: String,
         }
-        let me: Myself = self
-            .api
-            .fetch(
-                self.api.get("rest/api/2/myself", &[]),
-                "read the signed-in user",
-            )
-            .await?;
+        let me: Myself = self.api.signed_in("rest/api/2/myself").await?;
         Ok(me.name)
     }
-}
 
-#[async_trait]
-impl Target for JiraDc {
-    target_basics!();
-
-    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        self.discover_version(false).await
-    }
-
-    /// Version (`serverInfo`), credentials (`myself`), then administrator rights and seats
-    /// (`applicationrole`, which needs the Administer Jira permission idsync's user and group
-    /// management needs too).
-    async fn probe(&self) -> TargetProbe {
-        let discovered = self.discover_version(true).await;
-        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
-            ControlFlow::Continue(probe) => probe,
-            ControlFlow::Break(stopped) => return stopped,
-        };
-        match self.myself().await {
-            Ok(name) => probe.account = Some(name),
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
-        }
+    /// After the version (`serverInfo`): credentials (`myself`), then administrator rights and
+    /// seats (`applicationrole`, which needs the Administer Jira permission idsync's user and
+    /// group management needs too).
+    async fn check_access(&self, probe: &mut TargetProbe) -> ControlFlow<()> {
+        let account = probe::step(
+            probe,
+            &self.api,
+            ProbeStep::Credentials,
+            self.myself().await,
+        )?;
+        probe.account = Some(account);
         const ROLES: &str = "GET /rest/api/2/applicationrole";
-        let reply = match self
-            .api
-            .send_unchecked(self.api.get("rest/api/2/applicationrole", &[]))
-            .await
-        {
-            Ok(reply) => reply,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
-        if matches!(
-            reply.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return probe::not_admin(probe, &self.api, ROLES, &reply);
-        }
+        let call = self.api.get("rest/api/2/applicationrole", &[]);
+        let reply = probe::admin_reply(probe, &self.api, ROLES, call).await?;
         let what = "read the application roles";
-        let roles: Vec<ApplicationRole> = match self
-            .api
-            .success(&reply, what)
-            .and_then(|r| self.api.parse(r, what))
-        {
-            Ok(roles) => roles,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
+        let roles: Vec<ApplicationRole> = probe::step(
+            probe,
+            &self.api,
+            ProbeStep::AdminRights,
+            self.api
+                .success(&reply, what)
+                .and_then(|r| self.api.parse(r, what)),
+        )?;
         probe.admin = Some(probe::admin_confirmed(
             ROLES,
             "the Administer Jira global permission",
         ));
         probe.seats = Seats::Licences(roles.into_iter().map(ApplicationRole::seats).collect());
-        probe
+        ControlFlow::Continue(())
     }
+}
+
+#[async_trait]
+impl Target for JiraDc {
+    target_basics!(data_center);
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing is cursor-paged (one page after another), so it runs beside the
         // group and member reads and the leads instead of before them; the API's request gate
         // keeps the whole within `concurrency`. Any failure fails the read.
-        let group_members = async {
-            let groups = self.groups("").await?;
-            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+        let group_members =
+            groups_and_members(self.groups(""), self.api.concurrency, |g| async move {
                 self.members(&g).await
-            })
-            .await?;
-            Ok::<_, TargetError>((groups, members))
-        };
+            });
         let ((listed, complete), (groups, members), leads) =
             tokio::try_join!(self.users(), group_members, self.leads())?;
         let memberships = membership_keys(&members, |u| u.key.clone());
@@ -332,7 +305,8 @@ impl Target for JiraDc {
                     return Ok(Applied::AlreadyDone);
                 }
                 let what = format!("update user '{user}'");
-                self.update(key, user_changes(changes), &what).await
+                let body = user_changes(changes, "emailAddress", "displayName");
+                self.update(key, Value::Object(body), &what).await
             }
             Operation::SetAttribute {
                 key,
