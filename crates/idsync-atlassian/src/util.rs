@@ -26,19 +26,21 @@ pub(crate) fn attribute_text(value: &Value) -> Option<String> {
 }
 
 /// The details `changes` sets, as JSON fields under the names the product gives the e-mail
-/// address (`email`) and the display name (`display_name`).
+/// address (`email`) and the display name (`display_name`); `None` when nothing changes, so
+/// that nothing need be sent.
 pub(crate) fn user_changes(
     changes: &UserChanges,
     email: &str,
     display_name: &str,
-) -> Map<String, Value> {
-    [
+) -> Option<Map<String, Value>> {
+    let fields: Map<String, Value> = [
         (email, &changes.email),
         (display_name, &changes.display_name),
     ]
     .into_iter()
     .filter_map(|(field, value)| Some((field.to_owned(), Value::from(value.as_deref()?))))
-    .collect()
+    .collect();
+    (!fields.is_empty()).then_some(fields)
 }
 
 /// Usernames compare case-insensitively in every Atlassian product.

@@ -108,10 +108,9 @@ impl BitbucketDc {
         user: &str,
         changes: &UserChanges,
     ) -> Result<Applied, TargetError> {
-        if changes.is_empty() {
+        let Some(mut body) = user_changes(changes, "email", "displayName") else {
             return Ok(Applied::AlreadyDone);
-        }
-        let mut body = user_changes(changes, "email", "displayName");
+        };
         body.insert("name".into(), json!(user));
         let call = self
             .api

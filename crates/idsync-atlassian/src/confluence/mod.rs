@@ -180,11 +180,12 @@ impl Target for ConfluenceDc {
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing runs beside the group and member reads (the API's request gate
         // keeps the whole within `concurrency`); any failure fails the read.
-        let group_members =
+        let (listed, (groups, members)) = tokio::try_join!(
+            self.users(),
             groups_and_members(self.groups(), self.api.concurrency, |g| async move {
                 self.members(&g).await
-            });
-        let (listed, (groups, members)) = tokio::try_join!(self.users(), group_members)?;
+            }),
+        )?;
         let memberships = membership_keys(&members, |p| p.user_key.clone());
         // Before Confluence 8.4 there is no user listing: every user who holds a group is
         // found through the member lists (users in no group cannot use Confluence anyway).

@@ -97,10 +97,9 @@ impl ConfluenceDc {
         user: &str,
         changes: &UserChanges,
     ) -> Result<Applied, TargetError> {
-        if changes.is_empty() {
+        let Some(body) = user_changes(changes, "email", "fullName") else {
             return Ok(Applied::AlreadyDone);
-        }
-        let body = user_changes(changes, "email", "fullName");
+        };
         let call = self
             .api
             .call(Method::PUT, "rest/api/admin/user/{}", &[user])

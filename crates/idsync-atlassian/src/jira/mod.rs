@@ -218,12 +218,13 @@ impl Target for JiraDc {
         // The user listing is cursor-paged (one page after another), so it runs beside the
         // group and member reads and the leads instead of before them; the API's request gate
         // keeps the whole within `concurrency`. Any failure fails the read.
-        let group_members =
+        let ((listed, complete), (groups, members), leads) = tokio::try_join!(
+            self.users(),
             groups_and_members(self.groups(""), self.api.concurrency, |g| async move {
                 self.members(&g).await
-            });
-        let ((listed, complete), (groups, members), leads) =
-            tokio::try_join!(self.users(), group_members, self.leads())?;
+            }),
+            self.leads(),
+        )?;
         let memberships = membership_keys(&members, |u| u.key.clone());
         let mut users: BTreeMap<String, JiraUser> = listed
             .into_iter()
@@ -301,11 +302,10 @@ impl Target for JiraDc {
                 self.update(key, json!({"name": new_username}), &what).await
             }
             Operation::UpdateUser { key, user, changes } => {
-                if changes.is_empty() {
+                let Some(body) = user_changes(changes, "emailAddress", "displayName") else {
                     return Ok(Applied::AlreadyDone);
-                }
+                };
                 let what = format!("update user '{user}'");
-                let body = user_changes(changes, "emailAddress", "displayName");
                 self.update(key, Value::Object(body), &what).await
             }
             Operation::SetAttribute {
