@@ -1,26 +1,19 @@
 //! Links between source objects and target accounts, as the planner is handed them.
 
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod common;
+
 use idsync_model::bookkeeping::Bookkeeping;
 use idsync_model::link::Link;
 use idsync_store::Store;
 
-fn link(app: &str, source_id: &str, key: &str, username: &str) -> Link {
-    Link {
-        app: app.to_owned(),
-        source_id: source_id.to_owned(),
-        key: key.to_owned(),
-        username: username.to_owned(),
-        kept_username: None,
-        rename_reported: None,
-    }
-}
+use common::{keep, link, open};
 
 #[tokio::test]
 async fn links_come_back_whole_and_in_order() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     assert_eq!(store.links("jira").await.expect("read"), Vec::new());
     // Names with quotes, backslashes and non-ASCII letters survive the trip.
     let hr = [
@@ -33,19 +26,13 @@ async fn links_come_back_whole_and_in_order() {
             upsert_links: links.to_vec(),
             ..Bookkeeping::default()
         };
-        store
-            .apply_bookkeeping(app, "jira", &books)
-            .await
-            .expect("kept");
+        keep(&store, app, "jira", &books).await;
     }
     let other = Bookkeeping {
         upsert_links: vec![link("hr", "id-1", "W1", "wiki-user")],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "wiki", &other)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "wiki", &other).await;
 
     // By app, then source id; only this target's.
     assert_eq!(
@@ -60,9 +47,7 @@ async fn links_come_back_whole_and_in_order() {
 #[tokio::test]
 async fn a_source_object_keeps_one_link_per_target() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     let many: Vec<Link> = (0..1234)
         .map(|n| {
             link(
@@ -77,10 +62,7 @@ async fn a_source_object_keeps_one_link_per_target() {
         upsert_links: many.clone(),
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "jira", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "jira", &books).await;
     assert_eq!(store.links("jira").await.expect("read"), many);
 
     let books = Bookkeeping {
@@ -95,10 +77,7 @@ async fn a_source_object_keeps_one_link_per_target() {
         ],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "jira", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "jira", &books).await;
     let links = store.links("jira").await.expect("read");
     assert_eq!(links.len(), 1234);
     assert_eq!(links[1], link("hr", "id-00001", "NEW1", "user1"));
@@ -112,9 +91,7 @@ async fn a_source_object_keeps_one_link_per_target() {
 #[tokio::test]
 async fn remembered_details_come_back_and_leave_with_the_link() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     let mut kept = link("hr", "id-1", "K1", "legacy-bob");
     kept.kept_username = Some("bob".into());
     let mut reported = link("hr", "id-2", "K2", "ada");
@@ -128,10 +105,7 @@ async fn remembered_details_come_back_and_leave_with_the_link() {
         ],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "confluence", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "confluence", &books).await;
     assert_eq!(
         store.links("confluence").await.expect("read"),
         vec![kept, reported]
@@ -148,10 +122,7 @@ async fn remembered_details_come_back_and_leave_with_the_link() {
         remove_links: vec!["K1".into()],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "confluence", &gone)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "confluence", &gone).await;
     let sent = store.sent_emails("confluence").await.expect("read");
     assert_eq!(sent.len(), 1);
     assert!(sent.contains_key("K2"));
