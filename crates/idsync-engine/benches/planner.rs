@@ -241,14 +241,7 @@ fn main() {
             attributes: BTreeMap::new(),
             external_id: None,
         });
-        links.push(Link {
-            app: "bench".into(),
-            source_id: id.clone(),
-            key: format!("K{n}"),
-            username: name,
-            kept_username: None,
-            rename_reported: None,
-        });
+        links.push(Link::new("bench", id.clone(), format!("K{n}"), name));
     }
     for g in snapshot.groups.values() {
         actual.groups.insert(g.display_name.clone());

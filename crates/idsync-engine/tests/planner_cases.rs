@@ -122,14 +122,7 @@ fn account(key: &str, username: &str, email: &str) -> TargetUser {
 }
 
 fn link(source_id: &str, key: &str, username: &str) -> Link {
-    Link {
-        app: "corp".into(),
-        source_id: source_id.into(),
-        key: key.into(),
-        username: username.into(),
-        kept_username: None,
-        rename_reported: None,
-    }
+    Link::new("corp", source_id, key, username)
 }
 
 /// Plans with `strip_domain`, so that users of two domains can produce one username.

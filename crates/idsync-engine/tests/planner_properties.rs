@@ -251,14 +251,12 @@ fn initial_world(s: &Scenario) -> World {
     }
     for e in &s.other_app_owns {
         if w.actual.users.iter().any(|u| u.key == format!("old{e}")) {
-            w.links.push(Link {
-                app: "other".into(),
-                source_id: format!("other-{e}"),
-                key: format!("old{e}"),
-                username: String::new(),
-                kept_username: None,
-                rename_reported: None,
-            });
+            w.links.push(Link::new(
+                "other",
+                format!("other-{e}"),
+                format!("old{e}"),
+                String::new(),
+            ));
         }
     }
     w

@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use idsync_model::bookkeeping::Bookkeeping;
+use idsync_model::link::Link;
 use idsync_store::StoreError;
 
-use common::{keep, link, open, pair};
+use common::{keep, open, pair};
 
 fn groups(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
@@ -23,8 +24,8 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
     let store = open(&dir).await;
     let books = Bookkeeping {
         upsert_links: vec![
-            link("main", "u1", "K1", "Ada"),
-            link("main", "u10", "K10", "bob"),
+            Link::new("main", "u1", "K1", "Ada"),
+            Link::new("main", "u10", "K10", "bob"),
         ],
         // K1 is a prefix of K10: only whole keys count.
         add_managed: BTreeSet::from([
@@ -41,7 +42,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
             "other",
             "confluence",
             &Bookkeeping {
-                upsert_links: vec![link("other", "u1", "C1", "ada")],
+                upsert_links: vec![Link::new("other", "u1", "C1", "ada")],
                 ..Bookkeeping::default()
             },
         )
@@ -52,7 +53,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
         .link_of_source("main", "jira", "u1")
         .await
         .expect("read");
-    assert_eq!(found, Some(link("main", "u1", "K1", "Ada")));
+    assert_eq!(found, Some(Link::new("main", "u1", "K1", "Ada")));
     assert_eq!(
         store
             .link_of_source("main", "confluence", "u1")
@@ -65,7 +66,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
             .links_of_keys("jira", &["K10", "nope"])
             .await
             .expect("read"),
-        [link("main", "u10", "K10", "bob")]
+        [Link::new("main", "u10", "K10", "bob")]
     );
     assert!(
         store

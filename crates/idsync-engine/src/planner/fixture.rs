@@ -141,14 +141,7 @@ impl Fixture {
     }
 
     pub(super) fn link(mut self, app: &str, source_id: &str, key: &str, username: &str) -> Self {
-        self.links.push(Link {
-            app: app.to_owned(),
-            source_id: source_id.to_owned(),
-            key: key.to_owned(),
-            username: username.to_owned(),
-            kept_username: None,
-            rename_reported: None,
-        });
+        self.links.push(Link::new(app, source_id, key, username));
         self
     }
 
