@@ -14,7 +14,9 @@ use idsync_model::{
     TargetProbe,
 };
 
-use crate::api::{Api, Reply};
+use reqwest::StatusCode;
+
+use crate::api::{Api, Call, Reply};
 
 /// The first step of a probe, the product and version read (`discovered`): the target
 /// answers, and the probe goes on; or, broken off, the probe stopped there.
@@ -31,6 +33,48 @@ pub(crate) fn reached(
         }),
         Err(e) => ControlFlow::Break(stop(TargetProbe::default(), api, ProbeStep::Reachable, e)),
     }
+}
+
+/// One step of a probe under way: the value `result` holds, or, when it failed, `probe`
+/// stopped at `step` by its error and the steps after it broken off.
+pub(crate) fn step<T>(
+    probe: &mut TargetProbe,
+    api: &Api,
+    step: ProbeStep,
+    result: Result<T, TargetError>,
+) -> ControlFlow<(), T> {
+    match result {
+        Ok(value) => ControlFlow::Continue(value),
+        Err(e) => {
+            *probe = stop(std::mem::take(probe), api, step, e);
+            ControlFlow::Break(())
+        }
+    }
+}
+
+/// Sends `call`, the request `request` that only an administrator may make: its reply, or,
+/// when it could not be sent or was refused (401 or 403, after the credentials were
+/// accepted), `probe` stopped at [`ProbeStep::AdminRights`].
+pub(crate) async fn admin_reply(
+    probe: &mut TargetProbe,
+    api: &Api,
+    request: &str,
+    call: Call,
+) -> ControlFlow<(), Reply> {
+    let reply = step(
+        probe,
+        api,
+        ProbeStep::AdminRights,
+        api.send_unchecked(call).await,
+    )?;
+    if matches!(
+        reply.status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        *probe = not_admin(std::mem::take(probe), api, request, &reply);
+        return ControlFlow::Break(());
+    }
+    ControlFlow::Continue(reply)
 }
 
 /// `probe` stopped by `error`, met while checking `step`.

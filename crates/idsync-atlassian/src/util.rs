@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use idsync_model::{Capabilities, Operation, OperationKind, TargetError, TargetKind};
+use idsync_model::{Capabilities, Operation, OperationKind, TargetError, TargetKind, UserChanges};
 use rand::distr::{Alphanumeric, SampleString};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::Api;
 
@@ -23,6 +23,24 @@ pub(crate) fn attribute_text(value: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         other => Some(other.to_string()),
     }
+}
+
+/// The details `changes` sets, as JSON fields under the names the product gives the e-mail
+/// address (`email`) and the display name (`display_name`); `None` when nothing changes, so
+/// that nothing need be sent.
+pub(crate) fn user_changes(
+    changes: &UserChanges,
+    email: &str,
+    display_name: &str,
+) -> Option<Map<String, Value>> {
+    let fields: Map<String, Value> = [
+        (email, &changes.email),
+        (display_name, &changes.display_name),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field.to_owned(), Value::from(value.as_deref()?))))
+    .collect();
+    (!fields.is_empty()).then_some(fields)
 }
 
 /// Usernames compare case-insensitively in every Atlassian product.
@@ -144,6 +162,22 @@ where
     Ok(groups.iter().cloned().zip(lists).collect())
 }
 
+/// The groups `groups` lists, then the members of every one of them (`members`),
+/// `concurrency` groups at a time, paired with the group.
+pub(crate) async fn groups_and_members<T, F, Fut>(
+    groups: impl Future<Output = Result<Vec<String>, TargetError>>,
+    concurrency: usize,
+    members: F,
+) -> Result<(Vec<String>, Vec<(String, Vec<T>)>), TargetError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, TargetError>>,
+{
+    let groups = groups.await?;
+    let members = members_of_all(&groups, concurrency, members).await?;
+    Ok((groups, members))
+}
+
 /// Group → account keys of its members, as `ActualState::memberships` holds them.
 pub(crate) fn membership_keys<T>(
     lists: &[(String, Vec<T>)],
@@ -183,8 +217,18 @@ impl VersionedCapabilities {
     }
 }
 
+/// A future as `#[async_trait]` returns it from a trait method.
+pub(crate) type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The `Target` methods every target answers alike from its `api` and `capabilities`
 /// fields; used inside each `impl Target`.
+///
+/// `target_basics!(data_center)` adds the two a Data Center product answers alike from its
+/// own `discover_version(quick)` and `check_access(&mut probe)`: `discover`, which reads the
+/// version, and `probe`, which reads it quickly and then, once the product answered, checks
+/// the credentials and the administrator rights its own way. `#[async_trait]` does not see
+/// into a macro, so these two are written out as it writes an async trait method: a
+/// boxed future.
 macro_rules! target_basics {
     () => {
         fn name(&self) -> &str {
@@ -201,6 +245,43 @@ macro_rules! target_basics {
 
         fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
             self.api.request_counts()
+        }
+    };
+    (data_center) => {
+        $crate::util::target_basics!();
+
+        fn discover<'life0, 'async_trait>(
+            &'life0 self,
+        ) -> $crate::util::Boxed<
+            'async_trait,
+            Result<idsync_model::ProductInfo, idsync_model::TargetError>,
+        >
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(self.discover_version(false))
+        }
+
+        fn probe<'life0, 'async_trait>(
+            &'life0 self,
+        ) -> $crate::util::Boxed<'async_trait, idsync_model::TargetProbe>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                let discovered = self.discover_version(true).await;
+                match $crate::probe::reached(discovered, &self.api, self.capabilities.get()) {
+                    std::ops::ControlFlow::Continue(mut probe) => {
+                        // A step that fails has put its failure in the probe; nothing else
+                        // is left to do with the break.
+                        let _ = self.check_access(&mut probe).await;
+                        probe
+                    }
+                    std::ops::ControlFlow::Break(stopped) => stopped,
+                }
+            })
         }
     };
 }

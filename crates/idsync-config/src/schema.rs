@@ -546,6 +546,28 @@ pub struct TargetConfig {
     pub licensed_groups: Vec<String>,
 }
 
+impl TargetConfig {
+    /// The target `name` of `kind` at `base_url`, without credentials, and with every other
+    /// setting at the default a configuration file gives it when the key is left out.
+    pub fn new(name: impl Into<String>, kind: TargetKind, base_url: Url) -> Self {
+        TargetConfig {
+            name: name.into(),
+            kind,
+            base_url,
+            token: None,
+            username: None,
+            password: None,
+            concurrency: default_concurrency(),
+            max_requests_per_second: None,
+            timeout_seconds: default_timeout(),
+            full_read_every_minutes: default_full_read_every(),
+            long_task_wait_seconds: default_long_task_wait(),
+            deprovision: BitbucketDeprovision::default(),
+            licensed_groups: default_licensed_groups(),
+        }
+    }
+}
+
 fn default_concurrency() -> usize {
     4
 }
@@ -679,5 +701,21 @@ impl AppConfig {
             add(a, "read_attributes".to_owned());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_target_config_has_the_defaults_of_a_file_that_leaves_them_out() {
+        let read: TargetConfig = toml::from_str(
+            "name = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"https://jira.example.com\"",
+        )
+        .expect("a minimal target entry");
+        let url = "https://jira.example.com".parse().expect("url");
+        let new = TargetConfig::new("jira", TargetKind::JiraDc, url);
+        assert_eq!(format!("{new:?}"), format!("{read:?}"));
     }
 }

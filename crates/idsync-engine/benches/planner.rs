@@ -20,7 +20,7 @@ use idsync_engine::{
     CompiledGroupRules, CompiledUserRules, Link, ManagedMemberships, PlanInput, plan,
 };
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, SourceGroup, SourceSnapshot, SourceUser, TargetUser,
+    ActualState, Capabilities, SourceGroup, SourceSnapshot, SourceUser, TargetUser,
 };
 
 /// Counts live heap bytes and their peak while `COUNTING` is set.
@@ -160,18 +160,9 @@ fn main() {
         }
     }
     let caps = Capabilities {
-        rename_user: true,
-        update_email: true,
-        reads_email: true,
-        update_display_name: true,
-        deprovisioning: Deprovisioning::Deactivate,
-        delete_user: true,
         custom_attributes: false,
-        delete_group: true,
         bulk_membership: false,
-        leads: true,
-        unavailable: Default::default(),
-        requires_email: false,
+        ..Capabilities::FULL
     };
     let user_rules = CompiledUserRules::compile(
         &UserRules {
@@ -250,14 +241,7 @@ fn main() {
             attributes: BTreeMap::new(),
             external_id: None,
         });
-        links.push(Link {
-            app: "bench".into(),
-            source_id: id.clone(),
-            key: format!("K{n}"),
-            username: name,
-            kept_username: None,
-            rename_reported: None,
-        });
+        links.push(Link::new("bench", id.clone(), format!("K{n}"), name));
     }
     for g in snapshot.groups.values() {
         actual.groups.insert(g.display_name.clone());

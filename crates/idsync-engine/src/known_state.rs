@@ -376,18 +376,11 @@ mod tests {
 
     fn caps(deprovisioning: Deprovisioning) -> Capabilities {
         Capabilities {
-            rename_user: true,
-            update_email: true,
-            reads_email: true,
-            update_display_name: true,
             deprovisioning,
-            delete_user: true,
             custom_attributes: false,
-            delete_group: true,
             bulk_membership: false,
             leads: false,
-            unavailable: Default::default(),
-            requires_email: false,
+            ..Capabilities::FULL
         }
     }
 

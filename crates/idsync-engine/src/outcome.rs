@@ -101,14 +101,8 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
     match &result.planned.op {
         Operation::CreateUser { user, email, .. } => {
             if let (Some(key), Some(source_id)) = (&result.key, source_id) {
-                into.upsert_links.push(Link {
-                    app: app.to_owned(),
-                    source_id,
-                    key: key.clone(),
-                    username: user.clone(),
-                    kept_username: None,
-                    rename_reported: None,
-                });
+                into.upsert_links
+                    .push(Link::new(app, source_id, key.clone(), user.clone()));
                 into.settled_creates.push(name_key(user));
                 // An account the creation met and took over (already done) never got it.
                 if let Some(email) = email
@@ -127,14 +121,12 @@ pub fn from_result(app: &str, result: &OpResult, into: &mut Bookkeeping) {
             key, new_username, ..
         } => {
             if let Some(source_id) = source_id {
-                into.upsert_links.push(Link {
-                    app: app.to_owned(),
+                into.upsert_links.push(Link::new(
+                    app,
                     source_id,
-                    key: key.clone(),
-                    username: new_username.clone(),
-                    kept_username: None,
-                    rename_reported: None,
-                });
+                    key.clone(),
+                    new_username.clone(),
+                ));
             }
         }
         Operation::DeleteUser { key, .. } => into.remove_links.push(key.clone()),
@@ -192,14 +184,12 @@ pub fn claim_interrupted_creations(
             ));
             continue;
         }
-        b.upsert_links.push(Link {
-            app: intent.app.clone(),
-            source_id: intent.source_id.clone(),
-            key: account.key.clone(),
-            username: account.username.clone(),
-            kept_username: None,
-            rename_reported: None,
-        });
+        b.upsert_links.push(Link::new(
+            intent.app.clone(),
+            intent.source_id.clone(),
+            account.key.clone(),
+            account.username.clone(),
+        ));
         if let Some(email) = &intent.email {
             b.sent_emails.push((account.key.clone(), email.clone()));
         }

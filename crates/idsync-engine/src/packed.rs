@@ -81,23 +81,7 @@ pub fn pack_target_state(state: &ActualState) -> Result<Vec<u8>, PackError> {
         })
         .collect();
     let packed = PackedState {
-        users: state
-            .users
-            .iter()
-            .map(|u| PackedUser {
-                key: &u.key,
-                username: &u.username,
-                email: u.email.as_deref(),
-                display_name: u.display_name.as_deref(),
-                active: u.active,
-                attributes: u
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-                external_id: u.external_id.as_deref(),
-            })
-            .collect(),
+        users: state.users.iter().map(packed_user).collect(),
         groups: state.groups.iter().map(String::as_str).collect(),
         other_keys,
         memberships,

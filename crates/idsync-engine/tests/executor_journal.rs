@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use idsync_engine::executor::Journal;
 use idsync_engine::{ExecOptions, OpResult, OpStatus, execute};
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Operation, PlannedOperation, Target,
-    TargetError, TargetKind, TargetUser,
+    ActualState, Applied, Capabilities, Operation, PlannedOperation, Target, TargetError,
+    TargetKind, TargetUser,
 };
 
 /// What happened, in order, seen from both sides.
@@ -107,18 +107,11 @@ impl Journal for LoggingJournal<'_> {
 
 fn caps() -> Capabilities {
     Capabilities {
-        rename_user: true,
-        update_email: true,
-        reads_email: true,
-        update_display_name: true,
-        deprovisioning: Deprovisioning::Deactivate,
-        delete_user: true,
         custom_attributes: false,
         delete_group: false,
         bulk_membership: false,
         leads: false,
-        unavailable: Default::default(),
-        requires_email: false,
+        ..Capabilities::FULL
     }
 }
 

@@ -5,24 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use idsync_config::{GroupRules, MappingMode, UserRules};
 use idsync_engine::{CompiledGroupRules, CompiledUserRules, Link, PlanInput, TargetPlan, plan};
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, Operation, SourceGroup, SourceSnapshot, SourceUser,
-    TargetUser,
+    ActualState, Capabilities, Operation, SourceGroup, SourceSnapshot, SourceUser, TargetUser,
 };
 
 fn caps() -> Capabilities {
     Capabilities {
-        rename_user: true,
-        update_email: true,
-        reads_email: true,
-        update_display_name: true,
-        deprovisioning: Deprovisioning::Deactivate,
-        delete_user: true,
         custom_attributes: false,
-        delete_group: true,
         bulk_membership: false,
         leads: false,
-        unavailable: Default::default(),
-        requires_email: false,
+        ..Capabilities::FULL
     }
 }
 
@@ -131,14 +122,7 @@ fn account(key: &str, username: &str, email: &str) -> TargetUser {
 }
 
 fn link(source_id: &str, key: &str, username: &str) -> Link {
-    Link {
-        app: "corp".into(),
-        source_id: source_id.into(),
-        key: key.into(),
-        username: username.into(),
-        kept_username: None,
-        rename_reported: None,
-    }
+    Link::new("corp", source_id, key, username)
 }
 
 /// Plans with `strip_domain`, so that users of two domains can produce one username.

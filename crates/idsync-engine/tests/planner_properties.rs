@@ -17,8 +17,8 @@ use idsync_engine::{
     CompiledGroupRules, CompiledUserRules, Link, ManagedMembership, PlanInput, TargetPlan, plan,
 };
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, Operation, PlannedOperation, SourceGroup,
-    SourceSnapshot, SourceUser, TargetUser,
+    ActualState, Capabilities, Operation, PlannedOperation, SourceGroup, SourceSnapshot,
+    SourceUser, TargetUser,
 };
 use proptest::prelude::*;
 
@@ -27,18 +27,8 @@ const GROUPS: [&str; 4] = ["dev", "ops", "qa", "all"];
 
 fn caps() -> Capabilities {
     Capabilities {
-        rename_user: true,
-        update_email: true,
-        reads_email: true,
-        update_display_name: true,
-        deprovisioning: Deprovisioning::Deactivate,
-        delete_user: true,
-        custom_attributes: true,
-        delete_group: true,
         bulk_membership: false,
-        leads: true,
-        unavailable: Default::default(),
-        requires_email: false,
+        ..Capabilities::FULL
     }
 }
 
@@ -261,14 +251,12 @@ fn initial_world(s: &Scenario) -> World {
     }
     for e in &s.other_app_owns {
         if w.actual.users.iter().any(|u| u.key == format!("old{e}")) {
-            w.links.push(Link {
-                app: "other".into(),
-                source_id: format!("other-{e}"),
-                key: format!("old{e}"),
-                username: String::new(),
-                kept_username: None,
-                rename_reported: None,
-            });
+            w.links.push(Link::new(
+                "other",
+                format!("other-{e}"),
+                format!("old{e}"),
+                String::new(),
+            ));
         }
     }
     w

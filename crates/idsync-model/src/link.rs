@@ -26,5 +26,25 @@ pub struct Link {
     pub rename_reported: Option<String>,
 }
 
+impl Link {
+    /// The link of `app`'s source object `source_id` to the account `key`, named `username`,
+    /// with no username kept and no rename reported.
+    pub fn new(
+        app: impl Into<String>,
+        source_id: impl Into<String>,
+        key: impl Into<String>,
+        username: impl Into<String>,
+    ) -> Self {
+        Link {
+            app: app.into(),
+            source_id: source_id.into(),
+            key: key.into(),
+            username: username.into(),
+            kept_username: None,
+            rename_reported: None,
+        }
+    }
+}
+
 /// A membership idsync manages: (group name in lower case, account key).
 pub type ManagedMembership = (String, String);

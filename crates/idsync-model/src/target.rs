@@ -182,6 +182,28 @@ pub struct Capabilities {
     pub requires_email: bool,
 }
 
+impl Capabilities {
+    /// A target that can do all idsync asks of one and demands nothing more: renames, changes
+    /// and reports e-mail addresses and display names, deactivates, deletes accounts and groups,
+    /// has custom attributes, adds many members at once and has leads; nothing is unavailable
+    /// and no e-mail address is required. Targets and tests state only where they differ:
+    /// `Capabilities { leads: false, ..Capabilities::FULL }`.
+    pub const FULL: Capabilities = Capabilities {
+        rename_user: true,
+        update_email: true,
+        reads_email: true,
+        update_display_name: true,
+        deprovisioning: Deprovisioning::Deactivate,
+        delete_user: true,
+        custom_attributes: true,
+        delete_group: true,
+        bulk_membership: true,
+        leads: true,
+        unavailable: BTreeMap::new(),
+        requires_email: false,
+    };
+}
+
 /// A product version, as `major.minor.patch` (missing parts are 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Version(pub u32, pub u32, pub u32);

@@ -16,9 +16,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use atlassian_sim::{AtlassianSim, SimConfig};
 use graph_sim::{GraphSim, NewUser, TenantSpec};
-use idsync_runner::{RunStatus, Trigger, UserOutcome, UserSyncOptions, UserSyncReport, UserSyncer};
+use idsync_runner::{
+    Quiet, RunOptions, RunStatus, UserOutcome, UserSyncOptions, UserSyncReport, UserSyncer,
+};
 
 struct Options {
     users: usize,
@@ -36,34 +37,22 @@ fn options() -> Options {
         latency_ms: 20,
         sign_ins: 200,
     };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        let number = || value.parse::<u64>().unwrap_or(0);
-        match args[i].as_str() {
-            "--users" => o.users = number() as usize,
-            "--groups" => o.groups = number() as usize,
-            "--memberships" => o.memberships = Some(number() as usize),
-            "--latency-ms" => o.latency_ms = number(),
-            "--sign-ins" => o.sign_ins = number().max(1) as usize,
-            // cargo bench passes --bench; anything else unknown is ignored
-            _ => {
-                i += 1;
-                continue;
-            }
+    common::read_flags(|flag, value| {
+        match flag {
+            "--users" => o.users = value.count(),
+            "--groups" => o.groups = value.count(),
+            "--memberships" => o.memberships = Some(value.count()),
+            "--latency-ms" => o.latency_ms = value.number(),
+            "--sign-ins" => o.sign_ins = value.number().max(1) as usize,
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     o
 }
 
 fn main() -> anyhow::Result<()> {
-    let o = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(bench(o))
+    common::block_on(bench(options()))
 }
 
 /// The value at `p` (0–100) of sorted `samples`, nearest rank.
@@ -147,12 +136,9 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         "tenant generated in {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let atlassian = AtlassianSim::new(SimConfig::default()).start().await?;
-    let dir = tempfile::tempdir()?;
-    let (config, store) = common::config_and_store(
+    // The folder goes with `_dir`, at the end.
+    let (atlassian, _dir, config, store) = common::start_targets(
         &graph,
-        &atlassian,
-        dir.path(),
         &["jira", "confluence", "bitbucket"],
         16,
         "default_groups_new_users = [\"newcomers\"]\n",
@@ -161,19 +147,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
 
     // The full sync the sign-ins come after, at no latency.
     let t = Instant::now();
-    let first = idsync_runner::sync_app(
-        &config,
-        "bench",
-        &store,
-        idsync_runner::RunOptions {
-            trigger: Trigger::Manual,
-            dry_run: false,
-            full_read: false,
-            wait: false,
-        },
-        std::sync::Arc::new(idsync_runner::Quiet),
-    )
-    .await?;
+    let first = common::sync(&config, &store, RunOptions::manual(), Quiet).await?;
     let created = first
         .totals
         .get(&idsync_model::OperationKind::CreateUser)
@@ -279,17 +253,14 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         print_requests(label, report);
     }
     // The sign-ins left what idsync knows of the targets usable: the next run plans from it.
-    let next = idsync_runner::sync_app(
+    let next = common::sync(
         &config,
-        "bench",
         &store,
-        idsync_runner::RunOptions {
-            trigger: Trigger::Manual,
+        RunOptions {
             dry_run: true,
-            full_read: false,
-            wait: false,
+            ..RunOptions::manual()
         },
-        std::sync::Arc::new(idsync_runner::Quiet),
+        Quiet,
     )
     .await?;
     for t in &next.targets {

@@ -22,13 +22,11 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atlassian_sim::{AtlassianSim, SimConfig};
 use graph_sim::{GraphSim, TenantSpec};
-use idsync_runner::{RunReport, Trigger};
+use idsync_runner::{RunOptions, RunReport};
 
 /// Counts live heap bytes and their peak, so the planner's memory can be measured alone.
 struct Counting;
@@ -78,28 +76,20 @@ fn options() -> Options {
         targets: vec!["jira".into(), "confluence".into(), "bitbucket".into()],
         concurrency: 16,
     };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        let number = || value.parse::<u64>().unwrap_or(0);
-        match args[i].as_str() {
-            "--users" => o.users = number() as usize,
-            "--groups" => o.groups = number() as usize,
-            "--memberships" => o.memberships = number() as usize,
-            "--latency-ms" => o.latency_ms = number(),
-            "--first-latency-ms" => o.first_latency_ms = number(),
-            "--churn-percent" => o.churn_percent = value.parse().unwrap_or(1.0),
-            "--targets" => o.targets = value.split(',').map(str::to_owned).collect(),
-            "--concurrency" => o.concurrency = number().max(1) as usize,
-            // cargo bench passes --bench; anything else unknown is ignored
-            _ => {
-                i += 1;
-                continue;
-            }
+    common::read_flags(|flag, value| {
+        match flag {
+            "--users" => o.users = value.count(),
+            "--groups" => o.groups = value.count(),
+            "--memberships" => o.memberships = value.count(),
+            "--latency-ms" => o.latency_ms = value.number(),
+            "--first-latency-ms" => o.first_latency_ms = value.number(),
+            "--churn-percent" => o.churn_percent = value.0.parse().unwrap_or(1.0),
+            "--targets" => o.targets = value.0.split(',').map(str::to_owned).collect(),
+            "--concurrency" => o.concurrency = value.number().max(1) as usize,
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     o
 }
 
@@ -167,11 +157,7 @@ impl idsync_runner::Progress for Phases {
 }
 
 fn main() -> anyhow::Result<()> {
-    let o = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(bench(o))
+    common::block_on(bench(options()))
 }
 
 async fn bench(o: Options) -> anyhow::Result<()> {
@@ -193,12 +179,10 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         "tenant generated in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    let atlassian = AtlassianSim::new(SimConfig::default()).start().await?;
-    let dir = tempfile::tempdir()?;
     let targets: Vec<&str> = o.targets.iter().map(String::as_str).collect();
-    let (config, store) =
-        common::config_and_store(&graph, &atlassian, dir.path(), &targets, o.concurrency, "")
-            .await?;
+    // The folder goes with `_dir`, at the end.
+    let (atlassian, _dir, config, store) =
+        common::start_targets(&graph, &targets, o.concurrency, "").await?;
 
     // First sync.
     graph
@@ -211,17 +195,11 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     atlassian.kit().reset_counters();
     println!("\nfirst sync (latency {} ms)", o.first_latency_ms);
     let t = Instant::now();
-    let first = idsync_runner::sync_app(
+    let first = common::sync(
         &config,
-        "bench",
         &store,
-        idsync_runner::RunOptions {
-            trigger: Trigger::Manual,
-            dry_run: false,
-            full_read: false,
-            wait: false,
-        },
-        Arc::new(Phases(Instant::now())),
+        RunOptions::manual(),
+        Phases(Instant::now()),
     )
     .await?;
     print_report(&first, t.elapsed());
@@ -266,17 +244,11 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         o.churn_percent, o.latency_ms
     );
     let t = Instant::now();
-    let second = idsync_runner::sync_app(
+    let second = common::sync(
         &config,
-        "bench",
         &store,
-        idsync_runner::RunOptions {
-            trigger: Trigger::Manual,
-            dry_run: false,
-            full_read: false,
-            wait: false,
-        },
-        Arc::new(Phases(Instant::now())),
+        RunOptions::manual(),
+        Phases(Instant::now()),
     )
     .await?;
     print_report(&second, t.elapsed());

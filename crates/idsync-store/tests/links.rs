@@ -1,51 +1,38 @@
 //! Links between source objects and target accounts, as the planner is handed them.
 
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod common;
+
 use idsync_model::bookkeeping::Bookkeeping;
 use idsync_model::link::Link;
 use idsync_store::Store;
 
-fn link(app: &str, source_id: &str, key: &str, username: &str) -> Link {
-    Link {
-        app: app.to_owned(),
-        source_id: source_id.to_owned(),
-        key: key.to_owned(),
-        username: username.to_owned(),
-        kept_username: None,
-        rename_reported: None,
-    }
-}
+use common::{keep, open};
 
 #[tokio::test]
 async fn links_come_back_whole_and_in_order() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     assert_eq!(store.links("jira").await.expect("read"), Vec::new());
     // Names with quotes, backslashes and non-ASCII letters survive the trip.
     let hr = [
-        link("hr", "id-2", "K2", "zoë \"the\" admin"),
-        link("hr", "id-1", "K1", "back\\slash"),
+        Link::new("hr", "id-2", "K2", "zoë \"the\" admin"),
+        Link::new("hr", "id-1", "K1", "back\\slash"),
     ];
-    let corp = [link("corp", "id-9", "K9", "ops")];
+    let corp = [Link::new("corp", "id-9", "K9", "ops")];
     for (app, links) in [("hr", &hr[..]), ("corp", &corp[..])] {
         let books = Bookkeeping {
             upsert_links: links.to_vec(),
             ..Bookkeeping::default()
         };
-        store
-            .apply_bookkeeping(app, "jira", &books)
-            .await
-            .expect("kept");
+        keep(&store, app, "jira", &books).await;
     }
     let other = Bookkeeping {
-        upsert_links: vec![link("hr", "id-1", "W1", "wiki-user")],
+        upsert_links: vec![Link::new("hr", "id-1", "W1", "wiki-user")],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "wiki", &other)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "wiki", &other).await;
 
     // By app, then source id; only this target's.
     assert_eq!(
@@ -60,16 +47,14 @@ async fn links_come_back_whole_and_in_order() {
 #[tokio::test]
 async fn a_source_object_keeps_one_link_per_target() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     let many: Vec<Link> = (0..1234)
         .map(|n| {
-            link(
+            Link::new(
                 "hr",
-                &format!("id-{n:05}"),
-                &format!("K{n}"),
-                &format!("user{n}"),
+                format!("id-{n:05}"),
+                format!("K{n}"),
+                format!("user{n}"),
             )
         })
         .collect();
@@ -77,33 +62,27 @@ async fn a_source_object_keeps_one_link_per_target() {
         upsert_links: many.clone(),
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "jira", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "jira", &books).await;
     assert_eq!(store.links("jira").await.expect("read"), many);
 
     let books = Bookkeeping {
         upsert_links: vec![
             // id-00001's account was replaced by a new one.
-            link("hr", "id-00001", "NEW1", "user1"),
+            Link::new("hr", "id-00001", "NEW1", "user1"),
             // id-00002 linked twice in one run: the last one given wins.
-            link("hr", "id-00002", "X", "first"),
-            link("hr", "id-00002", "NEW2", "second"),
+            Link::new("hr", "id-00002", "X", "first"),
+            Link::new("hr", "id-00002", "NEW2", "second"),
             // A rename keeps the account.
-            link("hr", "id-00003", "K3", "renamed"),
+            Link::new("hr", "id-00003", "K3", "renamed"),
         ],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "jira", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "jira", &books).await;
     let links = store.links("jira").await.expect("read");
     assert_eq!(links.len(), 1234);
-    assert_eq!(links[1], link("hr", "id-00001", "NEW1", "user1"));
-    assert_eq!(links[2], link("hr", "id-00002", "NEW2", "second"));
-    assert_eq!(links[3], link("hr", "id-00003", "K3", "renamed"));
+    assert_eq!(links[1], Link::new("hr", "id-00001", "NEW1", "user1"));
+    assert_eq!(links[2], Link::new("hr", "id-00002", "NEW2", "second"));
+    assert_eq!(links[3], Link::new("hr", "id-00003", "K3", "renamed"));
     assert_eq!(links[4], many[4]);
 }
 
@@ -112,12 +91,10 @@ async fn a_source_object_keeps_one_link_per_target() {
 #[tokio::test]
 async fn remembered_details_come_back_and_leave_with_the_link() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
-    let mut kept = link("hr", "id-1", "K1", "legacy-bob");
+    let store = open(&dir).await;
+    let mut kept = Link::new("hr", "id-1", "K1", "legacy-bob");
     kept.kept_username = Some("bob".into());
-    let mut reported = link("hr", "id-2", "K2", "ada");
+    let mut reported = Link::new("hr", "id-2", "K2", "ada");
     reported.rename_reported = Some("ada.byron".into());
     let books = Bookkeeping {
         upsert_links: vec![kept.clone(), reported.clone()],
@@ -128,10 +105,7 @@ async fn remembered_details_come_back_and_leave_with_the_link() {
         ],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "confluence", &books)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "confluence", &books).await;
     assert_eq!(
         store.links("confluence").await.expect("read"),
         vec![kept, reported]
@@ -148,10 +122,7 @@ async fn remembered_details_come_back_and_leave_with_the_link() {
         remove_links: vec!["K1".into()],
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("hr", "confluence", &gone)
-        .await
-        .expect("kept");
+    keep(&store, "hr", "confluence", &gone).await;
     let sent = store.sent_emails("confluence").await.expect("read");
     assert_eq!(sent.len(), 1);
     assert!(sent.contains_key("K2"));

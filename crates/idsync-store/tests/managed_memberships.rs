@@ -1,20 +1,19 @@
 //! Managed memberships, packed one row per group: what goes in comes out, per app and target.
 
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod common;
+
 use std::collections::BTreeSet;
 
 use idsync_model::bookkeeping::Bookkeeping;
-use idsync_store::Store;
 
-fn pair(group: &str, key: &str) -> (String, String) {
-    (group.to_owned(), key.to_owned())
-}
+use common::{keep, open, pair};
 
 #[tokio::test]
 async fn added_removed_and_dropped_with_their_links() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens");
+    let store = open(&dir).await;
     let first = Bookkeeping {
         add_managed: BTreeSet::from([
             pair("devs", "K1"),
@@ -24,15 +23,9 @@ async fn added_removed_and_dropped_with_their_links() {
         ]),
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("main", "jira", &first)
-        .await
-        .expect("kept");
+    keep(&store, "main", "jira", &first).await;
     // Another app and another target keep their own.
-    store
-        .apply_bookkeeping("other", "jira", &first)
-        .await
-        .expect("kept");
+    keep(&store, "other", "jira", &first).await;
     assert_eq!(
         store
             .managed_memberships("main", "jira")
@@ -47,10 +40,7 @@ async fn added_removed_and_dropped_with_their_links() {
         add_managed: BTreeSet::from([pair("devs", "K4")]),
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("main", "jira", &second)
-        .await
-        .expect("kept");
+    keep(&store, "main", "jira", &second).await;
     assert_eq!(
         store
             .managed_memberships("main", "jira")

@@ -1,46 +1,31 @@
 //! What a sign-in sync reads of one user: their links and managed memberships only, and the
 //! app's lock within a bounded wait.
 
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use idsync_model::bookkeeping::Bookkeeping;
 use idsync_model::link::Link;
-use idsync_store::{Store, StoreError};
+use idsync_store::StoreError;
 
-fn pair(group: &str, key: &str) -> (String, String) {
-    (group.to_owned(), key.to_owned())
-}
+use common::{keep, open, pair};
 
 fn groups(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-fn link(app: &str, source: &str, key: &str, username: &str) -> Link {
-    Link {
-        app: app.into(),
-        source_id: source.into(),
-        key: key.into(),
-        username: username.into(),
-        kept_username: None,
-        rename_reported: None,
-    }
-}
-
-async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::open_file(&dir.path().join("idsync.db"))
-        .await
-        .expect("store opens")
-}
-
 #[tokio::test]
 async fn one_users_links_and_memberships_and_nobody_elses() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = store(&dir).await;
+    let store = open(&dir).await;
     let books = Bookkeeping {
         upsert_links: vec![
-            link("main", "u1", "K1", "Ada"),
-            link("main", "u10", "K10", "bob"),
+            Link::new("main", "u1", "K1", "Ada"),
+            Link::new("main", "u10", "K10", "bob"),
         ],
         // K1 is a prefix of K10: only whole keys count.
         add_managed: BTreeSet::from([
@@ -51,16 +36,13 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
         ]),
         ..Bookkeeping::default()
     };
-    store
-        .apply_bookkeeping("main", "jira", &books)
-        .await
-        .expect("kept");
+    keep(&store, "main", "jira", &books).await;
     store
         .apply_bookkeeping(
             "other",
             "confluence",
             &Bookkeeping {
-                upsert_links: vec![link("other", "u1", "C1", "ada")],
+                upsert_links: vec![Link::new("other", "u1", "C1", "ada")],
                 ..Bookkeeping::default()
             },
         )
@@ -71,7 +53,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
         .link_of_source("main", "jira", "u1")
         .await
         .expect("read");
-    assert_eq!(found, Some(link("main", "u1", "K1", "Ada")));
+    assert_eq!(found, Some(Link::new("main", "u1", "K1", "Ada")));
     assert_eq!(
         store
             .link_of_source("main", "confluence", "u1")
@@ -84,7 +66,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
             .links_of_keys("jira", &["K10", "nope"])
             .await
             .expect("read"),
-        [link("main", "u10", "K10", "bob")]
+        [Link::new("main", "u10", "K10", "bob")]
     );
     assert!(
         store
@@ -128,7 +110,7 @@ async fn one_users_links_and_memberships_and_nobody_elses() {
 #[tokio::test]
 async fn the_lock_is_waited_for_within_a_bound() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = store(&dir).await;
+    let store = open(&dir).await;
     let held = store.lock_app("main", false).await.expect("lock");
     let busy = store
         .lock_app_within("main", Duration::from_millis(100))

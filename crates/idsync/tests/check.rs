@@ -40,6 +40,32 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `idsync check --json` on the config at `path`: the document it prints, once it exited
+/// with `code`.
+async fn check_json(path: &str, code: i32) -> serde_json::Value {
+    let out = idsync(&["check", "--config", path, "--json"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    document(&out)
+}
+
+/// The JSON document `check --json` printed.
+fn document(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+/// A tenant of 20 users in 3 groups: enough for the checks that are about the targets.
+async fn small_tenant() -> RunningGraphSim {
+    GraphSim::new(&TenantSpec::sized(20, 3))
+        .start()
+        .await
+        .expect("sim")
+}
+
 #[tokio::test]
 async fn check_prints_the_counts_of_the_scope() {
     let sim = GraphSim::new(&TenantSpec::sized(300, 20))
@@ -55,9 +81,7 @@ async fn check_prints_the_counts_of_the_scope() {
     let config = write_config(&sim, "counts", None, "");
     let path = config.to_str().expect("utf-8 path");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 0).await;
     assert_eq!(doc["ok"], true);
     let stats = &doc["apps"][0]["stats"];
     assert_eq!(doc["apps"][0]["app"], "corp");
@@ -105,9 +129,7 @@ async fn a_wrong_secret_fails_with_the_aadsts_explanation() {
         "the secret is never shown"
     );
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let doc = check_json(path, 1).await;
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["apps"][0]["error"]["kind"], "sign_in");
     assert_eq!(doc["apps"][0]["error"]["aadsts"], 7000215);
@@ -135,9 +157,7 @@ async fn a_bad_config_exits_2_with_file_and_line() {
         "{stderr}"
     );
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(2));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let doc = check_json(path, 2).await;
     assert_eq!(doc["error"]["kind"], "config");
     assert_eq!(doc["error"]["problems"][0]["line"], 11);
     cleanup(&config);
@@ -175,10 +195,7 @@ async fn a_postgres_store_url_is_a_config_problem() {
 
 #[tokio::test]
 async fn check_sets_up_every_target_client_and_shows_warnings() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     // Plain http to another host: allowed, with a warning. `.invalid` never resolves, so the
     // target is unreachable, which fails the check but not the config.
     let config = write_config(
@@ -190,9 +207,7 @@ async fn check_sets_up_every_target_client_and_shows_warnings() {
     );
     let path = config.to_str().expect("utf-8 path");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["apps"][0]["ok"], true);
     assert_eq!(doc["targets"][0]["target"], "jira");
@@ -248,6 +263,19 @@ async fn atlassian() -> RunningAtlassianSim {
     atl
 }
 
+/// The tenant, atlassian-sim, and a config (in folder `name`) whose targets are the demo's as
+/// `edit` changes their text, given the simulator's credentials.
+async fn demo_world(
+    name: &str,
+    edit: impl FnOnce(String, &SimConfig) -> String,
+) -> (RunningGraphSim, RunningAtlassianSim, PathBuf) {
+    let sim = small_tenant().await;
+    let atl = atlassian().await;
+    let targets = edit(demo_targets(&atl), atl.config());
+    let config = write_config(&sim, name, None, &targets);
+    (sim, atl, config)
+}
+
 fn target<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     doc["targets"]
         .as_array()
@@ -259,11 +287,7 @@ fn target<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// administrator behind them; the table shows product, version and seats where exposed.
 #[tokio::test]
 async fn check_probes_every_target_and_prints_its_table() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
-    let atl = atlassian().await;
+    let (_sim, atl, config) = demo_world("probe", |targets, _| targets).await;
     atl.set_licence_seats(Product::Jira, Some(10));
     for name in ["ada", "bob", "cyd"] {
         atl.seed_user(Product::Jira, SimUser::new(name));
@@ -271,7 +295,6 @@ async fn check_probes_every_target_and_prints_its_table() {
     atl.set_licence_seats(Product::Bitbucket, Some(50));
     atl.seed_user(Product::Bitbucket, SimUser::new("ada"));
     atl.seed_membership(Product::Bitbucket, "stash-users", "ada");
-    let config = write_config(&sim, "probe", None, &demo_targets(&atl));
     let path = config.to_str().expect("utf-8 path");
 
     let out = idsync(&["check", "--config", path]).await;
@@ -297,9 +320,7 @@ async fn check_probes_every_target_and_prints_its_table() {
     }
     assert!(!shown.contains("FAILED"), "{shown}");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 0).await;
     assert_eq!(doc["ok"], true, "{doc:#}");
     assert_eq!(doc["targets"].as_array().map(Vec::len), Some(4));
     let jira = target(&doc, "jira");
@@ -333,19 +354,15 @@ async fn check_probes_every_target_and_prints_its_table() {
 /// Wrong credentials fail the check (exit 1), each with the fix for its product.
 #[tokio::test]
 async fn wrong_credentials_fail_the_check_with_the_fix() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
-    let atl = atlassian().await;
-    let c = atl.config().clone();
-    let targets = demo_targets(&atl)
-        .replace(&c.jira_token, "expired-jira-token")
-        .replace(
-            &format!("password = \"{}\"", c.admin_password),
-            "password = \"wrong\"",
-        );
-    let config = write_config(&sim, "wrong-credentials", None, &targets);
+    let (_sim, _atl, config) = demo_world("wrong-credentials", |targets, c| {
+        targets
+            .replace(&c.jira_token, "expired-jira-token")
+            .replace(
+                &format!("password = \"{}\"", c.admin_password),
+                "password = \"wrong\"",
+            )
+    })
+    .await;
     let path = config.to_str().expect("utf-8 path");
 
     let out = idsync(&["check", "--config", path]).await;
@@ -381,9 +398,7 @@ async fn wrong_credentials_fail_the_check_with_the_fix() {
     );
     assert!(shown.contains("not checked"), "{shown}");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     let jira = target(&doc, "jira");
     assert_eq!(jira["ok"], false);
     assert_eq!(jira["reachable"]["status"], "ok");
@@ -405,26 +420,22 @@ async fn wrong_credentials_fail_the_check_with_the_fix() {
 /// the admin rights, with the fix.
 #[tokio::test]
 async fn an_account_that_is_no_administrator_fails_the_check() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
-    let atl = atlassian().await;
-    let c = atl.config().clone();
-    let targets = demo_targets(&atl)
-        .replace(&c.jira_token, &c.jira_plain_token)
-        .replace(&c.confluence_token, &c.confluence_plain_token)
-        .replace(
-            &format!(
-                "username = \"{}\"\npassword = \"{}\"",
-                c.admin_user, c.admin_password
-            ),
-            &format!(
-                "username = \"{}\"\npassword = \"{}\"",
-                c.bitbucket_plain_user, c.bitbucket_plain_password
-            ),
-        );
-    let config = write_config(&sim, "not-admin", None, &targets);
+    let (_sim, _atl, config) = demo_world("not-admin", |targets, c| {
+        targets
+            .replace(&c.jira_token, &c.jira_plain_token)
+            .replace(&c.confluence_token, &c.confluence_plain_token)
+            .replace(
+                &format!(
+                    "username = \"{}\"\npassword = \"{}\"",
+                    c.admin_user, c.admin_password
+                ),
+                &format!(
+                    "username = \"{}\"\npassword = \"{}\"",
+                    c.bitbucket_plain_user, c.bitbucket_plain_password
+                ),
+            )
+    })
+    .await;
     let path = config.to_str().expect("utf-8 path");
 
     let out = idsync(&["check", "--config", path]).await;
@@ -447,9 +458,7 @@ async fn an_account_that_is_no_administrator_fails_the_check() {
     let shown = text(&out.stdout);
     assert!(shown.contains("accepted (account developer)"), "{shown}");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     for name in ["jira", "confluence", "bitbucket"] {
         let t = target(&doc, name);
         assert_eq!(t["credentials"]["status"], "ok", "{t:#}");
@@ -465,10 +474,7 @@ async fn an_account_that_is_no_administrator_fails_the_check() {
 /// A target nobody listens for fails the check (exit 1) at once, pointing at `base_url`.
 #[tokio::test]
 async fn an_unreachable_target_fails_the_check() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         listener.local_addr().expect("address").port()
@@ -499,7 +505,7 @@ async fn an_unreachable_target_fails_the_check() {
     assert!(stderr.contains("check base_url"), "{stderr}");
     // The lead is not asked for, and not reported as a failure of its own.
     assert!(!stderr.contains("default_project_lead"), "{stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = document(&out);
     let jira = target(&doc, "jira");
     assert_eq!(jira["reachable"]["status"], "failed", "{jira:#}");
     assert_eq!(jira["reachable"]["error"]["kind"], "unavailable");
@@ -512,13 +518,8 @@ async fn an_unreachable_target_fails_the_check() {
 /// An old Confluence passes, and the table says what idsync will not sync there.
 #[tokio::test]
 async fn an_old_confluence_shows_what_will_not_be_synced() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
-    let atl = atlassian().await;
+    let (_sim, atl, config) = demo_world("old-confluence", |targets, _| targets).await;
     atl.set_version(Product::Confluence, "8.3.0");
-    let config = write_config(&sim, "old-confluence", None, &demo_targets(&atl));
     let path = config.to_str().expect("utf-8 path");
 
     let out = idsync(&["check", "--config", path]).await;
@@ -533,9 +534,7 @@ async fn an_old_confluence_shows_what_will_not_be_synced() {
     );
     assert!(shown.contains("needs Confluence 9.0 or later"), "{shown}");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(0));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 0).await;
     let confluence = target(&doc, "confluence");
     assert_eq!(confluence["ok"], true);
     assert_eq!(confluence["version"], "8.3.0");
@@ -550,10 +549,7 @@ async fn an_old_confluence_shows_what_will_not_be_synced() {
 
 #[tokio::test]
 async fn logs_to_a_pipe_carry_no_colour_codes() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     let config = write_config(&sim, "colour", None, "");
     let path = config.to_str().expect("utf-8 path");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_idsync"))
@@ -572,10 +568,7 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
 
 #[tokio::test]
 async fn a_closed_stdout_ends_check_quietly() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     let config = write_config(&sim, "closed", None, "");
     let path = config.to_str().expect("utf-8 path");
     for args in [
@@ -630,9 +623,7 @@ manual = [
     );
     let path = config.to_str().expect("utf-8 path");
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["apps"][0]["ok"], false);
     let problems: Vec<&str> = doc["apps"][0]["problems"]
@@ -728,9 +719,7 @@ async fn a_scope_group_the_tenant_lacks_or_shares_is_a_config_error() {
         "{shown}"
     );
 
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 2).await;
     assert_eq!(doc["ok"], false);
     let error = &doc["apps"][0]["error"];
     assert_eq!(error["kind"], "scope", "{doc:#}");
@@ -770,10 +759,7 @@ async fn a_scope_group_the_tenant_lacks_or_shares_is_a_config_error() {
 /// override's `users` table decides for its target.
 #[tokio::test]
 async fn jira_default_leads_must_be_active_accounts() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     let atl = AtlassianSim::new(SimConfig::default())
         .start()
         .await
@@ -811,9 +797,7 @@ async fn jira_default_leads_must_be_active_accounts() {
         shown.contains("error: apps[0].users.default_project_lead"),
         "{shown}"
     );
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     assert_eq!(doc["ok"], false);
     // Confluence has no leads: only Jira is asked.
     assert_eq!(doc["leads"].as_array().map(Vec::len), Some(1), "{doc:#}");
@@ -827,9 +811,7 @@ async fn jira_default_leads_must_be_active_accounts() {
 
     // Present and active.
     atl.seed_user(Product::Jira, SimUser::new("jira-admin"));
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 0).await;
     assert_eq!(doc["ok"], true, "{doc:#}");
     assert_eq!(doc["leads"][0]["status"], "active");
     let out = idsync(&["check", "--config", path]).await;
@@ -859,9 +841,10 @@ async fn jira_default_leads_must_be_active_accounts() {
         ),
     );
     let path = config.to_str().expect("utf-8 path");
+    // The stderr of this run is checked too.
     let out = idsync(&["check", "--config", path, "--json"]).await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = document(&out);
     let leads: Vec<(&str, &str, &str)> = doc["leads"]
         .as_array()
         .expect("leads")
@@ -903,10 +886,7 @@ async fn jira_default_leads_must_be_active_accounts() {
 /// missing lead.
 #[tokio::test]
 async fn a_lead_that_cannot_be_looked_up_is_not_called_missing() {
-    let sim = GraphSim::new(&TenantSpec::sized(20, 3))
-        .start()
-        .await
-        .expect("sim");
+    let sim = small_tenant().await;
     let atl = AtlassianSim::new(SimConfig::default())
         .start()
         .await
@@ -922,9 +902,7 @@ async fn a_lead_that_cannot_be_looked_up_is_not_called_missing() {
         ),
     );
     let path = config.to_str().expect("utf-8 path");
-    let out = idsync(&["check", "--config", path, "--json"]).await;
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let doc = check_json(path, 1).await;
     let lead = &doc["leads"][0];
     assert_eq!(lead["status"], "lookup_failed", "{doc:#}");
     assert_eq!(lead["error"]["kind"], "unauthorized", "{doc:#}");

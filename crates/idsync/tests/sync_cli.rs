@@ -17,12 +17,14 @@ fn folder(name: &str) -> PathBuf {
     dir
 }
 
+/// The config of one test, in its own fresh folder `name` (where its store goes too).
 fn write_config(
-    dir: &Path,
+    name: &str,
     graph: &RunningGraphSim,
     atl: &RunningAtlassianSim,
     guard_percent: f64,
 ) -> PathBuf {
+    let dir = folder(name);
     let c = graph.credentials();
     let s = atl.config();
     let text = format!(
@@ -200,8 +202,7 @@ async fn world() -> (RunningGraphSim, RunningAtlassianSim, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_plan_then_apply_then_nothing_then_history() {
     let (graph, atl, _ids) = world().await;
-    let dir = folder("plan");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("plan", &graph, &atl, 100.0);
     let config = config.to_str().expect("utf-8 path");
 
     // The dry run prints the plan, operation by operation, and changes nothing.
@@ -346,8 +347,7 @@ async fn closed_stdout(args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_plan_exits_3_then_approve_applies_it() {
     let (graph, atl, ids) = world().await;
-    let dir = folder("held");
-    let config = write_config(&dir, &graph, &atl, 10.0);
+    let config = write_config("held", &graph, &atl, 10.0);
     let config = config.to_str().expect("utf-8 path");
     run(&["sync", "--config", config], 0).await;
 
@@ -419,8 +419,7 @@ async fn held_plan_exits_3_then_approve_applies_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_config_exits_2_naming_the_field() {
     let (graph, atl, _) = world().await;
-    let dir = folder("bad");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("bad", &graph, &atl, 100.0);
     let text = std::fs::read_to_string(&config).expect("read");
     std::fs::write(
         &config,
@@ -456,8 +455,7 @@ async fn a_bad_config_exits_2_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sync_of_an_app_in_progress_exits_4() {
     let (graph, atl, _ids) = world().await;
-    let dir = folder("busy");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("busy", &graph, &atl, 100.0);
     let config = config.to_str().expect("utf-8 path").to_owned();
     // Slow enough that the first run is still applying when the second comes.
     atl.kit().set_latency(std::time::Duration::from_millis(400));
@@ -532,8 +530,7 @@ fn with_scope(config: &Path, scope: &str, marker: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_scope_group_exits_2_at_its_line() {
     let (graph, atl, _) = world().await;
-    let dir = folder("unknown-scope-group");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("unknown-scope-group", &graph, &atl, 100.0);
     let line = with_scope(
         &config,
         "kind = \"groups\"\ngroups = [\n  \"Devs\",\n  \"Designers\",\n]",
@@ -584,8 +581,7 @@ async fn an_unknown_scope_group_exits_2_at_its_line() {
 async fn a_scope_group_name_two_groups_share_exits_2_at_its_line() {
     let (graph, atl, _) = world().await;
     let second = graph.create_group("Devs");
-    let dir = folder("shared-scope-group");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("shared-scope-group", &graph, &atl, 100.0);
     let line = with_scope(
         &config,
         "kind = \"groups\"\ngroups = [\"Devs\"]",
@@ -608,8 +604,7 @@ async fn a_scope_group_name_two_groups_share_exits_2_at_its_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_user_is_synced_with_user_and_printed_or_json() {
     let (graph, atl, ids) = world().await;
-    let dir = folder("one-user");
-    let config = write_config(&dir, &graph, &atl, 100.0);
+    let config = write_config("one-user", &graph, &atl, 100.0);
     let path = config.to_str().expect("utf-8 path");
 
     // --user needs --app.
@@ -671,5 +666,7 @@ async fn one_user_is_synced_with_user_and_printed_or_json() {
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(dir) = config.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use idsync_config::TargetConfig;
-use idsync_model::{TargetError, TargetErrorKind, TargetKind};
+use idsync_model::{Applied, TargetError, TargetErrorKind, TargetKind};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -63,6 +63,19 @@ const PROBE_RETRIES: RetryPolicy = RetryPolicy {
 };
 
 impl Call {
+    /// A request with no query and no body, sent with the target's retry policy.
+    fn new(method: Method, template: &'static str, url: Url) -> Self {
+        Call {
+            method,
+            template,
+            url,
+            query: Vec::new(),
+            body: None,
+            content_type: "application/json",
+            quick: false,
+        }
+    }
+
     /// Sent with few retries (`idsync check` asking whether the server answers at all).
     pub fn quick(mut self) -> Self {
         self.quick = true;
@@ -296,15 +309,7 @@ impl Api {
                 }
             }
         }
-        Call {
-            method,
-            template,
-            url,
-            query: Vec::new(),
-            body: None,
-            content_type: "application/json",
-            quick: false,
-        }
+        Call::new(method, template, url)
     }
 
     /// A GET of a link the server handed out for the next page (Confluence `_links.next`),
@@ -330,15 +335,7 @@ impl Api {
                 None,
             )
         })?;
-        Ok(Call {
-            method: Method::GET,
-            template,
-            url,
-            query: Vec::new(),
-            body: None,
-            content_type: "application/json",
-            quick: false,
-        })
+        Ok(Call::new(Method::GET, template, url))
     }
 
     pub fn get(&self, template: &'static str, args: &[&str]) -> Call {
@@ -528,6 +525,22 @@ impl Api {
         }
     }
 
+    /// Sends a write and insists on a 2xx: then it is done.
+    pub async fn send_done(&self, call: Call, what: &str) -> Result<Applied, TargetError> {
+        self.send_ok(call, what).await?;
+        Ok(Applied::Done)
+    }
+
+    /// What the reply to a deletion means: done (2xx), already done (404: what was to go is
+    /// gone), or the error that explains it.
+    pub fn deleted(&self, reply: &Reply, what: &str) -> Result<Applied, TargetError> {
+        match reply.status {
+            s if s.is_success() => Ok(Applied::Done),
+            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
+            _ => Err(self.error(reply, what)),
+        }
+    }
+
     /// Sends, insists on a 2xx, and parses the JSON body.
     pub async fn fetch<T: DeserializeOwned>(
         &self,
@@ -536,6 +549,32 @@ impl Api {
     ) -> Result<T, TargetError> {
         let reply = self.send_ok(call, what).await?;
         self.parse(&reply, what)
+    }
+
+    /// Sends a read where a 404 means there is no such thing: `None` then; otherwise insists
+    /// on a 2xx and parses the JSON body.
+    pub async fn fetch_found<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        what: &str,
+    ) -> Result<Option<T>, TargetError> {
+        let reply = self.send(call).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.success(&reply, what)
+            .and_then(|reply| self.parse(reply, what))
+            .map(Some)
+    }
+
+    /// The account the credentials belong to, read from the product's resource for it
+    /// (`template`: Jira's `myself`, Confluence's `user/current`).
+    pub async fn signed_in<T: DeserializeOwned>(
+        &self,
+        template: &'static str,
+    ) -> Result<T, TargetError> {
+        self.fetch(self.get(template, &[]), "read the signed-in user")
+            .await
     }
 
     pub fn parse<T: DeserializeOwned>(&self, reply: &Reply, what: &str) -> Result<T, TargetError> {

@@ -3,23 +3,15 @@
 
 use super::errors::unquoted;
 use super::*;
-use idsync_config::{BitbucketDeprovision, Secret};
+use idsync_config::Secret;
 
 fn config(base_url: &str) -> TargetConfig {
+    let url = base_url.parse().expect("url");
     TargetConfig {
-        name: "wiki".into(),
-        kind: TargetKind::ConfluenceDc,
-        base_url: base_url.parse().expect("url"),
         token: Some(Secret::new("pat")),
-        username: None,
-        password: None,
-        concurrency: 4,
-        max_requests_per_second: None,
         timeout_seconds: 10,
         full_read_every_minutes: 0,
-        long_task_wait_seconds: 300,
-        deprovision: BitbucketDeprovision::RemoveLicensedGroups,
-        licensed_groups: vec!["stash-users".into()],
+        ..TargetConfig::new("wiki", TargetKind::ConfluenceDc, url)
     }
 }
 

@@ -143,18 +143,10 @@ impl BitbucketDc {
         Ok(BitbucketDc {
             api,
             capabilities: VersionedCapabilities::new(Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
                 deprovisioning,
-                delete_user: true,
                 custom_attributes: false,
-                delete_group: true,
-                bulk_membership: true,
                 leads: false,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
         })
     }
@@ -182,25 +174,11 @@ impl BitbucketDc {
         self.licensed()
             .is_some_and(|(groups, _)| groups.iter().any(|g| same_name(g, group)))
     }
-}
 
-#[async_trait]
-impl Target for BitbucketDc {
-    target_basics!();
-
-    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        self.discover_version(false).await
-    }
-
-    /// Version (`application-properties`), credentials (`users`, which any licensed account
-    /// may read), then administrator rights and seats (`admin/license`, which needs the ADMIN
-    /// permission user and group management needs too).
-    async fn probe(&self) -> TargetProbe {
-        let discovered = self.discover_version(true).await;
-        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
-            ControlFlow::Continue(probe) => probe,
-            ControlFlow::Break(stopped) => return stopped,
-        };
+    /// After the version (`application-properties`): credentials (`users`, which any licensed
+    /// account may read), then administrator rights and seats (`admin/license`, which needs
+    /// the ADMIN permission user and group management needs too).
+    async fn check_access(&self, probe: &mut TargetProbe) -> ControlFlow<()> {
         // Bitbucket has no resource naming the signed-in user; the account shown is the
         // configured one (Bitbucket takes Basic authentication only here). A request that
         // needs a signed-in user proves the password: getUsers_2 (8.14 OpenAPI), "The
@@ -211,50 +189,40 @@ impl Target for BitbucketDc {
             .api
             .get("rest/api/1.0/users", &[])
             .query("filter", &account);
-        if let Err(e) = self
+        let sent = self
             .api
             .send_ok(call, "look up the configured account")
-            .await
-        {
-            return probe::stop(probe, &self.api, ProbeStep::Credentials, e);
-        }
+            .await;
+        probe::step(probe, &self.api, ProbeStep::Credentials, sent)?;
         probe.account = Some(account);
         // get_2, "Get license details" (8.14 OpenAPI, System Maintenance): "The authenticated
         // user must have ADMIN permission"; 401 to anyone else, 404 when no licence is
         // installed.
         const LICENCE: &str = "GET /rest/api/1.0/admin/license";
-        let reply = match self
-            .api
-            .send_unchecked(self.api.get("rest/api/1.0/admin/license", &[]))
-            .await
-        {
-            Ok(reply) => reply,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
-        let seats = match reply.status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return probe::not_admin(probe, &self.api, LICENCE, &reply);
-            }
-            StatusCode::NOT_FOUND => Vec::new(),
-            _ => {
-                let what = "read the licence";
-                match self
-                    .api
-                    .success(&reply, what)
-                    .and_then(|r| self.api.parse::<License>(r, what))
-                {
-                    Ok(licence) => vec![licence.seats()],
-                    Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-                }
-            }
+        let call = self.api.get("rest/api/1.0/admin/license", &[]);
+        let reply = probe::admin_reply(probe, &self.api, LICENCE, call).await?;
+        let seats = if reply.status == StatusCode::NOT_FOUND {
+            Vec::new()
+        } else {
+            let what = "read the licence";
+            let licence = self
+                .api
+                .success(&reply, what)
+                .and_then(|r| self.api.parse::<License>(r, what));
+            vec![probe::step(probe, &self.api, ProbeStep::AdminRights, licence)?.seats()]
         };
         probe.admin = Some(probe::admin_confirmed(
             LICENCE,
             "the Admin global permission",
         ));
         probe.seats = Seats::Licences(seats);
-        probe
+        ControlFlow::Continue(())
     }
+}
+
+#[async_trait]
+impl Target for BitbucketDc {
+    target_basics!(data_center);
 
     /// New accounts get their licence group in batches (one at a time for a refused batch, to
     /// tell who could not have one), then their ids: a few looked up one by one (a filtered

@@ -3,10 +3,10 @@
 
 use idsync_model::{Applied, TargetError, UserChanges};
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::BitbucketDc;
-use crate::util::{random_password, same_name};
+use crate::util::{random_password, same_name, user_changes};
 
 impl BitbucketDc {
     /// Adds many users to one group in one request (`bulk_membership`). Users already in the
@@ -25,8 +25,7 @@ impl BitbucketDc {
             .api
             .call(Method::POST, "rest/api/1.0/admin/groups/add-users", &[])
             .json(json!({"group": group, "users": users}));
-        self.api.send_ok(call, &what).await?;
-        Ok(Applied::Done)
+        self.api.send_done(call, &what).await
     }
 
     /// https://developer.atlassian.com/server/bitbucket/rest/v814/api-group-permission-management/#api-api-latest-admin-groups-remove-user-post
@@ -40,15 +39,11 @@ impl BitbucketDc {
             .call(Method::POST, "rest/api/1.0/admin/groups/remove-user", &[])
             .json(json!({"context": group, "itemName": user}));
         let reply = self.api.send(call).await?;
-        match reply.status {
-            s if s.is_success() => Ok(Applied::Done),
-            // The user or the group is gone, so the membership is too.
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(
-                &reply,
-                &format!("remove user '{user}' from group '{group}'"),
-            )),
-        }
+        // A 404: the user or the group is gone, so the membership is too.
+        self.api.deleted(
+            &reply,
+            &format!("remove user '{user}' from group '{group}'"),
+        )
     }
 
     pub(super) async fn add_member(&self, group: &str, user: &str) -> Result<Applied, TargetError> {
@@ -113,25 +108,17 @@ impl BitbucketDc {
         user: &str,
         changes: &UserChanges,
     ) -> Result<Applied, TargetError> {
-        if changes.is_empty() {
+        let Some(mut body) = user_changes(changes, "email", "displayName") else {
             return Ok(Applied::AlreadyDone);
-        }
-        let mut body = Map::new();
+        };
         body.insert("name".into(), json!(user));
-        if let Some(display_name) = &changes.display_name {
-            body.insert("displayName".into(), json!(display_name));
-        }
-        if let Some(email) = &changes.email {
-            body.insert("email".into(), json!(email));
-        }
         let call = self
             .api
             .call(Method::PUT, "rest/api/1.0/admin/users", &[])
             .json(Value::Object(body));
         self.api
-            .send_ok(call, &format!("update user '{user}'"))
-            .await?;
-        Ok(Applied::Done)
+            .send_done(call, &format!("update user '{user}'"))
+            .await
     }
 
     /// https://developer.atlassian.com/server/bitbucket/rest/v814/api-group-permission-management/#api-api-latest-admin-users-rename-post
@@ -168,11 +155,7 @@ impl BitbucketDc {
             .call(Method::DELETE, "rest/api/1.0/admin/users", &[])
             .query("name", user);
         let reply = self.api.send(call).await?;
-        match reply.status {
-            s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete user '{user}'"))),
-        }
+        self.api.deleted(&reply, &format!("delete user '{user}'"))
     }
 
     pub(super) async fn deactivate(&self, user: &str) -> Result<Applied, TargetError> {
@@ -245,10 +228,6 @@ impl BitbucketDc {
             .call(Method::DELETE, "rest/api/1.0/admin/groups", &[])
             .query("name", group);
         let reply = self.api.send(call).await?;
-        match reply.status {
-            s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete group '{group}'"))),
-        }
+        self.api.deleted(&reply, &format!("delete group '{group}'"))
     }
 }

@@ -21,16 +21,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep, Seats,
-    Target, TargetError, TargetProbe, TargetUser,
+    ActualState, AdminRights, Applied, Capabilities, Operation, ProbeStep, Seats, Target,
+    TargetError, TargetProbe, TargetUser,
 };
-use reqwest::StatusCode;
 use serde::Deserialize;
 
 use crate::api::Api;
 use crate::probe;
 use crate::util::{
-    VersionedCapabilities, members_of_all, membership_keys, target_basics, unsupported,
+    VersionedCapabilities, groups_and_members, membership_keys, target_basics, unsupported,
 };
 
 mod read;
@@ -121,95 +120,72 @@ impl ConfluenceDc {
             task_wait: Duration::from_secs(config.long_task_wait_seconds.max(1)),
             capabilities: VersionedCapabilities::new(Capabilities {
                 rename_user: false,
-                update_email: true,
                 reads_email: false,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
                 custom_attributes: false,
-                delete_group: true,
                 bulk_membership: false,
                 leads: false,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
         })
     }
-}
 
-#[async_trait]
-impl Target for ConfluenceDc {
-    target_basics!();
-
-    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        self.discover_version(false).await
-    }
-
-    /// Version (`server-information` or the applinks manifest), credentials (`user/current`),
-    /// then administrator rights: the member list of a group, which Confluence shows to
-    /// administrators only (CONFSERVER-98582) and which every sync reads. Confluence exposes
-    /// no licence seats through a documented REST resource.
-    async fn probe(&self) -> TargetProbe {
-        let discovered = self.discover_version(true).await;
-        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
-            ControlFlow::Continue(probe) => probe,
-            ControlFlow::Break(stopped) => return stopped,
-        };
+    /// After the version (`server-information` or the applinks manifest): credentials
+    /// (`user/current`), then administrator rights: the member list of a group, which
+    /// Confluence shows to administrators only (CONFSERVER-98582) and which every sync reads.
+    /// Confluence exposes no licence seats through a documented REST resource.
+    async fn check_access(&self, probe: &mut TargetProbe) -> ControlFlow<()> {
         probe.seats = Seats::NotExposed;
-        match self.current_user().await {
-            Ok(name) => probe.account = Some(name),
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
-        }
+        let account = probe::step(
+            probe,
+            &self.api,
+            ProbeStep::Credentials,
+            self.current_user().await,
+        )?;
+        probe.account = Some(account);
         // Any user may list the groups; the members of one, only an administrator.
         let call = self.api.get("rest/api/group", &[]).query("limit", 1);
-        let first: Page<Group> = match self.api.fetch(call, "list groups").await {
-            Ok(page) => page,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
+        let listed = self.api.fetch::<Page<Group>>(call, "list groups").await;
+        let first = probe::step(probe, &self.api, ProbeStep::AdminRights, listed)?;
         let Some(group) = first.results.into_iter().next() else {
             probe.admin = Some(AdminRights::NotVerified(
                 "Confluence has no group whose members could be listed".to_owned(),
             ));
-            return probe;
+            return ControlFlow::Continue(());
         };
         const MEMBERS: &str = "GET /rest/api/group/{groupName}/member";
         let call = self
             .api
             .get("rest/api/group/{}/member", &[&group.name])
             .query("limit", 1);
-        let reply = match self.api.send_unchecked(call).await {
-            Ok(reply) => reply,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
-        if matches!(
-            reply.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return probe::not_admin(probe, &self.api, MEMBERS, &reply);
-        }
+        let reply = probe::admin_reply(probe, &self.api, MEMBERS, call).await?;
         let what = format!("list the members of group '{}'", group.name);
-        if let Err(e) = self.api.success(&reply, &what) {
-            return probe::stop(probe, &self.api, ProbeStep::AdminRights, e);
-        }
+        probe::step(
+            probe,
+            &self.api,
+            ProbeStep::AdminRights,
+            self.api.success(&reply, &what),
+        )?;
         probe.admin = Some(probe::admin_confirmed(
             MEMBERS,
             "Confluence administrator rights",
         ));
-        probe
+        ControlFlow::Continue(())
     }
+}
+
+#[async_trait]
+impl Target for ConfluenceDc {
+    target_basics!(data_center);
 
     async fn read_state(&self, _attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing runs beside the group and member reads (the API's request gate
         // keeps the whole within `concurrency`); any failure fails the read.
-        let group_members = async {
-            let groups = self.groups().await?;
-            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+        let (listed, (groups, members)) = tokio::try_join!(
+            self.users(),
+            groups_and_members(self.groups(), self.api.concurrency, |g| async move {
                 self.members(&g).await
-            })
-            .await?;
-            Ok::<_, TargetError>((groups, members))
-        };
-        let (listed, (groups, members)) = tokio::try_join!(self.users(), group_members)?;
+            }),
+        )?;
         let memberships = membership_keys(&members, |p| p.user_key.clone());
         // Before Confluence 8.4 there is no user listing: every user who holds a group is
         // found through the member lists (users in no group cannot use Confluence anyway).

@@ -137,13 +137,7 @@ impl ConfluenceDc {
             #[serde(default)]
             username: Option<String>,
         }
-        let me: Current = self
-            .api
-            .fetch(
-                self.api.get("rest/api/user/current", &[]),
-                "read the signed-in user",
-            )
-            .await?;
+        let me: Current = self.api.signed_in("rest/api/user/current").await?;
         match me.username {
             Some(name) if me.kind.as_deref() != Some("anonymous") => Ok(name),
             _ => Err(self.api.err(
@@ -176,15 +170,9 @@ impl ConfluenceDc {
             .get("rest/api/user", &[])
             .query("username", username)
             .query("expand", "status");
-        let reply = self.api.send(call).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let what = format!("read user '{username}'");
-        if !reply.is_success() {
-            return Err(self.api.error(&reply, &what));
-        }
-        Ok(Some(self.api.parse(&reply, &what)?))
+        self.api
+            .fetch_found(call, &format!("read user '{username}'"))
+            .await
     }
 
     /// https://developer.atlassian.com/server/confluence/rest/v1000/api-group-user/#api-rest-api-user-memberof-get

@@ -6,10 +6,10 @@ use std::time::Duration;
 use idsync_model::{Applied, TargetError, TargetErrorKind, UserChanges};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::ConfluenceDc;
-use crate::util::{random_password, same_name};
+use crate::util::{random_password, same_name, user_changes};
 
 /// Long-task polling: first wait and longest wait between polls. How long in all before the
 /// deletion is reported as still running is the target's `long_task_wait_seconds`.
@@ -97,24 +97,16 @@ impl ConfluenceDc {
         user: &str,
         changes: &UserChanges,
     ) -> Result<Applied, TargetError> {
-        if changes.is_empty() {
+        let Some(body) = user_changes(changes, "email", "fullName") else {
             return Ok(Applied::AlreadyDone);
-        }
-        let mut body = Map::new();
-        if let Some(email) = &changes.email {
-            body.insert("email".into(), json!(email));
-        }
-        if let Some(display_name) = &changes.display_name {
-            body.insert("fullName".into(), json!(display_name));
-        }
+        };
         let call = self
             .api
             .call(Method::PUT, "rest/api/admin/user/{}", &[user])
             .json(Value::Object(body));
         self.api
-            .send_ok(call, &format!("update user '{user}'"))
-            .await?;
-        Ok(Applied::Done)
+            .send_done(call, &format!("update user '{user}'"))
+            .await
     }
 
     /// Both are idempotent in Confluence.
@@ -132,9 +124,8 @@ impl ConfluenceDc {
         };
         let call = self.api.call(Method::PUT, template, &[user]);
         self.api
-            .send_ok(call, &format!("{verb} user '{user}'"))
-            .await?;
-        Ok(Applied::Done)
+            .send_done(call, &format!("{verb} user '{user}'"))
+            .await
     }
 
     /// Deletion runs as a long task: submitted (202), then polled until it finishes.

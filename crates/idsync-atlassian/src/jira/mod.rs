@@ -27,20 +27,21 @@ use std::sync::atomic::AtomicU8;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, Applied, Capabilities, Deprovisioning, Lead, LicenceSeats, Operation, ProbeStep,
-    ProductInfo, Seats, Target, TargetError, TargetProbe, TargetUser,
+    ActualState, Applied, Capabilities, Lead, LicenceSeats, Operation, ProbeStep, ProductInfo,
+    Seats, Target, TargetError, TargetProbe, TargetUser,
 };
-use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::Api;
 use crate::probe;
-use crate::util::{VersionedCapabilities, fan_out, members_of_all, membership_keys, target_basics};
+use crate::util::{
+    VersionedCapabilities, fan_out, groups_and_members, membership_keys, target_basics,
+    user_changes,
+};
 
 mod read;
 mod write;
-use write::user_changes;
 
 const LISTING_UNKNOWN: u8 = 0;
 const LISTING_USER_LIST: u8 = 1;
@@ -150,18 +151,8 @@ impl JiraDc {
         Ok(JiraDc {
             api: Api::new(config)?,
             capabilities: VersionedCapabilities::new(Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
-                custom_attributes: true,
-                delete_group: true,
                 bulk_membership: false,
-                leads: true,
-                unavailable: Default::default(),
-                requires_email: false,
+                ..Capabilities::FULL
             }),
             listing: AtomicU8::new(LISTING_UNKNOWN),
         })
@@ -183,84 +174,57 @@ impl JiraDc {
         struct Myself {
             name: String,
         }
-        let me: Myself = self
-            .api
-            .fetch(
-                self.api.get("rest/api/2/myself", &[]),
-                "read the signed-in user",
-            )
-            .await?;
+        let me: Myself = self.api.signed_in("rest/api/2/myself").await?;
         Ok(me.name)
     }
-}
 
-#[async_trait]
-impl Target for JiraDc {
-    target_basics!();
-
-    async fn discover(&self) -> Result<idsync_model::ProductInfo, TargetError> {
-        self.discover_version(false).await
-    }
-
-    /// Version (`serverInfo`), credentials (`myself`), then administrator rights and seats
-    /// (`applicationrole`, which needs the Administer Jira permission idsync's user and group
-    /// management needs too).
-    async fn probe(&self) -> TargetProbe {
-        let discovered = self.discover_version(true).await;
-        let mut probe = match probe::reached(discovered, &self.api, self.capabilities()) {
-            ControlFlow::Continue(probe) => probe,
-            ControlFlow::Break(stopped) => return stopped,
-        };
-        match self.myself().await {
-            Ok(name) => probe.account = Some(name),
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::Credentials, e),
-        }
+    /// After the version (`serverInfo`): credentials (`myself`), then administrator rights and
+    /// seats (`applicationrole`, which needs the Administer Jira permission idsync's user and
+    /// group management needs too).
+    async fn check_access(&self, probe: &mut TargetProbe) -> ControlFlow<()> {
+        let account = probe::step(
+            probe,
+            &self.api,
+            ProbeStep::Credentials,
+            self.myself().await,
+        )?;
+        probe.account = Some(account);
         const ROLES: &str = "GET /rest/api/2/applicationrole";
-        let reply = match self
-            .api
-            .send_unchecked(self.api.get("rest/api/2/applicationrole", &[]))
-            .await
-        {
-            Ok(reply) => reply,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
-        if matches!(
-            reply.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
-            return probe::not_admin(probe, &self.api, ROLES, &reply);
-        }
+        let call = self.api.get("rest/api/2/applicationrole", &[]);
+        let reply = probe::admin_reply(probe, &self.api, ROLES, call).await?;
         let what = "read the application roles";
-        let roles: Vec<ApplicationRole> = match self
-            .api
-            .success(&reply, what)
-            .and_then(|r| self.api.parse(r, what))
-        {
-            Ok(roles) => roles,
-            Err(e) => return probe::stop(probe, &self.api, ProbeStep::AdminRights, e),
-        };
+        let roles: Vec<ApplicationRole> = probe::step(
+            probe,
+            &self.api,
+            ProbeStep::AdminRights,
+            self.api
+                .success(&reply, what)
+                .and_then(|r| self.api.parse(r, what)),
+        )?;
         probe.admin = Some(probe::admin_confirmed(
             ROLES,
             "the Administer Jira global permission",
         ));
         probe.seats = Seats::Licences(roles.into_iter().map(ApplicationRole::seats).collect());
-        probe
+        ControlFlow::Continue(())
     }
+}
+
+#[async_trait]
+impl Target for JiraDc {
+    target_basics!(data_center);
 
     async fn read_state(&self, attributes: &[String]) -> Result<ActualState, TargetError> {
         // The user listing is cursor-paged (one page after another), so it runs beside the
         // group and member reads and the leads instead of before them; the API's request gate
         // keeps the whole within `concurrency`. Any failure fails the read.
-        let group_members = async {
-            let groups = self.groups("").await?;
-            let members = members_of_all(&groups, self.api.concurrency, |g| async move {
+        let ((listed, complete), (groups, members), leads) = tokio::try_join!(
+            self.users(),
+            groups_and_members(self.groups(""), self.api.concurrency, |g| async move {
                 self.members(&g).await
-            })
-            .await?;
-            Ok::<_, TargetError>((groups, members))
-        };
-        let ((listed, complete), (groups, members), leads) =
-            tokio::try_join!(self.users(), group_members, self.leads())?;
+            }),
+            self.leads(),
+        )?;
         let memberships = membership_keys(&members, |u| u.key.clone());
         let mut users: BTreeMap<String, JiraUser> = listed
             .into_iter()
@@ -338,11 +302,11 @@ impl Target for JiraDc {
                 self.update(key, json!({"name": new_username}), &what).await
             }
             Operation::UpdateUser { key, user, changes } => {
-                if changes.is_empty() {
+                let Some(body) = user_changes(changes, "emailAddress", "displayName") else {
                     return Ok(Applied::AlreadyDone);
-                }
+                };
                 let what = format!("update user '{user}'");
-                self.update(key, user_changes(changes), &what).await
+                self.update(key, Value::Object(body), &what).await
             }
             Operation::SetAttribute {
                 key,

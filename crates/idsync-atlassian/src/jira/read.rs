@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{JiraDc, JiraUser, LISTING_SEARCH, LISTING_USER_LIST, Named};
-use crate::api::Reply;
 use crate::util::{OffsetPage, attribute_text, fan_out, offset_pages, same_name};
 
 /// Users per `/user/list` page: the server's default and maximum. The listing is cursor-paged,
@@ -101,7 +100,10 @@ impl JiraDc {
             if reply.status == StatusCode::NOT_FOUND && cursor.is_none() {
                 return Ok(None);
             }
-            let page: UserListPage = self.ok_json(&reply, what)?;
+            let page: UserListPage = self
+                .api
+                .success(&reply, what)
+                .and_then(|r| self.api.parse(r, what))?;
             let empty = page.values.is_empty();
             users.extend(page.values);
             match page.next_cursor.filter(|c| !c.is_empty()) {
@@ -244,13 +246,9 @@ impl JiraDc {
             .api
             .get("rest/api/2/user/properties/{}", &[name])
             .query("userKey", user_key);
-        let reply = self.api.send(call).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
         let what = format!("read property '{name}' of user {user_key}");
-        let body: Value = self.ok_json(&reply, &what)?;
-        Ok(body.get("value").and_then(attribute_text))
+        let body: Option<Value> = self.api.fetch_found(call, &what).await?;
+        Ok(body.and_then(|b| b.get("value").and_then(attribute_text)))
     }
 
     pub(super) async fn properties(
@@ -324,22 +322,8 @@ impl JiraDc {
             .get("rest/api/2/user", &[])
             .query(param, value)
             .query("expand", "groups");
-        let reply = self.api.send(call).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let user: JiraUser = self.ok_json(&reply, &format!("read user '{value}'"))?;
-        Ok(Some(user))
-    }
-
-    fn ok_json<T: serde::de::DeserializeOwned>(
-        &self,
-        reply: &Reply,
-        what: &str,
-    ) -> Result<T, TargetError> {
-        if !reply.is_success() {
-            return Err(self.api.error(reply, what));
-        }
-        self.api.parse(reply, what)
+        self.api
+            .fetch_found(call, &format!("read user '{value}'"))
+            .await
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use idsync_model::{Applied, LeadKind, TargetError, TargetErrorKind, UserChanges};
+use idsync_model::{Applied, LeadKind, TargetError, TargetErrorKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -25,11 +25,7 @@ impl JiraDc {
             .call(Method::PUT, "rest/api/2/user", &[])
             .query("key", key)
             .json(body);
-        let reply = self.api.send(call).await?;
-        if reply.is_success() {
-            return Ok(Applied::Done);
-        }
-        Err(self.api.error(&reply, what))
+        self.api.send_done(call, what).await
     }
 
     /// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-post
@@ -244,8 +240,7 @@ impl JiraDc {
                 format!("hand component {id} over from '{user}' to '{new_lead}'"),
             ),
         };
-        self.api.send_ok(call, &what).await?;
-        Ok(Applied::Done)
+        self.api.send_done(call, &what).await
     }
 
     /// https://developer.atlassian.com/server/jira/platform/rest/v10002/api-group-user/#api-api-2-user-delete
@@ -271,15 +266,4 @@ impl JiraDc {
             _ => Err(self.api.error(&reply, &what)),
         }
     }
-}
-
-pub(super) fn user_changes(changes: &UserChanges) -> Value {
-    let mut body = Map::new();
-    if let Some(email) = &changes.email {
-        body.insert("emailAddress".into(), json!(email));
-    }
-    if let Some(display_name) = &changes.display_name {
-        body.insert("displayName".into(), json!(display_name));
-    }
-    Value::Object(body)
 }

@@ -31,8 +31,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use idsync_config::TargetConfig;
 use idsync_model::{
-    ActualState, AdminRights, Applied, Capabilities, Deprovisioning, Operation, ProbeStep, Seats,
-    Target, TargetError, TargetProbe, TargetUser,
+    ActualState, AdminRights, Applied, Capabilities, Operation, ProbeStep, Seats, Target,
+    TargetError, TargetProbe, TargetUser,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -169,18 +169,9 @@ impl AtlassianCloud {
         Ok(AtlassianCloud {
             api: Api::new(config)?,
             capabilities: VersionedCapabilities::new(Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
-                custom_attributes: true,
-                delete_group: true,
-                bulk_membership: true,
                 leads: false,
-                unavailable: Default::default(),
                 requires_email: true,
+                ..Capabilities::FULL
             }),
             group_ids: Mutex::new(HashMap::new()),
         })

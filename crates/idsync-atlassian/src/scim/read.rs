@@ -55,14 +55,23 @@ impl AtlassianCloud {
         .await
     }
 
+    /// The resources of the list `template` whose `attribute` equals `value` (the directory
+    /// may compare case-insensitively: callers pick the match they need); `kind` names the
+    /// resource in errors.
+    async fn look_up<T: DeserializeOwned>(
+        &self,
+        template: &'static str,
+        attribute: &str,
+        value: &str,
+        kind: &str,
+    ) -> Result<Vec<T>, TargetError> {
+        let what = format!("look up {kind} '{value}'");
+        self.pages(template, Some(eq_filter(attribute, value)), &what)
+            .await
+    }
+
     pub(super) async fn find_user(&self, username: &str) -> Result<Option<ScimUser>, TargetError> {
-        let users: Vec<ScimUser> = self
-            .pages(
-                "Users",
-                Some(eq_filter("userName", username)),
-                &format!("look up user '{username}'"),
-            )
-            .await?;
+        let users: Vec<ScimUser> = self.look_up("Users", "userName", username, "user").await?;
         Ok(users
             .into_iter()
             .find(|u| same_name(&u.user_name, username)))
@@ -74,11 +83,7 @@ impl AtlassianCloud {
             return Ok(Some(id.clone()));
         }
         let groups: Vec<ScimGroup> = self
-            .pages(
-                "Groups",
-                Some(eq_filter("displayName", group)),
-                &format!("look up group '{group}'"),
-            )
+            .look_up("Groups", "displayName", group, "group")
             .await?;
         let found = groups
             .into_iter()

@@ -123,8 +123,7 @@ impl AtlassianCloud {
         what: &str,
     ) -> Result<Applied, TargetError> {
         let call = self.scim(Method::PATCH, "Users/{}", &[key], patch(operations));
-        self.api.send_ok(call, what).await?;
-        Ok(Applied::Done)
+        self.api.send_done(call, what).await
     }
 
     pub(super) async fn update_user(
@@ -173,11 +172,7 @@ impl AtlassianCloud {
             .api
             .send(self.api.call(Method::DELETE, "Users/{}", &[key]))
             .await?;
-        match reply.status {
-            s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete user '{user}'"))),
-        }
+        self.api.deleted(&reply, &format!("delete user '{user}'"))
     }
 
     /// https://developer.atlassian.com/cloud/admin/user-provisioning/rest/api-group-groups/#api-scim-directory-directoryid-groups-post
@@ -213,11 +208,7 @@ impl AtlassianCloud {
             .send(self.api.call(Method::DELETE, "Groups/{}", &[&id]))
             .await?;
         self.forget_group(group);
-        match reply.status {
-            s if s.is_success() => Ok(Applied::Done),
-            StatusCode::NOT_FOUND => Ok(Applied::AlreadyDone),
-            _ => Err(self.api.error(&reply, &format!("delete group '{group}'"))),
-        }
+        self.api.deleted(&reply, &format!("delete group '{group}'"))
     }
 
     /// PATCHes a group's members; a remembered id that has gone stale (404) is looked up once

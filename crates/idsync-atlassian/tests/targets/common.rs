@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use atlassian_sim::{AtlassianSim, FaultKind, FaultRule, Product, RunningAtlassianSim, SimConfig};
-use idsync_config::{BitbucketDeprovision, Secret, TargetConfig};
+use idsync_config::{Secret, TargetConfig};
 use idsync_model::{Applied, Operation, Target, TargetError, TargetKind, UserChanges};
 
 pub async fn start() -> RunningAtlassianSim {
@@ -26,20 +26,14 @@ pub fn config(sim: &RunningAtlassianSim, kind: TargetKind) -> TargetConfig {
         TargetKind::AtlassianCloud => (sim.scim_url(), Some(c.scim_token.clone())),
     };
     let basic = token.is_none();
+    let name = kind.as_str().replace("-dc", "").replace("atlassian-", "");
     TargetConfig {
-        name: kind.as_str().replace("-dc", "").replace("atlassian-", ""),
-        kind,
-        base_url: url.parse().expect("simulator URL"),
         token: token.map(Secret::new),
         username: basic.then(|| c.admin_user.clone()),
         password: basic.then(|| Secret::new(c.admin_password.clone())),
-        concurrency: 4,
-        max_requests_per_second: None,
         timeout_seconds: 10,
         full_read_every_minutes: 0,
-        long_task_wait_seconds: 300,
-        deprovision: BitbucketDeprovision::RemoveLicensedGroups,
-        licensed_groups: vec!["stash-users".into()],
+        ..TargetConfig::new(name, kind, url.parse().expect("simulator URL"))
     }
 }
 

@@ -69,21 +69,23 @@ async fn probe_with_administrator_credentials_passes_every_step() {
     }
 }
 
+/// One licence, `name`, with its seats in all, used and left.
+fn licence(name: &str, total: Option<u64>, used: Option<u64>, remaining: Option<u64>) -> Seats {
+    Seats::Licences(vec![LicenceSeats {
+        licence: name.into(),
+        total,
+        used,
+        remaining,
+    }])
+}
+
 #[tokio::test]
 async fn jira_and_bitbucket_seats_follow_the_licence() {
     let sim = start().await;
     let jira = target(&sim, TargetKind::JiraDc);
     let probe = jira.probe().await;
-    assert_eq!(
-        probe.seats,
-        Seats::Licences(vec![LicenceSeats {
-            licence: "Jira Software".into(),
-            total: None,
-            used: Some(0),
-            remaining: None,
-        }]),
-        "unlimited"
-    );
+    let unlimited = licence("Jira Software", None, Some(0), None);
+    assert_eq!(probe.seats, unlimited, "unlimited");
     sim.set_licence_seats(Product::Jira, Some(10));
     for name in ["ada", "bob", "cyd"] {
         sim.seed_user(Product::Jira, SimUser::new(name));
@@ -91,12 +93,7 @@ async fn jira_and_bitbucket_seats_follow_the_licence() {
     let probe = target(&sim, TargetKind::JiraDc).probe().await;
     assert_eq!(
         probe.seats,
-        Seats::Licences(vec![LicenceSeats {
-            licence: "Jira Software".into(),
-            total: Some(10),
-            used: Some(3),
-            remaining: Some(7),
-        }])
+        licence("Jira Software", Some(10), Some(3), Some(7))
     );
 
     sim.set_licence_seats(Product::Bitbucket, Some(25));
@@ -107,12 +104,7 @@ async fn jira_and_bitbucket_seats_follow_the_licence() {
     let probe = target(&sim, TargetKind::BitbucketDc).probe().await;
     assert_eq!(
         probe.seats,
-        Seats::Licences(vec![LicenceSeats {
-            licence: "Bitbucket".into(),
-            total: Some(25),
-            used: Some(2),
-            remaining: Some(23),
-        }])
+        licence("Bitbucket", Some(25), Some(2), Some(23))
     );
 }
 

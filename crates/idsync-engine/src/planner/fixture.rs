@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use idsync_config::{GroupRules, UserRules, UsernameRule};
 use idsync_model::{
-    ActualState, Capabilities, Deprovisioning, PlannedOperation, SourceGroup, SourceSnapshot,
-    SourceUser, TargetUser,
+    ActualState, Capabilities, PlannedOperation, SourceGroup, SourceSnapshot, SourceUser,
+    TargetUser,
 };
 
 use super::builder::Builder;
@@ -44,18 +44,8 @@ impl Fixture {
         let group_rules = GroupRules::default();
         Fixture {
             caps: Capabilities {
-                rename_user: true,
-                update_email: true,
-                reads_email: true,
-                update_display_name: true,
-                deprovisioning: Deprovisioning::Deactivate,
-                delete_user: true,
-                custom_attributes: true,
-                delete_group: true,
                 bulk_membership: false,
-                leads: true,
-                unavailable: BTreeMap::new(),
-                requires_email: false,
+                ..Capabilities::FULL
             },
             snapshot: SourceSnapshot::default(),
             actual: ActualState::default(),
@@ -151,14 +141,7 @@ impl Fixture {
     }
 
     pub(super) fn link(mut self, app: &str, source_id: &str, key: &str, username: &str) -> Self {
-        self.links.push(Link {
-            app: app.to_owned(),
-            source_id: source_id.to_owned(),
-            key: key.to_owned(),
-            username: username.to_owned(),
-            kept_username: None,
-            rename_reported: None,
-        });
+        self.links.push(Link::new(app, source_id, key, username));
         self
     }
 

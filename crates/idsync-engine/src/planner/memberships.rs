@@ -151,6 +151,7 @@ mod tests {
     use idsync_config::{MappingMode, MembershipPolicy};
 
     use super::super::fixture::{Fixture, planned, user};
+    use super::super::wanted::Wanted;
     use super::*;
 
     /// ada (K1, linked) is in source group eng, mapped on the fly; on the target she is in
@@ -173,6 +174,21 @@ mod tests {
             })
     }
 
+    /// What both policies plan for ada: `web` added, `ops` (managed) removed.
+    const ADD_WEB: (bool, &str, &str) = (true, "web", "member of source group \"web\"");
+    const REMOVE_OPS: (bool, &str, &str) = (
+        false,
+        "ops",
+        "no longer in a source group mapped to this group",
+    );
+
+    /// Plans ada's memberships as her existing account's, with `fixture`'s wanted groups.
+    fn ada<'a>(ctx: &Ctx<'a>, wanted: &mut Wanted<'a>, p: &mut Planning<'a>) {
+        let ada = user(ctx, p, "u1");
+        let groups = wanted.of_user(0, "u1").to_vec();
+        of_account(ctx, p, &ada, 0, false, &groups);
+    }
+
     /// (add or remove, group, reason) of each membership operation planned.
     fn memberships(ops: &[idsync_model::PlannedOperation]) -> Vec<(bool, &str, &str)> {
         ops.iter()
@@ -189,44 +205,26 @@ mod tests {
     #[test]
     fn keep_adds_what_is_missing_and_removes_only_what_this_app_manages() {
         fixture(MembershipPolicy::Keep).phases(|ctx, wanted, p| {
-            let ada = user(ctx, p, "u1");
-            let groups = wanted.of_user(0, "u1").to_vec();
-            of_account(ctx, p, &ada, 0, false, &groups);
+            ada(ctx, wanted, p);
             assert!(p.claimed.is_empty());
             create_needed_groups(ctx, p);
             let (ops, _) = planned(ctx, wanted, p);
             assert!(matches!(&ops[0].op, Operation::CreateGroup { group } if group == "web"));
-            assert_eq!(
-                memberships(&ops),
-                [
-                    (true, "web", "member of source group \"web\""),
-                    (
-                        false,
-                        "ops",
-                        "no longer in a source group mapped to this group"
-                    ),
-                ]
-            );
+            assert_eq!(memberships(&ops), [ADD_WEB, REMOVE_OPS]);
         });
     }
 
     #[test]
     fn enforce_claims_what_is_there_and_removes_any_other_in_a_mapped_group() {
         fixture(MembershipPolicy::Enforce).phases(|ctx, wanted, p| {
-            let ada = user(ctx, p, "u1");
-            let groups = wanted.of_user(0, "u1").to_vec();
-            of_account(ctx, p, &ada, 0, false, &groups);
+            ada(ctx, wanted, p);
             assert_eq!(p.claimed, [("eng".to_owned(), "K1".to_owned())]);
             let (ops, _) = planned(ctx, wanted, p);
             assert_eq!(
                 memberships(&ops),
                 [
-                    (true, "web", "member of source group \"web\""),
-                    (
-                        false,
-                        "ops",
-                        "no longer in a source group mapped to this group"
-                    ),
+                    ADD_WEB,
+                    REMOVE_OPS,
                     (
                         false,
                         "qa",

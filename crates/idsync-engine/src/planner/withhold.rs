@@ -51,18 +51,10 @@ mod tests {
 
     fn caps(unavailable: BTreeMap<OperationKind, String>) -> Capabilities {
         Capabilities {
-            rename_user: true,
-            update_email: true,
-            reads_email: true,
-            update_display_name: true,
-            deprovisioning: idsync_model::Deprovisioning::Deactivate,
-            delete_user: true,
-            custom_attributes: true,
-            delete_group: true,
             bulk_membership: false,
             leads: false,
             unavailable,
-            requires_email: false,
+            ..Capabilities::FULL
         }
     }
 

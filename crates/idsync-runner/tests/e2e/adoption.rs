@@ -288,12 +288,7 @@ async fn a_create_that_finds_the_name_taken_adopts_by_username_when_allowed() {
     w.seed(kind, "bob@contoso.com", "bob.old@contoso.com");
     add_user(&tenant, "bob@contoso.com");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, "jira", K::CreateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, "jira", K::CreateUser, 1);
     // Linked: managed from now on (its e-mail follows the source).
     let next = w.sync_full_ok(&config, "main").await;
     assert_eq!(count(&next, "jira", K::UpdateUser), 1, "{}", pretty(&next));

@@ -32,12 +32,7 @@ manual = [
         ),
     )]);
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateGroup),
-        5,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateGroup, 5);
     assert_eq!(
         w.members(kind, "developers"),
         vec!["ada@contoso.com", "bob@contoso.com"]

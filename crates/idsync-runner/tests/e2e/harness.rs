@@ -11,7 +11,7 @@ use atlassian_sim::{AtlassianSim, Product, RunningAtlassianSim, SimConfig, SimUs
 use graph_sim::{GraphSim, NewUser, RunningGraphSim};
 use idsync_config::Config;
 use idsync_model::{Operation, OperationKind, TargetKind};
-use idsync_runner::{Quiet, RunReport, RunStatus, Trigger};
+use idsync_runner::{Quiet, RunReport, RunStatus};
 use idsync_store::Store;
 use serde_json::Value;
 
@@ -230,10 +230,9 @@ impl World {
             app,
             store,
             idsync_runner::RunOptions {
-                trigger: Trigger::Manual,
                 dry_run,
                 full_read,
-                wait: false,
+                ..idsync_runner::RunOptions::manual()
             },
             Arc::new(Quiet),
         )
@@ -378,6 +377,13 @@ pub fn count(report: &RunReport, target: &str, kind: OperationKind) -> usize {
         .iter()
         .filter(|(k, _, _)| *k == kind)
         .count()
+}
+
+/// Asserts that `report` holds `expected` operations of `kind` on `target`, showing the whole
+/// report when it does not.
+#[track_caller]
+pub fn assert_count(report: &RunReport, target: &str, kind: OperationKind, expected: usize) {
+    assert_eq!(count(report, target, kind), expected, "{}", pretty(report));
 }
 
 pub fn operations<'r>(report: &'r RunReport, target: &str) -> Vec<&'r Operation> {

@@ -216,12 +216,7 @@ async fn a_rename_to_a_taken_name_leads_to_a_full_read(kind: TargetKind) {
     // names both accounts, not the same failure again.
     let report = w.sync_ok(&config, "main").await;
     assert_eq!(state_of(&report, name), StateSource::FullRead);
-    assert_eq!(
-        count(&report, name, K::RenameUser),
-        0,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::RenameUser, 0);
     assert!(
         warnings(&report, name)
             .iter()

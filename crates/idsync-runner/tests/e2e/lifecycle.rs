@@ -29,12 +29,7 @@ on_leave = "delete"
 
     // First sync: the two enabled users are created, the disabled one is not.
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        2,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 2);
     let a = w
         .user(kind, "ada.lovelace@contoso.com")
         .expect("ada created");
@@ -123,22 +118,12 @@ async fn lifecycle_rest(
     // Disabled at the source → deactivated; enabled again → reactivated.
     tenant.disable_user(bob).expect("disabled");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::DeactivateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::DeactivateUser, 1);
     assert!(!w.is_active(kind, "bob.smith@contoso.com"));
     w.assert_converged(&config).await;
     tenant.enable_user(bob).expect("enabled");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::ReactivateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::ReactivateUser, 1);
     assert!(w.is_active(kind, "bob.smith@contoso.com"));
     w.assert_converged(&config).await;
 
@@ -147,18 +132,8 @@ async fn lifecycle_rest(
     tenant.enable_user(cyd).expect("enabled");
     tenant.hard_delete_user(bob).expect("deleted");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
-    assert_eq!(
-        count(&report, name, K::DeleteUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 1);
+    assert_count(&report, name, K::DeleteUser, 1);
     assert!(w.user(kind, "bob.smith@contoso.com").is_none());
     assert!(w.user(kind, "cyd.jones@contoso.com").is_some());
     w.assert_converged(&config).await;

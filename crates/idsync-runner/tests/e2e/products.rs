@@ -183,12 +183,7 @@ async fn members_added_in_batches(kind: TargetKind) {
     );
     w.atl.kit().reset_counters();
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::AddMembership),
-        6,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::AddMembership, 6);
     let (fragment, expected) = match kind {
         TargetKind::BitbucketDc => ("POST /bitbucket/rest/api/1.0/admin/groups/add-users", 1),
         TargetKind::AtlassianCloud => ("PATCH /scim/directory/{directoryId}/Groups/{id}", 1),
@@ -314,12 +309,7 @@ async fn a_failed_lead_hand_over_holds_back_the_deactivation() {
     assert!(w.is_active(kind, "ada@contoso.com"));
 
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, "jira", K::DeactivateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, "jira", K::DeactivateUser, 1);
     assert_eq!(w.atl.project_lead("PRJ"), "jira-admin");
     assert!(!w.is_active(kind, "ada@contoso.com"));
 }

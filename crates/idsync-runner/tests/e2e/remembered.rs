@@ -221,12 +221,7 @@ async fn adoption_renames_only_as_asked(kind: TargetKind) {
     let key = w.seed(kind, "legacy-bob", "bob@contoso.com");
     let config = w.write_config(&[App::new(&tenant, "[apps.users]\nrename_adopted = false\n")]);
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::RenameUser),
-        0,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::RenameUser, 0);
     let adoption = &report
         .targets
         .iter()

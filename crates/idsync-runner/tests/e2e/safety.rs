@@ -79,9 +79,7 @@ async fn threshold_hold_and_approve(kind: TargetKind) {
         store,
         idsync_runner::RunOptions {
             trigger: Trigger::Approval,
-            dry_run: false,
-            full_read: false,
-            wait: false,
+            ..idsync_runner::RunOptions::manual()
         },
         Arc::new(idsync_runner::Quiet),
     )
@@ -280,18 +278,8 @@ async fn failed_operations_then_rerun(kind: TargetKind) {
 
     w.atl.kit().clear_faults();
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        3,
-        "{}",
-        pretty(&report)
-    );
-    assert_eq!(
-        count(&report, name, K::AddMembership),
-        3,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 3);
+    assert_count(&report, name, K::AddMembership, 3);
     let names: Vec<String> = (0..6).map(|i| format!("user{i}@contoso.com")).collect();
     assert_eq!(w.usernames(kind), names);
     assert_eq!(w.members(kind, "Devs"), names);
@@ -339,12 +327,7 @@ async fn crash_and_rerun(kind: TargetKind) {
             &crashing_config,
             "main",
             &store,
-            idsync_runner::RunOptions {
-                trigger: Trigger::Manual,
-                dry_run: false,
-                full_read: false,
-                wait: false,
-            },
+            idsync_runner::RunOptions::manual(),
             Arc::new(CrashAfter {
                 after: 6,
                 seen: AtomicUsize::new(0),
@@ -391,12 +374,7 @@ async fn crash_and_rerun(kind: TargetKind) {
         "{}",
         pretty(&report)
     );
-    assert_eq!(
-        count(&report, name, K::AddMembership),
-        8,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::AddMembership, 8);
     // Linked as the crashed run went, or claimed by the intents it left: not adopted by name
     // (that works with adoption turned off too).
     assert!(

@@ -40,12 +40,7 @@ async fn scopes(kind: TargetKind) {
         "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\"]\n",
     )]);
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        2,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 2);
     assert_eq!(
         w.usernames(kind),
         vec!["ada@contoso.com", "cyd@contoso.com"]
@@ -143,18 +138,8 @@ async fn scopes(kind: TargetKind) {
     // The whole directory: everyone, ada/cyd/dan reactivated, eve created.
     let config = w.write_config(&[App::new(&tenant, "")]);
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
-    assert_eq!(
-        count(&report, name, K::ReactivateUser),
-        3,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 1);
+    assert_count(&report, name, K::ReactivateUser, 3);
     assert_eq!(
         active_users(&w, kind),
         vec![
@@ -271,12 +256,7 @@ async fn hidden_membership(kind: TargetKind) {
 
     // With the permission (the simulator's default): everyone, in their groups.
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        4,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 4);
     assert_eq!(
         w.members(kind, "Hidden class"),
         vec!["ada@contoso.com", "bob@contoso.com"]

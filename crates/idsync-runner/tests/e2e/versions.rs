@@ -49,18 +49,8 @@ async fn an_older_confluence_gets_only_what_it_can_do() {
     // Upgraded: the next run creates the account and its membership.
     w.atl.sim.set_version(Product::Confluence, "9.0.0");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        count(&report, name, K::CreateUser),
-        1,
-        "{}",
-        pretty(&report)
-    );
-    assert_eq!(
-        count(&report, name, K::AddMembership),
-        1,
-        "{}",
-        pretty(&report)
-    );
+    assert_count(&report, name, K::CreateUser, 1);
+    assert_count(&report, name, K::AddMembership, 1);
     assert_eq!(w.members(kind, "confluence-users"), vec!["ada@contoso.com"]);
 
     // Back on 8.3, a membership to remove is withheld, a deactivation (8.2) is sent.
