@@ -27,7 +27,9 @@ impl UserSyncer {
             names.push(l.username.clone());
         }
         if let Some(wanted) = st.rules.users.username(src)
-            && !names.iter().any(|n| idsync_model::name::same_name(n, &wanted))
+            && !names
+                .iter()
+                .any(|n| idsync_model::name::same_name(n, &wanted))
         {
             names.push(wanted);
         }
