@@ -1,7 +1,7 @@
 //! What the store keeps of a target between runs, and the epochs that keep two runs from
 //! saving over each other's changes.
 
-use idsync_store::Store;
+use idsync_store::{KnownTargetState, Store};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -11,46 +11,60 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// What the store knows of the target `jira`.
+async fn known(store: &Store) -> Option<KnownTargetState> {
+    store.known_target_state("jira").await.expect("read")
+}
+
+/// What the store knows of `jira`, which it must know.
+async fn kept(store: &Store) -> KnownTargetState {
+    known(store).await.expect("kept")
+}
+
+/// Saves a state of `jira` read with fingerprint `fp`; whether it was saved.
+async fn save(store: &Store, read_at: i64, epoch: i64, state: &[u8]) -> bool {
+    store
+        .save_target_state("jira", "fp", read_at, epoch, state)
+        .await
+        .expect("store answers")
+}
+
+/// Adds a sign-in's patch to what the store knows of `jira`: the patches now kept, if saved.
+async fn patch(
+    store: &Store,
+    fingerprint: &str,
+    from_epoch: i64,
+    epoch: i64,
+    bytes: &[u8],
+) -> Option<u64> {
+    store
+        .save_target_patch("jira", fingerprint, from_epoch, epoch, bytes)
+        .await
+        .expect("store answers")
+}
+
 #[tokio::test]
 async fn a_full_read_is_kept_until_a_run_writes() {
     let (_dir, store) = store().await;
-    assert_eq!(store.known_target_state("jira").await.expect("read"), None);
+    assert_eq!(known(&store).await, None);
     let epoch = store.target_epoch("jira").await.expect("epoch");
-    assert!(
-        store
-            .save_target_state("jira", "fp", 100, epoch, b"{\"users\":[]}")
-            .await
-            .expect("saved")
-    );
-    let known = store
-        .known_target_state("jira")
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!((known.fingerprint.as_str(), known.read_at), ("fp", 100));
-    assert_eq!(known.state, b"{\"users\":[]}");
+    assert!(save(&store, 100, epoch, b"{\"users\":[]}").await);
+    let kept_state = kept(&store).await;
+    assert_eq!((kept_state.fingerprint.as_str(), kept_state.read_at), ("fp", 100));
+    assert_eq!(kept_state.state, b"{\"users\":[]}");
     // Another target is not affected.
     assert_eq!(store.known_target_state("wiki").await.expect("read"), None);
 
     // A run starts writing: what was known no longer holds until the run saves its own.
     let writing = store.begin_target_writes("jira").await.expect("begun");
-    assert_eq!(store.known_target_state("jira").await.expect("read"), None);
-    assert!(
-        store
-            .save_target_state("jira", "fp", 100, writing, b"{\"after\":1}")
-            .await
-            .expect("saved")
-    );
+    assert_eq!(known(&store).await, None);
+    assert!(save(&store, 100, writing, b"{\"after\":1}").await);
     assert_eq!(
-        store
-            .known_target_state("jira")
-            .await
-            .expect("read")
-            .map(|k| k.state),
+        known(&store).await.map(|k| k.state),
         Some(b"{\"after\":1}".to_vec())
     );
     store.forget_target_state("jira").await.expect("forgotten");
-    assert_eq!(store.known_target_state("jira").await.expect("read"), None);
+    assert_eq!(known(&store).await, None);
 }
 
 #[tokio::test]
@@ -60,32 +74,15 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
     let read_at = store.target_epoch("jira").await.expect("epoch");
     let b = store.begin_target_writes("jira").await.expect("begun");
     assert!(
-        !store
-            .save_target_state("jira", "fp", 1, read_at, b"{\"a\":1}")
-            .await
-            .expect("refused"),
+        !save(&store, 1, read_at, b"{\"a\":1}").await,
         "A's read may miss B's changes"
     );
     // Run C begins writing before B finishes: B's state misses C's changes.
     let c = store.begin_target_writes("jira").await.expect("begun");
-    assert!(
-        !store
-            .save_target_state("jira", "fp", 1, b, b"{\"b\":1}")
-            .await
-            .expect("refused")
-    );
-    assert!(
-        store
-            .save_target_state("jira", "fp", 1, c, b"{\"c\":1}")
-            .await
-            .expect("saved")
-    );
+    assert!(!save(&store, 1, b, b"{\"b\":1}").await);
+    assert!(save(&store, 1, c, b"{\"c\":1}").await);
     assert_eq!(
-        store
-            .known_target_state("jira")
-            .await
-            .expect("read")
-            .map(|k| k.state),
+        known(&store).await.map(|k| k.state),
         Some(b"{\"c\":1}".to_vec())
     );
 }
@@ -97,99 +94,45 @@ async fn a_state_that_misses_another_runs_writes_is_not_saved() {
 async fn a_sign_in_patches_the_known_state_instead_of_dropping_it() {
     let (_dir, store) = store().await;
     let read = store.target_epoch("jira").await.expect("epoch");
-    assert!(
-        store
-            .save_target_state("jira", "fp", 100, read, b"base")
-            .await
-            .expect("saved")
-    );
+    assert!(save(&store, 100, read, b"base").await);
     let writing = store.begin_target_patch("jira").await.expect("begun");
     assert_eq!(
-        store.known_target_state("jira").await.expect("read"),
+        known(&store).await,
         None,
         "not planned from while the sign-in writes"
     );
     // Read with another fingerprint (other attributes): not the state the sign-in planned with.
+    assert_eq!(patch(&store, "other", read, writing, b"p1").await, None);
+    assert_eq!(patch(&store, "fp", read, writing, b"p1").await, Some(1));
+    let kept_state = kept(&store).await;
     assert_eq!(
-        store
-            .save_target_patch("jira", "other", read, writing, b"p1")
-            .await
-            .expect("refused"),
-        None
-    );
-    assert_eq!(
-        store
-            .save_target_patch("jira", "fp", read, writing, b"p1")
-            .await
-            .expect("saved"),
-        Some(1)
-    );
-    let known = store
-        .known_target_state("jira")
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!(
-        (known.state.as_slice(), known.epoch, known.read_at),
+        (kept_state.state.as_slice(), kept_state.epoch, kept_state.read_at),
         (&b"base"[..], writing, 100)
     );
-    assert_eq!(known.patches, vec![b"p1".to_vec()]);
+    assert_eq!(kept_state.patches, vec![b"p1".to_vec()]);
 
     // Two sign-ins: the second's patch comes after the first's.
     let second = store.begin_target_patch("jira").await.expect("begun");
-    assert_eq!(
-        store
-            .save_target_patch("jira", "fp", writing, second, b"p2")
-            .await
-            .expect("saved"),
-        Some(2)
-    );
+    assert_eq!(patch(&store, "fp", writing, second, b"p2").await, Some(2));
     // A full run begins writing while a third sign-in writes: the sign-in's patch would sit on
     // a state that misses the run's changes, so neither is kept.
     let third = store.begin_target_patch("jira").await.expect("begun");
     let run = store.begin_target_writes("jira").await.expect("begun");
-    assert_eq!(
-        store
-            .save_target_patch("jira", "fp", second, third, b"p3")
-            .await
-            .expect("refused"),
-        None
-    );
-    assert_eq!(store.known_target_state("jira").await.expect("read"), None);
+    assert_eq!(patch(&store, "fp", second, third, b"p3").await, None);
+    assert_eq!(known(&store).await, None);
     // The run's own state starts with no patches.
-    assert!(
-        store
-            .save_target_state("jira", "fp", 200, run, b"after the run")
-            .await
-            .expect("saved")
-    );
-    let known = store
-        .known_target_state("jira")
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!(known.state, b"after the run");
-    assert!(known.patches.is_empty());
+    assert!(save(&store, 200, run, b"after the run").await);
+    let kept_state = kept(&store).await;
+    assert_eq!(kept_state.state, b"after the run");
+    assert!(kept_state.patches.is_empty());
 
     // A state saved over patches (folded, or read again) drops them.
     let fourth = store.begin_target_patch("jira").await.expect("begun");
-    store
-        .save_target_patch("jira", "fp", run, fourth, b"p4")
-        .await
-        .expect("saved");
-    assert!(
-        store
-            .save_target_state("jira", "fp", 200, fourth, b"folded")
-            .await
-            .expect("saved")
-    );
-    let known = store
-        .known_target_state("jira")
-        .await
-        .expect("read")
-        .expect("kept");
+    patch(&store, "fp", run, fourth, b"p4").await;
+    assert!(save(&store, 200, fourth, b"folded").await);
+    let kept_state = kept(&store).await;
     assert_eq!(
-        (known.state.as_slice(), known.patches.len()),
+        (kept_state.state.as_slice(), kept_state.patches.len()),
         (&b"folded"[..], 0)
     );
 }
@@ -245,12 +188,8 @@ async fn states_kept_as_json_survive_the_move_to_packed_states() {
         store.source_state("hr").await.expect("read"),
         Some(b"{\"select\":[]}".to_vec())
     );
-    let known = store
-        .known_target_state("jira")
-        .await
-        .expect("read")
-        .expect("kept");
-    assert_eq!(known.state, b"{\"users\":[]}");
+    let kept_state = kept(&store).await;
+    assert_eq!(kept_state.state, b"{\"users\":[]}");
     // And new states are kept as bytes.
     store
         .save_source_state("hr", &[0, 159, 146, 150], 0)
