@@ -159,11 +159,12 @@ impl Store {
         &self,
         target: &str,
     ) -> Result<Option<(String, i64, i64)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT s.fingerprint, s.read_at, s.epoch FROM target_state s
-             JOIN target_epochs e ON e.target = s.target AND e.epoch = s.epoch
-             WHERE s.target = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT s.fingerprint, s.read_at, e.epoch FROM target_state s
+             JOIN target_epochs e ON e.target = s.target AND e.epoch = ",
+            crate::target_state::valid_epoch!("s"),
+            " WHERE s.target = ?"
+        ))
         .bind(target)
         .fetch_optional(&self.pool)
         .await?;

@@ -7,6 +7,23 @@ use sqlx::Row;
 
 use crate::{Store, StoreError};
 
+/// The write epoch a kept state is valid at: that of its last patch, if it has any, else its
+/// own. A patch moves it without touching the state's row, which SQLite would rewrite whole
+/// (megabytes at 100k users) to change any of its columns. A macro, so that the queries
+/// using it stay literals.
+macro_rules! valid_epoch {
+    ($state:literal) => {
+        concat!(
+            "COALESCE((SELECT MAX(p.epoch) FROM target_state_patches p WHERE p.target = ",
+            $state,
+            ".target), ",
+            $state,
+            ".epoch)"
+        )
+    };
+}
+pub(crate) use valid_epoch;
+
 /// A target's state as idsync last knew it (see [`Store::known_target_state`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTargetState {
@@ -14,7 +31,7 @@ pub struct KnownTargetState {
     pub fingerprint: String,
     /// When the target was last read in full (unix seconds).
     pub read_at: i64,
-    /// The target's write epoch the state was read at.
+    /// The target's write epoch the state, with its patches, is valid at.
     pub epoch: i64,
     /// The state in its stored form (`idsync_engine::packed`).
     pub state: Vec<u8>,
@@ -43,11 +60,12 @@ impl Store {
         // One read transaction: the state and its patches as of one moment (a save in between
         // would drop patches the state read before it still needs).
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT s.fingerprint, s.read_at, s.epoch, s.state FROM target_state s
-             JOIN target_epochs e ON e.target = s.target AND e.epoch = s.epoch
-             WHERE s.target = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT s.fingerprint, s.read_at, e.epoch, s.state FROM target_state s
+             JOIN target_epochs e ON e.target = s.target AND e.epoch = ",
+            valid_epoch!("s"),
+            " WHERE s.target = ?"
+        ))
         .bind(target)
         .fetch_optional(&mut *tx)
         .await?;
@@ -109,28 +127,27 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE target_state SET epoch = ?
-             WHERE target = ? AND fingerprint = ? AND epoch = ?
-               AND (SELECT epoch FROM target_epochs WHERE target = ?) = ?",
-        )
+        let added = sqlx::query(concat!(
+            "INSERT INTO target_state_patches (target, epoch, patch)
+             SELECT ?, ?, ? WHERE (SELECT epoch FROM target_epochs WHERE target = ?) = ?
+               AND EXISTS (SELECT 1 FROM target_state s
+                           WHERE s.target = ? AND s.fingerprint = ? AND ",
+            valid_epoch!("s"),
+            " = ?)"
+        ))
+        .bind(target)
+        .bind(epoch)
+        .bind(patch)
+        .bind(target)
         .bind(epoch)
         .bind(target)
         .bind(fingerprint)
         .bind(from_epoch)
-        .bind(target)
-        .bind(epoch)
         .execute(&mut *tx)
         .await?;
-        if moved.rows_affected() == 0 {
+        if added.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query("INSERT INTO target_state_patches (target, epoch, patch) VALUES (?, ?, ?)")
-            .bind(target)
-            .bind(epoch)
-            .bind(patch)
-            .execute(&mut *tx)
-            .await?;
         let count: i64 = sqlx::query("SELECT COUNT(*) FROM target_state_patches WHERE target = ?")
             .bind(target)
             .fetch_one(&mut *tx)
