@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use graph_sim::{GraphSim, NewUser, TenantSpec};
+use graph_sim::{GraphSim, NewUser, RunningGraphSim, TenantSpec};
 use idsync_runner::{
     Quiet, RunOptions, RunStatus, UserOutcome, UserSyncOptions, UserSyncReport, UserSyncer,
 };
@@ -158,9 +158,36 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
+    let who = sign_ins(&graph, &spec, o.sign_ins)?;
+    let latency = Duration::from_millis(o.latency_ms);
+    graph.kit().set_latency(latency);
+    atlassian.kit().set_latency(latency);
+    let syncer = UserSyncer::new(&config, "bench")?;
+    // The service's first sign-in also signs in to Graph and reads the products' versions:
+    // kept apart from the figures, as a running service has done both long before.
+    let (took, _) = sign_in(&syncer, &store, &who.warm_up).await?;
+    println!(
+        "\nfirst sign-in of the service (token and product versions too): {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    println!("\nsign-ins at {} ms per request", o.latency_ms);
+    measure(&syncer, &store, &who).await?;
+    next_run(&config, &store).await
+}
+
+/// Who signs in: users already synced (a quarter of them changed at the source since), users
+/// new to the targets, and one to warm the service up with.
+struct SignIns {
+    warm_up: String,
+    returning: Vec<String>,
+    new_users: Vec<String>,
+}
+
+/// Picks the users already synced, enabled, spread over the tenant, and changes a quarter of
+/// them; adds `count` users new to the targets, each in three groups.
+fn sign_ins(graph: &RunningGraphSim, spec: &TenantSpec, count: usize) -> anyhow::Result<SignIns> {
     let snapshot = graph.snapshot();
     let groups = graph.group_ids();
-    // Users already synced, enabled, spread over the tenant; a quarter changed at the source.
     let synced: Vec<String> = graph
         .user_ids()
         .into_iter()
@@ -174,13 +201,8 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let step = (synced.len() / o.sign_ins.max(1)).max(1);
-    let returning: Vec<String> = synced
-        .iter()
-        .step_by(step)
-        .take(o.sign_ins)
-        .cloned()
-        .collect();
+    let step = (synced.len() / count.max(1)).max(1);
+    let returning: Vec<String> = synced.iter().step_by(step).take(count).cloned().collect();
     for (n, id) in returning.iter().enumerate() {
         if n % 4 == 0 {
             graph.update_user(
@@ -189,9 +211,8 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             )?;
         }
     }
-    // Users new to the targets, each in three groups.
     let mut new_users = Vec::new();
-    for n in 0..o.sign_ins {
+    for n in 0..count {
         let upn = format!("signin.{n}@{}", spec.tenant_domain);
         let id = graph.add_user(NewUser {
             mail: Some(upn.clone()),
@@ -204,33 +225,31 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         }
         new_users.push(id);
     }
-
-    let latency = Duration::from_millis(o.latency_ms);
-    graph.kit().set_latency(latency);
-    atlassian.kit().set_latency(latency);
-    let syncer = UserSyncer::new(&config, "bench")?;
-    // The service's first sign-in also signs in to Graph and reads the products' versions:
-    // kept apart from the figures, as a running service has done both long before.
     let warm_up = synced
         .iter()
         .find(|id| !returning.contains(id))
         .cloned()
         .unwrap_or_default();
-    let (took, _) = sign_in(&syncer, &store, &warm_up).await?;
-    println!(
-        "\nfirst sign-in of the service (token and product versions too): {:.0} ms",
-        took.as_secs_f64() * 1000.0
-    );
+    Ok(SignIns {
+        warm_up,
+        returning,
+        new_users,
+    })
+}
 
-    println!("\nsign-ins at {} ms per request", o.latency_ms);
-    let mut samples = Vec::new();
+/// Signs every user in, one after the other, and prints the latencies by kind, then the
+/// requests of one sign-in of each kind.
+async fn measure(
+    syncer: &UserSyncer,
+    store: &idsync_store::Store,
+    who: &SignIns,
+) -> anyhow::Result<()> {
     let mut changed = Vec::new();
     let mut unchanged = Vec::new();
     let mut example: BTreeMap<&str, UserSyncReport> = BTreeMap::new();
-    for (n, id) in returning.iter().enumerate() {
-        let (took, report) = sign_in(&syncer, &store, id).await?;
+    for (n, id) in who.returning.iter().enumerate() {
+        let (took, report) = sign_in(syncer, store, id).await?;
         assert_eq!(report.outcome, UserOutcome::Synced);
-        samples.push(took);
         if n % 4 == 0 {
             changed.push(took);
             example.entry("changed").or_insert(report);
@@ -239,23 +258,36 @@ async fn bench(o: Options) -> anyhow::Result<()> {
             example.entry("unchanged").or_insert(report);
         }
     }
-    print_latencies("synced users, all", samples);
-    print_latencies("  of which unchanged", unchanged);
-    print_latencies("  of which display name changed", changed);
     let mut fresh = Vec::new();
-    for id in &new_users {
-        let (took, report) = sign_in(&syncer, &store, id).await?;
+    for id in &who.new_users {
+        let (took, report) = sign_in(syncer, store, id).await?;
         fresh.push(took);
         example.entry("new").or_insert(report);
     }
+    let every: Vec<Duration> = [&changed, &unchanged, &fresh]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    print_latencies("every sign-in", every);
+    print_latencies("synced users, all", [&unchanged[..], &changed[..]].concat());
+    print_latencies("  of which unchanged", unchanged);
+    print_latencies("  of which display name changed", changed);
     print_latencies("new users (created on 3 targets)", fresh);
     for (label, report) in &example {
         print_requests(label, report);
     }
-    // The sign-ins left what idsync knows of the targets usable: the next run plans from it.
+    Ok(())
+}
+
+/// The sign-ins left what idsync knows of the targets usable: the next run plans from it.
+async fn next_run(
+    config: &idsync_config::Config,
+    store: &idsync_store::Store,
+) -> anyhow::Result<()> {
     let next = common::sync(
-        &config,
-        &store,
+        config,
+        store,
         RunOptions {
             dry_run: true,
             ..RunOptions::manual()
