@@ -112,10 +112,8 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn main() {
-    let users = arg("--users", 100_000);
-    let groups = arg("--groups", 2_000);
-    let memberships = arg("--memberships", 500_000);
+/// A generated source: `users` users, `groups` groups, and `memberships` spread over them.
+fn source(users: usize, groups: usize, memberships: usize) -> SourceSnapshot {
     let mut snapshot = SourceSnapshot::default();
     for i in 0..users {
         let attributes = BTreeMap::from([
@@ -159,6 +157,55 @@ fn main() {
             group.user_members.insert(u);
         }
     }
+    snapshot
+}
+
+/// The target in step with `snapshot` (every account and membership exists, all linked and
+/// managed), but for 1% of users, renamed by hand.
+fn steady_state(snapshot: &SourceSnapshot) -> (ActualState, Vec<Link>, ManagedMemberships) {
+    let mut actual = ActualState::default();
+    let mut links = Vec::new();
+    let mut managed = BTreeSet::new();
+    for (id, u) in &snapshot.users {
+        let n: usize = id[3..].parse().unwrap_or(0);
+        let name = format!("user{n}");
+        let churned = n.is_multiple_of(100);
+        actual.users.push(TargetUser {
+            key: format!("K{n}"),
+            username: if churned {
+                format!("old{n}")
+            } else {
+                name.clone()
+            },
+            email: u.attributes.get("mail").cloned(),
+            display_name: u.attributes.get("displayName").cloned(),
+            active: true,
+            attributes: BTreeMap::new(),
+            external_id: None,
+        });
+        links.push(Link::new("bench", id.clone(), format!("K{n}"), name));
+    }
+    for g in snapshot.groups.values() {
+        actual.groups.insert(g.display_name.clone());
+        let keys: BTreeSet<String> = g
+            .user_members
+            .iter()
+            .map(|u| format!("K{}", u[3..].parse::<usize>().unwrap_or(0)))
+            .collect();
+        for k in &keys {
+            managed.insert((g.display_name.clone(), k.clone()));
+        }
+        actual.memberships.insert(g.display_name.clone(), keys);
+    }
+    let managed: ManagedMemberships = managed.into_iter().collect();
+    (actual, links, managed)
+}
+
+fn main() {
+    let users = arg("--users", 100_000);
+    let groups = arg("--groups", 2_000);
+    let memberships = arg("--memberships", 500_000);
+    let snapshot = source(users, groups, memberships);
     let caps = Capabilities {
         custom_attributes: false,
         bulk_membership: false,
@@ -221,41 +268,7 @@ fn main() {
     );
 
     // Steady state: every account and membership exists; then 1% of users differ.
-    let mut actual = ActualState::default();
-    let mut links = Vec::new();
-    let mut managed = BTreeSet::new();
-    for (id, u) in &snapshot.users {
-        let n: usize = id[3..].parse().unwrap_or(0);
-        let name = format!("user{n}");
-        let churned = n.is_multiple_of(100);
-        actual.users.push(TargetUser {
-            key: format!("K{n}"),
-            username: if churned {
-                format!("old{n}")
-            } else {
-                name.clone()
-            },
-            email: u.attributes.get("mail").cloned(),
-            display_name: u.attributes.get("displayName").cloned(),
-            active: true,
-            attributes: BTreeMap::new(),
-            external_id: None,
-        });
-        links.push(Link::new("bench", id.clone(), format!("K{n}"), name));
-    }
-    for g in snapshot.groups.values() {
-        actual.groups.insert(g.display_name.clone());
-        let keys: BTreeSet<String> = g
-            .user_members
-            .iter()
-            .map(|u| format!("K{}", u[3..].parse::<usize>().unwrap_or(0)))
-            .collect();
-        for k in &keys {
-            managed.insert((g.display_name.clone(), k.clone()));
-        }
-        actual.memberships.insert(g.display_name.clone(), keys);
-    }
-    let managed: ManagedMemberships = managed.into_iter().collect();
+    let (actual, links, managed) = steady_state(&snapshot);
     let (t, ops, peak, digest) = time(&actual, &links, &managed);
     println!(
         "  steady state, 1% renamed: {ops} operations in {} ms, peak heap {:.1} MB, digest {digest:016x}",
