@@ -50,7 +50,10 @@ async fn a_full_read_is_kept_until_a_run_writes() {
     let epoch = store.target_epoch("jira").await.expect("epoch");
     assert!(save(&store, 100, epoch, b"{\"users\":[]}").await);
     let kept_state = kept(&store).await;
-    assert_eq!((kept_state.fingerprint.as_str(), kept_state.read_at), ("fp", 100));
+    assert_eq!(
+        (kept_state.fingerprint.as_str(), kept_state.read_at),
+        ("fp", 100)
+    );
     assert_eq!(kept_state.state, b"{\"users\":[]}");
     // Another target is not affected.
     assert_eq!(store.known_target_state("wiki").await.expect("read"), None);
@@ -106,7 +109,11 @@ async fn a_sign_in_patches_the_known_state_instead_of_dropping_it() {
     assert_eq!(patch(&store, "fp", read, writing, b"p1").await, Some(1));
     let kept_state = kept(&store).await;
     assert_eq!(
-        (kept_state.state.as_slice(), kept_state.epoch, kept_state.read_at),
+        (
+            kept_state.state.as_slice(),
+            kept_state.epoch,
+            kept_state.read_at
+        ),
         (&b"base"[..], writing, 100)
     );
     assert_eq!(kept_state.patches, vec![b"p1".to_vec()]);
