@@ -216,10 +216,16 @@ impl Target for ConfluenceDc {
         username: &str,
         _attributes: &[String],
     ) -> Result<Option<(TargetUser, BTreeSet<String>)>, TargetError> {
-        let Some(person) = self.user(username).await? else {
+        // Asked side by side (a sign-in waits for both); the groups are asked again by the
+        // account's own spelling in the rare case it differs from the name given.
+        let (person, groups) = futures::join!(self.user(username), self.groups_of(username));
+        let Some(person) = person? else {
             return Ok(None);
         };
-        let groups = self.groups_of(&person.username).await?;
+        let groups = match groups {
+            Ok(groups) if person.username == username => groups,
+            _ => self.groups_of(&person.username).await?,
+        };
         Ok(Some((person.into_target(), groups)))
     }
 

@@ -96,6 +96,15 @@ pub async fn lifecycle(sim: &RunningAtlassianSim) {
         .expect("exists");
     assert_eq!(one.key, key);
     assert_eq!(groups, [LICENSED.to_owned(), "devs".to_owned()].into());
+    // Given in other case: the same account and groups (asked again by its own spelling);
+    // a name nobody has is no account, whatever the groups request answered beside it.
+    let (again, same) = t
+        .read_user("ADA.L", &[])
+        .await
+        .expect("read user")
+        .expect("exists");
+    assert_eq!((again.key.as_str(), &same), (key.as_str(), &groups));
+    assert_eq!(t.read_user("nobody", &[]).await.expect("read"), None);
 
     // Deprovisioning removes the licensed groups only; reactivating gives one back.
     assert_eq!(ok(t, deactivate(&key, "ada.l")).await, Applied::Done);

@@ -70,6 +70,13 @@ async fn full_lifecycle() {
         .expect("exists");
     assert_eq!(one.key, key);
     assert!(groups.contains("writers"));
+    // Given in other case: the same account and groups (asked again by its own spelling).
+    let (again, same) = t
+        .read_user("ADA", &[])
+        .await
+        .expect("read user")
+        .expect("exists");
+    assert_eq!((again.key.as_str(), &same), (key.as_str(), &groups));
     assert_eq!(t.read_user("nobody", &[]).await.expect("read"), None);
 
     ok(t, deactivate(&key, "ada")).await;
