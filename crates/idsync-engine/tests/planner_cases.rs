@@ -449,12 +449,8 @@ fn a_linked_user_with_a_blank_username_keeps_the_account() {
     );
 }
 
-/// A source group whose members could not be read (Entra: hidden membership without
-/// Member.Read.Hidden) removes nobody: not from the target group it feeds (under `enforce`
-/// either), and no account is deprovisioned for having left a scope that goes through it.
-/// Users gone from the source altogether still are.
-#[test]
-fn a_source_group_with_unknown_members_removes_nobody() {
+/// ada and bob at the source, with "Hidden class" (no members readable) and "Open team" (bob).
+fn ada_and_bob_with_a_hidden_and_an_open_group() -> SourceSnapshot {
     let mut snapshot = SourceSnapshot::default();
     for u in [
         upn_user("u1", "ada@x.example"),
@@ -469,7 +465,12 @@ fn a_source_group_with_unknown_members_removes_nobody() {
     for g in [hidden, open] {
         snapshot.groups.insert(g.id.clone(), g);
     }
-    let actual = ActualState {
+    snapshot
+}
+
+/// ada, bob, cyd and dan on the target; ada and bob in "Hidden class", bob in "Open team".
+fn four_accounts_in_both_groups() -> ActualState {
+    ActualState {
         users: vec![
             account("k1", "ada", "ada@x.example"),
             account("k2", "bob", "bob@x.example"),
@@ -485,7 +486,39 @@ fn a_source_group_with_unknown_members_removes_nobody() {
             ("Open team".to_owned(), BTreeSet::from(["k2".to_owned()])),
         ]),
         ..ActualState::default()
-    };
+    }
+}
+
+/// The plan's membership removals, as (group, user).
+fn removals(p: &TargetPlan) -> Vec<(String, String)> {
+    p.operations
+        .iter()
+        .filter_map(|o| match &o.op {
+            Operation::RemoveMembership { group, user, .. } => Some((group.clone(), user.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The users the plan deactivates.
+fn deactivated(p: &TargetPlan) -> Vec<String> {
+    p.operations
+        .iter()
+        .filter_map(|o| match &o.op {
+            Operation::DeactivateUser { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A source group whose members could not be read (Entra: hidden membership without
+/// Member.Read.Hidden) removes nobody: not from the target group it feeds (under `enforce`
+/// either), and no account is deprovisioned for having left a scope that goes through it.
+/// Users gone from the source altogether still are.
+#[test]
+fn a_source_group_with_unknown_members_removes_nobody() {
+    let mut snapshot = ada_and_bob_with_a_hidden_and_an_open_group();
+    let actual = four_accounts_in_both_groups();
     let links = [
         link("u1", "k1", "ada"),
         link("u2", "k2", "bob"),
@@ -532,26 +565,6 @@ fn a_source_group_with_unknown_members_removes_nobody() {
             groups: &groups,
             nested_groups: true,
         })
-    };
-    let removals = |p: &TargetPlan| -> Vec<(String, String)> {
-        p.operations
-            .iter()
-            .filter_map(|o| match &o.op {
-                Operation::RemoveMembership { group, user, .. } => {
-                    Some((group.clone(), user.clone()))
-                }
-                _ => None,
-            })
-            .collect()
-    };
-    let deactivated = |p: &TargetPlan| -> Vec<String> {
-        p.operations
-            .iter()
-            .filter_map(|o| match &o.op {
-                Operation::DeactivateUser { user, .. } => Some(user.clone()),
-                _ => None,
-            })
-            .collect()
     };
 
     // Taken at its word, the empty group would empty its target group and cyd, outside the

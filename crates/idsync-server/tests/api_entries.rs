@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use common::harness::{App, World, add_user, tenant};
 use common::{Service, next_finished, on_clock};
+use idsync_config::Config;
 use idsync_model::TargetKind;
 use idsync_runner::{RunStatus, Trigger};
 use idsync_server::{ManualClock, ServeOptions};
+use idsync_store::Store;
 use idsync_store::sealed::KeySource;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -124,6 +126,180 @@ fn hr_app(tenant: &graph_sim::RunningGraphSim, extra: Value) -> Value {
     app
 }
 
+/// Creates the `wiki` target (Confluence) and the `hr` app through the API, and checks their
+/// answers (provisioned by the API, secrets masked) and the list (after the file's app).
+async fn create_wiki_and_hr(
+    service: &Service,
+    w: &World,
+    hr: &graph_sim::RunningGraphSim,
+    confluence_token: &str,
+) {
+    let (status, target) = service
+        .post(
+            "/api/v1/targets",
+            json!({
+                "name": "wiki",
+                "kind": "confluence-dc",
+                "base_url": w.atl.confluence_url(),
+                "token": confluence_token,
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{target}");
+    assert_eq!(target["provisioned"], "api");
+    assert_eq!(target["credentials"], "********");
+    assert_eq!(target["entry"]["token"], "********");
+    let (status, app) = service.post("/api/v1/apps", hr_app(hr, json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["provisioned"], "api");
+    assert_eq!(app["client_secret"], "********");
+    assert_eq!(app["targets"], json!(["wiki"]));
+    let (_, listed) = service.get("/api/v1/apps").await;
+    let names: Vec<&str> = listed["apps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|a| a["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["main", "hr"]);
+    let (_, file_app) = service.get("/api/v1/apps/main").await;
+    assert_eq!(file_app["provisioned"], "file");
+    assert!(file_app.get("entry").is_none());
+}
+
+/// Checks that the database holds sealed values and none of `secrets` in plain text.
+fn assert_sealed_in_store(data_dir: &Path, secrets: &[&str]) {
+    let db = database_bytes(data_dir);
+    assert!(contains(&db, "v1:"), "the sealed values are in the store");
+    for secret in secrets {
+        assert!(
+            !contains(&db, secret),
+            "{secret} in plain text in the database"
+        );
+    }
+}
+
+/// Checks that a restart over sealed secrets is refused with the wrong key, and with the key
+/// file moved away (no new key made over them); puts the key file back after.
+async fn assert_restarts_refused_without_the_key(
+    w: &World,
+    config: &Config,
+    store: &Store,
+    token: &str,
+    clock: &ManualClock,
+) {
+    let wrong_key = ServeOptions {
+        secret_key: Some(KeySource::Env("ab".repeat(32))),
+        ..on_clock(clock)
+    };
+    let e = Service::start_on(w, config, store, Some(token), wrong_key)
+        .await
+        .err()
+        .expect("the wrong key is refused");
+    let message = format!("{e:#}");
+    assert!(
+        message.contains("IDSYNC_SECRET_KEY")
+            && (message.contains("app:hr:client_secret") || message.contains("target:wiki:token")),
+        "{message}"
+    );
+    let data_dir = w.dir.path().join("data");
+    let key_file = data_dir.join("secret.key");
+    let aside = data_dir.join("secret.key.aside");
+    std::fs::rename(&key_file, &aside).expect("key moved away");
+    let e = Service::start_on(w, config, store, Some(token), on_clock(clock))
+        .await
+        .err()
+        .expect("no key");
+    let message = format!("{e:#}");
+    assert!(
+        message.contains("secret.key") && message.contains("Restore"),
+        "{message}"
+    );
+    assert!(
+        !key_file.exists(),
+        "no new key was made over sealed secrets"
+    );
+    std::fs::rename(&aside, &key_file).expect("key restored");
+}
+
+/// Gives `hr` a 30-minute schedule through the API, waits until it shows a next run, moves the
+/// clock past it and checks that the scheduler ran `hr` to the end.
+async fn schedule_hr_and_see_it_run(
+    service: &Service,
+    hr: &graph_sim::RunningGraphSim,
+    clock: &ManualClock,
+) {
+    let (status, app) = service
+        .put(
+            "/api/v1/apps/hr",
+            hr_app(hr, json!({"client_secret": "********", "schedule": "30m"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    let mut events = service.running.coordinator.subscribe();
+    let mut next_run = Value::Null;
+    for _ in 0..100 {
+        next_run = service.get("/api/v1/apps/hr").await.1["next_run"].clone();
+        if next_run.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(next_run.is_string(), "the app is scheduled");
+    clock.advance(Duration::from_secs(40 * 60));
+    let scheduled = next_finished(&mut events).await;
+    assert_eq!(
+        (scheduled.app.as_str(), scheduled.trigger),
+        ("hr", Trigger::Schedule)
+    );
+    assert_eq!(scheduled.outcome.expect("works").status, RunStatus::Done);
+}
+
+/// Deletes `wiki` (refused while `hr` feeds it), then `hr` (its 4 runs stay in the history),
+/// then `wiki`, leaving the file's target alone.
+async fn delete_hr_then_wiki(service: &Service) {
+    let (status, body) = service.delete("/api/v1/targets/wiki").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "in_use");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"hr\""),
+        "{body}"
+    );
+    let (status, _) = service.delete("/api/v1/apps/hr").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = service.get("/api/v1/apps/hr").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(service.running.next_runs.get("hr").is_none());
+    let (_, history) = service.get("/api/v1/runs?app=hr").await;
+    assert_eq!(
+        history["runs"].as_array().map_or(0, Vec::len),
+        4,
+        "{history}"
+    );
+    let (status, _) = service.delete("/api/v1/targets/wiki").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, targets) = service.get("/api/v1/targets").await;
+    assert_eq!(targets["targets"].as_array().map_or(0, Vec::len), 1);
+}
+
+/// Checks that none of `secrets` is in the API's answers, the database or the logs (and that
+/// the logs were captured at all).
+fn assert_secrets_nowhere(secrets: &[&str], answers: &Mutex<String>, data_dir: &Path, logs: &Logs) {
+    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let db = database_bytes(data_dir);
+    let logged = logs.text();
+    assert!(
+        logged.contains("created through the admin API"),
+        "logs were captured"
+    );
+    for secret in secrets {
+        assert!(!answers.contains(secret), "{secret} in an API answer");
+        assert!(!contains(&db, secret), "{secret} in the database");
+        assert!(!logged.contains(secret), "{secret} in the logs");
+    }
+}
+
 #[tokio::test]
 async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_and_keep_their_secrets()
  {
@@ -140,9 +316,8 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     let config = w.write_config(&[App::new(&file_tenant, "targets = [\"jira\"]\n")]);
     let store = w.store(&config).await.clone();
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let options = || on_clock(&clock);
     let answers: Arc<Mutex<String>> = Arc::default();
-    let service = Service::start_on(&w, &config, &store, None, options())
+    let service = Service::start_on(&w, &config, &store, None, on_clock(&clock))
         .await
         .expect("starts")
         .keeping_answers_in(&answers);
@@ -151,35 +326,7 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     let secrets = [CLIENT_SECRET, confluence_token.as_str()];
 
     // A target and an app, created.
-    let (status, target) = service
-        .post(
-            "/api/v1/targets",
-            json!({
-                "name": "wiki",
-                "kind": "confluence-dc",
-                "base_url": w.atl.confluence_url(),
-                "token": confluence_token,
-            }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{target}");
-    assert_eq!(target["provisioned"], "api");
-    assert_eq!(target["credentials"], "********");
-    assert_eq!(target["entry"]["token"], "********");
-    let (status, app) = service.post("/api/v1/apps", hr_app(&hr, json!({}))).await;
-    assert_eq!(status, StatusCode::CREATED, "{app}");
-    assert_eq!(app["provisioned"], "api");
-    assert_eq!(app["client_secret"], "********");
-    assert_eq!(app["targets"], json!(["wiki"]));
-    let (_, listed) = service.get("/api/v1/apps").await;
-    let names: Vec<&str> = listed["apps"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|a| a["name"].as_str()).collect())
-        .unwrap_or_default();
-    assert_eq!(names, ["main", "hr"]);
-    let (_, file_app) = service.get("/api/v1/apps/main").await;
-    assert_eq!(file_app["provisioned"], "file");
-    assert!(file_app.get("entry").is_none());
+    create_wiki_and_hr(&service, &w, &hr, &confluence_token).await;
 
     // Their connections test as the file's do.
     let (_, probe) = service.post("/api/v1/targets/wiki/test", json!({})).await;
@@ -196,49 +343,12 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
 
     // The store holds them sealed.
     let data_dir = w.dir.path().join("data");
-    let db = database_bytes(&data_dir);
-    assert!(contains(&db, "v1:"), "the sealed values are in the store");
-    for secret in secrets {
-        assert!(
-            !contains(&db, secret),
-            "{secret} in plain text in the database"
-        );
-    }
+    assert_sealed_in_store(&data_dir, &secrets);
 
     // A restart on the same store and key has them again, working.
     assert!(service.running.shutdown().await);
-    let wrong_key = ServeOptions {
-        secret_key: Some(KeySource::Env("ab".repeat(32))),
-        ..options()
-    };
-    let e = Service::start_on(&w, &config, &store, Some(&token), wrong_key)
-        .await
-        .err()
-        .expect("the wrong key is refused");
-    let message = format!("{e:#}");
-    assert!(
-        message.contains("IDSYNC_SECRET_KEY")
-            && (message.contains("app:hr:client_secret") || message.contains("target:wiki:token")),
-        "{message}"
-    );
-    let key_file = data_dir.join("secret.key");
-    let aside = data_dir.join("secret.key.aside");
-    std::fs::rename(&key_file, &aside).expect("key moved away");
-    let e = Service::start_on(&w, &config, &store, Some(&token), options())
-        .await
-        .err()
-        .expect("no key");
-    let message = format!("{e:#}");
-    assert!(
-        message.contains("secret.key") && message.contains("Restore"),
-        "{message}"
-    );
-    assert!(
-        !key_file.exists(),
-        "no new key was made over sealed secrets"
-    );
-    std::fs::rename(&aside, &key_file).expect("key restored");
-    let service = Service::start_on(&w, &config, &store, Some(&token), options())
+    assert_restarts_refused_without_the_key(&w, &config, &store, &token, &clock).await;
+    let service = Service::start_on(&w, &config, &store, Some(&token), on_clock(&clock))
         .await
         .expect("restarts")
         .keeping_answers_in(&answers);
@@ -267,72 +377,60 @@ async fn apps_and_targets_created_through_the_api_sync_change_survive_a_restart_
     assert!(!on_wiki(&w, "hank@fabrikam.com"));
 
     // A schedule given: the scheduler follows it at once.
-    let (status, app) = service
-        .put(
-            "/api/v1/apps/hr",
-            hr_app(&hr, json!({"client_secret": "********", "schedule": "30m"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{app}");
-    let mut events = service.running.coordinator.subscribe();
-    let mut next_run = Value::Null;
-    for _ in 0..100 {
-        next_run = service.get("/api/v1/apps/hr").await.1["next_run"].clone();
-        if next_run.is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(next_run.is_string(), "the app is scheduled");
-    clock.advance(Duration::from_secs(40 * 60));
-    let scheduled = next_finished(&mut events).await;
-    assert_eq!(
-        (scheduled.app.as_str(), scheduled.trigger),
-        ("hr", Trigger::Schedule)
-    );
-    assert_eq!(scheduled.outcome.expect("works").status, RunStatus::Done);
+    schedule_hr_and_see_it_run(&service, &hr, &clock).await;
     assert!(on_wiki(&w, "hank@fabrikam.com"));
 
     // A target an app feeds stays; the app goes, its history stays; then the target goes.
-    let (status, body) = service.delete("/api/v1/targets/wiki").await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["code"], "in_use");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("\"hr\""),
-        "{body}"
-    );
-    let (status, _) = service.delete("/api/v1/apps/hr").await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = service.get("/api/v1/apps/hr").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(service.running.next_runs.get("hr").is_none());
-    let (_, history) = service.get("/api/v1/runs?app=hr").await;
-    assert_eq!(
-        history["runs"].as_array().map_or(0, Vec::len),
-        4,
-        "{history}"
-    );
-    let (status, _) = service.delete("/api/v1/targets/wiki").await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, targets) = service.get("/api/v1/targets").await;
-    assert_eq!(targets["targets"].as_array().map_or(0, Vec::len), 1);
+    delete_hr_then_wiki(&service).await;
     assert!(service.running.shutdown().await);
 
     // Nowhere in plain text: answers, database, logs.
-    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let db = database_bytes(&data_dir);
-    let logged = logs.text();
-    assert!(
-        logged.contains("created through the admin API"),
-        "logs were captured"
-    );
-    for secret in secrets {
-        assert!(!answers.contains(secret), "{secret} in an API answer");
-        assert!(!contains(&db, secret), "{secret} in the database");
-        assert!(!logged.contains(secret), "{secret} in the logs");
+    assert_secrets_nowhere(&secrets, &answers, &data_dir, &logs);
+}
+
+/// An app entry `api-app` on `tenant`, with `extra` fields put over it.
+fn api_app(tenant: &graph_sim::RunningGraphSim, extra: Value) -> Value {
+    let creds = tenant.credentials();
+    let mut app = json!({
+        "name": "api-app",
+        "kind": "entra",
+        "tenant_id": creds.tenant_id,
+        "client_id": creds.client_id,
+        "client_secret": "s",
+        "authority_url": tenant.authority_url(),
+        "graph_url": tenant.graph_url(),
+    });
+    if let (Some(app), Value::Object(extra)) = (app.as_object_mut(), extra) {
+        app.extend(extra);
+    }
+    app
+}
+
+/// Checks that each of a set of bad app entries is refused as invalid, naming its field.
+async fn assert_each_problem_names_its_field(
+    service: &Service,
+    tenant: &graph_sim::RunningGraphSim,
+) {
+    for (extra, field) in [
+        (json!({"client_id": "not-a-guid"}), "client_id"),
+        (json!({"targets": ["nope"]}), "targets"),
+        (json!({"schedule": "every tuesday"}), "schedule"),
+        (
+            json!({"users": {"username": {"replace": [{"pattern": "([", "with": ""}]}}}),
+            "users.username.replace[0].pattern",
+        ),
+        (json!({"client_secret": null}), "client_secret"),
+        (json!({"colour": "blue"}), "colour"),
+        (json!({"client_secret": "env:HOME"}), "client_secret"),
+        (json!({"name": "has space"}), "name"),
+    ] {
+        let (status, body) = service
+            .post("/api/v1/apps", api_app(tenant, extra.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {body}");
+        assert_eq!(body["error"]["code"], "invalid", "{body}");
+        let got = body["error"]["field"].as_str().unwrap_or_default();
+        assert!(got.starts_with(field), "{extra}: field {got:?} in {body}");
     }
 }
 
@@ -358,42 +456,10 @@ async fn entries_are_checked_as_the_file_is_and_what_the_file_provisions_stays_a
         .await
         .expect("starts");
     let creds = tenant.credentials();
-    let app = |extra: Value| {
-        let mut app = json!({
-            "name": "api-app",
-            "kind": "entra",
-            "tenant_id": creds.tenant_id,
-            "client_id": creds.client_id,
-            "client_secret": "s",
-            "authority_url": tenant.authority_url(),
-            "graph_url": tenant.graph_url(),
-        });
-        if let (Some(app), Value::Object(extra)) = (app.as_object_mut(), extra) {
-            app.extend(extra);
-        }
-        app
-    };
+    let app = |extra: Value| api_app(&tenant, extra);
 
     // Each problem comes back with its field, in the entry.
-    for (extra, field) in [
-        (json!({"client_id": "not-a-guid"}), "client_id"),
-        (json!({"targets": ["nope"]}), "targets"),
-        (json!({"schedule": "every tuesday"}), "schedule"),
-        (
-            json!({"users": {"username": {"replace": [{"pattern": "([", "with": ""}]}}}),
-            "users.username.replace[0].pattern",
-        ),
-        (json!({"client_secret": null}), "client_secret"),
-        (json!({"colour": "blue"}), "colour"),
-        (json!({"client_secret": "env:HOME"}), "client_secret"),
-        (json!({"name": "has space"}), "name"),
-    ] {
-        let (status, body) = service.post("/api/v1/apps", app(extra.clone())).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {body}");
-        assert_eq!(body["error"]["code"], "invalid", "{body}");
-        let got = body["error"]["field"].as_str().unwrap_or_default();
-        assert!(got.starts_with(field), "{extra}: field {got:?} in {body}");
-    }
+    assert_each_problem_names_its_field(&service, &tenant).await;
     let (status, body) = service.post("/api/v1/apps", json!([1, 2])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = service

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use atlassian_sim::{AtlassianSim, Product, RunningAtlassianSim, SimConfig, SimUser};
 use graph_sim::{GraphSim, RunningGraphSim, TenantSpec};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// A config file for the simulator in a fresh folder; `secret` overrides the right one.
 fn write_config(sim: &RunningGraphSim, name: &str, secret: Option<&str>, extra: &str) -> PathBuf {
@@ -754,33 +754,21 @@ async fn a_scope_group_the_tenant_lacks_or_shares_is_a_config_error() {
     cleanup(&config);
 }
 
-/// `idsync check` looks the Jira default leads up on the target: a missing or inactive one
-/// fails the check (exit 1) naming the app, target, field and fix; an active one is fine. An
-/// override's `users` table decides for its target.
-#[tokio::test]
-async fn jira_default_leads_must_be_active_accounts() {
-    let sim = small_tenant().await;
-    let atl = AtlassianSim::new(SimConfig::default())
-        .start()
-        .await
-        .expect("atlassian-sim starts");
-    let targets = format!(
+/// The `[[targets]]` of the leads tests: `jira` (Jira DC) and `wiki` (Confluence DC) on `atl`.
+fn jira_and_wiki_targets(atl: &RunningAtlassianSim) -> String {
+    format!(
         "[[targets]]\nname = \"jira\"\nkind = \"jira-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n\n\
          [[targets]]\nname = \"wiki\"\nkind = \"confluence-dc\"\nbase_url = \"{}\"\ntoken = \"{}\"\n",
         atl.jira_url(),
         atl.config().jira_token,
         atl.confluence_url(),
         atl.config().confluence_token,
-    );
-    let config = write_config(
-        &sim,
-        "leads",
-        None,
-        &format!("[apps.users]\ndefault_project_lead = \"jira-admin\"\n\n{targets}"),
-    );
-    let path = config.to_str().expect("utf-8 path");
+    )
+}
 
-    // Missing.
+/// Checks that `idsync check` on `path` fails (exit 1) for the missing `jira-admin` lead of
+/// jira, in its messages and in its JSON (only Jira asked).
+async fn assert_missing_lead_reported(path: &str) {
     let out = idsync(&["check", "--config", path]).await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -808,6 +796,45 @@ async fn jira_default_leads_must_be_active_accounts() {
     assert_eq!(lead["username"], "jira-admin");
     assert_eq!(lead["status"], "missing");
     assert_eq!(lead["ok"], false);
+}
+
+/// The leads of a check's JSON, as (field, username, status).
+fn lead_statuses(doc: &Value) -> Vec<(&str, &str, &str)> {
+    doc["leads"]
+        .as_array()
+        .expect("leads")
+        .iter()
+        .map(|l| {
+            (
+                l["field"].as_str().unwrap_or_default(),
+                l["username"].as_str().unwrap_or_default(),
+                l["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `idsync check` looks the Jira default leads up on the target: a missing or inactive one
+/// fails the check (exit 1) naming the app, target, field and fix; an active one is fine. An
+/// override's `users` table decides for its target.
+#[tokio::test]
+async fn jira_default_leads_must_be_active_accounts() {
+    let sim = small_tenant().await;
+    let atl = AtlassianSim::new(SimConfig::default())
+        .start()
+        .await
+        .expect("atlassian-sim starts");
+    let targets = jira_and_wiki_targets(&atl);
+    let config = write_config(
+        &sim,
+        "leads",
+        None,
+        &format!("[apps.users]\ndefault_project_lead = \"jira-admin\"\n\n{targets}"),
+    );
+    let path = config.to_str().expect("utf-8 path");
+
+    // Missing.
+    assert_missing_lead_reported(path).await;
 
     // Present and active.
     atl.seed_user(Product::Jira, SimUser::new("jira-admin"));
@@ -845,18 +872,7 @@ async fn jira_default_leads_must_be_active_accounts() {
     let out = idsync(&["check", "--config", path, "--json"]).await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
     let doc = document(&out);
-    let leads: Vec<(&str, &str, &str)> = doc["leads"]
-        .as_array()
-        .expect("leads")
-        .iter()
-        .map(|l| {
-            (
-                l["field"].as_str().unwrap_or_default(),
-                l["username"].as_str().unwrap_or_default(),
-                l["status"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let leads = lead_statuses(&doc);
     assert_eq!(
         leads,
         vec![

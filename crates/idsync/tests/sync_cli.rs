@@ -199,19 +199,14 @@ async fn world() -> (RunningGraphSim, RunningAtlassianSim, Vec<String>) {
     (graph, atl, ids)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_plan_then_apply_then_nothing_then_history() {
-    let (graph, atl, _ids) = world().await;
-    let config = write_config("plan", &graph, &atl, 100.0);
-    let config = config.to_str().expect("utf-8 path");
-
-    // The dry run prints the plan, operation by operation, and changes nothing.
-    let (plan, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 0).await;
+/// Checks the dry run's answer: planned, both targets' first plans, each target's operations
+/// in plan order (groups, users, memberships).
+fn assert_first_plan(plan: &Value) {
     assert_eq!(plan["status"], "planned");
     assert_eq!(plan["dry_run"], true);
     let mut expected = expected_first_plan("jira");
     expected.extend(expected_first_plan("bitbucket"));
-    let mut got = operations(&plan);
+    let mut got = operations(plan);
     got.sort_by(|a, b| (a.1 == "bitbucket", a).cmp(&(b.1 == "bitbucket", b)));
     let mut want = expected.clone();
     want.sort_by(|a, b| (a.1 == "bitbucket", a).cmp(&(b.1 == "bitbucket", b)));
@@ -235,6 +230,43 @@ async fn dry_run_plan_then_apply_then_nothing_then_history() {
             ]
         );
     }
+}
+
+/// Checks that the history lists the four runs (plan, apply, plan, apply), newest first, all
+/// of `corp`.
+fn assert_history_of_four_runs(history: &Value) {
+    let runs = history["runs"].as_array().expect("runs");
+    let statuses: Vec<(&str, bool)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap_or(""),
+                r["dry_run"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("done", false),
+            ("planned", true),
+            ("done", false),
+            ("planned", true)
+        ],
+        "{history:#}"
+    );
+    assert!(runs.iter().all(|r| r["app"] == "corp"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plan_then_apply_then_nothing_then_history() {
+    let (graph, atl, _ids) = world().await;
+    let config = write_config("plan", &graph, &atl, 100.0);
+    let config = config.to_str().expect("utf-8 path");
+
+    // The dry run prints the plan, operation by operation, and changes nothing.
+    let (plan, _) = run(&["sync", "--config", config, "--dry-run", "--json"], 0).await;
+    assert_first_plan(&plan);
     assert!(
         atl.users(Product::Jira).is_empty(),
         "a dry run changes nothing"
@@ -272,27 +304,7 @@ async fn dry_run_plan_then_apply_then_nothing_then_history() {
 
     // The history lists the runs, newest first.
     let (history, _) = run(&["history", "--config", config, "--json"], 0).await;
-    let runs = history["runs"].as_array().expect("runs");
-    let statuses: Vec<(&str, bool)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap_or(""),
-                r["dry_run"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![
-            ("done", false),
-            ("planned", true),
-            ("done", false),
-            ("planned", true)
-        ],
-        "{history:#}"
-    );
-    assert!(runs.iter().all(|r| r["app"] == "corp"));
+    assert_history_of_four_runs(&history);
     // One run in detail, with its operations.
     let applied_id = applied["run_id"].as_i64().expect("run id").to_string();
     let (detail, _) = run(

@@ -1,12 +1,74 @@
 //! `jira-dc` against the simulated Jira DC REST v2.
 
-use atlassian_sim::{Product, RateLimit, SimUser};
+use atlassian_sim::{Product, RateLimit, RunningAtlassianSim, SimUser};
 use idsync_config::Secret;
-use idsync_model::{Applied, LeadKind, Operation, TargetErrorKind, TargetKind};
+use idsync_model::{Applied, LeadKind, Operation, Target, TargetErrorKind, TargetKind};
 
 use crate::common::*;
 
 const JIRA: TargetKind = TargetKind::JiraDc;
+
+/// Checks what read_state and read_user see of ada (as `ada.l`, with her cost center and in
+/// `devs`), and that read_user finds nobody who is not there.
+async fn assert_ada_read_back(t: &dyn Target, key: &str) {
+    let state = t
+        .read_state(&["costCenter".to_owned()])
+        .await
+        .expect("read state");
+    let read = state
+        .users
+        .iter()
+        .find(|u| u.key == key)
+        .expect("ada in state");
+    assert_eq!(read.username, "ada.l");
+    assert_eq!(read.email.as_deref(), Some("ada@new.example"));
+    assert_eq!(read.attributes["costCenter"], "4711");
+    assert!(state.memberships["devs"].contains(key));
+    let (one, groups) = t
+        .read_user("ada.l", &["costCenter".to_owned()])
+        .await
+        .expect("read user")
+        .expect("exists");
+    assert_eq!(one.key, key);
+    assert!(groups.contains("devs"));
+    assert_eq!(t.read_user("nobody", &[]).await.expect("read"), None);
+}
+
+/// Makes `ada.l` lead a project and a component, checks that read_state lists both and that
+/// her deactivation is refused, then hands both over to `boss`.
+async fn hand_over_the_leads_of_ada(t: &dyn Target, sim: &RunningAtlassianSim, key: &str) {
+    sim.add_project("PRJ", "Project", "ada.l");
+    let component = sim.add_component("PRJ", "Backend", Some("ada.l"));
+    let state = t.read_state(&[]).await.expect("read state");
+    assert!(
+        state
+            .leads
+            .iter()
+            .any(|l| l.kind == LeadKind::Project && l.id == "PRJ" && l.lead == "ada.l")
+    );
+    assert!(state.leads.iter().any(|l| l.kind == LeadKind::Component
+        && l.id == component.to_string()
+        && l.lead == "ada.l"));
+    let refused = fails(t, deactivate(key, "ada.l")).await;
+    assert_eq!(refused.kind, TargetErrorKind::Rejected, "{refused}");
+    for (kind, id) in [
+        (LeadKind::Project, "PRJ".to_owned()),
+        (LeadKind::Component, component.to_string()),
+    ] {
+        ok(
+            t,
+            Operation::HandOverLead {
+                kind,
+                id,
+                user: "ada.l".into(),
+                new_lead: "boss".into(),
+            },
+        )
+        .await;
+    }
+    assert_eq!(sim.project_lead("PRJ"), "boss");
+    assert_eq!(sim.component_lead(component).as_deref(), Some("boss"));
+}
 
 #[tokio::test]
 async fn full_lifecycle() {
@@ -66,61 +128,11 @@ async fn full_lifecycle() {
     );
     assert_eq!(sim.members(Product::Jira, "devs"), vec!["ada.l".to_owned()]);
 
-    // What read_state sees.
-    let state = t
-        .read_state(&["costCenter".to_owned()])
-        .await
-        .expect("read state");
-    let read = state
-        .users
-        .iter()
-        .find(|u| u.key == key)
-        .expect("ada in state");
-    assert_eq!(read.username, "ada.l");
-    assert_eq!(read.email.as_deref(), Some("ada@new.example"));
-    assert_eq!(read.attributes["costCenter"], "4711");
-    assert!(state.memberships["devs"].contains(&key));
-    let (one, groups) = t
-        .read_user("ada.l", &["costCenter".to_owned()])
-        .await
-        .expect("read user")
-        .expect("exists");
-    assert_eq!(one.key, key);
-    assert!(groups.contains("devs"));
-    assert_eq!(t.read_user("nobody", &[]).await.expect("read"), None);
+    // What read_state and read_user see.
+    assert_ada_read_back(t, &key).await;
 
     // Leads: Jira refuses to deactivate a project lead, so the lead is handed over first.
-    sim.add_project("PRJ", "Project", "ada.l");
-    let component = sim.add_component("PRJ", "Backend", Some("ada.l"));
-    let state = t.read_state(&[]).await.expect("read state");
-    assert!(
-        state
-            .leads
-            .iter()
-            .any(|l| l.kind == LeadKind::Project && l.id == "PRJ" && l.lead == "ada.l")
-    );
-    assert!(state.leads.iter().any(|l| l.kind == LeadKind::Component
-        && l.id == component.to_string()
-        && l.lead == "ada.l"));
-    let refused = fails(t, deactivate(&key, "ada.l")).await;
-    assert_eq!(refused.kind, TargetErrorKind::Rejected, "{refused}");
-    for (kind, id) in [
-        (LeadKind::Project, "PRJ".to_owned()),
-        (LeadKind::Component, component.to_string()),
-    ] {
-        ok(
-            t,
-            Operation::HandOverLead {
-                kind,
-                id,
-                user: "ada.l".into(),
-                new_lead: "boss".into(),
-            },
-        )
-        .await;
-    }
-    assert_eq!(sim.project_lead("PRJ"), "boss");
-    assert_eq!(sim.component_lead(component).as_deref(), Some("boss"));
+    hand_over_the_leads_of_ada(t, &sim, &key).await;
 
     // Deactivate and reactivate.
     ok(t, deactivate(&key, "ada.l")).await;

@@ -1,7 +1,9 @@
 //! Username, email and display-name mapping with transforms and fall-backs, and custom
 //! attributes (Jira user properties; a warning, once, on targets that have none).
 
+use idsync_config::Config;
 use idsync_model::{Operation, OperationKind as K, TargetKind};
+use idsync_runner::RunReport;
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -35,16 +37,16 @@ fn has_custom_attributes(kind: TargetKind) -> bool {
     matches!(kind, TargetKind::JiraDc | TargetKind::AtlassianCloud)
 }
 
-async fn attribute_mapping(kind: TargetKind) {
-    let tenant = tenant().await;
-    let cost_center = tenant.extension_property("costCenter");
+/// Adds ada (no mail, a given name, the on-premises name, a department, a cost center and a
+/// badge) and bob (a mail, none of the others) to the tenant; their ids.
+fn add_ada_and_bob(tenant: &graph_sim::RunningGraphSim, cost_center: &str) -> (String, String) {
     let mut ada = new_user("Ada.Lovelace@contoso.com");
     ada.mail = None;
     ada.given_name = Some("Ada".into());
     ada.extra = serde_json::from_value(json!({
         "onPremisesSamAccountName": "ALOVELACE",
         "department": "R&D",
-        cost_center.clone(): "CC-42",
+        cost_center: "CC-42",
         "onPremisesExtensionAttributes": {"extensionAttribute3": "badge-7"},
     }))
     .expect("properties");
@@ -52,10 +54,14 @@ async fn attribute_mapping(kind: TargetKind) {
     let mut bob = new_user("Bob.Smith@contoso.com");
     bob.mail = Some("bob@mail.contoso.com".into());
     let bob = tenant.add_user(bob).expect("bob");
-    let w = World::new(&[kind]).await;
-    let name = target_name(kind);
-    let config = w.write_config(&[App::new(
-        &tenant,
+    (ada, bob)
+}
+
+/// The app mapping username (on-premises name, else the UPN, transformed), email, display name
+/// (with fall-backs) and three custom attributes, written.
+fn mapping_config(w: &World, tenant: &graph_sim::RunningGraphSim, cost_center: &str) -> Config {
+    w.write_config(&[App::new(
+        tenant,
         format!(
             r#"
 [apps.users]
@@ -71,32 +77,18 @@ lowercase = true
 replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
 "#
         ),
-    )]);
+    )])
+}
 
-    let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        w.usernames(kind),
-        vec!["alovelace", "smith_bob"],
-        "{}",
-        pretty(&report)
-    );
-    let a = w.user(kind, "alovelace").expect("ada");
-    assert!(
-        a.email.eq_ignore_ascii_case("Ada.Lovelace@contoso.com"),
-        "email falls back to the UPN: {}",
-        a.email
-    );
-    assert_eq!(a.display_name, "Ada");
-    let b = w.user(kind, "smith_bob").expect("bob");
-    assert_eq!(b.email, "bob@mail.contoso.com");
-    assert_eq!(b.display_name, "Bob Smith", "display name falls back");
-
-    let warned: Vec<_> = warnings(&report, name)
+/// Checks the custom attributes after the first run: on the target where it has them (none
+/// for bob), else one warning naming them.
+fn assert_first_attributes(w: &World, kind: TargetKind, report: &RunReport, name: &str) {
+    let warned: Vec<_> = warnings(report, name)
         .into_iter()
         .filter(|w| w.contains("no custom attributes"))
         .collect();
     if has_custom_attributes(kind) {
-        let attr = |user: &str, name: &str| attribute(&w, kind, user, name);
+        let attr = |user: &str, name: &str| attribute(w, kind, user, name);
         assert_eq!(attr("alovelace", "organization").as_deref(), Some("CC-42"));
         assert_eq!(attr("alovelace", "title").as_deref(), Some("badge-7"));
         assert_eq!(attr("alovelace", "department").as_deref(), Some("R&D"));
@@ -105,29 +97,16 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         }
         assert!(warned.is_empty(), "{warned:?}");
     } else {
-        assert_eq!(
-            warned.len(),
-            1,
-            "warned once: {:?}",
-            warnings(&report, name)
-        );
+        assert_eq!(warned.len(), 1, "warned once: {:?}", warnings(report, name));
         assert!(warned[0].contains("organization"));
     }
-    w.assert_converged(&config).await;
+}
 
-    // A changed and a removed attribute.
-    tenant
-        .update_user(
-            &ada,
-            json!({"department": "Engineering", cost_center.clone(): null}),
-        )
-        .expect("updated");
-    tenant
-        .update_user(&bob, json!({"department": "Sales"}))
-        .expect("updated");
-    let report = w.sync_ok(&config, "main").await;
+/// Checks the run after ada's department changed and cost center went and bob's department
+/// came: the attribute operations and the target's values, or no operation at all.
+fn assert_changed_attributes(w: &World, kind: TargetKind, report: &RunReport, name: &str) {
     if has_custom_attributes(kind) {
-        let mut sets: Vec<(String, String, Option<String>)> = operations(&report, name)
+        let mut sets: Vec<(String, String, Option<String>)> = operations(report, name)
             .into_iter()
             .filter_map(|op| match op {
                 Operation::SetAttribute {
@@ -153,7 +132,7 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
                 ),
             ]
         );
-        let attr = |user: &str, name: &str| attribute(&w, kind, user, name);
+        let attr = |user: &str, name: &str| attribute(w, kind, user, name);
         assert_eq!(
             attr("alovelace", "department").as_deref(),
             Some("Engineering")
@@ -161,9 +140,51 @@ replace = [{{ pattern = '^(\w+)\.(\w+)$', with = "${{2}}_${{1}}" }}]
         assert_eq!(attr("alovelace", "organization"), None);
         assert_eq!(attr("smith_bob", "department").as_deref(), Some("Sales"));
     } else {
-        assert_eq!(count(&report, name, K::SetAttribute), 0);
-        assert!(ops_of(&report, name).is_empty(), "{}", pretty(&report));
+        assert_eq!(count(report, name, K::SetAttribute), 0);
+        assert!(ops_of(report, name).is_empty(), "{}", pretty(report));
     }
+}
+
+async fn attribute_mapping(kind: TargetKind) {
+    let tenant = tenant().await;
+    let cost_center = tenant.extension_property("costCenter");
+    let (ada, bob) = add_ada_and_bob(&tenant, &cost_center);
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+    let config = mapping_config(&w, &tenant, &cost_center);
+    let report = w.sync_ok(&config, "main").await;
+    assert_eq!(
+        w.usernames(kind),
+        vec!["alovelace", "smith_bob"],
+        "{}",
+        pretty(&report)
+    );
+    let a = w.user(kind, "alovelace").expect("ada");
+    assert!(
+        a.email.eq_ignore_ascii_case("Ada.Lovelace@contoso.com"),
+        "email falls back to the UPN: {}",
+        a.email
+    );
+    assert_eq!(a.display_name, "Ada");
+    let b = w.user(kind, "smith_bob").expect("bob");
+    assert_eq!(b.email, "bob@mail.contoso.com");
+    assert_eq!(b.display_name, "Bob Smith", "display name falls back");
+
+    assert_first_attributes(&w, kind, &report, name);
+    w.assert_converged(&config).await;
+
+    // A changed and a removed attribute.
+    tenant
+        .update_user(
+            &ada,
+            json!({"department": "Engineering", cost_center.clone(): null}),
+        )
+        .expect("updated");
+    tenant
+        .update_user(&bob, json!({"department": "Sales"}))
+        .expect("updated");
+    let report = w.sync_ok(&config, "main").await;
+    assert_changed_attributes(&w, kind, &report, name);
     w.assert_converged(&config).await;
 
     // The username attribute appears for bob: a rename, not a second account.

@@ -1,8 +1,9 @@
 //! Scopes: the whole directory, an enterprise application's assignments (users and groups,
 //! nested groups only when asked, as Entra does not cascade assignments) and chosen groups (by name or id, nested or not).
 
+use idsync_config::Config;
 use idsync_model::{OperationKind as K, TargetKind};
-use idsync_runner::RunStatus;
+use idsync_runner::{RunReport, RunStatus};
 
 use crate::harness::*;
 
@@ -15,31 +16,87 @@ fn active_users(w: &World, kind: TargetKind) -> Vec<String> {
         .collect()
 }
 
-async fn scopes(kind: TargetKind) {
-    let tenant = tenant().await;
-    let ada = add_user(&tenant, "ada@contoso.com");
-    let bob = add_user(&tenant, "bob@contoso.com");
-    let cyd = add_user(&tenant, "cyd@contoso.com");
-    let dan = add_user(&tenant, "dan@contoso.com");
-    let _eve = add_user(&tenant, "eve@contoso.com");
-    let contractors = add_group(&tenant, "Contractors", &[&cyd]);
-    add_group(&tenant, "Jira Users", &[&ada, &contractors]);
-    let nested = add_group(&tenant, "App Nested", &[&dan]);
-    let app_group = add_group(&tenant, "App Group", &[&nested]);
-    tenant
-        .add_service_principal("Jira SSO", Some(APP_ID))
-        .expect("enterprise app");
-    tenant.assign_app(APP_ID, &bob).expect("assigned");
-    tenant.assign_app(APP_ID, &app_group).expect("assigned");
-    let w = World::new(&[kind]).await;
+/// The tenant of the scopes: ada and (through Contractors) cyd in Jira Users; bob assigned
+/// to the enterprise app directly, dan through App Nested in the assigned App Group; eve in
+/// none of them.
+struct Source {
+    tenant: graph_sim::RunningGraphSim,
+    bob: String,
+    contractors: String,
+    app_group: String,
+}
+
+impl Source {
+    /// The tenant, its users, groups and enterprise app with its assignments.
+    async fn new() -> Source {
+        let tenant = tenant().await;
+        let ada = add_user(&tenant, "ada@contoso.com");
+        let bob = add_user(&tenant, "bob@contoso.com");
+        let cyd = add_user(&tenant, "cyd@contoso.com");
+        let dan = add_user(&tenant, "dan@contoso.com");
+        let _eve = add_user(&tenant, "eve@contoso.com");
+        let contractors = add_group(&tenant, "Contractors", &[&cyd]);
+        add_group(&tenant, "Jira Users", &[&ada, &contractors]);
+        let nested = add_group(&tenant, "App Nested", &[&dan]);
+        let app_group = add_group(&tenant, "App Group", &[&nested]);
+        tenant
+            .add_service_principal("Jira SSO", Some(APP_ID))
+            .expect("enterprise app");
+        tenant.assign_app(APP_ID, &bob).expect("assigned");
+        tenant.assign_app(APP_ID, &app_group).expect("assigned");
+        Source {
+            tenant,
+            bob,
+            contractors,
+            app_group,
+        }
+    }
+}
+
+/// A `groups` scope on these groups (the items of a TOML list).
+fn groups_scope(groups: &str) -> String {
+    format!("[apps.scope]\nkind = \"groups\"\ngroups = [{groups}]\n")
+}
+
+/// The enterprise app's scope, through nested groups when `expand_nested`.
+fn enterprise_app_scope(expand_nested: bool) -> String {
+    let expand = if expand_nested {
+        "expand_nested_groups = true\n"
+    } else {
+        ""
+    };
+    format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\n{expand}")
+}
+
+/// An operation on a user (no group), as `ops_of` lists it.
+fn user_op(kind: K, user: &str) -> (K, String, String) {
+    (kind, user.into(), String::new())
+}
+
+/// Writes the config with this app TOML and syncs `main` by it.
+async fn sync_with(
+    w: &World,
+    tenant: &graph_sim::RunningGraphSim,
+    toml: impl Into<String>,
+) -> (Config, RunReport) {
+    let config = w.write_config(&[App::new(tenant, toml)]);
+    let report = w.sync_ok(&config, "main").await;
+    (config, report)
+}
+
+/// Checks that the run's operations on the target are `expected`, in order.
+fn assert_ops(report: &RunReport, name: &str, expected: Vec<(K, String, String)>) {
+    assert_eq!(ops_of(report, name), expected, "{}", pretty(report));
+}
+
+/// The scope on groups: by name with nested groups and without, then by object id; cyd is
+/// the only account active after.
+async fn group_scopes(w: &World, src: &Source, kind: TargetKind) {
+    let tenant = &src.tenant;
     let name = target_name(kind);
 
     // Groups by name, nested groups expanded: ada and (through Contractors) cyd.
-    let config = w.write_config(&[App::new(
-        &tenant,
-        "[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\"]\n",
-    )]);
-    let report = w.sync_ok(&config, "main").await;
+    let (config, report) = sync_with(w, tenant, groups_scope("\"Jira Users\"")).await;
     assert_count(&report, name, K::CreateUser, 2);
     assert_eq!(
         w.usernames(kind),
@@ -48,96 +105,98 @@ async fn scopes(kind: TargetKind) {
     w.assert_converged(&config).await;
 
     // Without nested groups cyd leaves the scope and is deactivated.
-    let config = w.write_config(&[App::new(
-        &tenant,
-        "nested_groups = false\n[apps.scope]\nkind = \"groups\"\ngroups = [\"Jira Users\"]\n",
-    )]);
-    let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        ops_of(&report, name),
-        vec![(K::DeactivateUser, "cyd@contoso.com".into(), String::new())],
-        "{}",
-        pretty(&report)
+    let (config, report) = sync_with(
+        w,
+        tenant,
+        format!("nested_groups = false\n{}", groups_scope("\"Jira Users\"")),
+    )
+    .await;
+    assert_ops(
+        &report,
+        name,
+        vec![user_op(K::DeactivateUser, "cyd@contoso.com")],
     );
-    assert_eq!(active_users(&w, kind), vec!["ada@contoso.com"]);
+    assert_eq!(active_users(w, kind), vec!["ada@contoso.com"]);
     w.assert_converged(&config).await;
 
     // A group by object id: cyd is back, ada leaves.
-    let config = w.write_config(&[App::new(
-        &tenant,
-        format!("[apps.scope]\nkind = \"groups\"\ngroups = [\"{contractors}\"]\n"),
-    )]);
-    let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        ops_of(&report, name),
+    let (config, report) =
+        sync_with(w, tenant, groups_scope(&format!("\"{}\"", src.contractors))).await;
+    assert_ops(
+        &report,
+        name,
         vec![
-            (K::ReactivateUser, "cyd@contoso.com".into(), String::new()),
-            (K::DeactivateUser, "ada@contoso.com".into(), String::new()),
+            user_op(K::ReactivateUser, "cyd@contoso.com"),
+            user_op(K::DeactivateUser, "ada@contoso.com"),
         ],
-        "{}",
-        pretty(&report)
     );
-    assert_eq!(active_users(&w, kind), vec!["cyd@contoso.com"]);
+    assert_eq!(active_users(w, kind), vec!["cyd@contoso.com"]);
     w.assert_converged(&config).await;
+}
+
+/// The enterprise app's scope: as Entra assigns it, through nested groups when asked, and an
+/// assignment removed; bob is the only account active after.
+async fn enterprise_app_scopes(w: &World, src: &Source, kind: TargetKind) {
+    let tenant = &src.tenant;
+    let name = target_name(kind);
 
     // The enterprise app, as Entra assigns it: bob directly; dan is in App Nested, a group
     // nested in the assigned App Group, and assignment does not cascade to nested groups.
-    let config = w.write_config(&[App::new(
-        &tenant,
-        format!("[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\n"),
-    )]);
-    let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        ops_of(&report, name),
+    let (config, report) = sync_with(w, tenant, enterprise_app_scope(false)).await;
+    assert_ops(
+        &report,
+        name,
         vec![
-            (K::CreateUser, "bob@contoso.com".into(), String::new()),
-            (K::DeactivateUser, "cyd@contoso.com".into(), String::new()),
+            user_op(K::CreateUser, "bob@contoso.com"),
+            user_op(K::DeactivateUser, "cyd@contoso.com"),
         ],
-        "{}",
-        pretty(&report)
     );
-    assert_eq!(active_users(&w, kind), vec!["bob@contoso.com"]);
+    assert_eq!(active_users(w, kind), vec!["bob@contoso.com"]);
     assert_eq!(
         tenant.snapshot().users_with_app_access(APP_ID),
-        [bob.clone()].into_iter().collect(),
+        [src.bob.clone()].into_iter().collect(),
         "the simulator's Entra agrees"
     );
     w.assert_converged(&config).await;
 
     // Going further than Entra, when asked: dan too.
-    let config = w.write_config(&[App::new(
-        &tenant,
-        format!(
-            "[apps.scope]\nkind = \"enterprise_app\"\napp_id = \"{APP_ID}\"\nexpand_nested_groups = true\n"
-        ),
-    )]);
-    let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        ops_of(&report, name),
-        vec![(K::CreateUser, "dan@contoso.com".into(), String::new())],
-        "{}",
-        pretty(&report)
+    let (config, report) = sync_with(w, tenant, enterprise_app_scope(true)).await;
+    assert_ops(
+        &report,
+        name,
+        vec![user_op(K::CreateUser, "dan@contoso.com")],
     );
     assert_eq!(
-        active_users(&w, kind),
+        active_users(w, kind),
         vec!["bob@contoso.com", "dan@contoso.com"]
     );
     w.assert_converged(&config).await;
 
     // Assignment removed at the source: dan leaves the scope.
-    tenant.unassign_app(APP_ID, &app_group).expect("unassigned");
+    tenant
+        .unassign_app(APP_ID, &src.app_group)
+        .expect("unassigned");
     let report = w.sync_ok(&config, "main").await;
-    assert_eq!(
-        ops_of(&report, name),
-        vec![(K::DeactivateUser, "dan@contoso.com".into(), String::new())],
-        "{}",
-        pretty(&report)
+    assert_ops(
+        &report,
+        name,
+        vec![user_op(K::DeactivateUser, "dan@contoso.com")],
     );
     w.assert_converged(&config).await;
+}
+
+/// Each kind of scope in turn on one target, the same people throughout.
+async fn scopes(kind: TargetKind) {
+    let src = Source::new().await;
+    let tenant = &src.tenant;
+    let w = World::new(&[kind]).await;
+    let name = target_name(kind);
+
+    group_scopes(&w, &src, kind).await;
+    enterprise_app_scopes(&w, &src, kind).await;
 
     // The whole directory: everyone, ada/cyd/dan reactivated, eve created.
-    let config = w.write_config(&[App::new(&tenant, "")]);
-    let report = w.sync_ok(&config, "main").await;
+    let (config, report) = sync_with(&w, tenant, "").await;
     assert_count(&report, name, K::CreateUser, 1);
     assert_count(&report, name, K::ReactivateUser, 3);
     assert_eq!(
@@ -324,7 +383,7 @@ async fn hidden_membership(kind: TargetKind) {
     assert!(!hidden_note(&report), "{}", pretty(&report.notes));
     assert_eq!(
         ops_of(&report, name),
-        vec![(K::DeactivateUser, "bob@contoso.com".into(), String::new())],
+        vec![user_op(K::DeactivateUser, "bob@contoso.com")],
         "{}",
         pretty(&report)
     );
