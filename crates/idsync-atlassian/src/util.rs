@@ -287,6 +287,30 @@ macro_rules! target_basics {
 }
 pub(crate) use target_basics;
 
+/// An account found by name and the groups it is in, asked side by side (a sign-in waits for
+/// both). The groups are asked by the name given; where the account's own spelling differs
+/// (the products compare names ignoring case), they are asked again by that spelling. A name
+/// nobody has is no account, whatever the groups request answered beside it.
+pub(crate) async fn account_and_groups<A, G, F>(
+    username: &str,
+    account: impl Future<Output = Result<Option<A>, TargetError>>,
+    groups_of: impl Fn(String) -> F,
+    name_of: impl Fn(&A) -> &str,
+) -> Result<Option<(A, G)>, TargetError>
+where
+    F: Future<Output = Result<G, TargetError>>,
+{
+    let (account, groups) = futures::join!(account, groups_of(username.to_owned()));
+    let Some(account) = account? else {
+        return Ok(None);
+    };
+    let groups = match groups {
+        Ok(groups) if name_of(&account) == username => groups,
+        _ => groups_of(name_of(&account).to_owned()).await?,
+    };
+    Ok(Some((account, groups)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

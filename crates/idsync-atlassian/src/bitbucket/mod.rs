@@ -338,18 +338,17 @@ impl Target for BitbucketDc {
         username: &str,
         _attributes: &[String],
     ) -> Result<Option<(TargetUser, BTreeSet<String>)>, TargetError> {
-        // Asked side by side (a sign-in waits for both); the groups are asked again by the
-        // account's own spelling in the rare case it differs from the name given.
-        let (user, groups) = futures::join!(self.find_user(username), self.groups_of(username));
-        let Some(user) = user? else {
+        let found = crate::util::account_and_groups(
+            username,
+            self.find_user(username),
+            |name| async move { self.groups_of(&name).await },
+            |user: &BbUser| user.name.as_str(),
+        )
+        .await?;
+        let Some((user, groups)) = found else {
             return Ok(None);
         };
-        let groups: BTreeSet<String> = match groups {
-            Ok(groups) if user.name == username => groups,
-            _ => self.groups_of(&user.name).await?,
-        }
-        .into_iter()
-        .collect();
+        let groups: BTreeSet<String> = groups.into_iter().collect();
         Ok(Some((self.target_user(user, Some(&groups)), groups)))
     }
 

@@ -216,17 +216,14 @@ impl Target for ConfluenceDc {
         username: &str,
         _attributes: &[String],
     ) -> Result<Option<(TargetUser, BTreeSet<String>)>, TargetError> {
-        // Asked side by side (a sign-in waits for both); the groups are asked again by the
-        // account's own spelling in the rare case it differs from the name given.
-        let (person, groups) = futures::join!(self.user(username), self.groups_of(username));
-        let Some(person) = person? else {
-            return Ok(None);
-        };
-        let groups = match groups {
-            Ok(groups) if person.username == username => groups,
-            _ => self.groups_of(&person.username).await?,
-        };
-        Ok(Some((person.into_target(), groups)))
+        let found = crate::util::account_and_groups(
+            username,
+            self.user(username),
+            |name| async move { self.groups_of(&name).await },
+            |person: &Person| person.username.as_str(),
+        )
+        .await?;
+        Ok(found.map(|(person, groups)| (person.into_target(), groups)))
     }
 
     async fn apply(&self, op: &Operation) -> Result<Applied, TargetError> {
