@@ -52,6 +52,65 @@ pub(crate) struct Dir {
     pub seats: Option<usize>,
     pub read_only: bool,
     pub next_id: u64,
+    /// What a user `filter` searches (see [`UserSearch`]): built on first use, dropped by any
+    /// change to a user.
+    pub search: std::sync::OnceLock<UserSearch>,
+}
+
+/// Every user's lower-cased username, display name and e-mail address, side by side in one
+/// string, each closed by a NUL. A `filter` (Bitbucket's: any of the three containing it) is
+/// one substring search over it instead of three comparisons per user: at 100k users the scan
+/// held the simulator's lock for 20 ms on every look-up, stalling the other products' requests
+/// as three separate servers never would.
+#[derive(Debug)]
+pub(crate) struct UserSearch {
+    text: String,
+    /// Where each user's part of `text` ends, in the order of `Dir::users`.
+    ends: Vec<usize>,
+    /// Each user's key in `Dir::users`, in the same order.
+    names: Vec<String>,
+}
+
+impl UserSearch {
+    fn build(users: &BTreeMap<String, UserRec>) -> Self {
+        let mut search = UserSearch {
+            text: String::new(),
+            ends: Vec::with_capacity(users.len()),
+            names: Vec::with_capacity(users.len()),
+        };
+        for (name, user) in users {
+            for field in [&user.name, &user.display_name, &user.email] {
+                search.text.push_str(&lower(field));
+                search.text.push('\0');
+            }
+            search.ends.push(search.text.len());
+            search.names.push(name.clone());
+        }
+        search
+    }
+
+    /// The keys in `Dir::users` of the users whose username, display name or e-mail contains
+    /// `needle` (lower case), in their order.
+    pub fn matching(&self, needle: &str) -> Vec<&str> {
+        if needle.is_empty() {
+            return self.names.iter().map(String::as_str).collect();
+        }
+        if needle.contains('\0') {
+            return Vec::new();
+        }
+        let mut found: Vec<&str> = Vec::new();
+        let mut last = usize::MAX;
+        for at in memchr::memmem::find_iter(self.text.as_bytes(), needle.as_bytes()) {
+            let user = self.ends.partition_point(|&end| end <= at);
+            if user != last
+                && let Some(name) = self.names.get(user)
+            {
+                found.push(name);
+                last = user;
+            }
+        }
+        found
+    }
 }
 
 pub(crate) fn lower(s: &str) -> String {
@@ -73,12 +132,19 @@ impl Dir {
         self.by_key.get(key).and_then(|n| self.users.get(n))
     }
 
+    /// The index a user `filter` searches.
+    pub fn user_search(&self) -> &UserSearch {
+        self.search.get_or_init(|| UserSearch::build(&self.users))
+    }
+
     pub fn user_by_key_mut(&mut self, key: &str) -> Option<&mut UserRec> {
+        self.search = std::sync::OnceLock::new();
         let name = self.by_key.get(key)?.clone();
         self.users.get_mut(&name)
     }
 
     pub fn insert_user(&mut self, user: UserRec) {
+        self.search = std::sync::OnceLock::new();
         let name = lower(&user.name);
         if let Some(old) = self.users.get(&name)
             && old.key != user.key
@@ -92,6 +158,7 @@ impl Dir {
 
     /// Removes a user and every direct membership of theirs.
     pub fn remove_user(&mut self, key: &str) -> Option<UserRec> {
+        self.search = std::sync::OnceLock::new();
         let name = self.by_key.remove(key)?;
         for group in self.groups.values_mut() {
             group.members.remove(key);
@@ -101,6 +168,7 @@ impl Dir {
 
     /// Renames; `false` when another user already has the new name.
     pub fn rename_user(&mut self, key: &str, new_name: &str) -> bool {
+        self.search = std::sync::OnceLock::new();
         let Some(old) = self.by_key.get(key).cloned() else {
             return false;
         };

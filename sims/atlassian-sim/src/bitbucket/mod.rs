@@ -288,3 +288,65 @@ fn req_param<'a>(params: &'a Params, name: &str) -> Result<&'a str, Response> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Dir, lower};
+
+    fn user(key: &str, name: &str, display_name: &str, email: &str) -> UserRec {
+        UserRec {
+            key: key.into(),
+            name: name.into(),
+            email: email.into(),
+            display_name: display_name.into(),
+            active: true,
+            external_id: None,
+            attributes: Default::default(),
+            properties: Default::default(),
+            created: String::new(),
+            modified: String::new(),
+        }
+    }
+
+    /// The index finds exactly whom the plain scan finds, and follows every change to a user.
+    #[test]
+    fn the_user_search_finds_what_the_scan_finds() {
+        let mut dir = Dir::default();
+        dir.insert_user(user("1", "Ada.L", "Ada Lovelace", "ada@example.com"));
+        dir.insert_user(user("2", "bob", "Bob Ädams", "bob@Example.com"));
+        dir.insert_user(user("3", "cy", "Cy Ada", "cy@example.org"));
+        let scan = |dir: &Dir, filter: &str| -> Vec<String> {
+            let filter = lower(filter);
+            dir.users
+                .iter()
+                .filter(|(_, u)| user_filter(u, &filter))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let check = |dir: &Dir| {
+            for filter in [
+                "", "ada", "ADA", "example", ".org", "äd", "b", "l@", "nobody", "a\0b",
+            ] {
+                let found: Vec<String> = dir
+                    .user_search()
+                    .matching(&lower(filter))
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
+                assert_eq!(found, scan(dir, filter), "{filter:?}");
+            }
+        };
+        check(&dir);
+        // A match never spans two fields: "lovelaceada" is in no one field.
+        assert!(dir.user_search().matching("lovelaceada").is_empty());
+        assert!(dir.user_search().matching("lovelace\0ada").is_empty());
+        dir.rename_user("3", "cyada");
+        if let Some(u) = dir.user_by_key_mut("2") {
+            u.display_name = "Robert".into();
+        }
+        dir.remove_user("1");
+        check(&dir);
+        assert_eq!(dir.user_search().matching("ada"), vec!["cyada"]);
+    }
+}

@@ -55,9 +55,10 @@ async fn admin_users(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let state = crate::lock(&sim.state);
     let dir = &state.bitbucket;
     let users: Vec<&UserRec> = dir
-        .users
-        .values()
-        .filter(|u| user_filter(u, &filter))
+        .user_search()
+        .matching(&filter)
+        .into_iter()
+        .filter_map(|name| dir.users.get(name))
         .collect();
     let body = paged(&users, &params, |u| detailed_user(&base, dir, u))?;
     Ok(json_response(StatusCode::OK, body))
