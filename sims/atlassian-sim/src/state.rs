@@ -52,63 +52,90 @@ pub(crate) struct Dir {
     pub seats: Option<usize>,
     pub read_only: bool,
     pub next_id: u64,
-    /// What a user `filter` searches (see [`UserSearch`]): built on first use, dropped by any
-    /// change to a user.
-    pub search: std::sync::OnceLock<UserSearch>,
+    /// What a user `filter` searches (see [`UserSearch`]): built on first use, then kept up
+    /// to date with the users changed since.
+    pub search: std::sync::Mutex<Option<UserSearch>>,
 }
 
 /// Every user's lower-cased username, display name and e-mail address, side by side in one
 /// string, each closed by a NUL. A `filter` (Bitbucket's: any of the three containing it) is
 /// one substring search over it instead of three comparisons per user: at 100k users the scan
 /// held the simulator's lock for 20 ms on every look-up, stalling the other products' requests
-/// as three separate servers never would.
-#[derive(Debug)]
+/// as three separate servers never would. A changed user's entry is marked dead and the user
+/// added again at the end; the whole is built again once most entries are dead.
+#[derive(Debug, Default)]
 pub(crate) struct UserSearch {
     text: String,
-    /// Where each user's part of `text` ends, in the order of `Dir::users`.
+    /// Where each entry's part of `text` ends.
     ends: Vec<usize>,
-    /// Each user's key in `Dir::users`, in the same order.
-    names: Vec<String>,
+    /// Each entry's user (its key in `Dir::users`), `None` once dead.
+    names: Vec<Option<String>>,
+    /// The live entry of each user.
+    entry_of: HashMap<String, usize>,
+    /// Users changed since their entry was made (dead now), to be added again.
+    changed: BTreeSet<String>,
 }
 
 impl UserSearch {
     fn build(users: &BTreeMap<String, UserRec>) -> Self {
-        let mut search = UserSearch {
-            text: String::new(),
-            ends: Vec::with_capacity(users.len()),
-            names: Vec::with_capacity(users.len()),
-        };
+        let mut search = UserSearch::default();
         for (name, user) in users {
-            for field in [&user.name, &user.display_name, &user.email] {
-                search.text.push_str(&lower(field));
-                search.text.push('\0');
-            }
-            search.ends.push(search.text.len());
-            search.names.push(name.clone());
+            search.add(name, user);
         }
         search
     }
 
-    /// The keys in `Dir::users` of the users whose username, display name or e-mail contains
-    /// `needle` (lower case), in their order.
-    pub fn matching(&self, needle: &str) -> Vec<&str> {
-        if needle.is_empty() {
-            return self.names.iter().map(String::as_str).collect();
+    fn add(&mut self, name: &str, user: &UserRec) {
+        for field in [&user.name, &user.display_name, &user.email] {
+            self.text.push_str(&lower(field));
+            self.text.push('\0');
         }
+        self.ends.push(self.text.len());
+        self.entry_of.insert(name.to_owned(), self.names.len());
+        self.names.push(Some(name.to_owned()));
+    }
+
+    /// A user (by key in `Dir::users`) changed, was added, renamed or removed.
+    fn touch(&mut self, name: &str) {
+        if let Some(entry) = self.entry_of.remove(name)
+            && let Some(slot) = self.names.get_mut(entry)
+        {
+            *slot = None;
+        }
+        self.changed.insert(name.to_owned());
+    }
+
+    /// Brings the entries of changed users up to date.
+    fn refresh(&mut self, users: &BTreeMap<String, UserRec>) {
+        if self.entry_of.len() * 2 < self.names.len() {
+            *self = UserSearch::build(users);
+            return;
+        }
+        for name in std::mem::take(&mut self.changed) {
+            if let Some(user) = users.get(&name) {
+                self.add(&name, user);
+            }
+        }
+    }
+
+    /// The keys in `Dir::users` of the users whose username, display name or e-mail contains
+    /// `needle` (lower case), sorted as `Dir::users` is.
+    fn matching(&self, needle: &str) -> Vec<String> {
         if needle.contains('\0') {
             return Vec::new();
         }
-        let mut found: Vec<&str> = Vec::new();
-        let mut last = usize::MAX;
-        for at in memchr::memmem::find_iter(self.text.as_bytes(), needle.as_bytes()) {
-            let user = self.ends.partition_point(|&end| end <= at);
-            if user != last
-                && let Some(name) = self.names.get(user)
-            {
-                found.push(name);
-                last = user;
-            }
-        }
+        let mut found: Vec<String> = if needle.is_empty() {
+            self.entry_of.keys().cloned().collect()
+        } else {
+            memchr::memmem::find_iter(self.text.as_bytes(), needle.as_bytes())
+                .filter_map(|at| {
+                    let entry = self.ends.partition_point(|&end| end <= at);
+                    self.names.get(entry).cloned().flatten()
+                })
+                .collect()
+        };
+        found.sort();
+        found.dedup();
         found
     }
 }
@@ -132,20 +159,36 @@ impl Dir {
         self.by_key.get(key).and_then(|n| self.users.get(n))
     }
 
-    /// The index a user `filter` searches.
-    pub fn user_search(&self) -> &UserSearch {
-        self.search.get_or_init(|| UserSearch::build(&self.users))
+    /// The users whose username, display name or e-mail contains `filter` (lower case), in
+    /// order: Bitbucket's user `filter`, through [`UserSearch`].
+    pub fn users_matching(&self, filter: &str) -> Vec<&UserRec> {
+        let names = {
+            let mut search = self.search.lock().unwrap_or_else(|e| e.into_inner());
+            let search = search.get_or_insert_with(|| UserSearch::build(&self.users));
+            search.refresh(&self.users);
+            search.matching(filter)
+        };
+        names.iter().filter_map(|n| self.users.get(n)).collect()
+    }
+
+    /// Tells the search index that a user (by key in `users`) changed.
+    fn touch(&mut self, name: &str) {
+        let search = self.search.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(search) = search.as_mut() {
+            search.touch(name);
+        }
     }
 
     pub fn user_by_key_mut(&mut self, key: &str) -> Option<&mut UserRec> {
-        self.search = std::sync::OnceLock::new();
         let name = self.by_key.get(key)?.clone();
+        // The caller changes the user through what this returns.
+        self.touch(&name);
         self.users.get_mut(&name)
     }
 
     pub fn insert_user(&mut self, user: UserRec) {
-        self.search = std::sync::OnceLock::new();
         let name = lower(&user.name);
+        self.touch(&name);
         if let Some(old) = self.users.get(&name)
             && old.key != user.key
         {
@@ -158,8 +201,8 @@ impl Dir {
 
     /// Removes a user and every direct membership of theirs.
     pub fn remove_user(&mut self, key: &str) -> Option<UserRec> {
-        self.search = std::sync::OnceLock::new();
         let name = self.by_key.remove(key)?;
+        self.touch(&name);
         for group in self.groups.values_mut() {
             group.members.remove(key);
         }
@@ -168,11 +211,12 @@ impl Dir {
 
     /// Renames; `false` when another user already has the new name.
     pub fn rename_user(&mut self, key: &str, new_name: &str) -> bool {
-        self.search = std::sync::OnceLock::new();
         let Some(old) = self.by_key.get(key).cloned() else {
             return false;
         };
         let new_lower = lower(new_name);
+        self.touch(&old);
+        self.touch(&new_lower);
         if new_lower != old && self.users.contains_key(&new_lower) {
             return false;
         }

@@ -54,12 +54,7 @@ async fn admin_users(State(sim): State<Arc<Inner>>, params: Params) -> Res {
     let base = sim.base();
     let state = crate::lock(&sim.state);
     let dir = &state.bitbucket;
-    let users: Vec<&UserRec> = dir
-        .user_search()
-        .matching(&filter)
-        .into_iter()
-        .filter_map(|name| dir.users.get(name))
-        .collect();
+    let users: Vec<&UserRec> = dir.users_matching(&filter);
     let body = paged(&users, &params, |u| detailed_user(&base, dir, u))?;
     Ok(json_response(StatusCode::OK, body))
 }
