@@ -10,6 +10,10 @@ use sqlx::Row;
 
 use crate::{AppLease, Store, StoreError};
 
+/// The source users of an app whose account has a username, by the index of migration 0011.
+const SOURCES_OF_USERNAME: &str =
+    "SELECT target, source_id FROM links WHERE app = ? AND lower(username) = lower(?)";
+
 /// How often a bounded wait for an app's lock tries again.
 const LOCK_RETRY: Duration = Duration::from_millis(25);
 
@@ -98,15 +102,16 @@ impl Store {
         app: &str,
         username: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT target, source_id FROM links WHERE app = ? AND lower(username) = lower(?)
-             ORDER BY target",
-        )
-        .bind(app)
-        .bind(username)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let rows = sqlx::query(SOURCES_OF_USERNAME)
+            .bind(app)
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut found: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // Sorted here: asked to sort by target, SQLite prefers the index that gives that order
+        // and reads every link of the app.
+        found.sort();
+        Ok(found)
     }
 
     /// The memberships `app` manages on `target` for one account, among `groups` (lower-case
@@ -179,5 +184,36 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sign-in given a bare username looks it up by index (migration 0011), not by reading
+    /// every link of the app: SQLite's own query plan says which.
+    #[tokio::test]
+    async fn a_username_is_looked_up_by_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_file(&dir.path().join("idsync.db"))
+            .await
+            .expect("store opens");
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {SOURCES_OF_USERNAME}"
+        )))
+        .bind("main")
+        .bind("Ada")
+        .fetch_all(&store.pool)
+        .await
+        .expect("planned")
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX links_by_app_lower_username")),
+            "{plan:?}"
+        );
     }
 }
