@@ -26,6 +26,22 @@ pub fn secret_fields(kind: EntryKind) -> &'static [&'static str] {
     }
 }
 
+/// The fields of an entry of each kind that say where its secrets are sent. A secret kept
+/// through [`MASKED`] is kept only while these stay as they were: otherwise a caller who may
+/// not read the secret could point the entry at a server of theirs and have it sent there.
+fn secret_destination_fields(kind: EntryKind) -> &'static [&'static str] {
+    match kind {
+        EntryKind::App => &[
+            "kind",
+            "tenant_id",
+            "client_id",
+            "authority_url",
+            "graph_url",
+        ],
+        EntryKind::Target => &["kind", "base_url", "username"],
+    }
+}
+
 /// Where an app or target is defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provisioned {
@@ -515,6 +531,17 @@ fn prepare(
                 .and_then(|p| p.get(*field))
                 .filter(|v| v.is_string())
                 .cloned();
+            let moved = secret_destination_fields(kind)
+                .iter()
+                .find(|f| previous.is_some_and(|p| p.get(**f) != object.get(**f)));
+            if let Some(moved) = moved {
+                return Err(refuse(
+                    field,
+                    format!(
+                        "{MASKED} keeps the stored secret only while {moved} stays as it is; {moved} changes, so give the secret again (a kept secret is never sent somewhere new)"
+                    ),
+                ));
+            }
             match kept {
                 Some(kept) => {
                     object.insert((*field).to_owned(), kept);

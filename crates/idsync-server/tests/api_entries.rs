@@ -227,6 +227,20 @@ async fn schedule_hr_and_see_it_run(
     hr: &graph_sim::RunningGraphSim,
     clock: &ManualClock,
 ) {
+    // A kept secret is never sent somewhere new: pointing the entry elsewhere takes the
+    // secret itself.
+    for moved in [
+        json!({"client_secret": "********", "authority_url": "https://attacker.example/"}),
+        json!({"client_secret": "********", "graph_url": "https://attacker.example/"}),
+    ] {
+        let (status, body) = service
+            .put("/api/v1/apps/hr", hr_app(hr, moved.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{moved}: {body}");
+        assert_eq!(body["error"]["field"], "client_secret", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("give the secret again"), "{message}");
+    }
     let (status, app) = service
         .put(
             "/api/v1/apps/hr",
