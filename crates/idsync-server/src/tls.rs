@@ -71,6 +71,9 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
+/// How long to wait after a failed accept before the next.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serves `router` over TLS until `stop` turns true; connections already open finish on their
 /// own.
 pub async fn serve(
@@ -80,9 +83,19 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Passing (out of file handles, a connection reset before it was taken):
+                // the API must not end for it. A pause keeps a lasting error from spinning.
+                tracing::warn!(error = %e, "accepting a connection failed; trying again");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
