@@ -22,7 +22,8 @@ use super::ApiState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::metrics as m;
 
-/// Answers given lately, by (app, user as given in lower case): when, and the answer.
+/// Answers given lately, by (app, user as given in lower case): until when they hold, and the
+/// answer.
 type Answers = HashMap<(String, String), (Instant, Arc<Value>)>;
 
 /// App name → the config a syncer was made from, and the syncer.
@@ -57,20 +58,23 @@ impl LoginSyncs {
         self.answers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The answer given for this app and user within `ttl`, if any.
-    fn cached(&self, key: &(String, String), ttl: Duration) -> Option<Arc<Value>> {
+    /// The answer given for this app and user, until it expires.
+    fn cached(&self, key: &(String, String)) -> Option<Arc<Value>> {
         let answers = self.answers();
         answers
             .get(key)
-            .filter(|(at, _)| at.elapsed() < ttl)
+            .filter(|(until, _)| Instant::now() < *until)
             .map(|(_, v)| Arc::clone(v))
     }
 
+    /// Keeps an answer for `ttl` (its app's window).
     fn keep(&self, key: (String, String), answer: Arc<Value>, ttl: Duration) {
         let mut answers = self.answers();
-        // Expired answers go as new ones come: the map holds the last `ttl`'s sign-ins only.
-        answers.retain(|_, (at, _)| at.elapsed() < ttl);
-        answers.insert(key, (Instant::now(), answer));
+        let now = Instant::now();
+        // Expired answers go as new ones come, each by its own app's window; the map holds
+        // the sign-ins of the last window only.
+        answers.retain(|_, (until, _)| now < *until);
+        answers.insert(key, (now + ttl, answer));
     }
 }
 
@@ -133,7 +137,7 @@ pub async fn sync_user(
     let ttl = Duration::from_secs(app_config.login_sync_cache_seconds);
     let key = cache_key(&app, &user);
     if !ttl.is_zero()
-        && let Some(answer) = state.logins.cached(&key, ttl)
+        && let Some(answer) = state.logins.cached(&key)
     {
         let mut answer = (*answer).clone();
         answer["cached"] = Value::Bool(true);
@@ -170,4 +174,41 @@ pub async fn sync_user(
         state.logins.keep(key, Arc::new(answer.clone()), ttl);
     }
     Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each answer keeps its own app's window: a sign-in of an app with a short one does not
+    /// drop what an app with a long one keeps.
+    #[test]
+    fn each_answer_expires_by_its_own_apps_window() {
+        let logins = LoginSyncs::default();
+        let long = cache_key("hr", "Ada@contoso.com");
+        let short = cache_key("wiki", "bob");
+        logins.keep(
+            long.clone(),
+            Arc::new(Value::from(1)),
+            Duration::from_secs(600),
+        );
+        logins.keep(short.clone(), Arc::new(Value::from(2)), Duration::ZERO);
+        logins.keep(
+            cache_key("wiki", "cy"),
+            Arc::new(Value::from(3)),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            logins
+                .cached(&cache_key("hr", "ada@CONTOSO.com"))
+                .as_deref(),
+            Some(&Value::from(1))
+        );
+        assert_eq!(logins.cached(&short), None);
+        assert_eq!(
+            logins.answers().len(),
+            2,
+            "the expired one went as the next came"
+        );
+    }
 }
