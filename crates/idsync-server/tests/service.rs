@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,6 +106,28 @@ async fn every_api_route_needs_the_admin_token() {
     );
     let documented = served["paths"].as_object().map_or(0, |p| p.len());
     assert!(documented >= 12, "{documented} paths documented");
+    // Every documented operation is among those checked above for the token (an unknown path
+    // answers 401 too, so the list itself must be kept whole).
+    let mut operations: BTreeSet<(String, String)> = BTreeSet::new();
+    for (path, methods) in served["paths"].as_object().into_iter().flatten() {
+        let path = path
+            .replace("{app}", "main")
+            .replace("{target}", "jira")
+            .replace("{id}", "1")
+            .replace("{user}", "alice@contoso.com");
+        for method in methods.as_object().into_iter().flatten().map(|(m, _)| m) {
+            operations.insert((method.to_uppercase(), format!("/api/v1{path}")));
+        }
+    }
+    let checked: BTreeSet<(String, String)> = routes
+        .iter()
+        .map(|(m, p)| (m.to_string(), (*p).to_owned()))
+        .collect();
+    let unchecked: Vec<_> = operations.difference(&checked).collect();
+    assert!(
+        unchecked.is_empty(),
+        "documented, not checked for the token: {unchecked:?}"
+    );
 
     // With the token, the same routes answer (no run 1 yet: 404 in the envelope).
     let (status, body) = service.get("/api/v1/runs/1").await;
