@@ -161,8 +161,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Bodies and paths axum could not read (bad JSON, a run id that is not a number) answer in
-/// the same envelope.
+/// `axum::extract::Path`, its rejection (a run id that is not a number) answered in the
+/// error envelope.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query`, its rejection (a limit that is not a number) answered in the error
+/// envelope.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Bodies, paths and queries axum could not read (bad JSON, a run id that is not a number)
+/// answer in the same envelope.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::new(r.status(), "bad_request", r.body_text())

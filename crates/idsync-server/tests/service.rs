@@ -133,6 +133,12 @@ async fn every_api_route_needs_the_admin_token() {
     let (status, body) = service.get("/api/v1/runs/1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
+    // A path or query axum cannot read answers in the envelope too.
+    for path in ["/api/v1/runs/not-a-number", "/api/v1/runs?limit=many"] {
+        let (status, body) = service.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{path}: {body}");
+    }
     let (status, _) = service.get("/api/v1/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 

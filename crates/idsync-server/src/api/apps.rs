@@ -6,8 +6,10 @@
 use std::time::Instant;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+
+use crate::error::ApiPath;
 use axum::http::StatusCode;
 use idsync_config::{AppConfig, AppKind, TargetConfig};
 use idsync_store::EntryKind;
@@ -205,7 +207,7 @@ pub async fn list_apps(State(state): State<ApiState>) -> Result<Json<Value>, Api
 )]
 pub async fn get_app(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<AppView>, ApiError> {
     let app = find_app(&state, &name)?;
     Ok(Json(app_view(&state, &app).await?))
@@ -301,7 +303,7 @@ pub async fn create_app(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AppView>), ApiError> {
     let name = create_entry(&state, EntryKind::App, body).await?;
-    let Json(app) = get_app(State(state), Path(name)).await?;
+    let Json(app) = get_app(State(state), ApiPath(name)).await?;
     Ok((StatusCode::CREATED, Json(app)))
 }
 
@@ -317,11 +319,11 @@ pub async fn create_app(
 )]
 pub async fn replace_app(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<AppView>, ApiError> {
     replace_entry(&state, EntryKind::App, &name, body).await?;
-    get_app(State(state), Path(name)).await
+    get_app(State(state), ApiPath(name)).await
 }
 
 /// `DELETE /apps/{app}`: deletes an app created through the API; its history stays. Refused
@@ -335,7 +337,7 @@ pub async fn replace_app(
 )]
 pub async fn delete_app(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     delete_entry(&state, EntryKind::App, &name).await
 }
@@ -365,7 +367,7 @@ pub async fn list_targets(State(state): State<ApiState>) -> Json<Value> {
 )]
 pub async fn get_target(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TargetView>, ApiError> {
     let target = find_target(&state, &name)?;
     Ok(Json(target_view(&state, &target).await))
@@ -384,7 +386,7 @@ pub async fn create_target(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TargetView>), ApiError> {
     let name = create_entry(&state, EntryKind::Target, body).await?;
-    let Json(target) = get_target(State(state), Path(name)).await?;
+    let Json(target) = get_target(State(state), ApiPath(name)).await?;
     Ok((StatusCode::CREATED, Json(target)))
 }
 
@@ -400,11 +402,11 @@ pub async fn create_target(
 )]
 pub async fn replace_target(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<TargetView>, ApiError> {
     replace_entry(&state, EntryKind::Target, &name, body).await?;
-    get_target(State(state), Path(name)).await
+    get_target(State(state), ApiPath(name)).await
 }
 
 /// `DELETE /targets/{target}`: deletes a target created through the API, unless an app names
@@ -418,7 +420,7 @@ pub async fn replace_target(
 )]
 pub async fn delete_target(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     delete_entry(&state, EntryKind::Target, &name).await
 }
@@ -435,7 +437,7 @@ pub async fn delete_target(
 )]
 pub async fn test_target(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let config = find_target(&state, &name)?;
     let started = Instant::now();
@@ -469,7 +471,7 @@ pub async fn test_target(
 )]
 pub async fn test_app(
     State(state): State<ApiState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = find_app(&state, &name)?;
     let started = Instant::now();

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::error::ApiPath;
 use axum::http::StatusCode;
 use idsync_runner::{RunError, UserSyncOptions, UserSyncer};
 use serde_json::Value;
@@ -125,7 +127,7 @@ fn api_error(e: RunError) -> ApiError {
 )]
 pub async fn sync_user(
     State(state): State<ApiState>,
-    Path((app, user)): Path<(String, String)>,
+    ApiPath((app, user)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let config = state.config.current();
     let Some(app_config) = config.app(&app) else {

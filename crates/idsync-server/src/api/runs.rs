@@ -3,7 +3,9 @@
 //! run the mass-change guard held.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::error::{ApiPath, ApiQuery};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use idsync_runner::{RunStatus, Trigger};
@@ -42,7 +44,7 @@ pub struct StartRun {
 )]
 pub async fn start_run(
     State(state): State<ApiState>,
-    Path(app): Path<String>,
+    ApiPath(app): ApiPath<String>,
     body: Option<Json<StartRun>>,
 ) -> Result<Response, ApiError> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
@@ -110,7 +112,7 @@ pub struct HistoryQuery {
 )]
 pub async fn list_runs(
     State(state): State<ApiState>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -155,7 +157,7 @@ fn no_run(id: i64) -> ApiError {
 )]
 pub async fn get_run(
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let run = state.store.run(id).await?.ok_or_else(|| no_run(id))?;
     let plan = state.store.held_plan(id).await?;
@@ -185,8 +187,8 @@ pub struct OperationsQuery {
 )]
 pub async fn run_operations(
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
-    Query(query): Query<OperationsQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<OperationsQuery>,
 ) -> Result<Response, ApiError> {
     state.store.run(id).await?.ok_or_else(|| no_run(id))?;
     let operations = state.store.operations(id).await?;
@@ -261,7 +263,7 @@ fn csv_field(value: &str) -> String {
 )]
 pub async fn approve_run(
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Refused before the approval is kept: a 503 must not leave an approval behind.
     if state.coordinator.is_stopping() {
@@ -306,7 +308,7 @@ pub async fn approve_run(
 )]
 pub async fn discard_run(
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let run = state.store.discard_run(id).await?;
     Ok(Json(json!({ "run": run })))
