@@ -916,6 +916,9 @@ async fn once_stopping_no_sync_dry_run_or_sign_in_sync_starts_while_the_api_stil
         ("/api/v1/apps/main/users/alice@contoso.com/sync", json!({})),
         // Refused before anything is approved (no run 1 is held: it would be a 404 or 409).
         ("/api/v1/runs/1/approve", json!({})),
+        // Connection tests read the source and the targets: work a stop would wait for.
+        ("/api/v1/apps/main/test", json!({})),
+        ("/api/v1/targets/jira/test", json!({})),
     ] {
         let (status, answer) = api.post(path, body.clone()).await;
         assert_eq!(

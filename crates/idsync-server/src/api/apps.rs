@@ -433,13 +433,15 @@ pub async fn delete_target(
     path = "/targets/{target}/test",
     tag = "targets",
     params(("target" = String, Path, description = "The target's name")),
-    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
+    responses((status = 200, description = "`{\"target\", \"ok\", \"probe\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn test_target(
     State(state): State<ApiState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let config = find_target(&state, &name)?;
+    // Work a stop waits for; once stopping, refused.
+    let _working = state.coordinator.begin()?;
     let started = Instant::now();
     let probe = match idsync_atlassian::build_target(&config) {
         Ok(target) => target.probe().await,
@@ -467,13 +469,15 @@ pub async fn test_target(
     path = "/apps/{app}/test",
     tag = "apps",
     params(("app" = String, Path, description = "The app's name")),
-    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope))
+    responses((status = 200, description = "`{\"app\", \"ok\", \"source\" | \"error\"}`", body = Object), (status = 404, body = ErrorEnvelope), (status = 503, description = "stopping: idsync is stopping and starts nothing", body = ErrorEnvelope))
 )]
 pub async fn test_app(
     State(state): State<ApiState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let app = find_app(&state, &name)?;
+    // Work a stop waits for; once stopping, refused.
+    let _working = state.coordinator.begin()?;
     let started = Instant::now();
     let result = match idsync_entra::EntraSource::new(&app, &app.source_attributes()) {
         Ok(source) => source.read(None).await,
